@@ -1,0 +1,63 @@
+"""Command-line options shared by several sub-commands."""
+
+from __future__ import annotations
+
+import functools
+from typing import Callable
+
+import click
+
+_SCALE_CHOICES = click.Choice(["very_coarse", "coarse", "fine", "very_fine", "super_fine"], case_sensitive=False)
+
+
+def bunwarpj_options(func: Callable) -> Callable:
+    """Add bUnwarpJ's ten parameters (plugin names and defaults) and pass them as ``params``."""
+    opts = [
+        click.option("--mode", type=click.Choice(["fast", "accurate", "mono"], case_sensitive=False), default="accurate", show_default=True, help="bUnwarpJ registration mode (mono: direct transform only)."),
+        click.option("--subsample", "img_subsamp_fact", type=click.IntRange(0, 7), default=0, show_default=True, help="Image subsampling factor (images reduced by 2^s for the image term)."),
+        click.option("--initial-deformation", type=_SCALE_CHOICES, default="very_coarse", show_default=True),
+        click.option("--final-deformation", type=_SCALE_CHOICES, default="fine", show_default=True),
+        click.option("--divergence-weight", type=float, default=0.0, show_default=True),
+        click.option("--curl-weight", type=float, default=0.0, show_default=True),
+        click.option("--landmark-weight", type=float, default=0.0, show_default=True),
+        click.option("--image-weight", type=float, default=1.0, show_default=True),
+        click.option("--consistency-weight", type=float, default=10.0, show_default=True),
+        click.option("--stop-threshold", type=float, default=0.01, show_default=True),
+    ]
+
+    @functools.wraps(func)
+    def wrapper(*args, **kwargs):
+        from ..registration import BUnwarpJParams
+
+        try:
+            kwargs["params"] = BUnwarpJParams(
+                mode=kwargs.pop("mode"),
+                img_subsamp_fact=kwargs.pop("img_subsamp_fact"),
+                min_scale_deformation=kwargs.pop("initial_deformation"),
+                max_scale_deformation=kwargs.pop("final_deformation"),
+                divergence_weight=kwargs.pop("divergence_weight"),
+                curl_weight=kwargs.pop("curl_weight"),
+                landmark_weight=kwargs.pop("landmark_weight"),
+                image_weight=kwargs.pop("image_weight"),
+                consistency_weight=kwargs.pop("consistency_weight"),
+                stop_threshold=kwargs.pop("stop_threshold"),
+            )
+        except ValueError as exc:
+            raise click.BadParameter(str(exc)) from exc
+        return func(*args, **kwargs)
+
+    for opt in reversed(opts):
+        wrapper = opt(wrapper)
+    return wrapper
+
+
+def style_options(func: Callable) -> Callable:
+    """``--model MODEL`` and ``--style model|none``."""
+    func = click.option("--style", type=click.Choice(["model", "none"]), default="model", show_default=True, help="'none' registers the raw LOM (the study's baseline).")(func)
+    func = click.option("--model", type=click.Path(exists=True), default=None, help="Style model: the folder `train` writes, or a weights file (default: the shipped model).")(func)
+    return func
+
+
+def fiji_option(func: Callable) -> Callable:
+    """``--fiji DIR``."""
+    return click.option("--fiji", "fiji_dir", type=click.Path(file_okay=False), default=None, envvar="FIJI_HOME", help="Fiji.app or ImageJ folder with bUnwarpJ (default: FIJI_HOME, then the usual places).")(func)

@@ -1,0 +1,154 @@
+"""One LOM/CBS pair end to end: style the LOM, register it to the CBS, re-apply to the original.
+
+Outputs in the pair's folder (each written atomically; ``metrics.json`` last, so its
+presence means the pair is complete): ``styled.tif``, ``direct_transf.txt``,
+``inverse_transf.txt`` (not in Mono mode), ``registered.tif`` (the original LOM on the CBS
+grid, with the CBS pixel size), ``metrics.json`` and ``overlay.png``.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import time
+from dataclasses import dataclass
+from os import PathLike
+from pathlib import Path
+
+import numpy as np
+
+from .. import __version__
+from ..io import Micrograph, atomic_write_text, normalize, read_image, to_gray, write_png, write_tiff
+from ..quality import nmi, tier_from_tre, transform_stats, tre
+from ..registration import BUnwarpJParams, Registration, register
+from ..transform import read_transform, warp_image, write_elastic
+from .overlay import overlay_rgb
+
+log = logging.getLogger(__name__)
+
+PathLikeStr = str | PathLike[str]
+
+
+@dataclass(frozen=True)
+class PairResult:
+    """What :func:`register_pair` produced."""
+
+    out_dir: Path
+    registration: Registration
+    registered: np.ndarray
+    styled: np.ndarray
+    metrics: dict
+
+
+def _as_micrograph(image: PathLikeStr | Micrograph) -> Micrograph:
+    return image if isinstance(image, Micrograph) else read_image(image)
+
+
+def style_image(lom_gray: np.ndarray, model: PathLikeStr | None, style: str) -> tuple[np.ndarray, dict]:
+    """The image bUnwarpJ sees in place of the LOM: styled by a model, or the LOM itself.
+
+    ``style`` is ``"model"`` (the given model, or the shipped default when ``model`` is
+    None) or ``"none"`` (raw LOM, the study's baseline).
+    """
+    if style == "none":
+        return normalize(lom_gray), {"style": "none"}
+    if style != "model":
+        raise ValueError(f"style must be 'model' or 'none', got {style!r}")
+    from ..style import StyleTransfer
+
+    st = StyleTransfer.load(model) if model is not None else StyleTransfer.load_default()
+    styled = np.asarray(st(lom_gray), dtype=np.float32)
+    return normalize(styled), {"style": "model", "model": str(getattr(st, "path", model) or "default")}
+
+
+def register_pair(
+    lom: PathLikeStr | Micrograph,
+    cbs: PathLikeStr | Micrograph,
+    out_dir: PathLikeStr,
+    *,
+    model: PathLikeStr | None = None,
+    style: str = "model",
+    backend: str = "bunwarpj",
+    params: BUnwarpJParams | None = None,
+    fiji_dir: PathLikeStr | None = None,
+    truth: PathLikeStr | None = None,
+) -> PairResult:
+    """Register one LOM image to its CBS image and write the results into ``out_dir``.
+
+    Parameters
+    ----------
+    lom, cbs
+        Files (or already read :class:`~styleunwarp.io.Micrograph`) of the source (LOM, may
+        be RGB) and the target (CBS; an SEM data bar is cropped automatically).
+    model, style
+        Style model (folder or weights file; ``None`` = the shipped default) and
+        ``"model"`` or ``"none"`` (register the raw LOM).
+    backend, params, fiji_dir
+        Registration backend, bUnwarpJ parameters, and the Fiji/ImageJ folder.
+    truth
+        Optional ground-truth direct transform file; adds TRE and a tier to the metrics.
+    """
+    t_start = time.perf_counter()
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    lom_m, cbs_m = _as_micrograph(lom), _as_micrograph(cbs)
+    params = params or BUnwarpJParams()
+    lom_gray = to_gray(lom_m.data)
+    target = normalize(to_gray(cbs_m.data))
+
+    t0 = time.perf_counter()
+    styled, style_info = style_image(lom_gray, model, style)
+    style_seconds = time.perf_counter() - t0
+    write_tiff(out / "styled.tif", styled, pixel_size=lom_m.pixel_size)
+
+    options = {"fiji_dir": fiji_dir} if backend == "bunwarpj" else {}
+    reg = register(target, styled, params, backend=backend, **options)
+    write_elastic(reg.direct, out / "direct_transf.txt")
+    if reg.inverse is not None:
+        write_elastic(reg.inverse, out / "inverse_transf.txt")
+
+    t0 = time.perf_counter()
+    if backend == "bunwarpj":
+        from ..registration.bunwarpj import apply_transform
+
+        registered = apply_transform(lom_m.data, reg.direct, target.shape, fiji_dir=fiji_dir)
+    else:
+        registered = warp_image(lom_m.data, reg.direct, target.shape)
+    apply_seconds = time.perf_counter() - t0
+    write_tiff(out / "registered.tif", registered, pixel_size=cbs_m.pixel_size)
+
+    reg_gray = to_gray(registered)
+    inside = reg_gray != 0
+    common = tuple(min(a, b) for a, b in zip(lom_gray.shape, target.shape))
+    metrics: dict = {
+        "styleunwarp_version": __version__,
+        "lom": str(lom_m.path) if lom_m.path else None,
+        "cbs": str(cbs_m.path) if cbs_m.path else None,
+        "lom_shape": list(lom_m.data.shape),
+        "cbs_shape": list(target.shape),
+        "lom_pixel_size_um": lom_m.pixel_size,
+        "cbs_pixel_size_um": cbs_m.pixel_size,
+        "cbs_data_bar_rows": cbs_m.metadata.get("data_bar_rows", 0),
+        **style_info,
+        "backend": reg.backend,
+        "params": params.to_dict(),
+        "nmi_before": nmi(lom_gray[: common[0], : common[1]], target[: common[0], : common[1]]),
+        "nmi_after": nmi(reg_gray, target, inside),
+        "transform": transform_stats(reg.direct, target.shape, lom_gray.shape, reg.inverse).to_dict(),
+        "seconds": {
+            "style": style_seconds,
+            "registration": reg.seconds,
+            "apply": apply_seconds,
+            "total": time.perf_counter() - t_start,
+        },
+        "registration_info": reg.info,
+    }
+    if truth is not None:
+        true_t = read_transform(truth)
+        err = tre(reg.direct, true_t, target.shape, lom_gray.shape)
+        folded = metrics["transform"]["folded_fraction"] > 0
+        metrics["tre"] = err.to_dict()
+        metrics["tier"] = tier_from_tre(err.mean, err.p95, folded)
+    write_png(out / "overlay.png", overlay_rgb(reg_gray, target))
+    atomic_write_text(out / "metrics.json", json.dumps(metrics, indent=2, default=float) + "\n")
+    return PairResult(out, reg, registered, styled, metrics)

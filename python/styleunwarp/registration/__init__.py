@@ -1,0 +1,63 @@
+"""Elastic registration behind one interface: ``register(target, source, params)``.
+
+Backends: ``"bunwarpj"`` (the real Fiji plugin through :mod:`styleunwarp.imagej`) and
+``"native"`` (the same model in PyTorch). Each backend is a module of this package with a
+``register`` function of the signature below; it is imported only when used.
+"""
+
+from __future__ import annotations
+
+import importlib
+
+import numpy as np
+
+from .params import MODES, SCALES, BUnwarpJParams
+from .result import Points, Registration
+
+BACKENDS = ("bunwarpj", "native")
+
+
+def register(
+    target: np.ndarray,
+    source: np.ndarray,
+    params: BUnwarpJParams | None = None,
+    *,
+    backend: str = "bunwarpj",
+    target_mask: np.ndarray | None = None,
+    source_mask: np.ndarray | None = None,
+    landmarks: tuple[Points, Points] | None = None,
+    **options,
+) -> Registration:
+    """Register ``source`` (moved) to ``target`` (fixed).
+
+    Parameters
+    ----------
+    target, source
+        Grey images ``(H, W)``, intensities roughly 0..255 (bUnwarpJ's SSD term returns the
+        identity silently for images scaled to [0, 1]: use :func:`styleunwarp.io.normalize`).
+    params
+        bUnwarpJ's parameters (defaults: the plugin dialog's).
+    backend
+        ``"bunwarpj"`` or ``"native"``.
+    target_mask, source_mask
+        Optional boolean masks of the pixels to use.
+    landmarks
+        Optional ``(target_points, source_points)``, each ``(K, 2)`` of ``(x, y)``.
+    options
+        Backend-specific keyword arguments (e.g. ``fiji_dir`` for bUnwarpJ).
+    """
+    if backend not in BACKENDS:
+        raise ValueError(f"unknown registration backend {backend!r}; choose from {', '.join(BACKENDS)}")
+    module = importlib.import_module(f"{__name__}.{backend}")
+    return module.register(
+        target,
+        source,
+        params or BUnwarpJParams(),
+        target_mask=target_mask,
+        source_mask=source_mask,
+        landmarks=landmarks,
+        **options,
+    )
+
+
+__all__ = ["BACKENDS", "MODES", "SCALES", "BUnwarpJParams", "Points", "Registration", "register"]

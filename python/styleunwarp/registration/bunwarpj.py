@@ -1,0 +1,212 @@
+"""The real bUnwarpJ plugin as a registration backend (through :mod:`styleunwarp.imagej`).
+
+Calls ``bunwarpj.bUnwarpJ_.computeTransformationBatch(targetImp, sourceImp, targetMask,
+sourceMask, Param(...))`` in-process (target first), reads the direct and inverse B-spline
+coefficients from the returned ``Transformation`` and re-applies transforms with the
+plugin's own ``MiscTools.applyTransformationToSourceMT``. Nothing goes through files.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from contextlib import contextmanager
+from os import PathLike
+from typing import Iterator
+
+import numpy as np
+
+from ..errors import InputError, StyleunwarpError
+from ..imagej import from_imageplus, jclass, start, to_imageplus
+from ..transform import ElasticTransform
+from .params import BUnwarpJParams
+from .result import Points, Registration
+
+log = logging.getLogger(__name__)
+
+MIN_SIZE = 16
+"""Smallest image side bUnwarpJ is given (its pyramid needs a few levels)."""
+
+
+class BUnwarpJError(StyleunwarpError, RuntimeError):
+    """bUnwarpJ failed; the message carries the plugin's own."""
+
+
+def check_image(image: np.ndarray, role: str) -> np.ndarray:
+    """A finite, non-constant 2-D float32 copy of ``image``, or an :class:`InputError`."""
+    a = np.asarray(image)
+    if a.ndim != 2:
+        raise InputError(None, f"{role} image must be 2-D grey, got shape {a.shape} (convert RGB with styleunwarp.io.to_gray)")
+    if min(a.shape) < MIN_SIZE:
+        raise InputError(None, f"{role} image is {a.shape[1]}x{a.shape[0]} px; bUnwarpJ needs at least {MIN_SIZE} px per side")
+    a = a.astype(np.float32)
+    bad = ~np.isfinite(a)
+    if bad.any():
+        raise InputError(None, f"{role} image has {int(bad.sum())} NaN or infinite pixels")
+    if float(a.max() - a.min()) == 0.0:
+        raise InputError(None, f"{role} image is constant ({float(a.flat[0])}): nothing to register")
+    return a
+
+
+def _joint_range(target: np.ndarray, source: np.ndarray) -> tuple[np.ndarray, np.ndarray, float]:
+    """Scale both images by one factor when their range is tiny (bUnwarpJ then returns the identity)."""
+    span = max(float(np.ptp(target)), float(np.ptp(source)))
+    if span >= 10.0:
+        return target, source, 1.0
+    factor = 255.0 / span
+    log.warning("images span only %.3g grey levels; scaling both by %.4g for bUnwarpJ (its SSD term needs ~0..255)", span, factor)
+    return target * factor, source * factor, factor
+
+
+def _mask_processor(mask: np.ndarray | None, shape: tuple[int, int], role: str):
+    if mask is None:
+        return None
+    m = np.asarray(mask)
+    if m.shape != shape:
+        raise InputError(None, f"{role} mask is {m.shape}, its image is {shape}")
+    return to_imageplus((m != 0).astype(np.uint8) * 255, f"{role}-mask").getProcessor()
+
+
+def _set_landmarks(imp, points: Points, role: str) -> None:
+    import jpype
+
+    p = np.asarray(points, dtype=np.float64)
+    if p.ndim != 2 or p.shape[1] != 2:
+        raise InputError(None, f"{role} landmarks must be (K, 2) arrays of (x, y), got {p.shape}")
+    xs = jpype.JArray(jpype.JFloat)(p[:, 0].astype(np.float32))
+    ys = jpype.JArray(jpype.JFloat)(p[:, 1].astype(np.float32))
+    imp.setRoi(jclass("ij.gui.PointRoi")(xs, ys, int(p.shape[0])))
+
+
+class _PluginLog:
+    """Text that bUnwarpJ printed (headless, ``IJ.log`` goes to ``System.out``)."""
+
+    def __init__(self) -> None:
+        self.buffer = jclass("java.io.ByteArrayOutputStream")()
+
+    def lines(self) -> list[str]:
+        text = str(self.buffer.toString())
+        return [line.strip() for line in text.splitlines() if line.strip()]
+
+
+@contextmanager
+def _captured_plugin_log() -> Iterator[_PluginLog]:
+    """Capture what the plugin prints to ``System.out`` during the block."""
+    system = jclass("java.lang.System")
+    captured = _PluginLog()
+    old = system.out
+    system.setOut(jclass("java.io.PrintStream")(captured.buffer, True))
+    try:
+        yield captured
+    finally:
+        system.setOut(old)
+        for line in captured.lines():
+            log.debug("bUnwarpJ: %s", line)
+
+
+def _coefficients(java_matrix) -> np.ndarray:
+    return np.array([np.asarray(row, dtype=np.float64) for row in java_matrix])
+
+
+def register(
+    target: np.ndarray,
+    source: np.ndarray,
+    params: BUnwarpJParams,
+    *,
+    target_mask: np.ndarray | None = None,
+    source_mask: np.ndarray | None = None,
+    landmarks: tuple[Points, Points] | None = None,
+    fiji_dir: str | PathLike[str] | None = None,
+) -> Registration:
+    """Register ``source`` to ``target`` with the real bUnwarpJ (see :func:`styleunwarp.registration.register`).
+
+    Landmarks become ``PointRoi`` selections on the two images, which bUnwarpJ reads as
+    landmarks (integer pixel positions, as the plugin stores them).
+
+    Raises
+    ------
+    InputError
+        For unusable images, masks or landmarks.
+    BUnwarpJError
+        When the plugin throws or returns no transformation; carries its message.
+    """
+    t = check_image(target, "target")
+    s = check_image(source, "source")
+    t, s, factor = _joint_range(t, s)
+    start(fiji_dir)
+    target_imp = to_imageplus(t, "target")
+    source_imp = to_imageplus(s, "source")
+    target_mask_ip = _mask_processor(target_mask, t.shape, "target")
+    source_mask_ip = _mask_processor(source_mask, s.shape, "source")
+    if landmarks is not None:
+        tp, sp = landmarks
+        if len(tp) != len(sp):
+            raise InputError(None, f"landmark counts differ: {len(tp)} on the target, {len(sp)} on the source")
+        _set_landmarks(target_imp, tp, "target")
+        _set_landmarks(source_imp, sp, "source")
+    param = jclass("bunwarpj.Param")(*params.as_java_args())
+    plugin = jclass("bunwarpj.bUnwarpJ_")
+    t0 = time.perf_counter()
+    with _captured_plugin_log() as plugin_log:
+        try:
+            transf = plugin.computeTransformationBatch(target_imp, source_imp, target_mask_ip, source_mask_ip, param)
+        except Exception as exc:  # a Java exception surfaces as a Python exception through JPype
+            raise BUnwarpJError(f"bUnwarpJ failed: {exc}; plugin log: {' | '.join(plugin_log.lines()) or '(empty)'}") from exc
+    seconds = time.perf_counter() - t0
+    problems = [line for line in plugin_log.lines() if "error" in line.lower() or "exception" in line.lower()]
+    for line in problems:
+        log.warning("bUnwarpJ: %s", line)
+    if transf is None:
+        raise BUnwarpJError("bUnwarpJ returned no transformation (see the ImageJ log for its message)")
+    direct = ElasticTransform(_coefficients(transf.getDirectDeformationCoefficientsX()), _coefficients(transf.getDirectDeformationCoefficientsY()))
+    inverse = None
+    if params.mode != "mono":
+        inverse = ElasticTransform(_coefficients(transf.getInverseDeformationCoefficientsX()), _coefficients(transf.getInverseDeformationCoefficientsY()))
+    info = {
+        "intensity_scale": factor,
+        "landmarks": 0 if landmarks is None else len(landmarks[0]),
+        "plugin_messages": sorted(set(problems)),
+    }
+    return Registration(direct, inverse, t.shape, s.shape, "bunwarpj", params, seconds, info)
+
+
+def apply_transform(
+    source: np.ndarray,
+    transform: ElasticTransform,
+    target_shape: tuple[int, int],
+    *,
+    fiji_dir: str | PathLike[str] | None = None,
+) -> np.ndarray:
+    """Warp ``source`` onto a ``target_shape`` grid with bUnwarpJ's own apply, inside ImageJ.
+
+    Grey input gives float32; ``(H, W, 3)`` RGB is warped per channel by the plugin and
+    returned as uint8 RGB (ImageJ's ColorProcessor). This is how the registration found on
+    the styled LOM is re-applied to the original LOM.
+    """
+    import jpype
+
+    src = np.asarray(source)
+    if src.ndim == 3 and src.shape[2] == 3:
+        src = np.clip(np.rint(src), 0, 255).astype(np.uint8) if src.dtype != np.uint8 else src
+    elif src.ndim == 2:
+        src = src.astype(np.float32) if src.dtype not in (np.uint8, np.uint16) else src
+    else:
+        raise InputError(None, f"source must be (H, W) grey or (H, W, 3) RGB, got {src.shape}")
+    start(fiji_dir)
+    source_imp = to_imageplus(src, "source")
+    target_imp = to_imageplus(np.zeros(target_shape, np.float32), "target")
+    cx = jpype.JArray(jpype.JDouble, 2)(transform.cx.tolist())
+    cy = jpype.JArray(jpype.JDouble, 2)(transform.cy.tolist())
+    try:
+        jclass("bunwarpj.MiscTools").applyTransformationToSourceMT(source_imp, target_imp, transform.intervals, cx, cy)
+    except Exception as exc:
+        raise BUnwarpJError(f"bUnwarpJ could not apply the transform: {exc}") from exc
+    return from_imageplus(source_imp)
+
+
+def plugin_version(fiji_dir: str | PathLike[str] | None = None) -> str | None:
+    """Version of the bUnwarpJ jar in use (from its manifest), if known."""
+    from ..imagej.discovery import jar_version
+
+    install = start(fiji_dir)
+    return jar_version(install.bunwarpj_jar) if install.bunwarpj_jar else None

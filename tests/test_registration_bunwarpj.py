@@ -1,0 +1,119 @@
+"""The bUnwarpJ backend and the one-pair pipeline against the real plugin (skipped where absent)."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+from scipy import ndimage
+
+from styleunwarp.errors import InputError
+from styleunwarp.io import read_image, write_tiff
+from styleunwarp.quality import tre
+from styleunwarp.registration import BUnwarpJParams, register
+from styleunwarp.transform import affine_elastic, read_elastic, warp_image, write_elastic
+
+pytestmark = pytest.mark.bunwarpj
+
+
+def textured(shape=(192, 192), seed=0, sigma=3.0) -> np.ndarray:
+    rng = np.random.default_rng(seed)
+    img = ndimage.gaussian_filter(rng.standard_normal(shape), sigma)
+    return ((img - img.min()) / np.ptp(img) * 255).astype(np.float32)
+
+
+def known_pair(shape=(192, 192), seed=0):
+    """(target, source, truth): target = source warped by a known affine-plus-nothing map."""
+    source = textured(shape, seed)
+    truth = affine_elastic(np.array([[0.995, 0.03, 2.5], [-0.03, 0.995, -1.5]]), 4, shape)
+    return warp_image(source, truth, shape), source, truth
+
+
+@pytest.mark.parametrize("mode", ["mono", "accurate"])
+def test_recovers_known_deformation(bunwarpj, mode):
+    target, source, truth = known_pair()
+    reg = register(target, source, BUnwarpJParams(mode=mode))
+    err = tre(reg.direct, truth, target.shape)
+    assert err.mean < 0.5, err
+    assert (reg.inverse is None) == (mode == "mono")
+    assert reg.backend == "bunwarpj" and reg.seconds > 0
+    assert reg.direct.intervals == 4  # Fine = 2**2
+
+
+def test_unit_range_images_are_rescaled_not_silently_identity(bunwarpj):
+    """bUnwarpJ returns the identity for [0, 1] images; the backend rescales them."""
+    target, source, truth = known_pair(seed=1)
+    reg = register(target / 255.0, source / 255.0, BUnwarpJParams(mode="mono"))
+    assert reg.info["intensity_scale"] == pytest.approx(255.0 / max(np.ptp(target / 255.0), np.ptp(source / 255.0)))
+    assert tre(reg.direct, truth, target.shape).mean < 0.5
+
+
+def test_landmarks_only(bunwarpj):
+    shape = (128, 128)
+    flat = np.zeros(shape, np.float32) + np.linspace(0, 255, 128, dtype=np.float32)[None, :]
+    pts_t = np.array([[20, 20], [100, 25], [30, 100], [105, 110], [64, 64]], float)
+    pts_s = pts_t + [4.0, -3.0]
+    p = BUnwarpJParams(mode="mono", landmark_weight=1.0, image_weight=0.0, max_scale_deformation=0)
+    reg = register(flat, flat, p, landmarks=(pts_t, pts_s))
+    got = reg.direct.at(shape, pts_t[:, 0], pts_t[:, 1]).T
+    assert np.abs(got - pts_s).max() < 1.0
+
+
+@pytest.mark.parametrize(
+    ("target", "source", "problem"),
+    [
+        (np.zeros((64, 64)), textured((64, 64)), "constant"),
+        (textured((64, 64)), np.full((64, 64), np.nan), "NaN"),
+        (textured((8, 64)), textured((64, 64)), "at least 16"),
+        (textured((64, 64)), np.zeros((64, 64, 3)), "2-D grey"),
+    ],
+)
+def test_bad_input_is_refused_clearly(bunwarpj, target, source, problem):
+    with pytest.raises(InputError, match=problem):
+        register(target, source, BUnwarpJParams(mode="mono"))
+
+
+def test_register_pair_files(bunwarpj, tmp_path):
+    """``styleunwarp register --style none`` writes every promised file, and they agree."""
+    from click.testing import CliRunner
+
+    from styleunwarp.cli import main
+
+    target, source, truth = known_pair(seed=2)
+    rgb = np.stack([source, source * 0.8, source * 0.6], axis=-1).astype(np.uint8)
+    write_tiff(tmp_path / "cbs.tif", target, pixel_size=0.25)
+    write_tiff(tmp_path / "lom [1].tif", rgb)
+    write_elastic(truth, tmp_path / "truth.txt")
+    out = tmp_path / "out dir"
+    res = CliRunner().invoke(
+        main,
+        ["register", str(tmp_path / "lom [1].tif"), str(tmp_path / "cbs.tif"), "--out", str(out), "--style", "none", "--mode", "accurate", "--truth", str(tmp_path / "truth.txt")],
+    )
+    assert res.exit_code == 0, res.output
+    for name in ("styled.tif", "direct_transf.txt", "inverse_transf.txt", "registered.tif", "metrics.json", "overlay.png"):
+        assert (out / name).is_file(), name
+    m = json.loads((out / "metrics.json").read_text())
+    assert m["tier"] == "good" and m["tre"]["mean"] < 1.0
+    assert m["nmi_after"] > m["nmi_before"]
+    assert m["transform"]["consistency_error"] < 1.0
+    reg = read_image(out / "registered.tif")
+    assert reg.data.shape == (192, 192, 3) and reg.pixel_size == pytest.approx(0.25)
+    # the registered LOM is bUnwarpJ's own warp of the original RGB LOM with the saved transform
+    mine = warp_image(rgb, read_elastic(out / "direct_transf.txt"), (192, 192))
+    assert np.abs(mine.astype(int) - reg.data.astype(int)).max() <= 1
+
+
+def test_plugin_messages_are_captured(bunwarpj):
+    """bUnwarpJ prints problems instead of failing; the backend keeps them in ``info``."""
+    p = BUnwarpJParams(mode="accurate", img_subsamp_fact=7, max_scale_deformation=4)
+    reg = register(textured((16, 16)), textured((16, 16), 1), p)
+    assert any("least square" in m for m in reg.info["plugin_messages"])
+
+
+def test_apply_refuses_unsupported_images(bunwarpj):
+    from styleunwarp.registration.bunwarpj import apply_transform
+    from styleunwarp.transform import identity_elastic
+
+    with pytest.raises(InputError, match="RGB"):
+        apply_transform(np.zeros((32, 32, 4)), identity_elastic(2, (32, 32)), (32, 32))
