@@ -9,6 +9,7 @@ need_apt=()
 command -v java >/dev/null 2>&1 || need_apt+=(default-jre-headless)
 [ -f /usr/share/java/ij.jar ] || need_apt+=(libij-java)
 command -v xvfb-run >/dev/null 2>&1 || need_apt+=(xvfb)
+[ -f /usr/share/java/jython.jar ] || need_apt+=(jython)  # runs the Fiji script-editor script in tests
 python3 -c 'import venv, ensurepip' >/dev/null 2>&1 || need_apt+=(python3-venv)
 if [ ${#need_apt[@]} -gt 0 ]; then
   if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then

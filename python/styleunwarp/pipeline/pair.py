@@ -1,7 +1,8 @@
 """One LOM/CBS pair end to end: style the LOM, register it to the CBS, re-apply to the original.
 
 Outputs in the pair's folder (each written atomically; ``metrics.json`` last, so its
-presence means the pair is complete): ``styled.tif``, ``direct_transf.txt``,
+presence means the pair is complete): ``styled.tif`` and ``target.tif`` (the two images
+bUnwarpJ registers, both about 0..255), ``direct_transf.txt``,
 ``inverse_transf.txt`` (not in Mono mode), ``registered.tif`` (the original LOM on the CBS
 grid, with the CBS pixel size), ``metrics.json`` and ``overlay.png``.
 """
@@ -27,6 +28,18 @@ from .overlay import overlay_rgb
 log = logging.getLogger(__name__)
 
 PathLikeStr = str | PathLike[str]
+
+
+@dataclass(frozen=True)
+class PreparedPair:
+    """The two images bUnwarpJ registers, and where they came from."""
+
+    lom: Micrograph
+    cbs: Micrograph
+    target: np.ndarray
+    styled: np.ndarray
+    style_info: dict
+    style_seconds: float
 
 
 @dataclass(frozen=True)
@@ -61,6 +74,31 @@ def style_image(lom_gray: np.ndarray, model: PathLikeStr | None, style: str) -> 
     return normalize(styled), {"style": "model", "model": str(getattr(st, "path", model) or "default")}
 
 
+def prepare_pair(
+    lom: PathLikeStr | Micrograph,
+    cbs: PathLikeStr | Micrograph,
+    out_dir: PathLikeStr,
+    *,
+    model: PathLikeStr | None = None,
+    style: str = "model",
+) -> PreparedPair:
+    """Read a pair, style the LOM and normalise both; write ``styled.tif`` and ``target.tif``.
+
+    This is everything before registration; the Fiji macro and script call it (through
+    ``styleunwarp prepare``) and run bUnwarpJ themselves on the two files.
+    """
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    lom_m, cbs_m = _as_micrograph(lom), _as_micrograph(cbs)
+    target = normalize(to_gray(cbs_m.data))
+    t0 = time.perf_counter()
+    styled, style_info = style_image(to_gray(lom_m.data), model, style)
+    style_seconds = time.perf_counter() - t0
+    write_tiff(out / "styled.tif", styled, pixel_size=lom_m.pixel_size)
+    write_tiff(out / "target.tif", target, pixel_size=cbs_m.pixel_size)
+    return PreparedPair(lom_m, cbs_m, target, styled, style_info, style_seconds)
+
+
 def register_pair(
     lom: PathLikeStr | Micrograph,
     cbs: PathLikeStr | Micrograph,
@@ -90,16 +128,10 @@ def register_pair(
     """
     t_start = time.perf_counter()
     out = Path(out_dir)
-    out.mkdir(parents=True, exist_ok=True)
-    lom_m, cbs_m = _as_micrograph(lom), _as_micrograph(cbs)
-    params = params or BUnwarpJParams()
+    prep = prepare_pair(lom, cbs, out, model=model, style=style)
+    lom_m, cbs_m, target, styled = prep.lom, prep.cbs, prep.target, prep.styled
     lom_gray = to_gray(lom_m.data)
-    target = normalize(to_gray(cbs_m.data))
-
-    t0 = time.perf_counter()
-    styled, style_info = style_image(lom_gray, model, style)
-    style_seconds = time.perf_counter() - t0
-    write_tiff(out / "styled.tif", styled, pixel_size=lom_m.pixel_size)
+    params = params or BUnwarpJParams()
 
     options = {"fiji_dir": fiji_dir} if backend == "bunwarpj" else {}
     reg = register(target, styled, params, backend=backend, **options)
@@ -129,14 +161,14 @@ def register_pair(
         "lom_pixel_size_um": lom_m.pixel_size,
         "cbs_pixel_size_um": cbs_m.pixel_size,
         "cbs_data_bar_rows": cbs_m.metadata.get("data_bar_rows", 0),
-        **style_info,
+        **prep.style_info,
         "backend": reg.backend,
         "params": params.to_dict(),
         "nmi_before": nmi(lom_gray[: common[0], : common[1]], target[: common[0], : common[1]]),
         "nmi_after": nmi(reg_gray, target, inside),
         "transform": transform_stats(reg.direct, target.shape, lom_gray.shape, reg.inverse).to_dict(),
         "seconds": {
-            "style": style_seconds,
+            "style": prep.style_seconds,
             "registration": reg.seconds,
             "apply": apply_seconds,
             "total": time.perf_counter() - t_start,

@@ -1,0 +1,72 @@
+#@ File (label="LOM image (source, moved)") lom
+#@ File (label="CBS image (target, fixed)") cbs
+#@ File (label="Output folder", style="directory") output
+#@ String (label="styleunwarp command (full path recommended)", value="styleunwarp") command
+#@ String (label="Style model: a model folder, 'default' or 'none'", value="default") model
+#@ String (label="Registration mode", choices={"Accurate", "Fast", "Mono"}) mode
+#@ String (label="Initial deformation", choices={"Very Coarse", "Coarse", "Fine", "Very Fine"}) initial
+#@ String (label="Final deformation", choices={"Fine", "Very Fine", "Coarse", "Very Coarse", "Super Fine"}) final
+#@ Integer (label="Image subsample factor", value=0, min=0, max=7) subsample
+#@ Boolean (label="Show the registered LOM", value=true) show
+"""styleunwarp for one pair, from Fiji's script editor (language: Python/Jython 2.7).
+
+1. `styleunwarp prepare` (the Python package, run as a command) styles the LOM CBS-like and
+   crops/normalises the CBS: OUTPUT/styled.tif and OUTPUT/target.tif.
+2. bUnwarpJ registers styled.tif to target.tif in this Fiji (its static batch API) and
+   saves OUTPUT/direct_transf.txt (and inverse_transf.txt unless Mono).
+3. bUnwarpJ applies the direct transform to the ORIGINAL LOM: OUTPUT/registered.tif.
+Open it in Fiji's script editor (File > Open, then Run), or put it in Fiji.app/scripts/Plugins/
+to get a menu entry.
+"""
+import os
+import subprocess
+
+from bunwarpj import Param, bUnwarpJ_
+from ij import IJ
+
+MODES = {"Fast": 0, "Accurate": 1, "Mono": 2}
+SCALES = {"Very Coarse": 0, "Coarse": 1, "Fine": 2, "Very Fine": 3, "Super Fine": 4}
+
+
+def prepare(command, lom_path, cbs_path, out_dir, model):
+    """Run `styleunwarp prepare`; return (styled path, target path)."""
+    args = [command, "prepare", lom_path, cbs_path, "--out", out_dir]
+    if model == "none":
+        args += ["--style", "none"]
+    elif model not in ("", "default"):
+        args += ["--model", model]
+    proc = subprocess.Popen(args, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+    text = proc.communicate()[0]
+    if proc.returncode != 0:
+        raise RuntimeError("styleunwarp prepare failed (%d): %s" % (proc.returncode, text))
+    IJ.log(text.strip())
+    return os.path.join(out_dir, "styled.tif"), os.path.join(out_dir, "target.tif")
+
+
+def register(lom_path, cbs_path, out_dir, command="styleunwarp", model="default", mode="Accurate",
+             initial="Very Coarse", final="Fine", subsample=0, show=False):
+    """Register one LOM/CBS pair; return the path of the registered LOM."""
+    if not os.path.isdir(out_dir):
+        os.makedirs(out_dir)
+    styled_path, target_path = prepare(command, lom_path, cbs_path, out_dir, model)
+    target = IJ.openImage(target_path)
+    source = IJ.openImage(styled_path)
+    param = Param(MODES[mode], int(subsample), SCALES[initial], SCALES[final], 0.0, 0.0, 0.0, 1.0, 10.0, 0.01)
+    transf = bUnwarpJ_.computeTransformationBatch(target, source, None, None, param)
+    if transf is None:
+        raise RuntimeError("bUnwarpJ returned no transformation")
+    direct = os.path.join(out_dir, "direct_transf.txt")
+    transf.saveDirectTransformation(direct)
+    if mode != "Mono":
+        transf.saveInverseTransformation(os.path.join(out_dir, "inverse_transf.txt"))
+    registered = os.path.join(out_dir, "registered.tif")
+    bUnwarpJ_.elasticTransformImageMacro(target_path, lom_path, direct, registered)
+    IJ.log("styleunwarp: registered LOM written to " + registered)
+    if show:
+        IJ.openImage(registered).show()
+    return registered
+
+
+if all(name in globals() for name in ("lom", "cbs", "output")):  # run by Fiji with the #@ parameters
+    register(lom.getAbsolutePath(), cbs.getAbsolutePath(), output.getAbsolutePath(), command, model,
+             mode, initial, final, subsample, show)

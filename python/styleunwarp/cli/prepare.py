@@ -1,0 +1,29 @@
+"""``styleunwarp prepare``: the Python half of the Fiji macro and script."""
+
+from __future__ import annotations
+
+import click
+
+from .options import style_options
+
+
+@click.command()
+@click.argument("lom", type=click.Path(exists=True, dir_okay=False))
+@click.argument("cbs", type=click.Path(exists=True, dir_okay=False))
+@click.option("--out", "out_dir", required=True, type=click.Path(file_okay=False), help="Output folder.")
+@style_options
+def prepare(lom: str, cbs: str, out_dir: str, model: str | None, style: str) -> None:
+    """Style the LOM and normalise both images for bUnwarpJ.
+
+    Writes OUT/styled.tif (the source bUnwarpJ registers) and OUT/target.tif (the CBS with
+    its SEM data bar cropped), both 32-bit, about 0..255. The Fiji macro and script run
+    bUnwarpJ on these two files and re-apply the transform to the original LOM.
+    """
+    from ..errors import StyleunwarpError
+    from ..pipeline.pair import prepare_pair
+
+    try:
+        prep = prepare_pair(lom, cbs, out_dir, model=model, style=style)
+    except StyleunwarpError as exc:
+        raise click.ClickException(str(exc)) from exc
+    click.echo(f"{out_dir}: styled.tif {prep.styled.shape[1]}x{prep.styled.shape[0]}, target.tif {prep.target.shape[1]}x{prep.target.shape[0]} ({prep.style_info['style']})")

@@ -1,0 +1,116 @@
+"""The Fiji side: the batch macro (.ijm, under Xvfb) and the script-editor script (Jython).
+
+Both run the real ImageJ 1 + bUnwarpJ; they are skipped with the reason where Java,
+bUnwarpJ, Xvfb (macro) or Jython (script) is missing.
+"""
+
+from __future__ import annotations
+
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from styleunwarp.io import read_image, write_tiff
+from styleunwarp.quality import tre
+from styleunwarp.synth import make_pair
+from styleunwarp.transform import read_elastic, warp_image
+
+pytestmark = pytest.mark.bunwarpj
+
+MACROS = Path(__file__).resolve().parents[1] / "fiji-macros"
+JYTHON_JARS = [Path("/usr/share/java/jython.jar")]
+
+
+def _install():
+    from styleunwarp.errors import ImageJNotFoundError
+    from styleunwarp.imagej import find_imagej
+
+    if shutil.which("java") is None:
+        pytest.skip("Java not installed")
+    try:
+        return find_imagej(require_bunwarpj=True)
+    except ImageJNotFoundError as exc:
+        pytest.skip(f"real bUnwarpJ not available: {exc}")
+
+
+def _styleunwarp_command() -> str:
+    exe = Path(sys.executable).parent / "styleunwarp"
+    return str(exe) if exe.exists() else (shutil.which("styleunwarp") or pytest.skip("styleunwarp command not on PATH"))
+
+
+@pytest.fixture(scope="module")
+def acquisition(tmp_path_factory):
+    """An acquisition folder with awkward names: two pairs, one unpaired LOM, one corrupt LOM.
+
+    The 'LOM' of each pair is the perfect CBS-like rendering, so registration with
+    --style none must succeed (the macro's mechanics are under test, not the style model).
+    """
+    folder = tmp_path_factory.mktemp("acq") / "run [1] with spaces"
+    folder.mkdir()
+    truths = {}
+    for i, stem in enumerate(["sample [a] 1", "b"]):
+        p = make_pair((256, 256), seed=40 + i)
+        write_tiff(folder / f"{stem}_LOM.tif", p.cbs_like_lom)
+        write_tiff(folder / f"{stem}_{'CBS' if i == 0 else 'SEM'}.tif", p.cbs)
+        truths[stem] = (p.truth, p.cbs_like_lom)
+    write_tiff(folder / "lonely_LOM.tif", np.zeros((32, 32), np.float32) + 1)
+    (folder / "broken_LOM.tif").write_bytes(b"II*\x00garbage")
+    write_tiff(folder / "broken_CBS.tif", np.ones((64, 64), np.float32))
+    return folder, truths
+
+
+def _run_macro(ij, folder: Path, out: Path) -> subprocess.CompletedProcess:
+    if shutil.which("xvfb-run") is None:
+        pytest.skip("xvfb-run not installed (apt-get install xvfb): bUnwarpJ's macro command needs a display")
+    arg = f"input={folder}|output={out}|styleunwarp={_styleunwarp_command()}|model=none|mode=Accurate|final=Fine"
+    cmd = ["xvfb-run", "-a", "java", f"-Dplugins.dir={ij.root}", "-cp", str(ij.ij_jar), "ij.ImageJ", "-batch", str(MACROS / "styleunwarp_batch.ijm"), arg]
+    return subprocess.run(cmd, capture_output=True, text=True, timeout=600)
+
+
+def test_batch_macro_registers_pairs_records_failures_and_resumes(acquisition, tmp_path):
+    ij = _install()
+    folder, truths = acquisition
+    out = tmp_path / "out [x]"
+    proc = _run_macro(ij, folder, out)
+    assert "2 registered, 0 already done, 2 failed or unpaired" in proc.stdout, proc.stdout + proc.stderr
+    for stem, (truth, lom) in truths.items():
+        d = out / stem
+        direct = read_elastic(d / "direct_transf.txt")
+        assert (d / "inverse_transf.txt").is_file()
+        err = tre(direct, truth, (256, 256))
+        assert err.mean < 1.5, (stem, err)
+        registered = read_image(d / "registered.tif").data
+        assert np.abs(registered - warp_image(lom, direct, (256, 256))).max() < 1e-2
+    rows = (out / "macro_results.csv").read_text().splitlines()
+    status = {r.split(",")[0]: r.split(",")[1] for r in rows[1:]}
+    assert status == {"sample [a] 1": "done", "b": "done", "lonely": "unpaired", "broken": "failed"}
+    again = _run_macro(ij, folder, out)
+    assert "0 registered, 2 already done" in again.stdout, again.stdout
+
+
+def test_script_editor_script_registers_one_pair(acquisition, tmp_path):
+    ij = _install()
+    jython = next((j for j in JYTHON_JARS if j.is_file()), None)
+    if jython is None:
+        pytest.skip("Jython not installed (apt-get install jython): Fiji's script editor runs the script with it")
+    folder, truths = acquisition
+    out = tmp_path / "one pair [y]"
+    harness = tmp_path / "harness.py"
+    harness.write_text(
+        "g = {'__name__': 'styleunwarp_register'}\n"
+        f"execfile({str(MACROS / 'styleunwarp_register.py')!r}, g)\n"
+        f"print(g['register']({str(folder / 'b_LOM.tif')!r}, {str(folder / 'b_SEM.tif')!r}, {str(out)!r},"
+        f" command={_styleunwarp_command()!r}, model='none', mode='Mono', final='Very Fine'))\n"
+    )
+    cp = ":".join([str(jython), str(ij.ij_jar), str(ij.bunwarpj_jar)])
+    proc = subprocess.run(["java", "-Djava.awt.headless=true", "-cp", cp, "org.python.util.jython", str(harness)], capture_output=True, text=True, timeout=600)
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    truth, lom = truths["b"]
+    direct = read_elastic(out / "direct_transf.txt")
+    assert not (out / "inverse_transf.txt").exists()  # Mono computes no inverse
+    assert tre(direct, truth, (256, 256)).mean < 1.5
+    assert np.abs(read_image(out / "registered.tif").data - warp_image(lom, direct, (256, 256))).max() < 1e-2
