@@ -1,0 +1,248 @@
+"""The native (PyTorch) elastic registration backend."""
+
+from __future__ import annotations
+
+import time
+
+import numpy as np
+import pytest
+import torch
+from scipy import ndimage
+
+from styleunwarp.errors import InputError
+from styleunwarp.registration import BUnwarpJParams, register
+from styleunwarp.registration.native import assess, register_batch, spline
+from styleunwarp.transform import (
+    ElasticTransform,
+    affine_elastic,
+    displacement_error,
+    identity_elastic,
+    invert_map,
+    warp_image,
+    write_elastic,
+)
+
+SHAPE = (96, 96)
+MARGIN = 8
+
+
+def texture(shape, seed):
+    """Smooth random texture, 0..255."""
+    rng = np.random.default_rng(seed)
+    n = rng.standard_normal(shape)
+    t = ndimage.gaussian_filter(n, 2.0, mode="wrap") + 0.5 * ndimage.gaussian_filter(n, 5.0, mode="wrap")
+    return (t - t.min()) / np.ptp(t) * 255.0
+
+
+def smooth_truth(shape, seed, intervals=4, amplitude=2.0):
+    """Identity + a shift + random coefficient noise on a coarse grid (target → source)."""
+    rng = np.random.default_rng(seed)
+    base = identity_elastic(intervals, shape)
+    k = intervals + 3
+    return ElasticTransform(
+        base.cx + 1.5 + amplitude * rng.standard_normal((k, k)),
+        base.cy - 1.0 + amplitude * rng.standard_normal((k, k)),
+    )
+
+
+def tre(estimated, truth, shape=SHAPE, margin=MARGIN):
+    return float(displacement_error(estimated, truth, shape)[margin:-margin, margin:-margin].mean())
+
+
+@pytest.fixture(scope="module")
+def pair():
+    src = texture(SHAPE, 1)
+    truth = smooth_truth(SHAPE, 2)
+    tgt = warp_image(src, truth, SHAPE).astype(np.float64)
+    return tgt, src, truth
+
+
+MONO = BUnwarpJParams(mode="mono", min_scale_deformation=0, max_scale_deformation=2)
+ACCURATE = BUnwarpJParams(mode="accurate", min_scale_deformation=0, max_scale_deformation=2)
+
+
+# --- the spline model agrees with styleunwarp.transform -------------------------------------
+
+
+def test_subdivision_is_exact_and_points_match_transform():
+    rng = np.random.default_rng(0)
+    shape = (40, 56)
+    t = smooth_truth(shape, 3, intervals=2, amplitude=3.0)
+    c = torch.tensor(np.stack([t.cx, t.cy]))
+    r = spline.refine(c).numpy()
+    fine = ElasticTransform(r[0], r[1])
+    assert fine.intervals == 4
+    # exact up to bUnwarpJ's float 2/3 (weights sum to 1 + 2e-8)
+    assert displacement_error(fine, t, shape).max() < 1e-5
+    x = rng.uniform(-3, 58, 200)
+    y = rng.uniform(-3, 42, 200)
+    ours = spline.evaluate_points(c, shape, torch.tensor(np.stack([x, x])), torch.tensor(np.stack([y, y]))).numpy()
+    ref = t.at(shape, x, y)
+    assert np.abs(ours - ref).max() < 1e-10
+
+
+# --- accuracy ---------------------------------------------------------------------------------
+
+
+def test_recovers_known_smooth_deformation(pair):
+    tgt, src, truth = pair
+    before = tre(identity_elastic(4, SHAPE), truth)
+    r = register(tgt, src, MONO, backend="native")
+    assert r.backend == "native" and r.inverse is None
+    assert r.direct.intervals == 4
+    assert not r.info["failed"] and r.info["folded"] is False
+    err = tre(r.direct, truth)
+    print(f"TRE identity {before:.2f} px -> native mono {err:.3f} px")
+    assert before > 2.0
+    assert err < 0.5
+
+
+def test_identity_for_identical_images():
+    img = texture(SHAPE, 5)
+    r = register(img, img, MONO, backend="native")
+    # not exactly 0: bUnwarpJ's float 2/3 makes the identity grid map to x(1 + 2e-8)
+    assert displacement_error(r.direct, identity_elastic(4, SHAPE), SHAPE).max() < 1e-3
+
+
+def test_landmarks_only_recover_an_affine_map():
+    rng = np.random.default_rng(7)
+    a = np.array([[1.04, 0.05, 3.0], [-0.03, 0.97, -2.0]])
+    tp = rng.uniform(5, 90, (40, 2))
+    sp = tp @ a[:, :2].T + a[:, 2]
+    params = BUnwarpJParams(mode="accurate", min_scale_deformation=0, max_scale_deformation=1,
+                            image_weight=0.0, landmark_weight=1.0, consistency_weight=1.0)
+    img = texture(SHAPE, 1)
+    r = register(img, img, params, backend="native", landmarks=(tp, sp), affine_init=False)
+    truth = affine_elastic(a, 2, SHAPE)
+    before = displacement_error(identity_elastic(2, SHAPE), truth, SHAPE)[10:86, 10:86].mean()
+    err = displacement_error(r.direct, truth, SHAPE)[10:86, 10:86]  # inside the landmarks' hull
+    print(f"landmarks only: identity {before:.2f} px -> mean {err.mean():.4f}, max {err.max():.4f} px")
+    assert before > 2.0
+    assert err.mean() < 0.05 and err.max() < 0.15
+    ainv = np.linalg.inv(np.vstack([a, [0, 0, 1]]))[:2]
+    erri = displacement_error(r.inverse, affine_elastic(ainv, 2, SHAPE), SHAPE)[15:80, 15:80]
+    assert erri.mean() < 0.05 and erri.max() < 0.15
+
+
+def test_consistency_mode_gives_inverse_of_direct(pair):
+    tgt, src, truth = pair
+    r = register(tgt, src, ACCURATE, backend="native")
+    assert r.inverse is not None and r.inverse.intervals == 4
+    numeric = invert_map(r.direct, SHAPE, target_shape=SHAPE)
+    est = r.inverse.to_dense(SHAPE)
+    d = np.hypot(*(est - numeric))[16:-16, 16:-16]  # the interior: the border is loosely constrained
+    print(f"accurate: TRE {tre(r.direct, truth):.3f} px, |inverse - inv(direct)| mean {np.nanmean(d):.3f} px")
+    assert np.nanmean(d) < 0.15
+    assert tre(r.direct, truth) < 0.5
+    # without the consistency term the inverse is a separate registration: less consistent
+    loose = register(tgt, src, ACCURATE.with_(consistency_weight=0.0), backend="native")
+    d0 = np.hypot(*(loose.inverse.to_dense(SHAPE) - invert_map(loose.direct, SHAPE, target_shape=SHAPE)))[16:-16, 16:-16]
+    assert np.nanmean(d) < np.nanmean(d0)
+
+
+@pytest.mark.parametrize("similarity", ["ncc", "nmi"])
+def test_ncc_nmi_align_inverted_contrast_where_ssd_cannot(pair, similarity):
+    tgt, src, truth = pair
+    inverted = 255.0 - src
+    ssd = register(tgt, inverted, MONO, backend="native", similarity="ssd")
+    other = register(tgt, inverted, MONO, backend="native", similarity=similarity)
+    e_ssd, e_other = tre(ssd.direct, truth), tre(other.direct, truth)
+    print(f"inverted contrast: ssd {e_ssd:.2f} px, {similarity} {e_other:.3f} px")
+    assert e_ssd > 1.0
+    assert e_other < 0.5
+
+
+def test_local_ncc_window(pair):
+    tgt, src, truth = pair
+    r = register(tgt, 255.0 - src, MONO, backend="native", similarity="ncc", ncc_window=15)
+    assert tre(r.direct, truth) < 0.5
+
+
+def test_batch_matches_single_pairs(pair):
+    tgt, src, truth = pair
+    src2 = texture(SHAPE, 9)
+    truth2 = smooth_truth(SHAPE, 4)
+    tgt2 = warp_image(src2, truth2, SHAPE)
+    rs = register_batch([tgt, tgt2], [src, src2], MONO)
+    assert len(rs) == 2 and all(r.info["batch_size"] == 2 for r in rs)
+    assert tre(rs[0].direct, truth) < 0.5 and tre(rs[1].direct, truth2) < 0.5
+
+
+# --- determinism --------------------------------------------------------------------------------
+
+
+def test_deterministic_and_independent_of_thread_count(pair):
+    tgt, src, _ = pair
+    params = ACCURATE.with_(max_scale_deformation=1)
+    n0 = torch.get_num_threads()
+    try:
+        out = []
+        for n in (1, 2, 2):  # the caller's torch thread count
+            torch.set_num_threads(n)
+            out.append(register(tgt, src, params, backend="native", seed=3))
+        assert torch.get_num_threads() == 2  # restored after the registration
+        # torch itself running 1 or 2 threads inside the registration (mono: cheap under load)
+        mono = [register(tgt, src, MONO.with_(max_scale_deformation=1), backend="native", threads=n) for n in (1, 2)]
+    finally:
+        torch.set_num_threads(n0)
+    for r in out[1:]:
+        assert np.array_equal(r.direct.cx, out[0].direct.cx) and np.array_equal(r.direct.cy, out[0].direct.cy)
+        assert np.array_equal(r.inverse.cx, out[0].inverse.cx) and np.array_equal(r.inverse.cy, out[0].inverse.cy)
+    assert np.array_equal(mono[0].direct.cx, mono[1].direct.cx) and np.array_equal(mono[0].direct.cy, mono[1].direct.cy)
+
+
+# --- bad input ------------------------------------------------------------------------------------
+
+
+def test_bad_input_raises_input_error(pair):
+    tgt, src, _ = pair
+    with pytest.raises(InputError, match="constant"):
+        register(np.full(SHAPE, 7.0), src, MONO, backend="native")
+    nan = src.copy()
+    nan[3, 4] = np.nan
+    with pytest.raises(InputError, match="NaN"):
+        register(tgt, nan, MONO, backend="native")
+    with pytest.raises(InputError, match="at least 16"):
+        register(tgt[:10, :10], src[:10, :10], MONO, backend="native")
+    with pytest.raises(InputError, match="similarity"):
+        register(tgt, src, MONO, backend="native", similarity="mse")
+    with pytest.raises(InputError, match="nothing to register"):
+        register(tgt, src, MONO.with_(image_weight=0.0), backend="native")
+    with pytest.raises(InputError, match="same length"):
+        register(tgt, src, MONO, backend="native", landmarks=(np.zeros((3, 2)), np.zeros((4, 2))))
+
+
+def test_folded_and_diverged_maps_are_flagged():
+    ident = identity_elastic(4, SHAPE)
+    ok = assess(ident, None, SHAPE, SHAPE)
+    assert ok["failed"] is False and ok["folded"] is False and ok["min_jacobian"] > 0.9
+    cx = ident.cx.copy()
+    cx[3, 3] += 60.0  # pushes one knot far beyond its neighbours: the map folds
+    folded = assess(ElasticTransform(cx, ident.cy), None, SHAPE, SHAPE)
+    assert folded["folded"] is True and folded["min_jacobian"] <= 0
+    cx[0, 0] = np.nan
+    bad = assess(ElasticTransform(cx, ident.cy), None, SHAPE, SHAPE)
+    assert bad["failed"] is True and "non-finite" in bad["reason"]
+    worse = assess(ident, None, SHAPE, SHAPE, final_energy=2.0, start_energy=1.0)
+    assert worse["failed"] is True and "convergence" in worse["reason"]
+
+
+# --- the real plugin loads and applies the written files -------------------------------------------
+
+
+@pytest.mark.bunwarpj
+def test_bunwarpj_applies_native_result(bunwarpj, pair, tmp_path):
+    from styleunwarp.imagej import from_imageplus, to_imageplus
+
+    tgt, src, _ = pair
+    r = register(tgt, src, ACCURATE, backend="native")
+    for name, t, fixed, moving in (("direct", r.direct, tgt, src), ("inverse", r.inverse, src, tgt)):
+        path = write_elastic(t, tmp_path / f"{name}_transf.txt")
+        target_imp = to_imageplus(fixed.astype(np.float32), "target")
+        source_imp = to_imageplus(moving.astype(np.float32), "source")
+        bunwarpj("bunwarpj.bUnwarpJ_").applyTransformToSource(str(path), target_imp, source_imp)
+        theirs = from_imageplus(source_imp)
+        ours = warp_image(moving.astype(np.float32), t, fixed.shape)
+        assert theirs.shape == ours.shape
+        assert np.array_equal(theirs == 0, ours == 0)
+        assert np.abs(theirs - ours).max() < 1e-2  # grey levels 0..255
