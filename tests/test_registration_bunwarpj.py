@@ -117,3 +117,49 @@ def test_apply_refuses_unsupported_images(bunwarpj):
 
     with pytest.raises(InputError, match="RGB"):
         apply_transform(np.zeros((32, 32, 4)), identity_elastic(2, (32, 32)), (32, 32))
+
+
+def test_register_pair_matches_pixel_sizes_and_maps_back_to_the_original_lom(bunwarpj, tmp_path):
+    """A LOM with twice the CBS pixel size is resampled for registration; the saved transform
+    refers to the original LOM file and bUnwarpJ applies it to that file."""
+    from scipy import ndimage
+
+    from styleunwarp.pipeline import register_pair
+    from styleunwarp.pipeline.grid import GridMatch, direct_to_original
+    from styleunwarp.synth import make_pair
+
+    p = make_pair((256, 256), seed=21)
+    small = ndimage.zoom(p.cbs_like_lom, 0.5, order=3, mode="grid-mirror", grid_mode=True)
+    write_tiff(tmp_path / "lom.tif", small, pixel_size=0.2)
+    write_tiff(tmp_path / "cbs.tif", p.cbs, pixel_size=0.1)
+    truth_small = direct_to_original(p.truth, GridMatch(2.0, small.shape, (256, 256), "test"))
+    write_elastic(truth_small, tmp_path / "truth.txt")
+    res = register_pair(tmp_path / "lom.tif", tmp_path / "cbs.tif", tmp_path / "out", style="none", truth=tmp_path / "truth.txt")
+    m = res.metrics
+    assert m["pixel_grid"]["factor"] == pytest.approx(2.0)
+    assert m["tre"]["mean"] < 1.0, m["tre"]  # in original-LOM pixels (half the CBS resolution)
+    direct = read_elastic(tmp_path / "out" / "direct_transf.txt")
+    assert np.abs(res.registered - warp_image(small, direct, (256, 256))).max() < 1e-2
+    inv = read_elastic(tmp_path / "out" / "inverse_transf.txt")
+    back = inv.at(small.shape, *direct.to_dense((256, 256))[:, 60:200, 60:200])
+    yy, xx = np.mgrid[60:200, 60:200]
+    assert np.hypot(back[0] - xx, back[1] - yy).mean() < 1.0
+
+
+def test_prealignment_rescues_a_rotated_pair(bunwarpj, tmp_path):
+    from styleunwarp.pipeline import register_pair
+    from styleunwarp.pipeline.prealign import _matrix
+    from styleunwarp.synth import make_pair
+
+    p = make_pair((256, 256), seed=22, deform=False)
+    a = _matrix(12.0, 1.05, (127.5, 127.5), (9.0, -6.0))
+    truth = affine_elastic(a, 4, (256, 256))
+    target = warp_image(p.cbs_like_lom, truth, (256, 256))
+    write_tiff(tmp_path / "cbs.tif", target)
+    write_tiff(tmp_path / "lom.tif", p.cbs_like_lom)
+    write_elastic(truth, tmp_path / "truth.txt")
+    pre = register_pair(tmp_path / "lom.tif", tmp_path / "cbs.tif", tmp_path / "pre", style="none", truth=tmp_path / "truth.txt", prealign=True)
+    assert pre.metrics["prealignment"]["rotation_deg"] == pytest.approx(12.0, abs=1.0)
+    assert pre.metrics["tier"] == "good", pre.metrics["tre"]
+    plain = register_pair(tmp_path / "lom.tif", tmp_path / "cbs.tif", tmp_path / "plain", style="none", truth=tmp_path / "truth.txt")
+    assert plain.metrics["tre"]["mean"] > pre.metrics["tre"]["mean"]

@@ -19,11 +19,17 @@ from pathlib import Path
 import numpy as np
 
 from .. import __version__
+from ..errors import InputError
 from ..io import Micrograph, atomic_write_text, normalize, read_image, to_gray, write_png, write_tiff
 from ..quality import nmi, tier_from_tre, transform_stats, tre
 from ..registration import BUnwarpJParams, Registration, register
 from ..transform import read_transform, warp_image, write_elastic
+from .grid import GridMatch, direct_to_original, inverse_to_original, match_pixel_size
 from .overlay import overlay_rgb
+from .prealign import compose_with_prealignment, estimate_similarity, inverse_through_prealignment, prealigned_source
+
+MAX_AREA_RATIO = 16.0
+"""LOM and CBS fields of view (in pixels, after pixel-size matching) differing more than this are refused."""
 
 log = logging.getLogger(__name__)
 
@@ -40,6 +46,7 @@ class PreparedPair:
     styled: np.ndarray
     style_info: dict
     style_seconds: float
+    grid: GridMatch
 
 
 @dataclass(frozen=True)
@@ -91,12 +98,20 @@ def prepare_pair(
     out.mkdir(parents=True, exist_ok=True)
     lom_m, cbs_m = _as_micrograph(lom), _as_micrograph(cbs)
     target = normalize(to_gray(cbs_m.data))
+    lom_gray, grid = match_pixel_size(to_gray(lom_m.data), lom_m.pixel_size, cbs_m.pixel_size)
+    ratio = (lom_gray.shape[0] * lom_gray.shape[1]) / (target.shape[0] * target.shape[1])
+    if not 1 / MAX_AREA_RATIO <= ratio <= MAX_AREA_RATIO:
+        raise InputError(
+            lom_m.path,
+            f"size does not match its CBS image {cbs_m.path}: {lom_gray.shape[1]}x{lom_gray.shape[0]} px ({grid.reason}) "
+            f"vs {target.shape[1]}x{target.shape[0]} px; check the pairing and the pixel sizes",
+        )
     t0 = time.perf_counter()
-    styled, style_info = style_image(to_gray(lom_m.data), model, style)
+    styled, style_info = style_image(lom_gray, model, style)
     style_seconds = time.perf_counter() - t0
-    write_tiff(out / "styled.tif", styled, pixel_size=lom_m.pixel_size)
+    write_tiff(out / "styled.tif", styled, pixel_size=cbs_m.pixel_size if grid.factor != 1.0 else lom_m.pixel_size)
     write_tiff(out / "target.tif", target, pixel_size=cbs_m.pixel_size)
-    return PreparedPair(lom_m, cbs_m, target, styled, style_info, style_seconds)
+    return PreparedPair(lom_m, cbs_m, target, styled, style_info, style_seconds, grid)
 
 
 def register_pair(
@@ -110,6 +125,7 @@ def register_pair(
     params: BUnwarpJParams | None = None,
     fiji_dir: PathLikeStr | None = None,
     truth: PathLikeStr | None = None,
+    prealign: bool = False,
 ) -> PairResult:
     """Register one LOM image to its CBS image and write the results into ``out_dir``.
 
@@ -125,6 +141,12 @@ def register_pair(
         Registration backend, bUnwarpJ parameters, and the Fiji/ImageJ folder.
     truth
         Optional ground-truth direct transform file; adds TRE and a tier to the metrics.
+    prealign
+        Estimate a similarity transform (rotation, scale, shift) first, for pairs that
+        are not pre-aligned; it is composed into the saved transforms.
+
+    The LOM is brought to the CBS pixel size when both files carry one; the saved
+    transforms always refer to the original LOM file.
     """
     t_start = time.perf_counter()
     out = Path(out_dir)
@@ -134,18 +156,30 @@ def register_pair(
     params = params or BUnwarpJParams()
 
     options = {"fiji_dir": fiji_dir} if backend == "bunwarpj" else {}
-    reg = register(target, styled, params, backend=backend, **options)
-    write_elastic(reg.direct, out / "direct_transf.txt")
-    if reg.inverse is not None:
-        write_elastic(reg.inverse, out / "inverse_transf.txt")
+    similarity = None
+    moving = styled
+    if prealign:
+        similarity = estimate_similarity(target, styled)
+        moving = prealigned_source(styled, similarity, target.shape)
+    reg = register(target, moving, params, backend=backend, **options)
+    direct, inverse = reg.direct, reg.inverse
+    if similarity is not None:
+        direct = compose_with_prealignment(direct, similarity)
+        if inverse is not None:
+            inverse = inverse_through_prealignment(inverse, similarity, styled.shape, target.shape)
+    direct = direct_to_original(direct, prep.grid)
+    inverse = None if inverse is None else inverse_to_original(inverse, prep.grid)
+    write_elastic(direct, out / "direct_transf.txt")
+    if inverse is not None:
+        write_elastic(inverse, out / "inverse_transf.txt")
 
     t0 = time.perf_counter()
     if backend == "bunwarpj":
         from ..registration.bunwarpj import apply_transform
 
-        registered = apply_transform(lom_m.data, reg.direct, target.shape, fiji_dir=fiji_dir)
+        registered = apply_transform(lom_m.data, direct, target.shape, fiji_dir=fiji_dir)
     else:
-        registered = warp_image(lom_m.data, reg.direct, target.shape)
+        registered = warp_image(lom_m.data, direct, target.shape)
     apply_seconds = time.perf_counter() - t0
     write_tiff(out / "registered.tif", registered, pixel_size=cbs_m.pixel_size)
 
@@ -166,7 +200,9 @@ def register_pair(
         "params": params.to_dict(),
         "nmi_before": nmi(lom_gray[: common[0], : common[1]], target[: common[0], : common[1]]),
         "nmi_after": nmi(reg_gray, target, inside),
-        "transform": transform_stats(reg.direct, target.shape, lom_gray.shape, reg.inverse).to_dict(),
+        "pixel_grid": prep.grid.to_dict(),
+        "prealignment": None if similarity is None else similarity.to_dict(),
+        "transform": transform_stats(direct, target.shape, lom_gray.shape, inverse).to_dict(),
         "seconds": {
             "style": prep.style_seconds,
             "registration": reg.seconds,
@@ -177,7 +213,7 @@ def register_pair(
     }
     if truth is not None:
         true_t = read_transform(truth)
-        err = tre(reg.direct, true_t, target.shape, lom_gray.shape)
+        err = tre(direct, true_t, target.shape, lom_gray.shape)
         folded = metrics["transform"]["folded_fraction"] > 0
         metrics["tre"] = err.to_dict()
         metrics["tier"] = tier_from_tre(err.mean, err.p95, folded)

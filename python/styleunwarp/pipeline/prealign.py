@@ -107,3 +107,20 @@ def compose_with_prealignment(direct: ElasticTransform, sim: Similarity) -> Elas
     """``A(D(x))``: a direct transform onto the pre-aligned source, re-expressed onto the source."""
     a = sim.matrix
     return ElasticTransform(a[0, 0] * direct.cx + a[0, 1] * direct.cy + a[0, 2], a[1, 0] * direct.cx + a[1, 1] * direct.cy + a[1, 2])
+
+
+def inverse_through_prealignment(inverse: ElasticTransform, sim: Similarity, source_shape: tuple[int, int], target_shape: tuple[int, int]) -> ElasticTransform:
+    """An inverse transform of the pre-aligned source (on the target grid) re-expressed on the source grid.
+
+    ``I(p) = I'(A^-1 p)``: evaluated exactly on the source grid, then refitted with the same
+    number of intervals (the spline grid spans the image, so a new grid needs a refit).
+    """
+    from ..transform import fit_elastic
+
+    a = sim.matrix
+    ainv = np.linalg.inv(np.vstack([a, [0.0, 0.0, 1.0]]))[:2]
+    h, w = source_shape
+    yy, xx = np.mgrid[0:h, 0:w].astype(np.float64)
+    qx = ainv[0, 0] * xx + ainv[0, 1] * yy + ainv[0, 2]
+    qy = ainv[1, 0] * xx + ainv[1, 1] * yy + ainv[1, 2]
+    return fit_elastic(inverse.at(target_shape, qx, qy), inverse.intervals)
