@@ -39,6 +39,17 @@ def nmi(a: np.ndarray, b: np.ndarray, mask: np.ndarray | None = None, bins: int 
     return float(normalized_mutual_information(np.asarray(a, np.float64).ravel(), np.asarray(b, np.float64).ravel(), bins=bins))
 
 
+def ncc(a: np.ndarray, b: np.ndarray, mask: np.ndarray | None = None) -> float:
+    """Normalised cross-correlation (Pearson) of two images over ``mask``."""
+    if mask is not None:
+        a, b = a[mask], b[mask]
+    a = np.asarray(a, np.float64).ravel()
+    b = np.asarray(b, np.float64).ravel()
+    if a.size < 16 or a.std() == 0 or b.std() == 0:
+        return float("nan")
+    return float(np.corrcoef(a, b)[0, 1])
+
+
 @dataclass(frozen=True)
 class TransformStats:
     """Properties of a direct transform that need no ground truth."""
@@ -110,3 +121,44 @@ def tre(estimate: Transform, truth: Transform, target_shape: tuple[int, int], so
     if d.size == 0:
         return TRE(float("nan"), float("nan"), float("nan"), float("nan"))
     return TRE(float(d.mean()), float(np.median(d)), float(np.percentile(d, 95)), float(d.max()))
+
+
+# Thresholds of the grader without ground truth, calibrated against TRE on synthetic pairs
+# by benchmarks/calibrate_grader.py (see docs/quality.md for the agreement it reaches).
+GRADER_THRESHOLDS = {
+    "good": {"styled_ncc_after": 0.60, "consistency_px": 1.0},
+    "decent": {"styled_ncc_after": 0.45, "consistency_px": 2.0},
+    "bad": {"styled_ncc_after": 0.30, "consistency_px": 6.0},
+}
+
+
+def grade_without_truth(metrics: dict, thresholds: dict | None = None) -> str:
+    """Estimate the tier of a registration from metrics that need no ground truth.
+
+    Uses the correlation between the registered styled LOM and the CBS
+    (``styled_ncc_after``: how well the image term was satisfied) and the direct/inverse
+    consistency error (how well the two independently optimised transforms agree; not
+    available in bUnwarpJ's Mono mode, then only the correlation is used). Any folding is
+    ``poor``.
+    """
+    th = thresholds or GRADER_THRESHOLDS
+    t = metrics.get("transform", {})
+    if t.get("folded_fraction", 0.0) > 0:
+        return "poor"
+    corr = metrics.get("styled_ncc_after")
+    cons = t.get("consistency_error")
+    if corr is None or not np.isfinite(corr):
+        return "poor"
+    for tier in ("good", "decent", "bad"):
+        need = th[tier]
+        if corr >= need["styled_ncc_after"] and (cons is None or cons <= need["consistency_px"]):
+            return tier
+    return "poor"
+
+
+def grade(metrics: dict) -> tuple[str, str]:
+    """``(tier, source)``: from TRE when ground truth exists (``"tre"``), else estimated (``"grader"``)."""
+    if "tre" in metrics:
+        folded = metrics.get("transform", {}).get("folded_fraction", 0.0) > 0
+        return tier_from_tre(metrics["tre"]["mean"], metrics["tre"]["p95"], folded), "tre"
+    return grade_without_truth(metrics), "grader"

@@ -21,7 +21,7 @@ import numpy as np
 from .. import __version__
 from ..errors import InputError
 from ..io import Micrograph, atomic_write_text, normalize, read_image, to_gray, write_png, write_tiff
-from ..quality import nmi, tier_from_tre, transform_stats, tre
+from ..quality import ncc, nmi, tier_from_tre, transform_stats, tre
 from ..registration import BUnwarpJParams, Registration, register
 from ..transform import read_transform, warp_image, write_elastic
 from .grid import GridMatch, direct_to_original, inverse_to_original, match_pixel_size
@@ -163,6 +163,7 @@ def register_pair(
         moving = prealigned_source(styled, similarity, target.shape)
     reg = register(target, moving, params, backend=backend, **options)
     direct, inverse = reg.direct, reg.inverse
+    moved = warp_image(moving, reg.direct, target.shape)  # what bUnwarpJ's image term compared
     if similarity is not None:
         direct = compose_with_prealignment(direct, similarity)
         if inverse is not None:
@@ -200,6 +201,8 @@ def register_pair(
         "params": params.to_dict(),
         "nmi_before": nmi(lom_gray[: common[0], : common[1]], target[: common[0], : common[1]]),
         "nmi_after": nmi(reg_gray, target, inside),
+        "styled_nmi_after": nmi(moved, target, moved != 0),
+        "styled_ncc_after": ncc(moved, target, moved != 0),
         "pixel_grid": prep.grid.to_dict(),
         "prealignment": None if similarity is None else similarity.to_dict(),
         "transform": transform_stats(direct, target.shape, lom_gray.shape, inverse).to_dict(),

@@ -1,0 +1,296 @@
+"""Batches over acquisition folders: every pair styled, registered, re-applied and graded.
+
+Robustness rules:
+* each pair is computed into a hidden ``.partial-*`` folder and renamed into place when
+  complete, so an interrupted run (even ``kill -9``) leaves no half-written pair folder;
+  ``metrics.json`` marks a finished pair, ``error.json`` a failed one;
+* a rerun skips finished pairs (``force`` redoes them), retries failed ones, and deletes
+  stale partial folders;
+* ``results.csv`` is rebuilt from the pair folders after every pair, so it is never ahead
+  of or behind what is on disk, and nothing is counted twice;
+* one pair's error (bad file, bUnwarpJ failure, even a crashed worker process) is recorded
+  with its reason and the batch goes on.
+"""
+
+from __future__ import annotations
+
+import csv
+import io as _io
+import json
+import logging
+import os
+import shutil
+import traceback
+import uuid
+from concurrent.futures import ProcessPoolExecutor, as_completed
+from concurrent.futures.process import BrokenProcessPool
+from dataclasses import dataclass, field
+from multiprocessing import get_context
+from os import PathLike
+from pathlib import Path
+from typing import Callable
+
+from ..io import atomic_write_text
+from ..quality import grade
+from ..registration import BUnwarpJParams
+from .pairing import DEFAULT_CBS_PATTERN, DEFAULT_LOM_PATTERN, PairSpec, Unpaired, find_pairs, read_manifest
+
+log = logging.getLogger(__name__)
+
+RESULT_COLUMNS = (
+    "pair", "status", "lom", "cbs", "tier", "grade_source", "tre_mean_px", "tre_p95_px", "nmi_before", "nmi_after",
+    "consistency_px", "folded_fraction", "jacobian_min", "roughness", "displacement_mean_px", "registration_s", "total_s", "error",
+)  # fmt: skip
+PARTIAL_PREFIX = ".partial-"
+
+
+@dataclass(frozen=True)
+class PairJob:
+    """Everything one worker needs to process one pair (picklable)."""
+
+    spec: PairSpec
+    out_dir: Path
+    model: str | None
+    style: str
+    backend: str
+    params: BUnwarpJParams
+    fiji_dir: str | None
+    prealign: bool
+
+
+@dataclass
+class BatchSummary:
+    """Counts of a batch run."""
+
+    out_dir: Path
+    done: int = 0
+    skipped: int = 0
+    failed: int = 0
+    unpaired: int = 0
+    tiers: dict = field(default_factory=dict)
+
+    @property
+    def ok(self) -> bool:
+        """True when every pair is registered and no file was left unpaired."""
+        return self.failed == 0 and self.unpaired == 0
+
+    def line(self) -> str:
+        tiers = ", ".join(f"{k} {v}" for k, v in sorted(self.tiers.items()))
+        return (
+            f"{self.done} registered, {self.skipped} already done, {self.failed} failed, {self.unpaired} unpaired"
+            + (f" (tiers: {tiers})" if tiers else "")
+            + f"; results in {self.out_dir / 'results.csv'}"
+        )
+
+
+def is_done(pair_dir: Path) -> bool:
+    """Whether a pair folder holds a finished registration."""
+    return (pair_dir / "metrics.json").is_file()
+
+
+def _swap_into_place(tmp: Path, final: Path) -> None:
+    """Replace ``final`` by ``tmp`` (both folders); the old one is removed only afterwards."""
+    trash = None
+    if final.exists():
+        trash = final.with_name(f"{PARTIAL_PREFIX}old-{final.name}-{uuid.uuid4().hex[:8]}")
+        os.replace(final, trash)
+    os.replace(tmp, final)
+    if trash is not None:
+        shutil.rmtree(trash, ignore_errors=True)
+
+
+def process_pair(job: PairJob) -> str:
+    """Register one pair into ``out_dir/<name>/``; returns ``"done"`` or ``"failed"``.
+
+    Never raises for a problem of the pair itself: the reason goes to ``error.json``.
+    """
+    from .pair import register_pair
+
+    final = job.out_dir / job.spec.name
+    tmp = job.out_dir / f"{PARTIAL_PREFIX}{job.spec.name}-{uuid.uuid4().hex[:8]}"
+    tmp.mkdir(parents=True)
+    status = "done"
+    try:
+        register_pair(
+            job.spec.lom,
+            job.spec.cbs,
+            tmp,
+            model=job.model,
+            style=job.style,
+            backend=job.backend,
+            params=job.params,
+            fiji_dir=job.fiji_dir,
+            truth=job.spec.truth,
+            prealign=job.prealign,
+        )
+    except Exception as exc:  # noqa: BLE001 - every failure of one pair is recorded, the batch goes on
+        status = "failed"
+        for name in ("metrics.json",):
+            (tmp / name).unlink(missing_ok=True)
+        detail = {"pair": job.spec.name, "lom": str(job.spec.lom), "cbs": str(job.spec.cbs), "error": f"{type(exc).__name__}: {exc}", "traceback": traceback.format_exc(limit=6)}
+        atomic_write_text(tmp / "error.json", json.dumps(detail, indent=2) + "\n")
+    _swap_into_place(tmp, final)
+    return status
+
+
+def _row_from_folder(spec: PairSpec, pair_dir: Path) -> dict:
+    row: dict = {"pair": spec.name, "lom": str(spec.lom), "cbs": str(spec.cbs)}
+    if is_done(pair_dir):
+        m = json.loads((pair_dir / "metrics.json").read_text())
+        t = m.get("transform", {})
+        tier, source = grade(m)
+        row.update(
+            status="done",
+            tier=tier,
+            grade_source=source,
+            tre_mean_px=m.get("tre", {}).get("mean", ""),
+            tre_p95_px=m.get("tre", {}).get("p95", ""),
+            nmi_before=m.get("nmi_before"),
+            nmi_after=m.get("nmi_after"),
+            consistency_px="" if t.get("consistency_error") is None else t["consistency_error"],
+            folded_fraction=t.get("folded_fraction"),
+            jacobian_min=t.get("jacobian_min"),
+            roughness=t.get("roughness"),
+            displacement_mean_px=t.get("displacement_mean"),
+            registration_s=m.get("seconds", {}).get("registration"),
+            total_s=m.get("seconds", {}).get("total"),
+        )
+    elif (pair_dir / "error.json").is_file():
+        row.update(status="failed", error=json.loads((pair_dir / "error.json").read_text()).get("error", "unknown error"))
+    else:
+        row.update(status="pending")
+    return row
+
+
+def collect_results(out_dir: Path, pairs: list[PairSpec], unpaired: list[Unpaired]) -> list[dict]:
+    """Rows of ``results.csv``, read from the pair folders (the single source of truth)."""
+    rows = [_row_from_folder(spec, out_dir / spec.name) for spec in pairs]
+    rows += [{"pair": u.path.stem, "status": "unpaired", "lom": str(u.path), "error": u.reason} for u in unpaired]
+    return rows
+
+
+def write_results(out_dir: Path, rows: list[dict]) -> Path:
+    """Write ``results.csv`` atomically."""
+    buf = _io.StringIO()
+    writer = csv.DictWriter(buf, fieldnames=RESULT_COLUMNS, extrasaction="ignore")
+    writer.writeheader()
+    for row in rows:
+        writer.writerow({k: (f"{v:.6g}" if isinstance(v, float) else v) for k, v in row.items()})
+    return atomic_write_text(out_dir / "results.csv", buf.getvalue())
+
+
+def discover(source: str | PathLike[str], *, lom_pattern: str = DEFAULT_LOM_PATTERN, cbs_pattern: str = DEFAULT_CBS_PATTERN) -> tuple[list[PairSpec], list[Unpaired]]:
+    """Pairs of an acquisition folder, or of a CSV manifest file."""
+    p = Path(source)
+    if p.is_file():
+        return read_manifest(p), []
+    return find_pairs(p, lom_pattern=lom_pattern, cbs_pattern=cbs_pattern)
+
+
+def _clean_partials(out_dir: Path) -> None:
+    for p in out_dir.glob(f"{PARTIAL_PREFIX}*"):
+        shutil.rmtree(p, ignore_errors=True)
+
+
+def run_batch(
+    source: str | PathLike[str],
+    out_dir: str | PathLike[str],
+    *,
+    model: str | PathLike[str] | None = None,
+    style: str = "model",
+    backend: str = "bunwarpj",
+    params: BUnwarpJParams | None = None,
+    fiji_dir: str | PathLike[str] | None = None,
+    workers: int = 1,
+    force: bool = False,
+    prealign: bool = False,
+    lom_pattern: str = DEFAULT_LOM_PATTERN,
+    cbs_pattern: str = DEFAULT_CBS_PATTERN,
+    progress: bool = True,
+    report: bool = True,
+    echo: Callable[[str], None] | None = None,
+) -> BatchSummary:
+    """Register every pair of an acquisition folder (or CSV manifest) into ``out_dir``.
+
+    Parameters
+    ----------
+    source
+        Acquisition folder (pairs by ``lom_pattern`` / ``cbs_pattern``) or a CSV manifest.
+    out_dir
+        Output folder: one sub-folder per pair, ``results.csv`` and ``report.html``.
+    workers
+        Parallel worker processes (each with its own JVM); 1 runs in this process.
+    force
+        Redo pairs that are already done.
+    Other parameters as in :func:`styleunwarp.pipeline.register_pair`.
+    """
+    from tqdm import tqdm
+
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    _clean_partials(out)
+    pairs, unpaired = discover(source, lom_pattern=lom_pattern, cbs_pattern=cbs_pattern)
+    params = params or BUnwarpJParams()
+    todo = [p for p in pairs if force or not is_done(out / p.name)]
+    summary = BatchSummary(out, skipped=len(pairs) - len(todo), unpaired=len(unpaired))
+    jobs = [PairJob(p, out, None if model is None else str(model), style, backend, params, None if fiji_dir is None else str(fiji_dir), prealign) for p in todo]
+    write_results(out, collect_results(out, pairs, unpaired))
+    bar = tqdm(total=len(jobs), desc="pairs", unit="pair", disable=not progress)
+
+    def finished(job: PairJob, status: str) -> None:
+        if status == "done":
+            summary.done += 1
+        else:
+            summary.failed += 1
+            if echo:
+                err = json.loads(((out / job.spec.name) / "error.json").read_text())["error"] if (out / job.spec.name / "error.json").is_file() else status
+                echo(f"{job.spec.name}: FAILED: {err}")
+        write_results(out, collect_results(out, pairs, unpaired))
+        bar.update(1)
+
+    try:
+        if workers <= 1 or len(jobs) <= 1:
+            for job in jobs:
+                finished(job, process_pair(job))
+        else:
+            with ProcessPoolExecutor(max_workers=workers, mp_context=get_context("spawn")) as pool:
+                futures = {pool.submit(process_pair, job): job for job in jobs}
+                for fut in as_completed(futures):
+                    job = futures[fut]
+                    try:
+                        status = fut.result()
+                    except BrokenProcessPool:
+                        status = _record_crash(job, "the worker process died (JVM or memory failure); rerun to retry")
+                    except Exception as exc:  # noqa: BLE001
+                        status = _record_crash(job, f"{type(exc).__name__}: {exc}")
+                    finished(job, status)
+    finally:
+        bar.close()
+        rows = collect_results(out, pairs, unpaired)
+        write_results(out, rows)
+        for r in rows:
+            if r.get("status") == "done" and r.get("tier"):
+                summary.tiers[r["tier"]] = summary.tiers.get(r["tier"], 0) + 1
+        if report:
+            _write_report(out)
+    summary.failed = sum(r["status"] == "failed" for r in rows)
+    return summary
+
+
+def _record_crash(job: PairJob, reason: str) -> str:
+    final = job.out_dir / job.spec.name
+    final.mkdir(parents=True, exist_ok=True)
+    if not is_done(final):
+        atomic_write_text(final / "error.json", json.dumps({"pair": job.spec.name, "error": reason}, indent=2) + "\n")
+    return "failed"
+
+
+def _write_report(out: Path) -> None:
+    try:
+        from ..report import write_report
+    except ImportError:
+        return
+    try:
+        write_report(out)
+    except Exception as exc:  # noqa: BLE001 - a report problem never loses the batch's results
+        log.warning("could not write the HTML report: %s", exc)
