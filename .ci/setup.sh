@@ -32,5 +32,5 @@ if ! .venv/bin/python -c 'import torch' >/dev/null 2>&1; then
   echo "setup: installing torch 2.13.0 (CPU)"
   .venv/bin/pip install -q --disable-pip-version-check torch==2.13.0
 fi
-.venv/bin/pip install -q --disable-pip-version-check -e '.[test]'
+.venv/bin/pip install -q --disable-pip-version-check -e '.[test,baselines]'
 echo "setup: done (.venv/bin/styleunwarp doctor tells what was found)"

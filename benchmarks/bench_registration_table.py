@@ -6,7 +6,7 @@ with every available backend; tiers come from TRE against the known deformation
 (DESIGN.md: good <= 1.5 px mean and <= 3 px p95, decent <= 3, bad <= 8, poor otherwise).
 
     python benchmarks/bench_registration_table.py [--synthetic 10] [--size 512]
-        [--real ../shared/data/openecci-cbs] [--backends bunwarpj] [--model DIR]
+        [--real ../shared/data/openecci-cbs] [--backends bunwarpj,elastix] [--model DIR]
         [--mode accurate] [--final fine] [--out /tmp/styleunwarp-table] [--markdown docs/FILE.md]
 """
 
@@ -26,7 +26,7 @@ def main() -> None:
     ap.add_argument("--size", type=int, default=512)
     ap.add_argument("--seed", type=int, default=1000, help="data-set seed (differs from the training data's)")
     ap.add_argument("--real", default=str(repo.parent / "shared" / "data" / "openecci-cbs"))
-    ap.add_argument("--backends", default="bunwarpj")
+    ap.add_argument("--backends", default="bunwarpj,elastix", help="comma-separated: bunwarpj, native, elastix (elastix runs on the raw LOM only)")
     ap.add_argument("--model", default=None, help="style model (default: the shipped one; 'skip' to leave out)")
     ap.add_argument("--mode", default="accurate")
     ap.add_argument("--final", default="fine")
@@ -61,9 +61,11 @@ def main() -> None:
         "",
     ]
     for backend in args.backends.split(","):
+        # elastix (mutual information) is the classic alternative on the raw LOM
+        backend_variants = [RAW] if backend == "elastix" else variants
         for label, test_dir in sets:
             t0 = time.perf_counter()
-            rows = evaluate_test_set(test_dir, variants, out / "results" / backend / label.split()[0], backend=backend, params=params)
+            rows = evaluate_test_set(test_dir, backend_variants, out / "results" / backend / label.split()[0], backend=backend, params=params)
             write_rows_csv(rows, out / f"rows_{backend}_{label.split()[0]}.csv")
             table = format_summary(summarize(rows))
             title = f"{label} — backend {backend} ({time.perf_counter() - t0:.0f} s)"

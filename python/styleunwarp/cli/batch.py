@@ -19,7 +19,7 @@ def _pairing_options(func):
 @click.argument("source", type=click.Path(exists=True))
 @click.option("--out", "out_dir", required=True, type=click.Path(file_okay=False), help="Output folder.")
 @style_options
-@click.option("--backend", type=click.Choice(["bunwarpj", "native"]), default="bunwarpj", show_default=True)
+@click.option("--backend", type=click.Choice(["bunwarpj", "native", "elastix"]), default="bunwarpj", show_default=True)
 @click.option("--workers", type=click.IntRange(1, 64), default=1, show_default=True, help="Parallel worker processes (each with its own JVM).")
 @click.option("--force", is_flag=True, help="Redo pairs that are already done.")
 @click.option("--prealign", is_flag=True, help="Estimate rotation/scale/shift first (pairs not pre-aligned).")
@@ -53,7 +53,7 @@ def batch(source, out_dir, model, style, backend, workers, force, prealign, prog
 @click.argument("folder", type=click.Path(exists=True, file_okay=False))
 @click.option("--out", "out_dir", required=True, type=click.Path(file_okay=False), help="Output folder.")
 @style_options
-@click.option("--backend", type=click.Choice(["bunwarpj", "native"]), default="bunwarpj", show_default=True)
+@click.option("--backend", type=click.Choice(["bunwarpj", "native", "elastix"]), default="bunwarpj", show_default=True)
 @click.option("--interval", type=float, default=5.0, show_default=True, help="Seconds between scans.")
 @click.option("--settle", type=float, default=10.0, show_default=True, help="A file counts once unchanged this long (s).")
 @click.option("--max-idle", type=float, default=None, help="Stop after this many seconds without new pairs (default: run until Ctrl-C).")

@@ -12,7 +12,7 @@ from .options import bunwarpj_options, fiji_option, style_options
 @click.argument("cbs", type=click.Path(exists=True, dir_okay=False))
 @click.option("--out", "out_dir", required=True, type=click.Path(file_okay=False), help="Output folder.")
 @style_options
-@click.option("--backend", type=click.Choice(["bunwarpj", "native"]), default="bunwarpj", show_default=True)
+@click.option("--backend", type=click.Choice(["bunwarpj", "native", "elastix"]), default="bunwarpj", show_default=True)
 @fiji_option
 @click.option("--truth", type=click.Path(exists=True, dir_okay=False), default=None, help="Ground-truth direct transform: adds TRE and a tier.")
 @bunwarpj_options

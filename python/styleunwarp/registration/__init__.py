@@ -1,7 +1,8 @@
 """Elastic registration behind one interface: ``register(target, source, params)``.
 
-Backends: ``"bunwarpj"`` (the real Fiji plugin through :mod:`styleunwarp.imagej`) and
-``"native"`` (the same model in PyTorch). Each backend is a module of this package with a
+Backends: ``"bunwarpj"`` (the real Fiji plugin through :mod:`styleunwarp.imagej`),
+``"native"`` (the same model in PyTorch) and ``"elastix"`` (itk-elastix, mutual
+information, the classic multi-modal alternative; optional). Each backend is a module of this package with a
 ``register`` function of the signature below; it is imported only when used.
 """
 
@@ -14,7 +15,7 @@ import numpy as np
 from .params import MODES, SCALES, BUnwarpJParams
 from .result import Points, Registration
 
-BACKENDS = ("bunwarpj", "native")
+BACKENDS = ("bunwarpj", "native", "elastix")
 
 
 def register(
@@ -38,7 +39,7 @@ def register(
     params
         bUnwarpJ's parameters (defaults: the plugin dialog's).
     backend
-        ``"bunwarpj"`` or ``"native"``.
+        ``"bunwarpj"``, ``"native"`` or ``"elastix"``.
     target_mask, source_mask
         Optional boolean masks of the pixels to use.
     landmarks
