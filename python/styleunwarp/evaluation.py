@@ -37,7 +37,7 @@ class Variant:
     source_dir
         Sub-folder of the test set holding the image bUnwarpJ sees (``lom`` or ``cbs_like``).
     style
-        ``"none"`` or ``"model"`` (see :func:`styleunwarp.pipeline.pair.style_image`).
+        ``"none"`` or ``"model"`` (see :func:`styleunwarp.pipeline.pair.style_images`).
     model
         Style model path (``None`` = the shipped default) when ``style == "model"``.
     """

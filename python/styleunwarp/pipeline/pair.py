@@ -64,21 +64,25 @@ def _as_micrograph(image: PathLikeStr | Micrograph) -> Micrograph:
     return image if isinstance(image, Micrograph) else read_image(image)
 
 
-def style_image(lom_gray: np.ndarray, model: PathLikeStr | None, style: str) -> tuple[np.ndarray, dict]:
-    """The image bUnwarpJ sees in place of the LOM: styled by a model, or the LOM itself.
+def style_images(lom_gray: np.ndarray, cbs_gray: np.ndarray, model: PathLikeStr | None, style: str) -> tuple[np.ndarray, np.ndarray, dict]:
+    """The two images bUnwarpJ compares: ``(source, target, info)``, both about 0..255.
 
-    ``style`` is ``"model"`` (the given model, or the shipped default when ``model`` is
-    None) or ``"none"`` (raw LOM, the study's baseline).
+    ``style="none"``: the raw LOM and the CBS (the study's baseline). ``style="model"``: the
+    LOM rendered by a style model (``model``, or the shipped default when ``None``) and the
+    CBS in the same representation (:meth:`StyleTransfer.prepare_target`: the CBS itself for
+    a CBS-like model, its boundary map for an edges model).
     """
     if style == "none":
-        return normalize(lom_gray), {"style": "none"}
+        return normalize(lom_gray), normalize(cbs_gray), {"style": "none"}
     if style != "model":
         raise ValueError(f"style must be 'model' or 'none', got {style!r}")
     from ..style import StyleTransfer
 
     st = StyleTransfer.load(model) if model is not None else StyleTransfer.load_default()
-    styled = np.asarray(st(lom_gray), dtype=np.float32)
-    return normalize(styled), {"style": "model", "model": str(getattr(st, "path", model) or "default")}
+    styled = normalize(np.asarray(st(lom_gray), dtype=np.float32))
+    target = normalize(np.asarray(st.prepare_target(cbs_gray), dtype=np.float32))
+    info = {"style": "model", "model": str(getattr(st, "path", None) or model or "default"), "style_target": st.target_kind}
+    return styled, target, info
 
 
 def prepare_pair(
@@ -89,7 +93,7 @@ def prepare_pair(
     model: PathLikeStr | None = None,
     style: str = "model",
 ) -> PreparedPair:
-    """Read a pair, style the LOM and normalise both; write ``styled.tif`` and ``target.tif``.
+    """Read a pair and make the two images bUnwarpJ compares: ``styled.tif`` and ``target.tif``.
 
     This is everything before registration; the Fiji macro and script call it (through
     ``styleunwarp prepare``) and run bUnwarpJ themselves on the two files.
@@ -97,7 +101,8 @@ def prepare_pair(
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     lom_m, cbs_m = _as_micrograph(lom), _as_micrograph(cbs)
-    target = normalize(to_gray(cbs_m.data))
+    cbs_gray = to_gray(cbs_m.data)
+    target = cbs_gray
     lom_gray, grid = match_pixel_size(to_gray(lom_m.data), lom_m.pixel_size, cbs_m.pixel_size)
     ratio = (lom_gray.shape[0] * lom_gray.shape[1]) / (target.shape[0] * target.shape[1])
     if not 1 / MAX_AREA_RATIO <= ratio <= MAX_AREA_RATIO:
@@ -107,7 +112,7 @@ def prepare_pair(
             f"vs {target.shape[1]}x{target.shape[0]} px; check the pairing and the pixel sizes",
         )
     t0 = time.perf_counter()
-    styled, style_info = style_image(lom_gray, model, style)
+    styled, target, style_info = style_images(lom_gray, cbs_gray, model, style)
     style_seconds = time.perf_counter() - t0
     write_tiff(out / "styled.tif", styled, pixel_size=cbs_m.pixel_size if grid.factor != 1.0 else lom_m.pixel_size)
     write_tiff(out / "target.tif", target, pixel_size=cbs_m.pixel_size)
@@ -152,7 +157,7 @@ def register_pair(
     out = Path(out_dir)
     prep = prepare_pair(lom, cbs, out, model=model, style=style)
     lom_m, cbs_m, target, styled = prep.lom, prep.cbs, prep.target, prep.styled
-    lom_gray = to_gray(lom_m.data)
+    lom_gray, cbs_gray = to_gray(lom_m.data), to_gray(cbs_m.data)
     params = params or BUnwarpJParams()
 
     options = {"fiji_dir": fiji_dir} if backend == "bunwarpj" else {}
@@ -199,8 +204,8 @@ def register_pair(
         **prep.style_info,
         "backend": reg.backend,
         "params": params.to_dict(),
-        "nmi_before": nmi(lom_gray[: common[0], : common[1]], target[: common[0], : common[1]]),
-        "nmi_after": nmi(reg_gray, target, inside),
+        "nmi_before": nmi(lom_gray[: common[0], : common[1]], cbs_gray[: common[0], : common[1]]),
+        "nmi_after": nmi(reg_gray, cbs_gray, inside),
         "styled_nmi_after": nmi(moved, target, moved != 0),
         "styled_ncc_after": ncc(moved, target, moved != 0),
         "pixel_grid": prep.grid.to_dict(),
@@ -220,6 +225,6 @@ def register_pair(
         folded = metrics["transform"]["folded_fraction"] > 0
         metrics["tre"] = err.to_dict()
         metrics["tier"] = tier_from_tre(err.mean, err.p95, folded)
-    write_png(out / "overlay.png", overlay_rgb(reg_gray, target))
+    write_png(out / "overlay.png", overlay_rgb(reg_gray, cbs_gray))
     atomic_write_text(out / "metrics.json", json.dumps(metrics, indent=2, default=float) + "\n")
     return PairResult(out, reg, registered, styled, metrics)
