@@ -18,8 +18,13 @@ from .. import __version__
 _COMMANDS: tuple[tuple[str, str], ...] = (
     ("demo", "demo"),
     ("synth", "synth"),
+    ("register", "register"),
+    ("prepare", "prepare"),
+    ("batch", "batch"),
+    ("batch", "watch"),
     ("transform", "transform"),
     ("doctor", "doctor"),
+    ("report", "report"),
 )
 
 
