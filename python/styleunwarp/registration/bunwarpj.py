@@ -21,31 +21,13 @@ from ..imagej import from_imageplus, jclass, start, to_imageplus
 from ..transform import ElasticTransform
 from .params import BUnwarpJParams
 from .result import Points, Registration
+from .validation import check_image
 
 log = logging.getLogger(__name__)
-
-MIN_SIZE = 16
-"""Smallest image side bUnwarpJ is given (its pyramid needs a few levels)."""
 
 
 class BUnwarpJError(StyleunwarpError, RuntimeError):
     """bUnwarpJ failed; the message carries the plugin's own."""
-
-
-def check_image(image: np.ndarray, role: str) -> np.ndarray:
-    """A finite, non-constant 2-D float32 copy of ``image``, or an :class:`InputError`."""
-    a = np.asarray(image)
-    if a.ndim != 2:
-        raise InputError(None, f"{role} image must be 2-D grey, got shape {a.shape} (convert RGB with styleunwarp.io.to_gray)")
-    if min(a.shape) < MIN_SIZE:
-        raise InputError(None, f"{role} image is {a.shape[1]}x{a.shape[0]} px; bUnwarpJ needs at least {MIN_SIZE} px per side")
-    a = a.astype(np.float32)
-    bad = ~np.isfinite(a)
-    if bad.any():
-        raise InputError(None, f"{role} image has {int(bad.sum())} NaN or infinite pixels")
-    if float(a.max() - a.min()) == 0.0:
-        raise InputError(None, f"{role} image is constant ({float(a.flat[0])}): nothing to register")
-    return a
 
 
 def _joint_range(target: np.ndarray, source: np.ndarray) -> tuple[np.ndarray, np.ndarray, float]:

@@ -15,9 +15,9 @@ import numpy as np
 
 from ..errors import InputError, StyleunwarpError
 from ..transform import fit_elastic
-from .bunwarpj import check_image
 from .params import BUnwarpJParams
 from .result import Points, Registration
+from .validation import check_image
 
 FIT_INTERVALS = 32
 """B-spline intervals of the bUnwarpJ grid fitted to elastix's deformation field."""

@@ -25,10 +25,10 @@ from ...errors import InputError
 from ...transform import ElasticTransform, affine_elastic, identity_elastic, jacobian_determinant
 from ..params import BUnwarpJParams
 from ..result import Points, Registration
+from ..validation import check_image
 from . import energy, optimize, spline
 from .optimize import Settings, Side
 
-MIN_SIZE = 16
 
 __all__ = ["assess", "register", "register_batch", "resolve_device"]
 
@@ -44,17 +44,7 @@ def resolve_device(device: str | torch.device | None = "auto") -> torch.device:
 
 
 def _check_image(a: np.ndarray, name: str) -> np.ndarray:
-    a = np.asarray(a)
-    if a.ndim != 2:
-        raise InputError(None, f"{name} image must be a grey (H, W) array, got shape {a.shape}")
-    if min(a.shape) < MIN_SIZE:
-        raise InputError(None, f"{name} image is {a.shape[1]}x{a.shape[0]} px; the native registration needs at least {MIN_SIZE} px a side")
-    a = a.astype(np.float64)
-    if not np.isfinite(a).all():
-        raise InputError(None, f"{name} image contains NaN or infinite values")
-    if np.ptp(a) == 0:
-        raise InputError(None, f"{name} image is constant ({a.flat[0]:g}): nothing to register")
-    return a
+    return check_image(a, name, np.float64)
 
 
 def _check_mask(m: np.ndarray | None, shape: tuple[int, int], name: str) -> np.ndarray:
