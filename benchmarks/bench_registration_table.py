@@ -6,7 +6,7 @@ with every available backend; tiers come from TRE against the known deformation
 (DESIGN.md: good <= 1.5 px mean and <= 3 px p95, decent <= 3, bad <= 8, poor otherwise).
 
     python benchmarks/bench_registration_table.py [--synthetic 10] [--size 512]
-        [--real ../shared/data/openecci-cbs] [--backends bunwarpj,elastix] [--model DIR]
+        [--real ../shared/data/openecci-cbs] [--backends bunwarpj,elastix] [--model DIR] [--variants raw,styled,perfect]
         [--mode accurate] [--final fine] [--out /tmp/styleunwarp-table] [--markdown docs/FILE.md]
 """
 
@@ -27,7 +27,8 @@ def main() -> None:
     ap.add_argument("--seed", type=int, default=1000, help="data-set seed (differs from the training data's)")
     ap.add_argument("--real", default=str(repo.parent / "shared" / "data" / "openecci-cbs"))
     ap.add_argument("--backends", default="bunwarpj,elastix", help="comma-separated: bunwarpj, native, elastix (elastix runs on the raw LOM only)")
-    ap.add_argument("--model", default=None, help="style model (default: the shipped one; 'skip' to leave out)")
+    ap.add_argument("--model", default=None, help="style model (default: the shipped one)")
+    ap.add_argument("--variants", default="raw,styled,perfect", help="comma-separated subset of raw, styled, perfect")
     ap.add_argument("--mode", default="accurate")
     ap.add_argument("--final", default="fine")
     ap.add_argument("--out", default="/tmp/styleunwarp-table")
@@ -35,12 +36,13 @@ def main() -> None:
     args = ap.parse_args()
 
     from styleunwarp.demo import available_variants
-    from styleunwarp.evaluation import PERFECT, RAW, evaluate_test_set, format_summary, summarize, write_rows_csv
+    from styleunwarp.evaluation import RAW, evaluate_test_set, format_summary, summarize, write_rows_csv
     from styleunwarp.registration import BUnwarpJParams
     from styleunwarp.synth import write_dataset
 
     params = BUnwarpJParams(mode=args.mode, max_scale_deformation=args.final)
-    variants = [RAW, PERFECT] if args.model == "skip" else available_variants(args.model)
+    wanted = set(args.variants.split(","))
+    variants = [v for v in available_variants(args.model) if {"raw LOM": "raw", "styled LOM": "styled", "perfect CBS-like": "perfect"}[v.name] in wanted]
     out = Path(args.out)
     sets = []
     if args.synthetic > 0:
@@ -62,7 +64,7 @@ def main() -> None:
     ]
     for backend in args.backends.split(","):
         # elastix (mutual information) is the classic alternative on the raw LOM
-        backend_variants = [RAW] if backend == "elastix" else variants
+        backend_variants = [v for v in variants if v is RAW] if backend == "elastix" else variants
         for label, test_dir in sets:
             t0 = time.perf_counter()
             rows = evaluate_test_set(test_dir, backend_variants, out / "results" / backend / label.split()[0], backend=backend, params=params)

@@ -24,6 +24,8 @@ _COMMANDS: tuple[tuple[str, str], ...] = (
     ("batch", "watch"),
     ("transform", "transform"),
     ("doctor", "doctor"),
+    ("train", "train"),
+    ("style", "style"),
     ("report", "report"),
 )
 

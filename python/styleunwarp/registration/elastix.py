@@ -9,6 +9,7 @@ with a bUnwarpJ elastic grid so that the result is saved and applied like any ot
 
 from __future__ import annotations
 
+import tempfile
 import time
 
 import numpy as np
@@ -66,11 +67,12 @@ def register(
         p["WriteResultImage"] = ["false"]
         po.AddParameterMap(p)
     t0 = time.perf_counter()
-    try:
-        _, result = itk.elastix_registration_method(fixed, moving, parameter_object=po, log_to_console=False)
-        field = itk.transformix_deformation_field(moving, result)
-    except Exception as exc:  # elastix raises RuntimeError with its log on failure
-        raise StyleunwarpError(f"elastix failed: {exc}") from exc
+    with tempfile.TemporaryDirectory(prefix="styleunwarp-elastix-") as work:  # transformix writes files
+        try:
+            _, result = itk.elastix_registration_method(fixed, moving, parameter_object=po, log_to_console=False, output_directory=work)
+            field = itk.transformix_deformation_field(moving, result, output_directory=work)
+        except Exception as exc:  # elastix raises RuntimeError with its log on failure
+            raise StyleunwarpError(f"elastix failed: {exc}") from exc
     seconds = time.perf_counter() - t0
     disp = np.asarray(itk.array_from_image(field), dtype=np.float64)  # (H, W, 2): (dx, dy) per fixed pixel
     h, w = t.shape

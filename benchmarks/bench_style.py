@@ -1,0 +1,189 @@
+"""Benchmark of the style network: inference time and memory, training throughput, usefulness.
+
+    python benchmarks/bench_style.py [--model DIR] [--syn DATA] [--cbs DATA] [--skip-usefulness]
+
+* inference: seconds per 512² image (median of repeats, after one warm-up) and peak memory
+  (tracemalloc for Python/numpy allocations, ``ru_maxrss`` for the whole process);
+* training: pairs/s (crops of the default size per second) for the shipped architecture;
+* usefulness: TRE of bUnwarpJ registrations of the raw LOM and of the styled LOM to the CBS on
+  held-out test pairs (``styleunwarp synth OUT --n 0 --n-test 10`` synthetic and
+  ``--from-cbs`` real-CBS-based pairs), tiered good/decent/bad/poor as in DESIGN.md.
+
+Timings on a shared machine are inflated by concurrent load: the script prints the load.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import resource
+import subprocess
+import sys
+import tempfile
+import time
+import tracemalloc
+from pathlib import Path
+
+import numpy as np
+
+from styleunwarp.quality import tier_from_tre as tier
+
+
+def bench_inference(model, repeats: int = 3) -> dict:
+    from styleunwarp.synth import make_pair
+
+    img = make_pair((512, 512), seed=424242, deform=False).lom
+    model(img)  # warm-up
+    times = []
+    tracemalloc.start()
+    for _ in range(repeats):
+        t0 = time.perf_counter()
+        model(img)
+        times.append(time.perf_counter() - t0)
+    _, peak = tracemalloc.get_traced_memory()
+    tracemalloc.stop()
+    big = make_pair((1024, 1536), seed=424243, deform=False).lom
+    t0 = time.perf_counter()
+    model(big)
+    t_big = time.perf_counter() - t0
+    return {"s_per_512": float(np.median(times)), "s_1024x1536_tiled": t_big,
+            "tracemalloc_peak_mb": peak / 2**20,
+            "ru_maxrss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024}
+
+
+def bench_training(arch, crop: int = 192, batch: int = 4, steps: int = 5) -> dict:
+    import torch
+    import torch.nn.functional as F
+
+    from styleunwarp.style.networks import UNetGenerator, init_weights
+
+    torch.manual_seed(0)
+    g = UNetGenerator(arch)
+    init_weights(g)
+    opt = torch.optim.Adam(g.parameters(), lr=1e-3)
+    x = torch.randn(batch, arch.in_channels, crop, crop)
+    y = torch.randn(batch, 1, crop, crop)
+    times = []
+    for i in range(steps + 1):
+        t0 = time.perf_counter()
+        loss = F.l1_loss(g(x), y)
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+        if i:
+            times.append(time.perf_counter() - t0)
+    s = float(np.median(times))
+    return {"crop": crop, "batch": batch, "s_per_step": s, "crops_per_s": batch / s,
+            "pair_equiv_per_s": batch * crop ** 2 / 512 ** 2 / s}
+
+
+def ensure_data(path: Path, args: list[str]) -> Path:
+    if not (path / "test" / "lom").is_dir():
+        subprocess.run([sys.executable, "-m", "styleunwarp", "synth", str(path), "--no-progress", *args], check=True)
+    return path
+
+
+def usefulness(model, data: Path, params, blur: float = 0.0) -> list[dict]:
+    from styleunwarp.io import normalize, read_image, to_gray
+    from styleunwarp.registration import register
+    from styleunwarp.transform import displacement_error, read_transform
+
+    rows = []
+    for lom_p in sorted((data / "test" / "lom").glob("*.tif")):
+        name = lom_p.stem
+        lom = read_image(lom_p).data
+        cbs_raw = read_image(data / "test" / "cbs" / f"{name}.tif").data
+        cbs = normalize(cbs_raw)
+        truth = read_transform(data / "test" / "truth" / f"{name}_direct_transf.txt")
+        row = {"pair": name}
+        # raw: the LOM registered to the CBS as they are (both stretched to 0..255);
+        # styled: model(LOM) registered to model.prepare_target(CBS) (the CBS itself for a
+        # 'cbs' model, its boundary map for an 'edges' model).
+        for kind, tgt, src in (("raw", cbs, normalize(to_gray(lom))),
+                               ("styled", model.prepare_target(cbs_raw), model(lom))):
+            if blur > 0:
+                from scipy import ndimage
+
+                tgt, src = (normalize(ndimage.gaussian_filter(a, blur)) for a in (tgt, src))
+            t0 = time.perf_counter()
+            try:
+                reg = register(tgt, src, params, backend="bunwarpj")
+                err = displacement_error(reg.direct, truth, cbs.shape)
+                m, p95 = float(err.mean()), float(np.percentile(err, 95))
+            except Exception as exc:  # noqa: BLE001 - a failed registration is a result
+                m, p95 = float("inf"), float("inf")
+                row[f"{kind}_error"] = str(exc)[:200]
+            row.update({f"{kind}_mean": m, f"{kind}_p95": p95, f"{kind}_tier": tier(m, p95),
+                        f"{kind}_s": time.perf_counter() - t0})
+        rows.append(row)
+    return rows
+
+
+def print_table(title: str, rows: list[dict]) -> None:
+    print(f"\n{title}")
+    print(f"{'pair':<22}{'raw mean':>9}{'p95':>8} {'tier':<7}{'styled mean':>12}{'p95':>8} {'tier':<7}")
+    for r in rows:
+        print(f"{r['pair']:<22}{r['raw_mean']:>9.2f}{r['raw_p95']:>8.2f} {r['raw_tier']:<7}"
+              f"{r['styled_mean']:>12.2f}{r['styled_p95']:>8.2f} {r['styled_tier']:<7}")
+    for kind in ("raw", "styled"):
+        tiers = [r[f"{kind}_tier"] for r in rows]
+        counts = {t: tiers.count(t) for t in ("good", "decent", "bad", "poor")}
+        print(f"  {kind:>6}: " + ", ".join(f"{v} {k}" for k, v in counts.items()))
+    good = sum(r["styled_tier"] == "good" for r in rows)
+    worst_ok = all(r["styled_tier"] in ("good", "decent") for r in rows)
+    print(f"  bar (>= 9/10 good, none below decent): {'MET' if good >= 0.9 * len(rows) and worst_ok else 'NOT MET'}")
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    ap.add_argument("--model", default=None, help="model folder (default: the shipped one)")
+    ap.add_argument("--syn", default=None, help="synthetic test data (default: generated, seed 1)")
+    ap.add_argument("--cbs", default=None, help="real-CBS-based test data (default: generated, seed 2)")
+    ap.add_argument("--cbs-source", default="/work/shared/data/openecci-cbs")
+    ap.add_argument("--skip-usefulness", action="store_true")
+    ap.add_argument("--mode", default="mono", help="bUnwarpJ mode for the usefulness table (mono, fast, accurate)")
+    ap.add_argument("--max-scale", type=int, default=3, help="bUnwarpJ final deformation scale (2 Fine, 3 Very Fine)")
+    ap.add_argument("--blur", type=float, default=0.0, help="Gaussian blur (px) of both images before registering")
+    ap.add_argument("--json", default=None, help="also write all results to this JSON file")
+    args = ap.parse_args()
+
+    import torch
+
+    from styleunwarp.style import StyleTransfer
+
+    print(f"torch {torch.__version__}, {torch.get_num_threads()} threads, load average "
+          f"{os.getloadavg()[0]:.1f} on {os.cpu_count()} CPUs (timings inflated by concurrent load)")
+    model = StyleTransfer.load(args.model) if args.model else StyleTransfer.load_default()
+    print(f"model: {model} (target kind {model.target_kind!r})")
+    out: dict = {"model": str(model.source), "card_validation": model.card.get("validation")}
+    inf = bench_inference(model)
+    out["inference"] = inf
+    print(f"inference: {inf['s_per_512']:.3f} s per 512² image, {inf['s_1024x1536_tiled']:.2f} s for 1024x1536 "
+          f"(tiled); peak tracemalloc {inf['tracemalloc_peak_mb']:.1f} MB, ru_maxrss {inf['ru_maxrss_mb']:.0f} MB")
+    tr = bench_training(model.arch)
+    out["training"] = tr
+    print(f"training: {tr['s_per_step']:.2f} s/step of {tr['batch']}x{tr['crop']}² crops = {tr['crops_per_s']:.2f} crops/s "
+          f"= {tr['pair_equiv_per_s']:.2f} 512²-pair equivalents/s")
+    if not args.skip_usefulness:
+        try:
+            from styleunwarp.registration import BUnwarpJParams
+        except ImportError as exc:
+            print(f"usefulness: registration backend not available ({exc})")
+        else:
+            params = BUnwarpJParams(mode=args.mode, max_scale_deformation=args.max_scale)
+            print(f"usefulness: bUnwarpJ {params}, blur {args.blur} px")
+            tmp = Path(tempfile.gettempdir())
+            syn = ensure_data(Path(args.syn) if args.syn else tmp / "styleunwarp_bench_syn", ["--n", "0", "--n-test", "10", "--seed", "1"])
+            cbs = ensure_data(Path(args.cbs) if args.cbs else tmp / "styleunwarp_bench_cbs",
+                              ["--n", "0", "--n-test", "10", "--seed", "2", "--from-cbs", args.cbs_source])
+            for title, data in (("synthetic test pairs (seed 1)", syn), ("LOM-like renderings of real CBS (openecci)", cbs)):
+                rows = usefulness(model, data, params, args.blur)
+                out[title] = rows
+                print_table(title, rows)
+    if args.json:
+        Path(args.json).write_text(json.dumps(out, indent=2, default=str))
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,54 @@
+"""``styleunwarp train``: train the LOM → CBS style network on aligned pairs."""
+
+from __future__ import annotations
+
+import click
+
+
+@click.command()
+@click.argument("pairs", type=click.Path(exists=True))
+@click.option("--out", "out", required=True, type=click.Path(file_okay=False), help="Model folder to write (model.safetensors, model.json, checkpoint_latest.pt).")
+@click.option("--epochs", type=click.IntRange(1), default=40, show_default=True)
+@click.option("--max-minutes", type=click.FloatRange(0, min_open=True), default=None, help="Stop cleanly after this much time (best checkpoint kept).")
+@click.option("--mode", type=click.Choice(["unet", "gan"]), default="unet", show_default=True, help="unet: L1 + edge loss; gan: pix2pix (LSGAN + 100*L1).")
+@click.option("--target", type=click.Choice(["edges", "cbs"]), default="edges", show_default=True, help="edges: learn the CBS's boundary map (register to prepare_target(CBS)); cbs: learn the CBS grey itself.")
+@click.option("--seed", type=int, default=0, show_default=True)
+@click.option("--crop", type=click.IntRange(32), default=256, show_default=True, help="Training crop size (multiple of 2**depth).")
+@click.option("--batch-size", type=click.IntRange(1), default=4, show_default=True)
+@click.option("--val-fraction", type=click.FloatRange(0, 1, max_open=True), default=0.1, show_default=True)
+@click.option("--steps-per-epoch", type=click.IntRange(1), default=None, help="Default: one crop per crop-sized area of the training images.")
+@click.option("--base", type=click.IntRange(1, 256), default=16, show_default=True, help="Generator base width.")
+@click.option("--depth", type=click.IntRange(1, 8), default=5, show_default=True, help="Generator depth (downsamplings).")
+@click.option("--channels", type=click.Choice(["1", "3"]), default="1", show_default=True, help="1: gray input (RGB converted); 3: RGB input.")
+@click.option("--lr", type=click.FloatRange(0, min_open=True), default=None, help="Adam learning rate [default: 1e-3 for unet, 2e-4 for gan].")
+@click.option("--edge-weight", type=click.FloatRange(0), default=1.0, show_default=True, help="Weight of the L1 loss on image gradients.")
+@click.option("--description", default=None, help="Training-data description for the model card.")
+@click.option("--resume", is_flag=True, help="Continue from OUT/checkpoint_latest.pt (its hyper-parameters are kept).")
+@click.option("--no-progress", is_flag=True, help="No progress bar.")
+def train(pairs, out, epochs, max_minutes, mode, target, seed, crop, batch_size, val_fraction, steps_per_epoch,
+          base, depth, channels, lr, edge_weight, description, resume, no_progress) -> None:
+    """Train a style model on aligned pairs PAIRS/{lom,cbs}/NAME.tif or a CSV manifest (lom,cbs).
+
+    Writes the best model (by validation L1) as OUT/model.safetensors + OUT/model.json.
+    """
+    from ..errors import InputError
+    from ..style import Architecture, TrainConfig
+    from ..style import train as run
+
+    try:
+        cfg = TrainConfig(mode=mode, target=target, epochs=epochs, max_minutes=max_minutes, seed=seed, crop=crop,
+                          batch_size=batch_size, val_fraction=val_fraction, steps_per_epoch=steps_per_epoch,
+                          lr=lr, edge_weight=edge_weight,
+                          arch=Architecture(in_channels=int(channels), base=base, depth=depth))
+    except ValueError as exc:
+        raise click.BadParameter(str(exc)) from exc
+    try:
+        res = run(pairs, out, cfg, resume=resume, progress=not no_progress, data_description=description)
+    except InputError as exc:
+        raise click.ClickException(str(exc)) from exc
+    for msg in res.get("skipped", []):
+        click.echo(f"skipped: {msg}", err=True)
+    best = res["best"] or {}
+    metrics = ", ".join(f"{k[4:]} {best[k]:.4g}" for k in ("val_l1", "val_ssim", "val_psnr") if best.get(k) is not None)
+    click.echo(f"{res['stopped']}: {res['epochs_done']} epochs, {res['steps_done']} steps in {res['minutes']:.1f} min; "
+               f"best epoch {best.get('epoch')} ({metrics or 'no validation'}) -> {res['model']}")

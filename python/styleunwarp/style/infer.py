@@ -1,0 +1,187 @@
+"""Inference: any image size through overlapping tiles blended with a smooth window."""
+
+from __future__ import annotations
+
+import contextlib
+import os
+from os import PathLike
+from pathlib import Path
+from typing import Iterator, Sequence
+
+import numpy as np
+import torch
+
+from ..errors import InputError
+from .data import normalize_input, to_output_range
+from .networks import UNetGenerator
+
+MODELS_ENV = "STYLEUNWARP_MODELS"
+DEFAULT_MODEL = "lom2cbs-synthetic"
+
+
+def models_dir() -> Path:
+    """``$STYLEUNWARP_MODELS`` if set, else ``models/`` of the source checkout."""
+    env = os.environ.get(MODELS_ENV)
+    if env:
+        return Path(env)
+    return Path(__file__).resolve().parents[3] / "models"
+
+
+@contextlib.contextmanager
+def deterministic() -> Iterator[None]:
+    """``torch.use_deterministic_algorithms(True)`` for the block, restoring the previous state."""
+    prev = torch.are_deterministic_algorithms_enabled()
+    prev_warn = torch.is_deterministic_algorithms_warn_only_enabled()
+    torch.use_deterministic_algorithms(True, warn_only=True)
+    try:
+        yield
+    finally:
+        torch.use_deterministic_algorithms(prev, warn_only=prev_warn)
+
+
+def _ramp(n: int, overlap: int, at_start: bool, at_end: bool) -> np.ndarray:
+    """1-D blending weight: raised-cosine ramps over ``overlap`` px at inner edges, flat 1 elsewhere.
+
+    The weight never reaches 0 (floor 1e-3), so every pixel is covered with a positive weight.
+    """
+    w = np.ones(n, np.float64)
+    r = min(overlap, n // 2)
+    if r > 0:
+        t = (np.arange(r) + 0.5) / r
+        ramp = np.maximum(0.5 - 0.5 * np.cos(np.pi * t), 1e-3)
+        if not at_start:
+            w[:r] = ramp
+        if not at_end:
+            w[n - r:] = ramp[::-1]
+    return w
+
+
+def _starts(size: int, tile: int, step: int) -> list[int]:
+    if size <= tile:
+        return [0]
+    s = list(range(0, size - tile, step))
+    s.append(size - tile)
+    return s
+
+
+class StyleTransfer:
+    """A trained LOM → CBS-like generator, callable on numpy images.
+
+    ``model(image)`` takes a gray ``(H, W)`` or RGB ``(H, W, 3)`` array of any numeric dtype
+    (8/16-bit, float) and any size and returns a float32 ``(H, W)`` CBS-like image in 0..255.
+    Images larger than ``tile`` are processed in overlapping tiles blended with a smooth
+    window. Evaluation is deterministic (eval mode, deterministic algorithms, inference mode).
+
+    Examples
+    --------
+    >>> model = StyleTransfer.load_default()            # doctest: +SKIP
+    >>> styled = model(lom)                              # doctest: +SKIP
+    """
+
+    def __init__(self, generator: UNetGenerator, card: dict | None = None, *, tile: int = 512,
+                 overlap: int = 64, device: str | torch.device | None = None, source: Path | None = None) -> None:
+        self.generator = generator.eval()
+        self.card = card or {}
+        self.arch = generator.arch
+        m = self.arch.multiple
+        if tile < m or tile % m:
+            raise ValueError(f"tile must be a positive multiple of {m}, got {tile}")
+        if overlap < 0:
+            raise ValueError(f"overlap must be >= 0, got {overlap}")
+        self.tile, self.overlap = int(tile), min(int(overlap), int(tile) // 2)  # overlap capped at tile/2
+        self.device = torch.device(device) if device is not None else (
+            torch.device("cuda") if torch.cuda.is_available() else torch.device("cpu"))
+        self.generator.to(self.device)
+        self.source = source
+
+    # ------------------------------------------------------------------ construction
+    @classmethod
+    def load(cls, path: str | PathLike[str], **kwargs) -> "StyleTransfer":
+        """Load from a model folder (``train``'s output), a ``.safetensors`` file or a card."""
+        from .weights import load_model
+
+        gen, card, wpath = load_model(path)
+        return cls(gen, card, source=wpath, **kwargs)
+
+    @classmethod
+    def load_default(cls, **kwargs) -> "StyleTransfer":
+        """The shipped model ``models/lom2cbs-synthetic`` (or under ``$STYLEUNWARP_MODELS``)."""
+        path = models_dir() / DEFAULT_MODEL
+        if not path.exists():
+            raise InputError(path, "the default style model is not installed (train one with "
+                                   "`styleunwarp train`, or set STYLEUNWARP_MODELS)")
+        return cls.load(path, **kwargs)
+
+    # ------------------------------------------------------------------ inference
+    def __call__(self, image: np.ndarray) -> np.ndarray:
+        x = normalize_input(image, self.arch.in_channels)
+        return to_output_range(self._run(x))
+
+    def batch(self, images: Sequence[np.ndarray]) -> list[np.ndarray]:
+        """Style several images (each of its own size); returns a list of float32 arrays."""
+        return [self(im) for im in images]
+
+    def _forward(self, x: np.ndarray) -> np.ndarray:
+        """Generator on one normalised ``(C, h, w)`` block, padded to a multiple of 2**depth."""
+        m = self.arch.multiple
+        c, h, w = x.shape
+        ph, pw = (-h) % m, (-w) % m
+        if ph or pw:
+            x = np.pad(x, ((0, 0), (0, ph), (0, pw)), mode="symmetric")
+        t = torch.from_numpy(np.ascontiguousarray(x))[None].to(self.device)
+        y = self.generator(t)[0, 0].float().cpu().numpy()
+        return y[:h, :w]
+
+    def _run(self, x: np.ndarray) -> np.ndarray:
+        was_training = self.generator.training
+        self.generator.eval()
+        try:
+            with deterministic(), torch.inference_mode():
+                return self._tiled(x)
+        finally:
+            self.generator.train(was_training)
+
+    def _tiled(self, x: np.ndarray) -> np.ndarray:
+        _, h, w = x.shape
+        tile, ov = self.tile, self.overlap
+        if h <= tile and w <= tile:
+            return self._forward(x)
+        step = tile - ov
+        acc = np.zeros((h, w), np.float64)
+        wsum = np.zeros((h, w), np.float64)
+        ys, xs = _starts(h, tile, step), _starts(w, tile, step)
+        for i in ys:
+            for j in xs:
+                th, tw = min(tile, h - i), min(tile, w - j)
+                out = self._forward(x[:, i:i + th, j:j + tw])
+                wy = _ramp(th, ov, i == 0, i + th >= h)
+                wx = _ramp(tw, ov, j == 0, j + tw >= w)
+                wt = wy[:, None] * wx[None, :]
+                acc[i:i + th, j:j + tw] += wt * out
+                wsum[i:i + th, j:j + tw] += wt
+        return (acc / wsum).astype(np.float32)
+
+    @property
+    def target_kind(self) -> str:
+        """``"cbs"`` (output is CBS-like) or ``"edges"`` (output is the CBS's boundary map)."""
+        return str((self.card.get("target") or {}).get("kind", "cbs"))
+
+    def prepare_target(self, cbs: np.ndarray) -> np.ndarray:
+        """The CBS image in the representation this model renders LOM images into (0..255).
+
+        Register ``model(lom)`` (moved) to ``model.prepare_target(cbs)`` (fixed). For a ``cbs``
+        model this is the contrast-stretched CBS; for an ``edges`` model its boundary map.
+        """
+        from .data import target_representation
+
+        return target_representation(cbs, self.target_kind)
+
+    def style_file(self, path: str | PathLike[str]) -> np.ndarray:
+        from ..io import read_image
+
+        return self(read_image(path).data)
+
+    def __repr__(self) -> str:
+        a = self.arch
+        return (f"StyleTransfer(base={a.base}, depth={a.depth}, in_channels={a.in_channels}, "
+                f"tile={self.tile}, overlap={self.overlap}, source={self.source})")

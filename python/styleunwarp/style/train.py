@@ -1,0 +1,327 @@
+"""Training on aligned LOM/CBS pairs: pix2pix (``gan``) or a plain U-Net (``unet``).
+
+Losses (docs/style.md):
+
+* ``gan``: pix2pix with the least-squares GAN loss (LSGAN, more stable than BCE on tiny
+  data sets): generator ``MSE(D(x, G(x)), 1) + l1_weight * |G(x) - y|`` (``l1_weight`` 100),
+  discriminator ``0.5 * (MSE(D(x, y), 1) + MSE(D(x, G(x)), 0))``; plus ``edge_weight`` times
+  the L1 of the finite-difference gradients if ``edge_weight > 0``.
+* ``unet``: ``|G(x) - y| + edge_weight * |∇G(x) - ∇y|`` (no discriminator).
+
+Every step draws its crops from ``numpy.random.default_rng([seed, epoch, step])`` and there
+is no other randomness after initialisation, so a run resumed from ``checkpoint_latest.pt``
+reproduces the uninterrupted run.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import math
+import time
+from dataclasses import asdict, dataclass, field
+from os import PathLike
+from pathlib import Path
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+from ..errors import InputError
+from .data import EDGE_SIGMA, TARGETS, LoadedPair, find_pairs, load_pair, sample_batch, to_output_range
+from .networks import Architecture, PatchDiscriminator, UNetGenerator, count_parameters, init_weights
+
+log = logging.getLogger(__name__)
+
+CHECKPOINT = "checkpoint_latest.pt"
+HISTORY = "history.json"
+
+
+@dataclass
+class TrainConfig:
+    """Everything that defines a training run (stored in the checkpoint and the card)."""
+
+    mode: str = "unet"
+    target: str = "edges"
+    epochs: int = 40
+    max_minutes: float | None = None
+    seed: int = 0
+    crop: int = 256
+    batch_size: int = 4
+    val_fraction: float = 0.1
+    steps_per_epoch: int | None = None  # default: about one crop per crop-sized area per image
+    lr: float | None = None  # default: 1e-3 for ``unet``, 2e-4 (pix2pix) for ``gan``
+    beta1: float = 0.5
+    l1_weight: float = 100.0
+    edge_weight: float = 1.0
+    disc_base: int = 32
+    arch: Architecture = field(default_factory=Architecture)
+
+    def __post_init__(self) -> None:
+        if self.mode not in ("gan", "unet"):
+            raise ValueError(f"mode must be 'gan' or 'unet', got {self.mode!r}")
+        if self.target not in TARGETS:
+            raise ValueError(f"target must be one of {TARGETS}, got {self.target!r}")
+        if self.crop % self.arch.multiple:
+            raise ValueError(f"crop {self.crop} must be a multiple of 2**depth = {self.arch.multiple}")
+        if self.epochs < 1 or self.batch_size < 1:
+            raise ValueError("epochs and batch size must be >= 1")
+        if self.lr is None:
+            self.lr = 1e-3 if self.mode == "unet" else 2e-4
+        if not 0.0 <= self.val_fraction < 1.0:
+            raise ValueError(f"val fraction must be in [0, 1), got {self.val_fraction}")
+
+    def as_dict(self) -> dict:
+        d = asdict(self)
+        d["arch"] = self.arch.as_dict()
+        return d
+
+    @classmethod
+    def from_dict(cls, d: dict) -> "TrainConfig":
+        d = dict(d)
+        d["arch"] = Architecture.from_dict(d["arch"])
+        return cls(**d)
+
+
+def target_card(kind: str) -> dict:
+    """The card's ``target`` section: what the model renders and how to prepare the CBS."""
+    if kind == "edges":
+        return {"kind": "edges", "sigma": EDGE_SIGMA,
+                "description": "Gaussian gradient magnitude (sigma px) of the percentile-stretched CBS, "
+                               "stretched to 0..255; register model(LOM) to StyleTransfer.prepare_target(CBS)"}
+    return {"kind": "cbs", "description": "the percentile-stretched CBS image (CBS-like rendering)"}
+
+
+def _grad_l1(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
+    dxa, dxb = a[..., :, 1:] - a[..., :, :-1], b[..., :, 1:] - b[..., :, :-1]
+    dya, dyb = a[..., 1:, :] - a[..., :-1, :], b[..., 1:, :] - b[..., :-1, :]
+    return (dxa - dxb).abs().mean() + (dya - dyb).abs().mean()
+
+
+def validate(gen: UNetGenerator, pairs: list[LoadedPair], device: torch.device) -> dict:
+    """Mean L1 (0..255 units), SSIM and PSNR (data range 255) of the generator on whole images."""
+    from skimage.metrics import peak_signal_noise_ratio, structural_similarity
+
+    from .infer import StyleTransfer
+
+    if not pairs:
+        return {}
+    st = StyleTransfer(gen, tile=512, overlap=64, device=device)
+    l1, ssim, psnr = [], [], []
+    for p in pairs:
+        pred = to_output_range(st._run(p.x))
+        true = to_output_range(np.clip(p.y[0], -1, 1))
+        l1.append(float(np.abs(pred - true).mean()))
+        ssim.append(float(structural_similarity(true, pred, data_range=255.0)))
+        psnr.append(float(peak_signal_noise_ratio(true, pred, data_range=255.0)))
+    gen.train()
+    return {"l1": float(np.mean(l1)), "ssim": float(np.mean(ssim)), "psnr": float(np.mean(psnr))}
+
+
+def _save_checkpoint(out: Path, state: dict) -> None:
+    from ..io import atomic_path
+
+    with atomic_path(out / CHECKPOINT) as tmp:
+        torch.save(state, tmp)
+
+
+def _load_checkpoint(path: Path) -> dict:
+    try:
+        return torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as exc:  # noqa: BLE001 - any failure means the file is unusable
+        raise InputError(path, f"cannot read the training checkpoint ({type(exc).__name__}: {exc})") from exc
+
+
+def train(
+    pairs: str | PathLike[str],
+    out: str | PathLike[str],
+    config: TrainConfig | None = None,
+    *,
+    resume: bool = False,
+    progress: bool = True,
+    device: str | torch.device | None = None,
+    data_description: str | None = None,
+) -> dict:
+    """Train a generator on aligned pairs and write a model folder.
+
+    Parameters
+    ----------
+    pairs
+        ``PAIRS/{lom,cbs}/NAME.tif`` or a CSV manifest with ``lom,cbs`` columns.
+    out
+        Model folder: ``model.safetensors`` + ``model.json`` (the best epoch by validation
+        L1, or by training loss without a validation split), ``checkpoint_latest.pt`` (full
+        state for ``resume``), ``history.json``.
+    config
+        Hyper-parameters; with ``resume`` the checkpoint's config is used (``epochs`` and
+        ``max_minutes`` may be changed).
+    resume
+        Continue from ``out/checkpoint_latest.pt`` if it exists.
+
+    Returns
+    -------
+    dict
+        ``{"epochs_done", "steps_done", "stopped" ("done" | "time"), "best", "history",
+        "model"}``.
+    """
+    from ..io import atomic_write_text
+    from .infer import deterministic
+    from .weights import new_card, save_model
+
+    t_start = time.monotonic()
+    out = Path(out)
+    out.mkdir(parents=True, exist_ok=True)
+    cfg = config or TrainConfig()
+    ckpt_path = out / CHECKPOINT
+    ckpt = None
+    if resume and ckpt_path.is_file():
+        ckpt = _load_checkpoint(ckpt_path)
+        try:
+            old = TrainConfig.from_dict(json.loads(ckpt["config"]))
+        except (KeyError, TypeError, ValueError) as exc:
+            raise InputError(ckpt_path, f"checkpoint has no valid config ({exc})") from exc
+        old.epochs, old.max_minutes = cfg.epochs, cfg.max_minutes
+        cfg = old
+    dev = torch.device(device) if device is not None else (
+        torch.device("cuda") if torch.cuda.is_available() else torch.device("cpu"))
+
+    files, problems = find_pairs(pairs)
+    loaded = [load_pair(pf, cfg.arch.in_channels, cfg.target) for pf in files]
+    order = np.random.default_rng([cfg.seed, 7]).permutation(len(loaded))
+    n_val = int(round(cfg.val_fraction * len(loaded))) if len(loaded) >= 2 else 0
+    n_val = min(max(n_val, 1 if cfg.val_fraction > 0 and len(loaded) >= 2 else 0), len(loaded) - 1)
+    val = [loaded[i] for i in order[:n_val]]
+    trn = [loaded[i] for i in order[n_val:]]
+    if cfg.steps_per_epoch:
+        spe = int(cfg.steps_per_epoch)
+    else:
+        area = sum(p.x.shape[1] * p.x.shape[2] for p in trn)
+        spe = max(1, math.ceil(area / cfg.crop ** 2 / cfg.batch_size))
+
+    torch.manual_seed(cfg.seed)
+    gen = UNetGenerator(cfg.arch)
+    init_weights(gen)
+    disc = PatchDiscriminator(cfg.arch.in_channels + 1, cfg.disc_base) if cfg.mode == "gan" else None
+    if disc is not None:
+        init_weights(disc)
+    gen.to(dev).train()
+    opt_g = torch.optim.Adam(gen.parameters(), lr=cfg.lr, betas=(cfg.beta1, 0.999))
+    opt_d = None
+    if disc is not None:
+        disc.to(dev).train()
+        opt_d = torch.optim.Adam(disc.parameters(), lr=cfg.lr, betas=(cfg.beta1, 0.999))
+
+    epoch, step, history, best = 0, 0, [], None
+    if ckpt is not None:
+        try:
+            gen.load_state_dict(ckpt["generator"])
+            opt_g.load_state_dict(ckpt["opt_g"])
+            if disc is not None:
+                disc.load_state_dict(ckpt["discriminator"])
+                opt_d.load_state_dict(ckpt["opt_d"])
+            epoch, step = int(ckpt["epoch"]), int(ckpt["step"])
+            history = json.loads(ckpt["history"])
+            best = json.loads(ckpt["best"])
+        except (KeyError, RuntimeError, ValueError, TypeError) as exc:
+            raise InputError(ckpt_path, f"checkpoint does not fit this model ({exc})") from exc
+        log.info("resuming at epoch %d step %d", epoch, step)
+
+    desc = data_description or (f"{len(loaded)} aligned pairs from {Path(pairs).resolve()} "
+                                f"({len(trn)} train, {len(val)} validation)")
+    card_extra = {
+        "target": target_card(cfg.target),
+        "training": {**cfg.as_dict(), "device": str(dev), "generator_parameters": count_parameters(gen),
+                     "loss": ("LSGAN + l1_weight*L1" if cfg.mode == "gan" else "L1")
+                     + (" + edge_weight*L1(gradients)" if cfg.edge_weight > 0 else "")},
+        "training_data": {"description": desc, "pairs": len(loaded), "train": [p.name for p in trn],
+                          "validation": [p.name for p in val], "skipped": problems},
+    }
+
+    def snapshot(ep: int, st: int) -> dict:
+        s = {"generator": gen.state_dict(), "opt_g": opt_g.state_dict(), "epoch": ep, "step": st,
+             "config": json.dumps(cfg.as_dict()), "history": json.dumps(history), "best": json.dumps(best)}
+        if disc is not None:
+            s["discriminator"] = disc.state_dict()
+            s["opt_d"] = opt_d.state_dict()
+        return s
+
+    def finish_epoch(ep: int, st: int, losses: list[float], complete: bool) -> None:
+        nonlocal best
+        metrics = validate(gen, val, dev)
+        row = {"epoch": ep + 1, "steps": st, "complete": complete,
+               "train_loss": float(np.mean(losses)) if losses else None, **{f"val_{k}": v for k, v in metrics.items()},
+               "minutes": round((time.monotonic() - t_start) / 60, 3)}
+        history.append(row)
+        score = metrics.get("l1", row["train_loss"])
+        if score is not None and (best is None or score < best["score"]):
+            best = {"score": score, **row}
+            card = new_card(cfg.arch, **card_extra, validation={**metrics, "epoch": ep + 1, "steps": st,
+                                                                "n_pairs": len(val)},
+                            history=history)
+            save_model(out, gen, card)
+        nxt = (ep + 1, 0) if complete else (ep, st)
+        _save_checkpoint(out, snapshot(*nxt))
+        atomic_write_text(out / HISTORY, json.dumps({"history": history, "best": best}, indent=2) + "\n")
+        log.info("epoch %d: %s", ep + 1, row)
+
+    total = cfg.epochs * spe
+    done = epoch * spe + step
+    stopped = "done"
+    deadline = None if cfg.max_minutes is None else t_start + 60.0 * cfg.max_minutes
+    from tqdm.auto import tqdm
+
+    bar = tqdm(total=total, initial=min(done, total), disable=not progress, unit="step",
+               desc=f"train {cfg.mode}", dynamic_ncols=True)
+    step_time = None
+    with deterministic():
+        while epoch < cfg.epochs:
+            losses: list[float] = []
+            while step < spe:
+                # leave room for validation + checkpoint (about two steps' time)
+                if deadline is not None and step_time is not None and time.monotonic() + 3 * step_time > deadline:
+                    stopped = "time"
+                    break
+                t0 = time.monotonic()
+                rng = np.random.default_rng([cfg.seed, epoch, step])
+                xb, yb = sample_batch(trn, rng, cfg.batch_size, cfg.crop)
+                x = torch.from_numpy(xb).to(dev)
+                y = torch.from_numpy(yb).to(dev)
+                fake = gen(x)
+                if disc is not None:
+                    opt_d.zero_grad(set_to_none=True)
+                    d_real = disc(x, y)
+                    d_fake = disc(x, fake.detach())
+                    loss_d = 0.5 * (F.mse_loss(d_real, torch.ones_like(d_real))
+                                    + F.mse_loss(d_fake, torch.zeros_like(d_fake)))
+                    loss_d.backward()
+                    opt_d.step()
+                    d_out = disc(x, fake)
+                    loss = F.mse_loss(d_out, torch.ones_like(d_out)) + cfg.l1_weight * F.l1_loss(fake, y)
+                    if cfg.edge_weight > 0:
+                        loss = loss + cfg.edge_weight * cfg.l1_weight * _grad_l1(fake, y)
+                else:
+                    loss = F.l1_loss(fake, y)
+                    if cfg.edge_weight > 0:
+                        loss = loss + cfg.edge_weight * _grad_l1(fake, y)
+                opt_g.zero_grad(set_to_none=True)
+                loss.backward()
+                opt_g.step()
+                losses.append(float(loss.detach()))
+                step += 1
+                dt = time.monotonic() - t0
+                step_time = dt if step_time is None else 0.8 * step_time + 0.2 * dt
+                bar.update(1)
+                bar.set_postfix(epoch=epoch + 1, loss=f"{losses[-1]:.4f}")
+            if stopped == "time":
+                if losses:
+                    finish_epoch(epoch, step, losses, complete=False)
+                break
+            finish_epoch(epoch, step, losses, complete=True)
+            epoch, step = epoch + 1, 0
+    bar.close()
+    if not (out / "model.safetensors").is_file():  # e.g. stopped before the first step
+        card = new_card(cfg.arch, **card_extra, validation={}, history=history)
+        save_model(out, gen, card)
+    return {"epochs_done": epoch, "steps_done": epoch * spe + step, "steps_per_epoch": spe,
+            "stopped": stopped, "best": best, "skipped": problems, "history": history, "model": str(out / "model.safetensors"),
+            "minutes": (time.monotonic() - t_start) / 60}

@@ -1,0 +1,402 @@
+"""Style transfer: networks, tiled inference, weights, training, CLI, shipped model."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+torch = pytest.importorskip("torch")
+
+from styleunwarp.errors import InputError  # noqa: E402
+from styleunwarp.io import read_image, write_tiff  # noqa: E402
+from styleunwarp.style import (  # noqa: E402
+    Architecture, PatchDiscriminator, StyleTransfer, TrainConfig, UNetGenerator, load_model, save_model, train,
+)
+from styleunwarp.style.data import find_pairs, normalize_input, sample_batch, LoadedPair  # noqa: E402
+from styleunwarp.style.networks import init_weights  # noqa: E402
+from styleunwarp.style.weights import new_card  # noqa: E402
+
+TINY = Architecture(base=4, depth=2)
+
+
+def _gen(arch: Architecture = TINY, seed: int = 0) -> UNetGenerator:
+    torch.manual_seed(seed)
+    g = UNetGenerator(arch)
+    init_weights(g, gain=0.2)  # larger than pix2pix's 0.02 so that an untrained net shows structure
+    # give BatchNorm non-trivial running statistics, as after training
+    for m in g.modules():
+        if isinstance(m, torch.nn.BatchNorm2d):
+            m.running_mean.uniform_(-0.1, 0.1)
+            m.running_var.uniform_(0.5, 1.5)
+    return g.eval()
+
+
+def _image(shape=(96, 96), seed=0) -> np.ndarray:
+    rng = np.random.default_rng(seed)
+    from scipy.ndimage import gaussian_filter
+
+    return (gaussian_filter(rng.normal(size=shape), 2) * 400 + 128).astype(np.float32)
+
+
+# ----------------------------------------------------------------------------- networks
+def test_generator_and_discriminator_shapes():
+    g = _gen(Architecture(base=4, depth=3))
+    y = g(torch.randn(2, 1, 64, 40))
+    assert y.shape == (2, 1, 64, 40)
+    assert float(y.detach().abs().max()) <= 1.0
+    with pytest.raises(ValueError, match="multiple of 8"):
+        g(torch.randn(1, 1, 60, 64))
+    d = PatchDiscriminator(2, base=8)
+    out = d(torch.randn(2, 1, 256, 256), torch.randn(2, 1, 256, 256))
+    assert out.shape == (2, 1, 30, 30)  # the 70x70 PatchGAN's patch grid on 256² inputs
+    g3 = UNetGenerator(Architecture(in_channels=3, base=4, depth=2)).eval()
+    assert g3(torch.randn(1, 3, 32, 32)).shape == (1, 1, 32, 32)
+
+
+def test_architecture_validation():
+    with pytest.raises(ValueError):
+        Architecture(in_channels=2)
+    with pytest.raises(ValueError):
+        Architecture.from_dict({"base": 4, "bogus": 1})
+    with pytest.raises(ValueError):
+        Architecture.from_dict({"base": "4"})
+    assert Architecture.from_dict(TINY.as_dict()) == TINY
+
+
+# ----------------------------------------------------------------------------- inference
+@pytest.mark.parametrize("dtype", [np.uint8, np.uint16, np.float32, np.float64])
+def test_inference_any_dtype_and_size(dtype):
+    st = StyleTransfer(_gen(), tile=64, overlap=16)
+    img = _image((50, 77))
+    img = (img - img.min()) / (img.max() - img.min())
+    scale = {np.uint8: 255, np.uint16: 65535}.get(dtype, 1.0)
+    out = st((img * scale).astype(dtype))
+    assert out.shape == (50, 77) and out.dtype == np.float32
+    assert 0.0 <= out.min() and out.max() <= 255.0 and out.std() > 0.5
+    # per-image normalisation: 8-bit, 16-bit and float versions of one image agree
+    ref = st(img.astype(np.float64))
+    assert np.abs(out - ref).mean() < 1.0
+
+
+def test_inference_rgb_input():
+    img = _image((40, 48))
+    rgb = np.stack([img, img * 0.9, img * 0.8], axis=2)
+    gray_model = StyleTransfer(_gen(), tile=64)
+    assert gray_model(rgb).shape == (40, 48)
+    rgb_model = StyleTransfer(_gen(Architecture(in_channels=3, base=4, depth=2)), tile=64)
+    assert rgb_model(rgb).shape == (40, 48)
+    assert rgb_model(img).shape == (40, 48)  # gray given to an RGB model is repeated
+    with pytest.raises(InputError, match="constant"):
+        gray_model(np.full((32, 32), 7.0))
+    with pytest.raises(InputError, match="NaN"):
+        gray_model(np.where(np.eye(32) > 0, np.nan, img[:32, :32]))
+    with pytest.raises(InputError, match="shape"):
+        gray_model(np.zeros((4, 4, 4, 4)))
+
+
+def test_single_tile_equals_untiled_forward():
+    g = _gen()
+    img = _image((64, 64))
+    st = StyleTransfer(g, tile=64, overlap=16)
+    x = normalize_input(img)
+    with torch.inference_mode():
+        direct = g(torch.from_numpy(x)[None])[0, 0].numpy()
+    expected = np.clip((direct + 1) * 127.5, 0, 255)
+    np.testing.assert_array_equal(st(img), expected.astype(np.float32))
+
+
+def _seam_score(out: np.ndarray, cuts: list[int]) -> float:
+    """Mean |column step| at the tile cuts divided by the median column step elsewhere."""
+    steps = np.abs(np.diff(out.astype(np.float64), axis=1)).mean(axis=0)  # steps[c-1] = |out[:, c] - out[:, c-1]|
+    at = np.array([steps[c - 1] for c in cuts])
+    return float(at.mean() / np.median(steps))
+
+
+def test_tiled_matches_untiled_without_seams():
+    g = _gen()
+    img = _image((64, 192), seed=3)
+    whole = StyleTransfer(g, tile=256, overlap=0)(img)  # fits in one tile
+    tiled = StyleTransfer(g, tile=64, overlap=32)(img)  # 5 tiles along x, blended
+    diff = np.abs(tiled - whole)
+    assert diff.mean() < 0.02 * whole.std(), diff.mean()
+    # the tiles start at 0, 32, 64, 96, 128: the blended output has no step at any cut
+    cuts = [32, 64, 96, 128]
+    assert _seam_score(tiled, cuts) < _seam_score(whole, cuts) + 0.1
+    # and the check is sensitive: abutting tiles (no overlap, no blending) do leave seams
+    hard = StyleTransfer(g, tile=64, overlap=0)(img)
+    assert _seam_score(hard, [64, 128]) > _seam_score(whole, [64, 128]) + 0.2
+    assert np.abs(hard - whole).mean() > 5 * diff.mean()
+
+
+def test_deterministic_and_batch():
+    g = _gen()
+    st = StyleTransfer(g, tile=64, overlap=16)
+    img = _image((80, 100))
+    a, b = st(img), st(img)
+    np.testing.assert_array_equal(a, b)
+    outs = st.batch([img, img[:40, :50]])
+    np.testing.assert_array_equal(outs[0], a)
+    assert outs[1].shape == (40, 50)
+    assert not g.training
+
+
+# ----------------------------------------------------------------------------- weights
+def test_save_load_round_trip(tmp_path):
+    g = _gen()
+    card = new_card(TINY, validation={"l1": 1.0})
+    w = save_model(tmp_path / "m", g, card)
+    assert w.name == "model.safetensors" and (tmp_path / "m" / "model.json").is_file()
+    card2 = json.loads((tmp_path / "m" / "model.json").read_text())
+    assert card2["normalization"]["method"] == "percentile" and card2["architecture"]["base"] == 4
+    assert len(card2["weights_sha256"]) == 64
+    g2, card3, path = load_model(tmp_path / "m")
+    for k, v in g.state_dict().items():
+        assert torch.equal(v, g2.state_dict()[k]), k
+    img = _image((70, 70))
+    np.testing.assert_array_equal(StyleTransfer(g, tile=64)(img), StyleTransfer.load(tmp_path / "m", tile=64)(img))
+    # a bare weights file (no card beside it) loads from the card kept in its metadata
+    bare = tmp_path / "bare.safetensors"
+    bare.write_bytes(w.read_bytes())
+    np.testing.assert_array_equal(StyleTransfer.load(bare, tile=64)(img), StyleTransfer(g, tile=64)(img))
+    # the card file itself is a valid handle too
+    assert StyleTransfer.load(tmp_path / "m" / "model.json").arch == TINY
+
+
+def test_bad_weights_files(tmp_path):
+    from safetensors.torch import save_file
+
+    g = _gen()
+    w = save_model(tmp_path / "ok", g, new_card(TINY))
+    data = w.read_bytes()
+    cases = {}
+    trunc = tmp_path / "trunc.safetensors"
+    trunc.write_bytes(data[: len(data) // 2])
+    cases[trunc] = "safetensors"
+    rnd = tmp_path / "random.safetensors"
+    rnd.write_bytes(np.random.default_rng(0).bytes(5000))
+    cases[rnd] = "safetensors"
+    empty = tmp_path / "empty.safetensors"
+    empty.write_bytes(b"")
+    cases[empty] = "safetensors"
+    foreign = tmp_path / "foreign.safetensors"
+    save_file({"fc.weight": torch.zeros(3, 3)}, str(foreign))
+    cases[foreign] = "not a styleunwarp"
+    # right format, wrong keys: a card saying depth 3 for depth-2 weights
+    wrong = tmp_path / "wrong"
+    wrong.mkdir()
+    (wrong / "model.safetensors").write_bytes(data)
+    card = json.loads((tmp_path / "ok" / "model.json").read_text())
+    card["architecture"]["depth"] = 3
+    (wrong / "model.json").write_text(json.dumps(card))
+    cases[wrong / "model.safetensors"] = "missing tensors"
+    # wrong shapes: a card saying base 5
+    shapes = tmp_path / "shapes"
+    shapes.mkdir()
+    (shapes / "model.safetensors").write_bytes(data)
+    card["architecture"]["depth"] = 2
+    card["architecture"]["base"] = 5
+    (shapes / "model.json").write_text(json.dumps(card))
+    cases[shapes / "model.safetensors"] = "shape"
+    # corrupt and foreign cards
+    badjson = tmp_path / "badjson"
+    badjson.mkdir()
+    (badjson / "model.safetensors").write_bytes(data)
+    (badjson / "model.json").write_text("{not json")
+    cases[badjson / "model.json"] = "JSON"
+    other = tmp_path / "other"
+    other.mkdir()
+    (other / "model.safetensors").write_bytes(data)
+    (other / "model.json").write_text(json.dumps({"format": "something-else"}))
+    cases[other / "model.json"] = "not a styleunwarp"
+    # non-finite weights
+    nan = tmp_path / "nan"
+    sd = {k: v.clone() for k, v in g.state_dict().items()}
+    sd["stem.0.weight"][0, 0, 0, 0] = float("nan")
+    g_nan = _gen()
+    g_nan.load_state_dict(sd)
+    save_model(nan, g_nan, new_card(TINY))
+    cases[nan / "model.safetensors"] = "NaN"
+    # weights replaced behind the card's back (valid file, other values)
+    swapped = tmp_path / "swapped"
+    save_model(swapped, _gen(seed=1), new_card(TINY))
+    (swapped / "model.safetensors").write_bytes(save_model(tmp_path / "other_w", _gen(seed=2), new_card(TINY)).read_bytes())
+    cases[swapped / "model.safetensors"] = "sha256"
+    for path, words in cases.items():
+        target = path.parent if path.name in ("model.safetensors", "model.json") else path
+        with pytest.raises(InputError, match=words) as err:
+            StyleTransfer.load(target)
+        assert err.value.path == str(path), (path, err.value)
+    with pytest.raises(InputError, match="does not exist"):
+        StyleTransfer.load(tmp_path / "nope")
+
+
+def test_load_default_missing(monkeypatch, tmp_path):
+    monkeypatch.setenv("STYLEUNWARP_MODELS", str(tmp_path))
+    with pytest.raises(InputError, match="not installed"):
+        StyleTransfer.load_default()
+
+
+# ----------------------------------------------------------------------------- training
+def _pairs(root: Path, n: int = 3, size: int = 64) -> Path:
+    from styleunwarp.synth import make_pair
+
+    for sub in ("lom", "cbs"):
+        (root / sub).mkdir(parents=True, exist_ok=True)
+    for i in range(n):
+        p = make_pair((size, size), seed=100 + i, deform=False, grain_size=16, name=f"p{i}")
+        write_tiff(root / "lom" / f"{p.name}.tif", p.lom)
+        write_tiff(root / "cbs" / f"{p.name}.tif", p.cbs)
+    return root
+
+
+def test_find_pairs_folder_and_manifest(tmp_path):
+    root = _pairs(tmp_path / "pairs", n=2, size=32)
+    write_tiff(root / "lom" / "lonely.tif", np.ones((32, 32), np.float32))
+    found, problems = find_pairs(root)
+    assert [p.name for p in found] == ["p0", "p1"]
+    assert len(problems) == 1 and "lonely" in problems[0]
+    csv = tmp_path / "m.csv"
+    csv.write_text("lom,cbs\npairs/lom/p0.tif,pairs/cbs/p0.tif\npairs/lom/x.tif,pairs/cbs/p1.tif\n")
+    found, problems = find_pairs(csv)
+    assert [p.name for p in found] == ["p0"] and "line 3" in problems[0]
+    with pytest.raises(InputError, match="cbs"):
+        find_pairs(root / "lom")
+
+
+def test_sample_batch_applies_same_augmentation():
+    x = np.arange(2 * 40 * 40, dtype=np.float32).reshape(1, 80, 40)[:, :40]
+    pair = LoadedPair("a", x, x * 2)
+    xb, yb = sample_batch([pair], np.random.default_rng(1), 16, 16)
+    assert xb.shape == (16, 1, 16, 16)
+    np.testing.assert_array_equal(yb, xb * 2)
+    # rotations/flips are drawn: not every crop has the original orientation
+    assert any((np.diff(c[0], axis=1) != 1).any() for c in xb)
+
+
+def _cfg(**kw) -> TrainConfig:
+    base = dict(mode="unet", epochs=3, seed=1, crop=32, batch_size=2, steps_per_epoch=6, lr=2e-3,
+                val_fraction=0.34, arch=TINY)
+    base.update(kw)
+    return TrainConfig(**base)
+
+
+def test_training_reduces_loss_checkpoints_and_resumes(tmp_path):
+    pairs = _pairs(tmp_path / "pairs")
+    full = train(pairs, tmp_path / "full", _cfg(), progress=False)
+    hist = full["history"]
+    assert [h["epoch"] for h in hist] == [1, 2, 3] and full["stopped"] == "done"
+    assert hist[-1]["train_loss"] < hist[0]["train_loss"]
+    assert all(np.isfinite(h["val_l1"]) and -1 <= h["val_ssim"] <= 1 for h in hist)
+    for f in ("model.safetensors", "model.json", "checkpoint_latest.pt", "history.json"):
+        assert (tmp_path / "full" / f).is_file(), f
+    card = json.loads((tmp_path / "full" / "model.json").read_text())
+    assert card["training"]["mode"] == "unet" and card["validation"]["l1"] == min(h["val_l1"] for h in hist)
+    assert card["training_data"]["validation"] and card["styleunwarp_version"]
+    assert card["target"]["kind"] == "edges" and StyleTransfer.load(tmp_path / "full").target_kind == "edges"
+    # interrupted after 2 epochs, then resumed to 3: identical to the uninterrupted run
+    train(pairs, tmp_path / "part", _cfg(epochs=2), progress=False)
+    res = train(pairs, tmp_path / "part", _cfg(epochs=3), resume=True, progress=False)
+    assert [h["epoch"] for h in res["history"]] == [1, 2, 3]
+    a = torch.load(tmp_path / "full" / "checkpoint_latest.pt", weights_only=True)["generator"]
+    b = torch.load(tmp_path / "part" / "checkpoint_latest.pt", weights_only=True)["generator"]
+    for k in a:
+        assert torch.equal(a[k], b[k]), k
+
+
+def test_gan_mode_and_time_limit(tmp_path):
+    pairs = _pairs(tmp_path / "pairs", n=2)
+    res = train(pairs, tmp_path / "gan", _cfg(mode="gan", target="cbs", epochs=1, steps_per_epoch=2, val_fraction=0.5),
+                progress=False)
+    assert StyleTransfer.load(tmp_path / "gan").target_kind == "cbs"
+    ck = torch.load(tmp_path / "gan" / "checkpoint_latest.pt", weights_only=True)
+    assert "discriminator" in ck and res["steps_done"] == 2
+    assert "LSGAN" in json.loads((tmp_path / "gan" / "model.json").read_text())["training"]["loss"]
+    res = train(pairs, tmp_path / "t", _cfg(epochs=50, max_minutes=0.05), progress=False)
+    assert res["stopped"] == "time" and res["epochs_done"] < 50
+    assert (tmp_path / "t" / "model.safetensors").is_file()
+    StyleTransfer.load(tmp_path / "t")
+
+
+def test_resume_rejects_corrupt_checkpoint(tmp_path):
+    pairs = _pairs(tmp_path / "pairs", n=2, size=32)
+    (tmp_path / "m").mkdir()
+    (tmp_path / "m" / "checkpoint_latest.pt").write_bytes(b"garbage")
+    with pytest.raises(InputError, match="checkpoint"):
+        train(pairs, tmp_path / "m", _cfg(), resume=True, progress=False)
+
+
+# ----------------------------------------------------------------------------- CLI
+def test_cli_train_and_style(tmp_path):
+    from click.testing import CliRunner
+
+    from styleunwarp.cli import main
+
+    pairs = _pairs(tmp_path / "pairs", n=2, size=32)
+    write_tiff(pairs / "cbs" / "orphan.tif", np.ones((32, 32), np.float32))
+    r = CliRunner().invoke(main, ["train", str(pairs), "--out", str(tmp_path / "m"), "--epochs", "1",
+                                  "--crop", "32", "--batch-size", "2", "--steps-per-epoch", "2", "--base", "4",
+                                  "--depth", "2", "--no-progress", "--val-fraction", "0.5"])
+    assert r.exit_code == 0, r.output
+    assert "orphan" in r.output and "done: 1 epochs" in r.output
+    lom = pairs / "lom" / "p0.tif"
+    r = CliRunner().invoke(main, ["style", str(lom), "--model", str(tmp_path / "m"), "-o", str(tmp_path / "one.tif")])
+    assert r.exit_code == 0, r.output
+    assert read_image(tmp_path / "one.tif").data.shape == (32, 32)
+    r = CliRunner().invoke(main, ["style", str(lom), str(pairs / "lom" / "p1.tif"), "--model",
+                                  str(tmp_path / "m" / "model.safetensors"), "-o", str(tmp_path / "many")])
+    assert r.exit_code == 0, r.output
+    assert sorted(p.name for p in (tmp_path / "many").iterdir()) == ["p0.tif", "p1.tif"]
+    r = CliRunner().invoke(main, ["style", str(pairs / "cbs" / "p0.tif"), "--prepare-target", "--model",
+                                  str(tmp_path / "m"), "-o", str(tmp_path / "target.tif")])
+    assert r.exit_code == 0, r.output
+    from styleunwarp.style.data import target_representation
+
+    np.testing.assert_allclose(read_image(tmp_path / "target.tif").data,
+                               target_representation(read_image(pairs / "cbs" / "p0.tif").data, "edges"))
+    bad = tmp_path / "bad.safetensors"
+    bad.write_bytes(b"\x00" * 100)
+    r = CliRunner().invoke(main, ["style", str(lom), "--model", str(bad), "-o", str(tmp_path / "x.tif")])
+    assert r.exit_code != 0 and "bad.safetensors" in r.output
+
+
+# ----------------------------------------------------------------------------- shipped model
+def test_shipped_model_styles_synthetic_lom_cbs_like():
+    from styleunwarp.style.infer import DEFAULT_MODEL, models_dir
+    from styleunwarp.synth import make_pair
+
+    if not (models_dir() / DEFAULT_MODEL / "model.safetensors").is_file():
+        pytest.skip(f"no shipped model in {models_dir() / DEFAULT_MODEL}")
+    st = StyleTransfer.load_default()
+    assert st.card["training_data"]["pairs"] >= 10
+    raw_r, styled_r = [], []
+    for seed in (987654, 987655):  # seeds never used for the shipped model's training pairs
+        p = make_pair((256, 256), seed=seed, deform=False)
+        target = st.prepare_target(p.cbs)  # what registration compares the styled LOM with
+        styled = st(p.lom)
+        raw_r.append(np.corrcoef(p.lom.ravel(), target.ravel())[0, 1])
+        styled_r.append(np.corrcoef(styled.ravel(), target.ravel())[0, 1])
+    assert np.mean(styled_r) > 0.5 and np.mean(styled_r) > np.mean(raw_r) + 0.4, (raw_r, styled_r)
+
+
+def test_target_representations():
+    from styleunwarp.style.data import target_representation
+    from styleunwarp.synth import make_pair
+
+    p = make_pair((64, 64), seed=5, deform=False, grain_size=16)
+    c = target_representation(p.cbs, "cbs")
+    e = target_representation(p.cbs, "edges")
+    assert c.shape == e.shape == (64, 64) and c.dtype == e.dtype == np.float32
+    assert 0 <= e.min() and e.max() <= 255 and 0 <= c.min() and c.max() <= 255
+    # the boundary map is bright where the CBS grey changes, dark inside grains
+    from scipy import ndimage
+
+    step = ndimage.gaussian_gradient_magnitude(p.cbs.astype(np.float64), 1.5)
+    assert np.corrcoef(e.ravel(), step.ravel())[0, 1] > 0.9
+    with pytest.raises(ValueError):
+        target_representation(p.cbs, "nope")
+    st = StyleTransfer(_gen(), card={"target": {"kind": "edges"}})
+    np.testing.assert_array_equal(st.prepare_target(p.cbs), e)
+    assert StyleTransfer(_gen()).target_kind == "cbs"
