@@ -61,3 +61,13 @@ def style_options(func: Callable) -> Callable:
 def fiji_option(func: Callable) -> Callable:
     """``--fiji DIR``."""
     return click.option("--fiji", "fiji_dir", type=click.Path(file_okay=False), default=None, envvar="FIJI_HOME", help="Fiji.app or ImageJ folder with bUnwarpJ (default: FIJI_HOME, then the usual places).")(func)
+
+
+def coarse_option(func: Callable) -> Callable:
+    """``--coarse-sigma S``: register blurred images first (default: automatic)."""
+    return click.option(
+        "--coarse-sigma",
+        type=click.FloatRange(0, 50),
+        default=None,
+        help="Register images blurred by this Gaussian sigma (px) first, then the sharp ones; 0 = off (default: 3 for boundary-map style models, off otherwise).",
+    )(func)

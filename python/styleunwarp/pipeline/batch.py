@@ -56,6 +56,7 @@ class PairJob:
     params: BUnwarpJParams
     fiji_dir: str | None
     prealign: bool
+    coarse_sigma: float | None = None
 
 
 @dataclass
@@ -122,6 +123,7 @@ def process_pair(job: PairJob) -> str:
             fiji_dir=job.fiji_dir,
             truth=job.spec.truth,
             prealign=job.prealign,
+            coarse_sigma=job.coarse_sigma,
         )
     except Exception as exc:  # noqa: BLE001 - every failure of one pair is recorded, the batch goes on
         status = "failed"
@@ -204,6 +206,7 @@ def run_batch(
     workers: int = 1,
     force: bool = False,
     prealign: bool = False,
+    coarse_sigma: float | None = None,
     lom_pattern: str = DEFAULT_LOM_PATTERN,
     cbs_pattern: str = DEFAULT_CBS_PATTERN,
     progress: bool = True,
@@ -233,7 +236,7 @@ def run_batch(
     params = params or BUnwarpJParams()
     todo = [p for p in pairs if force or not is_done(out / p.name)]
     summary = BatchSummary(out, skipped=len(pairs) - len(todo), unpaired=len(unpaired))
-    jobs = [PairJob(p, out, None if model is None else str(model), style, backend, params, None if fiji_dir is None else str(fiji_dir), prealign) for p in todo]
+    jobs = [PairJob(p, out, None if model is None else str(model), style, backend, params, None if fiji_dir is None else str(fiji_dir), prealign, coarse_sigma) for p in todo]
     write_results(out, collect_results(out, pairs, unpaired))
     bar = tqdm(total=len(jobs), desc="pairs", unit="pair", disable=not progress)
 

@@ -28,6 +28,9 @@ from .grid import GridMatch, direct_to_original, inverse_to_original, match_pixe
 from .overlay import overlay_rgb
 from .prealign import compose_with_prealignment, estimate_similarity, inverse_through_prealignment, prealigned_source
 
+COARSE_SIGMA_FOR_EDGES = 3.0
+"""Blur (px) of the first pass when registering boundary maps (measured: docs/style.md)."""
+
 MAX_AREA_RATIO = 16.0
 """LOM and CBS fields of view (in pixels, after pixel-size matching) differing more than this are refused."""
 
@@ -131,6 +134,7 @@ def register_pair(
     fiji_dir: PathLikeStr | None = None,
     truth: PathLikeStr | None = None,
     prealign: bool = False,
+    coarse_sigma: float | None = None,
 ) -> PairResult:
     """Register one LOM image to its CBS image and write the results into ``out_dir``.
 
@@ -149,6 +153,10 @@ def register_pair(
     prealign
         Estimate a similarity transform (rotation, scale, shift) first, for pairs that
         are not pre-aligned; it is composed into the saved transforms.
+    coarse_sigma
+        Register blurred images first (Gaussian sigma in px), then the sharp ones. ``None``
+        chooses: 3 px for boundary-map style models (thin lines give SSD a narrow capture
+        range), off otherwise; 0 turns it off.
 
     The LOM is brought to the CBS pixel size when both files carry one; the saved
     transforms always refer to the original LOM file.
@@ -166,7 +174,9 @@ def register_pair(
     if prealign:
         similarity = estimate_similarity(target, styled)
         moving = prealigned_source(styled, similarity, target.shape)
-    reg = register(target, moving, params, backend=backend, **options)
+    if coarse_sigma is None:
+        coarse_sigma = COARSE_SIGMA_FOR_EDGES if prep.style_info.get("style_target") == "edges" else 0.0
+    reg = register(target, moving, params, backend=backend, coarse_sigma=coarse_sigma, **options)
     direct, inverse = reg.direct, reg.inverse
     moved = warp_image(moving, reg.direct, target.shape)  # what bUnwarpJ's image term compared
     if similarity is not None:

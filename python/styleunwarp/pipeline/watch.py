@@ -42,13 +42,13 @@ def watch(
     """Process complete new pairs of ``folder`` until interrupted (or idle for ``max_idle`` s).
 
     ``pair_options`` are :class:`PairJob` fields (model, style, backend, params, fiji_dir,
-    prealign). Returns the number of pairs processed.
+    prealign, coarse_sigma). Returns the number of pairs processed.
     """
     from ..registration import BUnwarpJParams
 
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
-    opts = {"model": None, "style": "model", "backend": "bunwarpj", "params": BUnwarpJParams(), "fiji_dir": None, "prealign": False}
+    opts = {"model": None, "style": "model", "backend": "bunwarpj", "params": BUnwarpJParams(), "fiji_dir": None, "prealign": False, "coarse_sigma": None}
     opts.update(pair_options)
     seen: dict[Path, tuple[tuple[int, float], float]] = {}
     processed, last_work = 0, time.monotonic()

@@ -27,6 +27,7 @@ def register(
     target_mask: np.ndarray | None = None,
     source_mask: np.ndarray | None = None,
     landmarks: tuple[Points, Points] | None = None,
+    coarse_sigma: float = 0.0,
     **options,
 ) -> Registration:
     """Register ``source`` (moved) to ``target`` (fixed).
@@ -44,21 +45,21 @@ def register(
         Optional boolean masks of the pixels to use.
     landmarks
         Optional ``(target_points, source_points)``, each ``(K, 2)`` of ``(x, y)``.
+    coarse_sigma
+        If > 0, register twice: first both images blurred by this Gaussian sigma (px), then
+        the sharp images starting from that result (see :mod:`.coarse_to_fine`).
     options
         Backend-specific keyword arguments (e.g. ``fiji_dir`` for bUnwarpJ).
     """
     if backend not in BACKENDS:
         raise ValueError(f"unknown registration backend {backend!r}; choose from {', '.join(BACKENDS)}")
     module = importlib.import_module(f"{__name__}.{backend}")
-    return module.register(
-        target,
-        source,
-        params or BUnwarpJParams(),
-        target_mask=target_mask,
-        source_mask=source_mask,
-        landmarks=landmarks,
-        **options,
-    )
+    kwargs = dict(target_mask=target_mask, source_mask=source_mask, landmarks=landmarks, **options)
+    if coarse_sigma > 0:
+        from .coarse_to_fine import register_coarse_to_fine
+
+        return register_coarse_to_fine(module.register, target, source, params or BUnwarpJParams(), coarse_sigma, **kwargs)
+    return module.register(target, source, params or BUnwarpJParams(), **kwargs)
 
 
 __all__ = ["BACKENDS", "MODES", "SCALES", "BUnwarpJParams", "Points", "Registration", "register"]
