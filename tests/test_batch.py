@@ -160,3 +160,14 @@ def test_watch_processes_complete_pairs_only(bunwarpj, tmp_path):
     assert (out / "ready" / "metrics.json").is_file()
     assert not (out / "growing").exists()
     assert lines[-1] == 1  # one pair processed
+
+
+def test_parallel_workers_each_with_their_own_jvm(bunwarpj, tmp_path):
+    folder = tmp_path / "acq"
+    folder.mkdir()
+    for i in range(3):
+        _good_pair(folder, f"w{i}", 50 + i)
+    summary = run_batch(folder, tmp_path / "out", style="none", params=FAST, progress=False, workers=2)
+    assert summary.done == 3 and summary.ok
+    rows = _rows(tmp_path / "out")
+    assert all(r["status"] == "done" for r in rows.values()) and len(rows) == 3
