@@ -557,7 +557,7 @@ def _help_html() -> str:
 <span class="badge t-decent">decent</span> mean ≤ 3 px;
 <span class="badge t-bad">bad</span> mean ≤ 8 px;
 <span class="badge t-poor">poor</span> otherwise, or whenever the map folds.</li>
-<li>Badges marked <span class="badge t-decent est">≈ decent</span> come from the grader: an estimate from metrics that need no ground truth (NMI, consistency, Jacobian), calibrated on synthetic pairs. It can be wrong; check the pictures.</li>
+<li>Badges marked <span class="badge t-decent est">≈ decent</span> come from the grader: an estimate from metrics that need no ground truth (how well the registered styled LOM correlates with the CBS, direct/inverse consistency, folding), calibrated against TRE on synthetic pairs (docs/quality.md gives its error rate). It can be wrong; check the pictures.</li>
 <li><b>Overlay</b>: registered LOM in magenta, CBS in green; aligned structures look grey/white, misalignment shows as magenta/green fringes.
 <b>Checkerboard</b>: tiles alternate registered LOM and CBS; boundaries and grains should run straight across tile borders.</li>
 <li><b>Deformation grid</b>: lines of constant source x and y every 32 source pixels (fewer on small images, coarser in the thumbnail), drawn on the CBS grid over the dimmed CBS.
