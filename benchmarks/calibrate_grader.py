@@ -116,7 +116,7 @@ def main() -> None:
         "",
         "Sources registered in place of the LOM: perfect CBS-like, mixtures 0.6 and 0.35 of it with the raw LOM, the raw LOM" + (", the styled LOM" if has_model else "") + ".",
         "",
-        f"True tiers: {', '.join(f'{t} {sum(r['tier'] == t for r in rows)}' for t in TIERS)}.",
+        "True tiers: " + ", ".join(f"{t} {sum(r['tier'] == t for r in rows)}" for t in TIERS) + ".",
         "",
         f"**Out-of-sample agreement (two-fold, thresholds fitted on the other half of the pairs): {100 * cv_agree:.1f} %** exact tier; optimistic by two or more tiers: {opt_a + opt_b} of {len(rows)}.",
         "",
