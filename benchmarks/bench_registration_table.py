@@ -19,6 +19,9 @@ import time
 from pathlib import Path
 
 
+from styleunwarp.registration import PIPELINE_DEFAULTS
+
+
 def main() -> None:
     repo = Path(__file__).resolve().parents[1]
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
@@ -31,16 +34,17 @@ def main() -> None:
     ap.add_argument("--variants", default="raw,styled,perfect", help="comma-separated subset of raw, styled, perfect")
     ap.add_argument("--mode", default="accurate")
     ap.add_argument("--final", default="fine")
+    ap.add_argument("--divergence", type=float, default=PIPELINE_DEFAULTS.divergence_weight)
+    ap.add_argument("--curl", type=float, default=PIPELINE_DEFAULTS.curl_weight)
     ap.add_argument("--out", default="/tmp/styleunwarp-table")
     ap.add_argument("--markdown", default=None, help="also write the tables to this Markdown file")
     args = ap.parse_args()
 
     from styleunwarp.demo import available_variants
     from styleunwarp.evaluation import RAW, evaluate_test_set, format_summary, summarize, write_rows_csv
-    from styleunwarp.registration import BUnwarpJParams
     from styleunwarp.synth import write_dataset
 
-    params = BUnwarpJParams(mode=args.mode, max_scale_deformation=args.final)
+    params = PIPELINE_DEFAULTS.with_(mode=args.mode, max_scale_deformation=args.final, divergence_weight=args.divergence, curl_weight=args.curl)
     wanted = set(args.variants.split(","))
     variants = [v for v in available_variants(args.model) if {"raw LOM": "raw", "styled LOM": "styled", "perfect CBS-like": "perfect"}[v.name] in wanted]
     out = Path(args.out)
@@ -56,7 +60,7 @@ def main() -> None:
         print(f"(real CBS images not found at {real}: that test set is skipped)")
 
     lines = [
-        f"# Registration table: {args.mode} mode, final deformation {args.final}, {args.size}x{args.size} px",
+        f"# Registration table: {args.mode} mode, final deformation {args.final}, divergence/curl weights {args.divergence}/{args.curl}, {args.size}x{args.size} px",
         "",
         f"Command: `python benchmarks/{Path(__file__).name} {' '.join(sys.argv[1:])}`  ",
         f"Machine: {platform.processor() or platform.machine()}, Python {platform.python_version()}; {time.strftime('%Y-%m-%d')}",

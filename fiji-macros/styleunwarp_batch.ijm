@@ -14,7 +14,8 @@
 //   xvfb-run ImageJ -batch styleunwarp_batch.ijm "input=/data/run 1|output=/data/out|styleunwarp=/path/to/.venv/bin/styleunwarp"
 // Keys: input, output, styleunwarp (the command, full path recommended), model (a model
 // folder, "default" or "none"), mode (Fast|Accurate|Mono), initial, final (Very Coarse ..
-// Super Fine), subsample (0-7). bUnwarpJ's run() needs a display: use Xvfb on servers.
+// Super Fine), subsample (0-7), divergence and curl (weights, default 0.1).
+// bUnwarpJ's run() needs a display: use Xvfb on servers.
 //
 // File names may contain spaces and brackets: user paths never go into the option string
 // of run("bUnwarpJ", ...) — the images get fixed window titles and the transforms are
@@ -85,6 +86,8 @@ mode = option(args, "mode", "Accurate");
 initial = option(args, "initial", "Very Coarse");
 final = option(args, "final", "Fine");
 subsample = option(args, "subsample", "0");
+divergence = option(args, "divergence", "0.1");  // styleunwarp's measured default (the plugin's is 0)
+curl = option(args, "curl", "0.1");
 if (input == File.separator || !File.isDirectory(input)) exit("styleunwarp: input folder not found: " + input);
 File.makeDirectory(output);
 if (!File.isDirectory(output)) exit("styleunwarp: cannot create the output folder " + output);
@@ -127,7 +130,7 @@ for (f = 0; f < files.length; f++) {
 	tmp = getDirectory("temp") + "styleunwarp_" + getTime() + "_";
 	run("bUnwarpJ", "source_image=styleunwarp-source target_image=styleunwarp-target registration=" + mode
 		+ " image_subsample_factor=" + subsample + " initial_deformation=[" + initial + "] final_deformation=[" + final + "]"
-		+ " divergence_weight=0 curl_weight=0 landmark_weight=0 image_weight=1 consistency_weight=10 stop_threshold=0.01"
+		+ " divergence_weight=" + divergence + " curl_weight=" + curl + " landmark_weight=0 image_weight=1 consistency_weight=10 stop_threshold=0.01"
 		+ " save_transformations save_direct_transformation=[" + tmp + "direct.txt] save_inverse_transformation=[" + tmp + "inverse.txt]");
 	close("*");
 	if (!File.exists(tmp + "direct.txt")) {

@@ -51,7 +51,8 @@ def register(lom_path, cbs_path, out_dir, command="styleunwarp", model="default"
     styled_path, target_path = prepare(command, lom_path, cbs_path, out_dir, model)
     target = IJ.openImage(target_path)
     source = IJ.openImage(styled_path)
-    param = Param(MODES[mode], int(subsample), SCALES[initial], SCALES[final], 0.0, 0.0, 0.0, 1.0, 10.0, 0.01)
+    # divergence and curl weights 0.1: styleunwarp's measured default (the plugin's is 0)
+    param = Param(MODES[mode], int(subsample), SCALES[initial], SCALES[final], 0.1, 0.1, 0.0, 1.0, 10.0, 0.01)
     transf = bUnwarpJ_.computeTransformationBatch(target, source, None, None, param)
     if transf is None:
         raise RuntimeError("bUnwarpJ returned no transformation")

@@ -32,7 +32,7 @@ from typing import Callable
 
 from ..io import atomic_write_text
 from ..quality import grade
-from ..registration import BUnwarpJParams
+from ..registration import PIPELINE_DEFAULTS, BUnwarpJParams
 from .pairing import DEFAULT_CBS_PATTERN, DEFAULT_LOM_PATTERN, PairSpec, Unpaired, find_pairs, read_manifest
 
 log = logging.getLogger(__name__)
@@ -233,7 +233,7 @@ def run_batch(
     out.mkdir(parents=True, exist_ok=True)
     _clean_partials(out)
     pairs, unpaired = discover(source, lom_pattern=lom_pattern, cbs_pattern=cbs_pattern)
-    params = params or BUnwarpJParams()
+    params = params or PIPELINE_DEFAULTS
     todo = [p for p in pairs if force or not is_done(out / p.name)]
     summary = BatchSummary(out, skipped=len(pairs) - len(todo), unpaired=len(unpaired))
     jobs = [PairJob(p, out, None if model is None else str(model), style, backend, params, None if fiji_dir is None else str(fiji_dir), prealign, coarse_sigma) for p in todo]

@@ -22,7 +22,7 @@ from .. import __version__
 from ..errors import InputError
 from ..io import Micrograph, atomic_write_text, normalize, read_image, to_gray, write_png, write_tiff
 from ..quality import ncc, nmi, tier_from_tre, transform_stats, tre
-from ..registration import BUnwarpJParams, Registration, register
+from ..registration import PIPELINE_DEFAULTS, BUnwarpJParams, Registration, register
 from ..transform import read_transform, warp_image, write_elastic
 from .grid import GridMatch, direct_to_original, inverse_to_original, match_pixel_size
 from .overlay import overlay_rgb
@@ -147,7 +147,8 @@ def register_pair(
         Style model (folder or weights file; ``None`` = the shipped default) and
         ``"model"`` or ``"none"`` (register the raw LOM).
     backend, params, fiji_dir
-        Registration backend, bUnwarpJ parameters, and the Fiji/ImageJ folder.
+        Registration backend, bUnwarpJ parameters (default
+        :data:`~styleunwarp.registration.PIPELINE_DEFAULTS`), and the Fiji/ImageJ folder.
     truth
         Optional ground-truth direct transform file; adds TRE and a tier to the metrics.
     prealign
@@ -166,7 +167,7 @@ def register_pair(
     prep = prepare_pair(lom, cbs, out, model=model, style=style)
     lom_m, cbs_m, target, styled = prep.lom, prep.cbs, prep.target, prep.styled
     lom_gray, cbs_gray = to_gray(lom_m.data), to_gray(cbs_m.data)
-    params = params or BUnwarpJParams()
+    params = params or PIPELINE_DEFAULTS
 
     options = {"fiji_dir": fiji_dir} if backend == "bunwarpj" else {}
     similarity = None

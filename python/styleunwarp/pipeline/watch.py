@@ -44,11 +44,11 @@ def watch(
     ``pair_options`` are :class:`PairJob` fields (model, style, backend, params, fiji_dir,
     prealign, coarse_sigma). Returns the number of pairs processed.
     """
-    from ..registration import BUnwarpJParams
+    from ..registration import PIPELINE_DEFAULTS
 
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
-    opts = {"model": None, "style": "model", "backend": "bunwarpj", "params": BUnwarpJParams(), "fiji_dir": None, "prealign": False, "coarse_sigma": None}
+    opts = {"model": None, "style": "model", "backend": "bunwarpj", "params": PIPELINE_DEFAULTS, "fiji_dir": None, "prealign": False, "coarse_sigma": None}
     opts.update(pair_options)
     seen: dict[Path, tuple[tuple[int, float], float]] = {}
     processed, last_work = 0, time.monotonic()

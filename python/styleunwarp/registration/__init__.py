@@ -12,7 +12,7 @@ import importlib
 
 import numpy as np
 
-from .params import MODES, SCALES, BUnwarpJParams
+from .params import MODES, PIPELINE_DEFAULTS, SCALES, BUnwarpJParams
 from .result import Points, Registration
 
 BACKENDS = ("bunwarpj", "native", "elastix")
@@ -62,4 +62,4 @@ def register(
     return module.register(target, source, params or BUnwarpJParams(), **kwargs)
 
 
-__all__ = ["BACKENDS", "MODES", "SCALES", "BUnwarpJParams", "Points", "Registration", "register"]
+__all__ = ["BACKENDS", "MODES", "PIPELINE_DEFAULTS", "SCALES", "BUnwarpJParams", "Points", "Registration", "register"]
