@@ -27,8 +27,6 @@ from pathlib import Path
 
 import numpy as np
 
-from styleunwarp.quality import tier_from_tre as tier
-
 
 def bench_inference(model, repeats: int = 3) -> dict:
     from styleunwarp.synth import make_pair
@@ -84,55 +82,27 @@ def ensure_data(path: Path, args: list[str]) -> Path:
     return path
 
 
-def usefulness(model, data: Path, params, blur: float = 0.0) -> list[dict]:
-    from styleunwarp.io import normalize, read_image, to_gray
-    from styleunwarp.registration import register
-    from styleunwarp.transform import displacement_error, read_transform
+def usefulness(model_path: str | None, data: Path, out: Path, params) -> list[dict]:
+    """Raw vs styled LOM through the pipeline itself (styleunwarp.evaluation), as in docs/study-table.md."""
+    from styleunwarp.evaluation import RAW, evaluate_test_set, styled
 
-    rows = []
-    for lom_p in sorted((data / "test" / "lom").glob("*.tif")):
-        name = lom_p.stem
-        lom = read_image(lom_p).data
-        cbs_raw = read_image(data / "test" / "cbs" / f"{name}.tif").data
-        cbs = normalize(cbs_raw)
-        truth = read_transform(data / "test" / "truth" / f"{name}_direct_transf.txt")
-        row = {"pair": name}
-        # raw: the LOM registered to the CBS as they are (both stretched to 0..255);
-        # styled: model(LOM) registered to model.prepare_target(CBS) (the CBS itself for a
-        # 'cbs' model, its boundary map for an 'edges' model).
-        for kind, tgt, src in (("raw", cbs, normalize(to_gray(lom))),
-                               ("styled", model.prepare_target(cbs_raw), model(lom))):
-            if blur > 0:
-                from scipy import ndimage
-
-                tgt, src = (normalize(ndimage.gaussian_filter(a, blur)) for a in (tgt, src))
-            t0 = time.perf_counter()
-            try:
-                reg = register(tgt, src, params, backend="bunwarpj")
-                err = displacement_error(reg.direct, truth, cbs.shape)
-                m, p95 = float(err.mean()), float(np.percentile(err, 95))
-            except Exception as exc:  # noqa: BLE001 - a failed registration is a result
-                m, p95 = float("inf"), float("inf")
-                row[f"{kind}_error"] = str(exc)[:200]
-            row.update({f"{kind}_mean": m, f"{kind}_p95": p95, f"{kind}_tier": tier(m, p95),
-                        f"{kind}_s": time.perf_counter() - t0})
-        rows.append(row)
-    return rows
+    return evaluate_test_set(data / "test", [RAW, styled(model_path)], out, params=params)
 
 
 def print_table(title: str, rows: list[dict]) -> None:
+    from styleunwarp.evaluation import format_summary, summarize
+
     print(f"\n{title}")
-    print(f"{'pair':<22}{'raw mean':>9}{'p95':>8} {'tier':<7}{'styled mean':>12}{'p95':>8} {'tier':<7}")
     for r in rows:
-        print(f"{r['pair']:<22}{r['raw_mean']:>9.2f}{r['raw_p95']:>8.2f} {r['raw_tier']:<7}"
-              f"{r['styled_mean']:>12.2f}{r['styled_p95']:>8.2f} {r['styled_tier']:<7}")
-    for kind in ("raw", "styled"):
-        tiers = [r[f"{kind}_tier"] for r in rows]
-        counts = {t: tiers.count(t) for t in ("good", "decent", "bad", "poor")}
-        print(f"  {kind:>6}: " + ", ".join(f"{v} {k}" for k, v in counts.items()))
-    good = sum(r["styled_tier"] == "good" for r in rows)
-    worst_ok = all(r["styled_tier"] in ("good", "decent") for r in rows)
-    print(f"  bar (>= 9/10 good, none below decent): {'MET' if good >= 0.9 * len(rows) and worst_ok else 'NOT MET'}")
+        if r["tier"] == "failed":
+            print(f"  {r['pair']:<22}{r['variant']:<12} FAILED {r.get('error', '')[:80]}")
+        else:
+            print(f"  {r['pair']:<22}{r['variant']:<12}{r['tre_mean_px']:>9.2f}{r['tre_p95_px']:>8.2f} {r['tier']}")
+    print(format_summary(summarize(rows)))
+    sel = [r for r in rows if r["variant"] == "styled LOM"]
+    good = sum(r["tier"] == "good" for r in sel)
+    worst_ok = all(r["tier"] in ("good", "decent") for r in sel)
+    print(f"  bar (>= 9/10 good, none below decent): {'MET' if good >= 0.9 * len(sel) and worst_ok else 'NOT MET'}")
 
 
 def main() -> None:
@@ -140,11 +110,10 @@ def main() -> None:
     ap.add_argument("--model", default=None, help="model folder (default: the shipped one)")
     ap.add_argument("--syn", default=None, help="synthetic test data (default: generated, seed 1)")
     ap.add_argument("--cbs", default=None, help="real-CBS-based test data (default: generated, seed 2)")
-    ap.add_argument("--cbs-source", default="/work/shared/data/openecci-cbs")
+    ap.add_argument("--cbs-source", default=str(Path(__file__).resolve().parents[2] / "shared" / "data" / "openecci-cbs"))
     ap.add_argument("--skip-usefulness", action="store_true")
-    ap.add_argument("--mode", default="mono", help="bUnwarpJ mode for the usefulness table (mono, fast, accurate)")
-    ap.add_argument("--max-scale", type=int, default=3, help="bUnwarpJ final deformation scale (2 Fine, 3 Very Fine)")
-    ap.add_argument("--blur", type=float, default=0.0, help="Gaussian blur (px) of both images before registering")
+    ap.add_argument("--mode", default="accurate", help="bUnwarpJ mode for the usefulness table (mono, fast, accurate)")
+    ap.add_argument("--max-scale", type=int, default=2, help="bUnwarpJ final deformation scale (2 Fine, 3 Very Fine)")
     ap.add_argument("--json", default=None, help="also write all results to this JSON file")
     args = ap.parse_args()
 
@@ -166,21 +135,18 @@ def main() -> None:
     print(f"training: {tr['s_per_step']:.2f} s/step of {tr['batch']}x{tr['crop']}² crops = {tr['crops_per_s']:.2f} crops/s "
           f"= {tr['pair_equiv_per_s']:.2f} 512²-pair equivalents/s")
     if not args.skip_usefulness:
-        try:
-            from styleunwarp.registration import BUnwarpJParams
-        except ImportError as exc:
-            print(f"usefulness: registration backend not available ({exc})")
-        else:
-            params = BUnwarpJParams(mode=args.mode, max_scale_deformation=args.max_scale)
-            print(f"usefulness: bUnwarpJ {params}, blur {args.blur} px")
-            tmp = Path(tempfile.gettempdir())
-            syn = ensure_data(Path(args.syn) if args.syn else tmp / "styleunwarp_bench_syn", ["--n", "0", "--n-test", "10", "--seed", "1"])
-            cbs = ensure_data(Path(args.cbs) if args.cbs else tmp / "styleunwarp_bench_cbs",
-                              ["--n", "0", "--n-test", "10", "--seed", "2", "--from-cbs", args.cbs_source])
-            for title, data in (("synthetic test pairs (seed 1)", syn), ("LOM-like renderings of real CBS (openecci)", cbs)):
-                rows = usefulness(model, data, params, args.blur)
-                out[title] = rows
-                print_table(title, rows)
+        from styleunwarp.registration import PIPELINE_DEFAULTS
+
+        params = PIPELINE_DEFAULTS.with_(mode=args.mode, max_scale_deformation=args.max_scale)
+        print(f"usefulness: bUnwarpJ {params} (the pipeline: coarse-to-fine for boundary-map models)")
+        tmp = Path(tempfile.gettempdir())
+        syn = ensure_data(Path(args.syn) if args.syn else tmp / "styleunwarp_bench_syn", ["--n", "0", "--n-test", "10", "--seed", "1"])
+        cbs = ensure_data(Path(args.cbs) if args.cbs else tmp / "styleunwarp_bench_cbs",
+                          ["--n", "0", "--n-test", "10", "--seed", "2", "--from-cbs", args.cbs_source])
+        for title, data in (("synthetic test pairs (seed 1)", syn), ("LOM-like renderings of real CBS (openecci)", cbs)):
+            rows = usefulness(args.model, data, tmp / "styleunwarp_bench_results" / data.name, params)
+            out[title] = rows
+            print_table(title, rows)
     if args.json:
         Path(args.json).write_text(json.dumps(out, indent=2, default=str))
 
