@@ -127,8 +127,7 @@ def process_pair(job: PairJob) -> str:
         )
     except Exception as exc:  # noqa: BLE001 - every failure of one pair is recorded, the batch goes on
         status = "failed"
-        for name in ("metrics.json",):
-            (tmp / name).unlink(missing_ok=True)
+        (tmp / "metrics.json").unlink(missing_ok=True)
         detail = {"pair": job.spec.name, "lom": str(job.spec.lom), "cbs": str(job.spec.cbs), "error": f"{type(exc).__name__}: {exc}", "traceback": traceback.format_exc(limit=6)}
         atomic_write_text(tmp / "error.json", json.dumps(detail, indent=2) + "\n")
     _swap_into_place(tmp, final)
@@ -243,11 +242,10 @@ def run_batch(
     def finished(job: PairJob, status: str) -> None:
         if status == "done":
             summary.done += 1
-        else:
-            summary.failed += 1
-            if echo:
-                err = json.loads(((out / job.spec.name) / "error.json").read_text())["error"] if (out / job.spec.name / "error.json").is_file() else status
-                echo(f"{job.spec.name}: FAILED: {err}")
+        elif echo:
+            error_file = out / job.spec.name / "error.json"
+            err = json.loads(error_file.read_text())["error"] if error_file.is_file() else status
+            echo(f"{job.spec.name}: FAILED: {err}")
         write_results(out, collect_results(out, pairs, unpaired))
         bar.update(1)
 
@@ -276,7 +274,7 @@ def run_batch(
                 summary.tiers[r["tier"]] = summary.tiers.get(r["tier"], 0) + 1
         if report:
             _write_report(out)
-    summary.failed = sum(r["status"] == "failed" for r in rows)
+    summary.failed = sum(r["status"] == "failed" for r in rows)  # this run's and earlier runs' failures
     return summary
 
 
