@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import click
 
-from .options import bunwarpj_options, coarse_option, fiji_option, style_options
+from .options import backend_options, bunwarpj_options, coarse_option, fiji_option, style_options
 
 
 def _pairing_options(func):
@@ -25,10 +25,11 @@ def _pairing_options(func):
 @click.option("--prealign", is_flag=True, help="Estimate rotation/scale/shift first (pairs not pre-aligned).")
 @click.option("--progress/--no-progress", default=True, show_default=True)
 @coarse_option
+@backend_options
 @_pairing_options
 @fiji_option
 @bunwarpj_options
-def batch(source, out_dir, model, style, backend, workers, force, prealign, progress, coarse_sigma, lom_pattern, cbs_pattern, fiji_dir, params) -> None:
+def batch(source, out_dir, model, style, backend, workers, force, prealign, progress, coarse_sigma, backend_options, lom_pattern, cbs_pattern, fiji_dir, params) -> None:
     """Register every LOM/CBS pair of SOURCE (an acquisition folder or a CSV manifest).
 
     Pairs are NAME_LOM + NAME_CBS (or NAME_SEM) by default. Writes OUT/<pair>/ (the files
@@ -41,7 +42,8 @@ def batch(source, out_dir, model, style, backend, workers, force, prealign, prog
     try:
         summary = run_batch(
             source, out_dir, model=model, style=style, backend=backend, params=params, fiji_dir=fiji_dir, workers=workers,
-            force=force, prealign=prealign, coarse_sigma=coarse_sigma, lom_pattern=lom_pattern, cbs_pattern=cbs_pattern, progress=progress,
+            force=force, prealign=prealign, coarse_sigma=coarse_sigma, backend_options=backend_options, lom_pattern=lom_pattern,
+            cbs_pattern=cbs_pattern, progress=progress,
             echo=click.echo,
         )  # fmt: skip
     except StyleunwarpError as exc:

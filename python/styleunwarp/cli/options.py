@@ -71,3 +71,32 @@ def coarse_option(func: Callable) -> Callable:
         default=None,
         help="Register images blurred by this Gaussian sigma (px) first, then the sharp ones; 0 = off (default: 3 for boundary-map style models, off otherwise).",
     )(func)
+
+
+def _parse_backend_options(ctx: click.Context, param: click.Parameter, values: tuple[str, ...]) -> dict:
+    import json
+
+    out: dict = {}
+    for item in values:
+        key, sep, raw = item.partition("=")
+        if not sep or not key.strip():
+            raise click.BadParameter(f"expected KEY=VALUE, got {item!r}")
+        try:
+            value = json.loads(raw)
+        except json.JSONDecodeError:
+            value = raw  # a plain string, e.g. similarity=nmi
+        out[key.strip()] = value
+    return out
+
+
+def backend_options(func: Callable) -> Callable:
+    """``-o KEY=VALUE`` (repeatable): keyword arguments for the registration backend."""
+    return click.option(
+        "-o",
+        "--backend-option",
+        "backend_options",
+        multiple=True,
+        callback=_parse_backend_options,
+        metavar="KEY=VALUE",
+        help="Extra keyword argument of the backend, repeatable (e.g. -o similarity=nmi -o max_samples=128 for native).",
+    )(func)

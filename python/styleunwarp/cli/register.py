@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import click
 
-from .options import bunwarpj_options, coarse_option, fiji_option, style_options
+from .options import backend_options, bunwarpj_options, coarse_option, fiji_option, style_options
 
 
 @click.command()
@@ -17,8 +17,9 @@ from .options import bunwarpj_options, coarse_option, fiji_option, style_options
 @click.option("--truth", type=click.Path(exists=True, dir_okay=False), default=None, help="Ground-truth direct transform: adds TRE and a tier.")
 @click.option("--prealign", is_flag=True, help="Estimate rotation/scale/shift first (pairs not pre-aligned).")
 @coarse_option
+@backend_options
 @bunwarpj_options
-def register(lom: str, cbs: str, out_dir: str, model: str | None, style: str, backend: str, fiji_dir: str | None, truth: str | None, prealign: bool, coarse_sigma: float | None, params) -> None:
+def register(lom: str, cbs: str, out_dir: str, model: str | None, style: str, backend: str, fiji_dir: str | None, truth: str | None, prealign: bool, coarse_sigma: float | None, backend_options: dict, params) -> None:
     """Register the LOM image to the CBS image and re-apply the transform to the original LOM.
 
     Writes styled.tif, direct_transf.txt, inverse_transf.txt, registered.tif, metrics.json
@@ -28,7 +29,7 @@ def register(lom: str, cbs: str, out_dir: str, model: str | None, style: str, ba
     from ..pipeline import register_pair
 
     try:
-        res = register_pair(lom, cbs, out_dir, model=model, style=style, backend=backend, params=params, fiji_dir=fiji_dir, truth=truth, prealign=prealign, coarse_sigma=coarse_sigma)
+        res = register_pair(lom, cbs, out_dir, model=model, style=style, backend=backend, params=params, fiji_dir=fiji_dir, truth=truth, prealign=prealign, coarse_sigma=coarse_sigma, backend_options=backend_options)
     except StyleunwarpError as exc:
         raise click.ClickException(str(exc)) from exc
     m = res.metrics

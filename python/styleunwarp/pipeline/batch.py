@@ -57,6 +57,7 @@ class PairJob:
     fiji_dir: str | None
     prealign: bool
     coarse_sigma: float | None = None
+    backend_options: dict = field(default_factory=dict)
 
 
 @dataclass
@@ -124,6 +125,7 @@ def process_pair(job: PairJob) -> str:
             truth=job.spec.truth,
             prealign=job.prealign,
             coarse_sigma=job.coarse_sigma,
+            backend_options=job.backend_options,
         )
     except Exception as exc:  # noqa: BLE001 - every failure of one pair is recorded, the batch goes on
         status = "failed"
@@ -206,6 +208,7 @@ def run_batch(
     force: bool = False,
     prealign: bool = False,
     coarse_sigma: float | None = None,
+    backend_options: dict | None = None,
     lom_pattern: str = DEFAULT_LOM_PATTERN,
     cbs_pattern: str = DEFAULT_CBS_PATTERN,
     progress: bool = True,
@@ -235,7 +238,7 @@ def run_batch(
     params = params or PIPELINE_DEFAULTS
     todo = [p for p in pairs if force or not is_done(out / p.name)]
     summary = BatchSummary(out, skipped=len(pairs) - len(todo), unpaired=len(unpaired))
-    jobs = [PairJob(p, out, None if model is None else str(model), style, backend, params, None if fiji_dir is None else str(fiji_dir), prealign, coarse_sigma) for p in todo]
+    jobs = [PairJob(p, out, None if model is None else str(model), style, backend, params, None if fiji_dir is None else str(fiji_dir), prealign, coarse_sigma, dict(backend_options or {})) for p in todo]
     write_results(out, collect_results(out, pairs, unpaired))
     bar = tqdm(total=len(jobs), desc="pairs", unit="pair", disable=not progress)
 

@@ -135,6 +135,7 @@ def register_pair(
     truth: PathLikeStr | None = None,
     prealign: bool = False,
     coarse_sigma: float | None = None,
+    backend_options: dict | None = None,
 ) -> PairResult:
     """Register one LOM image to its CBS image and write the results into ``out_dir``.
 
@@ -158,6 +159,8 @@ def register_pair(
         Register blurred images first (Gaussian sigma in px), then the sharp ones. ``None``
         chooses: 3 px for boundary-map style models (thin lines give SSD a narrow capture
         range), off otherwise; 0 turns it off.
+    backend_options
+        Extra keyword arguments of the backend (e.g. ``{"similarity": "nmi"}`` for native).
 
     The LOM is brought to the CBS pixel size when both files carry one; the saved
     transforms always refer to the original LOM file.
@@ -170,6 +173,7 @@ def register_pair(
     params = params or PIPELINE_DEFAULTS
 
     options = {"fiji_dir": fiji_dir} if backend == "bunwarpj" else {}
+    options.update(backend_options or {})
     similarity = None
     moving = styled
     if prealign:
@@ -214,6 +218,7 @@ def register_pair(
         "cbs_data_bar_rows": cbs_m.metadata.get("data_bar_rows", 0),
         **prep.style_info,
         "backend": reg.backend,
+        "backend_options": dict(backend_options or {}),
         "params": params.to_dict(),
         "nmi_before": nmi(lom_gray[: common[0], : common[1]], cbs_gray[: common[0], : common[1]]),
         "nmi_after": nmi(reg_gray, cbs_gray, inside),

@@ -1,0 +1,88 @@
+"""Native engine vs bUnwarpJ over a batch of pairs through the command line, side by side.
+
+Writes N synthetic 512x512 pairs (the perfect CBS-like source as the LOM, so that both
+backends see a same-modality problem) with their ground truth in a CSV manifest, then runs
+
+    styleunwarp batch MANIFEST --style none --backend bunwarpj --mode mono --final-deformation very_fine
+    styleunwarp batch MANIFEST --style none --backend native   --mode mono --final-deformation very_fine [-o ...]
+
+and reports, from each run's results.csv, the median registration time per pair (the
+registration itself, JVM / torch already running), the wall time of the whole command
+(interpreter, JVM start, reading, writing, metrics, report), and the TRE.
+
+    python benchmarks/bench_native_cli.py [--pairs 10] [--size 512] [--native-option max_samples=128 ...]
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+
+def _run(cmd: list[str]) -> float:
+    t0 = time.perf_counter()
+    subprocess.run(cmd, check=False, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    return time.perf_counter() - t0
+
+
+def _summary(out: Path) -> dict:
+    with open(out / "results.csv", newline="") as fh:
+        rows = [r for r in csv.DictReader(fh) if r["status"] == "done"]
+    reg = [float(r["registration_s"]) for r in rows]
+    tre = [float(r["tre_mean_px"]) for r in rows]
+    tiers = {t: sum(r["tier"] == t for r in rows) for t in ("good", "decent", "bad", "poor")}
+    return {"done": len(rows), "reg_median": statistics.median(reg), "tre_mean": statistics.fmean(tre), "tre_max": max(tre), "tiers": tiers}
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--pairs", type=int, default=10)
+    ap.add_argument("--size", type=int, default=512)
+    ap.add_argument("--native-option", action="append", default=None, help="KEY=VALUE for the native backend (default: max_samples=128, max_iter=20)")
+    ap.add_argument("--out", default=None)
+    args = ap.parse_args()
+    native_opts = args.native_option if args.native_option is not None else ["max_samples=128", "max_iter=20"]
+
+    from styleunwarp.io import write_tiff
+    from styleunwarp.synth import make_pair
+    from styleunwarp.transform import write_elastic
+
+    work = Path(args.out or tempfile.mkdtemp(prefix="bench_native_cli_"))
+    data = work / "data"
+    data.mkdir(parents=True, exist_ok=True)
+    lines = ["name,lom,cbs,truth"]
+    for i in range(args.pairs):
+        p = make_pair((args.size, args.size), seed=3000 + i)
+        write_tiff(data / f"p{i}_LOM.tif", p.cbs_like_lom)
+        write_tiff(data / f"p{i}_CBS.tif", p.cbs)
+        write_elastic(p.truth, data / f"p{i}_truth.txt")
+        lines.append(f"p{i},p{i}_LOM.tif,p{i}_CBS.tif,p{i}_truth.txt")
+    (data / "pairs.csv").write_text("\n".join(lines) + "\n")
+
+    exe = str(Path(sys.executable).parent / "styleunwarp")
+    common = ["batch", str(data / "pairs.csv"), "--style", "none", "--mode", "mono", "--final-deformation", "very_fine", "--no-progress"]
+    runs = {
+        "bUnwarpJ (Mono, Very Fine)": [exe, *common, "--out", str(work / "bunwarpj"), "--backend", "bunwarpj"],
+        f"native (Mono, Very Fine, {' '.join(native_opts)})": [exe, *common, "--out", str(work / "native"), "--backend", "native", *sum((["-o", o] for o in native_opts), [])],
+    }
+    results = {}
+    for label, cmd in runs.items():
+        wall = _run(cmd)
+        results[label] = (wall, _summary(Path(cmd[cmd.index("--out") + 1])))
+    print(f"{args.pairs} pairs of {args.size}x{args.size} px through `styleunwarp batch`, one run, side by side:")
+    print(f"{'backend':<58} {'reg. s/pair (median)':>21} {'wall s (whole batch)':>21} {'mean TRE':>9} {'max TRE':>8}  tiers")
+    for label, (wall, s) in results.items():
+        tiers = ", ".join(f"{k} {v}" for k, v in s["tiers"].items() if v)
+        print(f"{label:<58} {s['reg_median']:>21.3f} {wall:>21.1f} {s['tre_mean']:>9.3f} {s['tre_max']:>8.3f}  {tiers} ({s['done']} done)")
+    (b_wall, b), (n_wall, n) = results.values()
+    print(f"speed-up of native over bUnwarpJ: {b['reg_median'] / n['reg_median']:.1f}x per registration, {b_wall / n_wall:.1f}x for the whole command")
+
+
+if __name__ == "__main__":
+    main()
