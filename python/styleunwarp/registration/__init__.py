@@ -9,9 +9,11 @@ information, the classic multi-modal alternative; optional). Each backend is a m
 from __future__ import annotations
 
 import importlib
+import inspect
 
 import numpy as np
 
+from ..errors import InputError
 from .params import MODES, PIPELINE_DEFAULTS, SCALES, BUnwarpJParams
 from .result import Points, Registration
 
@@ -54,12 +56,23 @@ def register(
     if backend not in BACKENDS:
         raise ValueError(f"unknown registration backend {backend!r}; choose from {', '.join(BACKENDS)}")
     module = importlib.import_module(f"{__name__}.{backend}")
+    accepted = inspect.signature(module.register).parameters
+    takes_any = any(p.kind == p.VAR_KEYWORD for p in accepted.values())
+    unknown = [] if takes_any else sorted(k for k in options if k not in accepted)
+    if unknown:
+        known = ", ".join(k for k, p in accepted.items() if p.kind == p.KEYWORD_ONLY and k not in ("target_mask", "source_mask", "landmarks"))
+        raise InputError(None, f"the {backend} backend has no option {', '.join(map(repr, unknown))}; it takes: {known or 'none'}")
     kwargs = dict(target_mask=target_mask, source_mask=source_mask, landmarks=landmarks, **options)
-    if coarse_sigma > 0:
-        from .coarse_to_fine import register_coarse_to_fine
+    try:
+        if coarse_sigma > 0:
+            from .coarse_to_fine import register_coarse_to_fine
 
-        return register_coarse_to_fine(module.register, target, source, params or BUnwarpJParams(), coarse_sigma, **kwargs)
-    return module.register(target, source, params or BUnwarpJParams(), **kwargs)
+            return register_coarse_to_fine(module.register, target, source, params or BUnwarpJParams(), coarse_sigma, **kwargs)
+        return module.register(target, source, params or BUnwarpJParams(), **kwargs)
+    except TypeError as exc:  # a backend taking **options found one it does not know
+        if "unexpected keyword argument" in str(exc):
+            raise InputError(None, f"the {backend} backend: {exc}") from exc
+        raise
 
 
 __all__ = ["BACKENDS", "MODES", "PIPELINE_DEFAULTS", "SCALES", "BUnwarpJParams", "Points", "Registration", "register"]
