@@ -64,9 +64,7 @@ def main() -> None:
     code = "import time; t=time.perf_counter(); from styleunwarp.imagej import start; start(); print(time.perf_counter()-t)"
     jvm_cold = float(subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout.split()[-1])
 
-    t0 = time.perf_counter()
     start()
-    jvm_here = time.perf_counter() - t0
     img = pair.cbs.astype(np.float32)
     conv = []
     for _ in range(20):

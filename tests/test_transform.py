@@ -19,7 +19,6 @@ from styleunwarp.transform import (
     jacobian_determinant,
     java_double,
     read_elastic,
-    read_raw,
     read_transform,
     warp_image,
     warping_index,

@@ -211,8 +211,7 @@ def register_batch(
     tside = Side(np.stack(tgt), np.stack(tm))
     sside = Side(np.stack(src), np.stack(sm))
 
-    lo_s, hi_s = int(p.min_scale_deformation), int(p.max_scale_deformation)
-    n0 = 2**lo_s
+    n0 = 2 ** int(p.min_scale_deformation)
     grids = []
     for i in range(b):
         tp, sp = (lms[i] if use_lm and affine_init else (None, None))
