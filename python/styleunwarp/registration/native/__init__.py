@@ -26,9 +26,12 @@ from ...transform import ElasticTransform, affine_elastic, identity_elastic, jac
 from ..params import BUnwarpJParams
 from ..result import Points, Registration
 from ..validation import check_image
-from . import energy, optimize, spline
+from . import energy, gauss_newton, optimize, regularization, spline
 from .optimize import Settings, Side
 
+
+# Relative energy decrease below which a Levenberg-Marquardt stage stops (measured, docs/native.md)
+LM_TOLERANCE = 1e-3
 
 __all__ = ["assess", "register", "register_batch", "resolve_device"]
 
@@ -129,10 +132,12 @@ def register_batch(
     device: str | torch.device | None = "auto",
     dtype: str | torch.dtype | None = None,
     max_iter: int | None = None,
-    tolerance: float = 1e-6,
+    tolerance: float | None = None,
     normalize: bool = True,
     affine_init: bool = True,
     max_samples: int | None = None,
+    optimizer: str = "auto",
+    step_tolerance: float = 0.0,
     threads: int | None = 1,
     seed: int = 0,
 ) -> list[Registration]:
@@ -150,8 +155,14 @@ def register_batch(
     device, dtype
         ``"auto"`` picks CUDA when present. ``dtype`` defaults to float64 on CPU, float32 on CUDA.
     max_iter, tolerance
-        L-BFGS iterations per deformation scale (default 60, halved in ``fast`` mode) and the
-        change of the normalised energy at which a stage stops.
+        Iterations per deformation scale, and when a stage stops. ``lm``: at most ``max_iter``
+        steps (default 20); a stage ends when a step lowers the energy by less than the relative
+        ``tolerance`` (default 1e-3: with bUnwarpJ's ``stop_threshold`` of 0.01 the finest scale of
+        a noisy 512² pair often takes no step, with 1e-4 the map starts to fit the noise; see
+        ``docs/native.md``). ``step_tolerance`` (pixels, default 0) also stops a stage once the
+        largest coefficient update is smaller.
+        ``lbfgs``: default 60 iterations (30 in ``fast`` mode), stop on a change of the
+        normalised energy below ``tolerance`` (default 1e-6).
     normalize
         Rescale both images by one common linear map to 0..255 (keeps SSD's meaning and the
         balance with the other weights independent of the input's intensity unit).
@@ -159,6 +170,11 @@ def register_batch(
         If set, the image term of a level larger than this (pixels a side) uses a regular
         sub-grid of the fixed image's pixels of about this size, sampling the moving image at
         full resolution (faster at 512² and up; ``None``: every pixel, as bUnwarpJ).
+    optimizer
+        ``"lm"``: Levenberg-Marquardt with the exact Gauss-Newton matrix of the SSD term
+        (:mod:`.gauss_newton`; fast, direct transform only); ``"lbfgs"``: L-BFGS with autograd
+        (any similarity, consistency term). ``"auto"``: ``"lm"`` for SSD in ``mono`` mode,
+        else ``"lbfgs"``.
     affine_init
         Start from the least-squares affine map of the landmarks (when there are 3 or more).
     threads
@@ -192,6 +208,12 @@ def register_batch(
     use_lm = lms[0] is not None and len(lms[0][0]) > 0
     if p.image_weight == 0 and not (use_lm and p.landmark_weight > 0):
         raise InputError(None, "image_weight is 0 and there are no landmarks to use: nothing to register")
+    if optimizer not in ("auto", "lm", "lbfgs"):
+        raise InputError(None, f"unknown optimizer {optimizer!r}; choose from auto, lm, lbfgs")
+    both = p.mode in ("accurate", "fast")
+    levenberg = optimizer == "lm" or (optimizer == "auto" and similarity == "ssd" and not both)
+    if levenberg and (similarity != "ssd" or both):
+        raise InputError(None, "optimizer 'lm' needs similarity 'ssd' and mode 'mono'")
     if normalize:
         for i in range(b):
             lo, hi = min(tgt[i].min(), src[i].min()), max(tgt[i].max(), src[i].max())
@@ -204,8 +226,9 @@ def register_batch(
     else:
         dt = getattr(torch, dtype) if isinstance(dtype, str) else dtype
     torch.manual_seed(seed)
-    both = p.mode in ("accurate", "fast")
     iters = max_iter or (30 if p.mode == "fast" else 60)
+    if tolerance is None:
+        tolerance = LM_TOLERANCE if levenberg else 1e-6
     settings = Settings(similarity=similarity, ncc_window=ncc_window, nmi_bins=nmi_bins, max_iter=iters,
                         tolerance=tolerance, device=dev, dtype=dt, max_samples=max_samples)
     tside = Side(np.stack(tgt), np.stack(tm))
@@ -235,7 +258,10 @@ def register_batch(
     if threads is not None and dev.type == "cpu":
         torch.set_num_threads(int(threads))
     try:
-        coeffs = _run_stages(coeffs, tside, sside, p, settings, weights, lm_t, both, stages, dev)
+        if levenberg:
+            coeffs = _run_stages_lm(coeffs, tside, sside, p, settings, weights, lm_t, stages, max_iter, tolerance, step_tolerance)
+        else:
+            coeffs = _run_stages(coeffs, tside, sside, p, settings, weights, lm_t, both, stages, dev)
     finally:
         torch.set_num_threads(old_threads)
     seconds = (time.perf_counter() - t_start) / b
@@ -262,6 +288,49 @@ def _run_stages(coeffs, tside, sside, p, settings, weights, lm_t, both, stages, 
                         level_shape=tuple(dirs[0].fixed.shape[1:]))
             stages.append(info)
     return coeffs
+
+
+def _run_stages_lm(coeffs, tside, sside, p, settings, weights, lm_t, stages, max_iter, tolerance, step_tolerance):
+    """Levenberg-Marquardt stages (SSD, direct transform): see :mod:`.gauss_newton`."""
+    lo_s, hi_s = int(p.min_scale_deformation), int(p.max_scale_deformation)
+    depth = hi_s - lo_s + int(p.img_subsamp_fact)
+    # images and sampling in float32 on the CPU (2x faster; per-point, so thread-count independent);
+    # every reduction in float64
+    dt = settings.dtype if settings.device.type != "cpu" else torch.float32
+    fixed_pyr = gauss_newton.pyramid(tside.image, depth)
+    fmask_pyr = gauss_newton.pyramid(tside.mask, depth)
+    moving_pyr = gauss_newton.pyramid(sside.image, depth)
+    full_moving = bool((sside.mask > 0.5).all())
+    mmask_pyr = None if full_moving else gauss_newton.pyramid(sside.mask, depth)
+    tshape, sshape = tside.shape, sside.shape
+    c = coeffs[:, 0]
+    for scale in range(lo_s, hi_s + 1):
+        if scale > lo_s:
+            b, _, n, _ = c.shape
+            c = spline.refine(c.reshape(-1, n, n)).reshape(b, 2, 2 * n - 3, 2 * n - 3)
+        nint = 2**scale
+        lv = gauss_newton.level_for_scale(len(fixed_pyr), scale, hi_s, int(p.img_subsamp_fact))
+        t0 = time.perf_counter()
+        image = None
+        if weights["image"]:
+            image = gauss_newton.SSDLevel(
+                fixed_pyr[lv], (fmask_pyr[lv].image > 0.5).astype(np.float32), moving_pyr[lv],
+                None if mmask_pyr is None else (mmask_pyr[lv].image > 0.5).astype(np.float32),
+                tshape, nint, settings.max_samples, dt, settings.device)
+            image.source_shape = sshape
+        reg = None
+        if weights["divergence"] or weights["curl"]:
+            reg = torch.tensor(regularization.matrix(nint, tshape, weights["divergence"], weights["curl"]),
+                                  dtype=torch.float64, device=settings.device)
+        lm = None
+        if lm_t is not None and weights["landmark"]:
+            lm = gauss_newton.Landmarks(lm_t[0][0], lm_t[0][1], tshape, nint, weights["landmark"])
+        c, info = gauss_newton.minimise(c, image, weights["image"], reg, lm, max_iter or 20, tolerance, step_tolerance=step_tolerance)
+        level = fixed_pyr[lv]
+        info.update(scale=scale, intervals=nint, image_factor=2**lv, seconds=time.perf_counter() - t0,
+                    level_shape=tuple(level.image.shape[1:]))
+        stages.append(info)
+    return c[:, None].to(coeffs.dtype)
 
 
 def _results(out_c, stages, tshape, sshape, p, seconds, similarity, dev, dt, seed, b, both):

@@ -17,7 +17,7 @@ import torch
 import torch.nn.functional as F
 from scipy import ndimage
 
-from . import energy, spline
+from . import energy, regularization, spline
 
 
 @dataclass
@@ -75,6 +75,7 @@ class Direction:
     def __init__(self, fixed: Side, moving: Side, factor: int, s: Settings, nint: int):
         t = lambda a: torch.as_tensor(np.array(a), dtype=s.dtype, device=s.device)  # noqa: E731
         self.shape = fixed.shape
+        self.intervals = nint
         self.mshape = moving.shape
         fim, py, px = pyramid_level(fixed.image, factor)
         fmask, _, _ = pyramid_level(fixed.mask, factor) if factor > 1 else (fixed.mask, py, px)
@@ -86,8 +87,8 @@ class Direction:
             k = -(-max(fim.shape[1:]) // s.max_samples)
             fim, fmask, py, px = fim[:, ::k, ::k], fmask[:, ::k, ::k], py[::k], px[::k]
         h, w = self.shape
-        self.mats = {f"y{k}": t(spline.basis(py, h, nint, "y", k)) for k in range(3)}
-        self.mats.update({f"x{k}": t(spline.basis(px, w, nint, "x", k)) for k in range(3)})
+        self.mats = {"y0": t(spline.basis(py, h, nint, "y"))}
+        self.mats["x0"] = t(spline.basis(px, w, nint, "x"))
         self.fixed = t(fim)
         self.fmask = t(fmask > 0.5)
         self.moving = t(mim)[:, None]
@@ -156,6 +157,12 @@ def run_stage(
     """Minimise the energy over ``coeffs`` ``(B, D, 2, n, n)`` (D = 1 direct, 2 direct+inverse)."""
 
     masks: list[torch.Tensor | None] = [None] * len(dirs)
+    reg_mats = [
+        torch.tensor(regularization.matrix(d.intervals, d.shape, weights["divergence"], weights["curl"]),
+                     dtype=coeffs.dtype, device=coeffs.device)
+        if (weights["divergence"] or weights["curl"]) else None
+        for d in dirs
+    ]
 
     def parts(c: torch.Tensor) -> dict[str, torch.Tensor]:
         out: dict[str, torch.Tensor] = {}
@@ -165,7 +172,8 @@ def run_stage(
             cd = c[:, d]
             if weights["image"]:
                 img = img + weights["image"] * direction.image_term(cd, masks[d])
-            reg = reg + energy.vector_spline_regularization(cd, direction.mats, weights["divergence"], weights["curl"])
+            if reg_mats[d] is not None:
+                reg = reg + energy.vector_spline_regularization(cd, reg_mats[d])
             if landmarks is not None and weights["landmark"]:
                 fp, mp = landmarks[d]
                 lm = lm + weights["landmark"] * energy.landmarks(cd, direction.shape, fp, mp)

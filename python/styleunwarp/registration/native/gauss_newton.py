@@ -1,0 +1,303 @@
+"""Levenberg-Marquardt (Gauss-Newton) minimisation of the SSD elastic energy.
+
+For the SSD image term the energy is a sum of squares whose Jacobian has a separable
+structure: the map at pixel ``(y, x)`` is ``By[y] · C · Bx[x]`` (:mod:`.spline`), so with the
+moving image's gradient ``G`` at the mapped positions
+
+* the gradient is ``By.T @ (w r G) @ Bx``                       (two small matrix products),
+* the Gauss-Newton matrix is ``Ky.T @ (w Ga Gb) @ Kx``, ``K = B ⊙ B`` (row-wise Kronecker):
+  three matrix products per level, exact, whatever the number of pixels.
+
+The regulariser and the landmarks are quadratic in the coefficients (:mod:`.regularization`),
+so they enter the normal equations exactly. Each step solves
+``(J'J + R + μ diag) δ = -g`` and is kept only if it lowers the energy (μ adapts, as in
+Levenberg-Marquardt); a stage ends when an accepted step lowers the energy by less than the
+relative ``tolerance`` (bUnwarpJ's *stop threshold* has this meaning), or after ``max_iter``
+steps. No autograd, one image sampling per trial step: this is what makes the native engine fast.
+
+The moving image is sampled with torch ``grid_sample`` (bicubic); the gradient of that
+interpolant with respect to the positions (one backward pass, nothing else) gives the Jacobian.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from scipy import ndimage
+
+from . import energy, regularization, spline
+
+_BINOMIAL5 = np.array([1.0, 4.0, 6.0, 4.0, 1.0]) / 16.0
+
+
+@dataclass
+class Level:
+    """One pyramid level of a ``(B, H, W)`` image stack: samples at full-resolution positions."""
+
+    image: np.ndarray  # (B, h, w)
+    py: np.ndarray  # (h,) row positions in full-resolution pixels
+    px: np.ndarray  # (w,)
+
+    @property
+    def step(self) -> float:
+        return float(self.py[1] - self.py[0]) if len(self.py) > 1 else 1.0
+
+
+def pyramid(stack: np.ndarray, levels: int) -> list[Level]:
+    """Burt-Adelson pyramid: level ``k`` is ``2**k`` times coarser (binomial blur, decimation).
+
+    Stops early when a level would be less than 16 pixels a side.
+    """
+    out = [Level(np.asarray(stack, dtype=np.float32), np.arange(stack.shape[1], dtype=np.float64),
+                 np.arange(stack.shape[2], dtype=np.float64))]
+    for _ in range(levels):
+        prev = out[-1]
+        if min(prev.image.shape[1:]) < 32:
+            break
+        sm = ndimage.correlate1d(prev.image, _BINOMIAL5, axis=1, mode="reflect")
+        sm = ndimage.correlate1d(sm, _BINOMIAL5, axis=2, mode="reflect")
+        out.append(Level(sm[:, ::2, ::2].copy(), prev.py[::2], prev.px[::2]))
+    return out
+
+
+def _kr(b: torch.Tensor) -> torch.Tensor:
+    """Row-wise Kronecker product ``(m, n) -> (m, n*n)``."""
+    return (b[:, :, None] * b[:, None, :]).reshape(b.shape[0], -1)
+
+
+class SSDLevel:
+    """The SSD image term of one level: fixed samples, moving image, basis matrices."""
+
+    def __init__(self, fixed: Level, fixed_mask: np.ndarray, moving: Level, moving_mask: np.ndarray | None,
+                 shape: tuple[int, int], intervals: int, max_samples: int | None, dtype: torch.dtype,
+                 device: torch.device, hessian_samples: int | None = 256):
+        fim, fmask, fy, fx = fixed.image, fixed_mask, fixed.py, fixed.px
+        if max_samples and max(fim.shape[1:]) > max_samples:
+            k = -(-max(fim.shape[1:]) // max_samples)
+            fim, fmask, fy, fx = fim[:, ::k, ::k], fmask[:, ::k, ::k], fy[::k], fx[::k]
+        h, w = shape
+        t = lambda a, d=dtype: torch.as_tensor(np.ascontiguousarray(a), dtype=d, device=device)  # noqa: E731
+        self.by = t(spline.basis(fy, h, intervals, "y"), torch.float64)
+        self.bx = t(spline.basis(fx, w, intervals, "x"), torch.float64)
+        # the Gauss-Newton matrix (a model, not the gradient) from at most ~hessian_samples² pixels
+        self.hstep = max(1, -(-max(fim.shape[1:]) // hessian_samples)) if hessian_samples else 1
+        self.ky = _kr(self.by[::self.hstep])
+        self.kx = _kr(self.bx[::self.hstep])
+        self.fixed = t(fim)
+        self.fmask = t(fmask)
+        step = moving.step
+        self.moving = t(moving.image[:, None])  # (B, 1, hm, wm)
+        self.mmask = None if moving_mask is None else t(moving_mask[:, None])
+        self.m_origin, self.m_step = float(moving.px[0]), step
+        self.m_size = (len(moving.py), len(moving.px))
+        self.source_shape = None  # full-resolution moving grid, set by the caller
+        self.dtype = dtype
+
+    def sample(self, c: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """Residual ``r`` (moved - fixed), weights ``w`` and gradient ``(Gx, Gy)`` for grids ``c``."""
+        x = (self.by @ c[:, 0] @ self.bx.T)
+        y = (self.by @ c[:, 1] @ self.bx.T)
+        hs, ws = self.source_shape
+        w = energy.soft_inside(x, y, hs, ws).to(self.dtype) * self.fmask
+        hm, wm = self.m_size
+        gx = (x - self.m_origin) / self.m_step * (2.0 / max(wm - 1, 1)) - 1.0
+        gy = (y - self.m_origin) / self.m_step * (2.0 / max(hm - 1, 1)) - 1.0
+        grid = torch.stack([gx, gy], dim=-1).to(self.dtype).requires_grad_(True)
+        with torch.enable_grad():
+            moved = F.grid_sample(self.moving, grid, mode="bicubic", padding_mode="border", align_corners=True)
+            (dgrid,) = torch.autograd.grad(moved.sum(), grid)  # exact gradient of the interpolant
+        dgrid = dgrid * grid.new_tensor([2.0 / (max(wm - 1, 1) * self.m_step), 2.0 / (max(hm - 1, 1) * self.m_step)])
+        if self.mmask is not None:
+            w = w * (F.grid_sample(self.mmask, grid.detach(), mode="nearest", align_corners=True)[:, 0] > 0.5)
+        return moved.detach()[:, 0] - self.fixed, w, dgrid.permute(0, 3, 1, 2)
+
+    def energy(self, r: torch.Tensor, w: torch.Tensor) -> torch.Tensor:
+        w = w.double()
+        return (w * r.double() ** 2).sum(dim=(-2, -1)) / w.sum(dim=(-2, -1)).clamp(min=1.0)
+
+    def normal_equations(self, r: torch.Tensor, w: torch.Tensor, g: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """Gradient ``(B, 2n²)`` and Gauss-Newton matrix ``(B, 2n², 2n²)`` of the image term."""
+        b = r.shape[0]
+        n = self.by.shape[1]
+        # float64 throughout: small float32 matrix products are not thread-count independent
+        r, w, g = r.double(), w.double(), g.double()
+        scale = (2.0 / w.sum(dim=(-2, -1)).clamp(min=1.0))[:, None, None]
+        wr = w * r * scale
+        grad = torch.cat([(self.by.T @ (wr * g[:, a]) @ self.bx).reshape(b, -1) for a in range(2)], dim=1)
+        k = self.hstep
+        ws = (w * scale)[:, ::k, ::k] * (k * k)
+        gs = g[:, :, ::k, ::k]
+        blocks = {}
+        for a, bb in ((0, 0), (0, 1), (1, 1)):
+            m = self.ky.T @ (ws * gs[:, a] * gs[:, bb]) @ self.kx  # (B, n²[y i,j], n²[x k,l])
+            blocks[a, bb] = m.reshape(b, n, n, n, n).permute(0, 1, 3, 2, 4).reshape(b, n * n, n * n)
+        hess = torch.cat([torch.cat([blocks[0, 0], blocks[0, 1]], 2),
+                          torch.cat([blocks[0, 1].transpose(1, 2), blocks[1, 1]], 2)], 1)
+        return grad, hess
+
+
+class Landmarks:
+    """``weight * mean |g(p_fixed) - p_moving|²``: linear residuals in the coefficients."""
+
+    def __init__(self, fixed_pts: torch.Tensor, moving_pts: torch.Tensor, shape: tuple[int, int], intervals: int,
+                 weight: float):
+        h, w = shape
+        p = fixed_pts.cpu().numpy()
+        rows = []
+        for pts in p:
+            by = spline.basis(pts[:, 1], h, intervals, "y")
+            bx = spline.basis(pts[:, 0], w, intervals, "x")
+            rows.append((by[:, :, None] * bx[:, None, :]).reshape(len(pts), -1))
+        self.p = torch.as_tensor(np.stack(rows), dtype=torch.float64, device=fixed_pts.device)  # (B, K, n²)
+        self.q = moving_pts.to(torch.float64)
+        self.k = max(fixed_pts.shape[1], 1)
+        self.weight = float(weight)
+
+    def residual(self, c: torch.Tensor) -> torch.Tensor:
+        b = c.shape[0]
+        pos = torch.stack([self.p @ c[:, a].reshape(b, -1, 1) for a in range(2)], dim=-1)[:, :, 0]  # (B, K, 2)
+        return pos - self.q
+
+    def energy(self, c: torch.Tensor) -> torch.Tensor:
+        return self.weight * (self.residual(c) ** 2).sum(dim=(1, 2)) / self.k
+
+    def normal_equations(self, c: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        r = self.residual(c)
+        s = 2.0 * self.weight / self.k
+        grad = torch.cat([s * (self.p.transpose(1, 2) @ r[:, :, a:a + 1])[..., 0] for a in range(2)], dim=1)
+        ptp = s * self.p.transpose(1, 2) @ self.p
+        z = torch.zeros_like(ptp)
+        return grad, torch.cat([torch.cat([ptp, z], 2), torch.cat([z, ptp], 2)], 1)
+
+
+def minimise(
+    c0: torch.Tensor,
+    image: SSDLevel | None,
+    image_weight: float,
+    reg: torch.Tensor | None,
+    landmarks: Landmarks | None,
+    max_iter: int,
+    tolerance: float,
+    max_trials: int = 6,
+    step_tolerance: float = 0.0,
+) -> tuple[torch.Tensor, dict]:
+    """Levenberg-Marquardt on grids ``c0`` ``(B, 2, n, n)``; returns the grids and stage info.
+
+    Pairs of a batch are independent: each has its own damping and stops on its own.
+    """
+    b, _, n, _ = c0.shape
+    c = c0.to(torch.float64).clone()
+    cache: dict = {}
+
+    def evaluate(cc: torch.Tensor) -> tuple[torch.Tensor, dict]:
+        parts = {"image": cc.new_zeros(b), "regularization": cc.new_zeros(b), "landmarks": cc.new_zeros(b),
+                 "consistency": cc.new_zeros(b)}
+        state = {}
+        if image is not None and image_weight:
+            r, w, g = image.sample(cc)
+            parts["image"] = image_weight * image.energy(r, w)
+            state = {"r": r, "w": w, "g": g}
+        flat = cc.reshape(b, -1)
+        if reg is not None:
+            parts["regularization"] = torch.einsum("bi,ij,bj->b", flat, reg, flat)
+        if landmarks is not None:
+            parts["landmarks"] = landmarks.energy(cc)
+        parts["total"] = parts["image"] + parts["regularization"] + parts["landmarks"]
+        return parts["total"], {"parts": parts, **state}
+
+    e, cache = evaluate(c)
+    e_start = e.clone()
+    mu = torch.full((b,), 1e-3, dtype=torch.float64, device=c.device)
+    active = torch.ones(b, dtype=torch.bool, device=c.device)
+    iterations = torch.zeros(b, dtype=torch.long)
+    evaluations = 1
+    for _ in range(max_iter):
+        if not bool(active.any()):
+            break
+        flat = c.reshape(b, -1)
+        grad = flat.new_zeros(b, 2 * n * n)
+        hess = flat.new_zeros(b, 2 * n * n, 2 * n * n)
+        if "r" in cache:
+            gi, hi = image.normal_equations(cache["r"], cache["w"], cache["g"])
+            grad, hess = grad + image_weight * gi, hess + image_weight * hi
+        if reg is not None:
+            grad = grad + 2.0 * flat @ reg
+            hess = hess + 2.0 * reg
+        if landmarks is not None:
+            gl, hl = landmarks.normal_equations(c)
+            grad, hess = grad + gl, hess + hl
+        # damping μ·mean(diag)·I: all coefficients are positions in pixels, so this bounds the
+        # step in pixels, also for coefficients that no pixel constrains (outside the overlap)
+        diag = torch.diagonal(hess, dim1=1, dim2=2)
+        damp_base = diag.mean(dim=1, keepdim=True).expand_as(diag) + 1e-12
+        accepted = torch.zeros(b, dtype=torch.bool, device=c.device)
+        new_c, new_e, new_cache = c, e, cache
+        for _trial in range(max_trials):
+            todo = active & ~accepted
+            if not bool(todo.any()):
+                break
+            lhs = hess + torch.diag_embed(mu[:, None] * damp_base)
+            try:
+                delta = torch.linalg.solve(lhs, -grad[..., None])[..., 0]
+            except RuntimeError:  # singular system: fall back to a damped gradient step
+                delta = -grad / damp_base
+            if _trial == 0:
+                # the decrease the quadratic model promises; below the tolerance: converged
+                predicted = -(grad * delta).sum(1) - 0.5 * torch.einsum("bi,bij,bj->b", delta, hess, delta)
+                converged = todo & (predicted < tolerance * e.abs())
+                active = active & ~converged
+                todo = todo & ~converged
+                if not bool(todo.any()):
+                    break
+            delta = torch.where(todo[:, None], delta, torch.zeros_like(delta))
+            trial_c = c + delta.reshape(c.shape)
+            trial_e, trial_cache = evaluate(trial_c)
+            evaluations += 1
+            ok = todo & torch.isfinite(trial_e) & (trial_e < e)
+            if bool(ok.any()):
+                sel = ok[:, None, None, None]
+                new_c = torch.where(sel, trial_c, new_c)
+                new_e = torch.where(ok, trial_e, new_e)
+                new_cache = _merge(new_cache, trial_cache, ok)
+                accepted |= ok
+            mu = torch.where(ok, mu / 3.0, torch.where(todo, mu * 4.0, mu))
+        rel = (e - new_e) / e.abs().clamp(min=1e-300)
+        moved = (new_c - c).abs().flatten(1).amax(1)
+        iterations += accepted.cpu().long()
+        c, cache = new_c, new_cache
+        e = new_e
+        # a pair stops when no step helped, or when its best step gained less than `tolerance`
+        active = active & accepted & (rel >= tolerance) & (moved >= step_tolerance)
+        if not bool(active.any()):
+            break
+    parts = {k: v.detach().cpu().numpy().tolist() for k, v in cache["parts"].items()}
+    info = {
+        "initial_energy": e_start.cpu().numpy().tolist(),
+        "energy": parts,
+        "iterations": int(iterations.max()),
+        "evaluations": evaluations,
+        "restarts": 0,
+        "optimizer": "levenberg-marquardt",
+    }
+    return c, info
+
+
+def _merge(old: dict, new: dict, take: torch.Tensor) -> dict:
+    """Per pair, the cached evaluation of ``new`` where ``take`` else of ``old``."""
+    out = {}
+    for key, val in new.items():
+        if key == "parts":
+            out[key] = {k: torch.where(take, v, old[key][k]) for k, v in val.items()}
+        else:
+            shape = (-1,) + (1,) * (val.dim() - 1)
+            out[key] = torch.where(take.reshape(shape), val, old[key])
+    return out
+
+
+def level_for_scale(levels: int, scale: int, max_scale: int, subsample: int) -> int:
+    """Pyramid level of deformation scale ``scale``: ``max_scale - scale + subsample`` (bounded)."""
+    return max(0, min(levels - 1, max_scale - scale + subsample))
+
