@@ -10,7 +10,7 @@ from scipy import ndimage
 
 from styleunwarp.errors import InputError
 from styleunwarp.registration import BUnwarpJParams, register
-from styleunwarp.registration.native import assess, register_batch, spline
+from styleunwarp.registration.native import assess, energy, gauss_newton, regularization, register_batch, spline
 from styleunwarp.transform import (
     ElasticTransform,
     affine_elastic,
@@ -78,6 +78,81 @@ def test_subdivision_is_exact_and_points_match_transform():
     ours = spline.evaluate_points(c, shape, torch.tensor(np.stack([x, x])), torch.tensor(np.stack([y, y]))).numpy()
     ref = t.at(shape, x, y)
     assert np.abs(ours - ref).max() < 1e-10
+
+
+def test_regularization_matrix_is_the_integral_and_ignores_affine_maps():
+    rng = np.random.default_rng(1)
+    n, shape = 4, (60, 90)
+    wdiv, wcurl = 0.7, 0.3
+    c = rng.standard_normal((2, n + 3, n + 3)) * 3
+    quad = c.ravel() @ regularization.matrix(n, shape, wdiv, wcurl) @ c.ravel()
+    # reference: the published energy's integrand on a fine grid (Riemann sum)
+    py, px = np.linspace(0, shape[0] - 1, 1500), np.linspace(0, shape[1] - 1, 2200)
+    mats = {f"y{k}": torch.tensor(spline.basis(py, shape[0], n, "y", k)) for k in range(3)}
+    mats.update({f"x{k}": torch.tensor(spline.basis(px, shape[1], n, "x", k)) for k in range(3)})
+    d = lambda cc, a, b: (mats[f"y{a}"] @ torch.tensor(cc) @ mats[f"x{b}"].T).numpy()  # noqa: E731
+    uxx, uxy, uyy = d(c[0], 0, 2), d(c[0], 1, 1), d(c[0], 2, 0)
+    vxx, vxy, vyy = d(c[1], 0, 2), d(c[1], 1, 1), d(c[1], 2, 0)
+    integrand = wdiv * ((uxx + vxy) ** 2 + (uxy + vyy) ** 2) + wcurl * ((vxx - uxy) ** 2 + (vxy - uyy) ** 2)
+    riemann = integrand.mean() * (shape[0] - 1) * (shape[1] - 1)
+    assert quad > 0 and abs(quad - riemann) < 2e-3 * riemann
+    a = affine_elastic(np.array([[1.1, 0.2, 5.0], [-0.1, 0.9, 3.0]]), n, shape)
+    ca = np.concatenate([a.cx.ravel(), a.cy.ravel()])
+    assert abs(ca @ regularization.matrix(n, shape, wdiv, wcurl) @ ca) < 1e-6
+
+
+def test_gauss_newton_gradient_and_matrix_match_finite_differences(pair):
+    """The LM engine's analytic gradient and Gauss-Newton matrix against finite differences."""
+    tgt, src, _ = pair
+    lv = gauss_newton.SSDLevel(gauss_newton.pyramid(tgt[None], 0)[0], np.ones((1, *SHAPE), np.float32),
+                               gauss_newton.pyramid(src[None], 0)[0], None, SHAPE, 4, None, torch.float64,
+                               torch.device("cpu"), hessian_samples=None)
+    lv.source_shape = SHAPE
+    ident = identity_elastic(4, SHAPE)
+    gen = torch.Generator().manual_seed(0)
+    c = torch.tensor(np.stack([ident.cx, ident.cy])[None]) + 0.5 * torch.randn(1, 2, 7, 7, dtype=torch.float64, generator=gen)
+    r, w, g = lv.sample(c)
+    grad, hess = lv.normal_equations(r, w, g)
+    eps = 1e-4
+    for _ in range(4):
+        v = torch.randn(98, dtype=torch.float64, generator=gen)
+        rp, _, _ = lv.sample(c + eps * v.reshape(c.shape))
+        rm, _, _ = lv.sample(c - eps * v.reshape(c.shape))
+        fd_grad = (lv.energy(rp, w) - lv.energy(rm, w)) / (2 * eps)  # overlap weights held, as the engine does
+        jv = (rp - rm) / (2 * eps)
+        fd_gn = 2.0 * (w * jv * jv).sum() / w.sum()
+        assert abs(float(fd_grad) - float(grad[0] @ v)) < 1e-4 * (1 + abs(float(fd_grad)))
+        assert abs(float(fd_gn) - float(v @ hess[0] @ v)) < 1e-4 * float(fd_gn)
+
+
+def test_levenberg_marquardt_and_lbfgs_agree(pair):
+    tgt, src, truth = pair
+    lm = register(tgt, src, MONO, backend="native")
+    assert lm.info["stages"][-1]["optimizer"] == "levenberg-marquardt"
+    lb = register(tgt, src, MONO, backend="native", optimizer="lbfgs")
+    print(f"TRE: lm {tre(lm.direct, truth):.3f} px, lbfgs {tre(lb.direct, truth):.3f} px")
+    assert tre(lm.direct, truth) < 0.2 and tre(lb.direct, truth) < 0.3
+    assert tre(lm.direct, lb.direct) < 0.3
+    with pytest.raises(InputError, match="optimizer 'lm' needs"):
+        register(tgt, src, MONO, backend="native", optimizer="lm", similarity="ncc")
+    with pytest.raises(InputError, match="unknown optimizer"):
+        register(tgt, src, MONO, backend="native", optimizer="adam")
+
+
+def test_levenberg_marquardt_is_independent_of_thread_count():
+    """At 256 px torch's kernels do split work between threads; the result must not change."""
+    shape = (256, 256)
+    src = texture(shape, 11)
+    truth = smooth_truth(shape, 12, amplitude=3.0)
+    tgt = warp_image(src, truth, shape)
+    params = MONO.with_(max_scale_deformation=3)
+    n0 = torch.get_num_threads()
+    try:
+        rs = [register(tgt, src, params, backend="native", threads=n) for n in (1, 2)]
+    finally:
+        torch.set_num_threads(n0)
+    assert np.array_equal(rs[0].direct.cx, rs[1].direct.cx) and np.array_equal(rs[0].direct.cy, rs[1].direct.cy)
+    assert tre(rs[0].direct, truth, shape, 16) < 0.3
 
 
 # --- accuracy ---------------------------------------------------------------------------------

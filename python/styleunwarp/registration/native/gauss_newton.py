@@ -28,7 +28,7 @@ import torch
 import torch.nn.functional as F
 from scipy import ndimage
 
-from . import energy, regularization, spline
+from . import energy, spline
 
 _BINOMIAL5 = np.array([1.0, 4.0, 6.0, 4.0, 1.0]) / 16.0
 
@@ -61,6 +61,29 @@ def pyramid(stack: np.ndarray, levels: int) -> list[Level]:
         sm = ndimage.correlate1d(sm, _BINOMIAL5, axis=2, mode="reflect")
         out.append(Level(sm[:, ::2, ::2].copy(), prev.py[::2], prev.px[::2]))
     return out
+
+
+def pixel_sum(x: torch.Tensor) -> torch.Tensor:
+    """``(B, h, w) -> (B,)`` float64 sum, the same whatever torch's thread count.
+
+    torch splits large CPU reductions between threads, so the rounding depends on how many
+    there are; numpy's pairwise sum does not. (CUDA: torch's own.)
+    """
+    if x.device.type == "cpu":
+        return torch.from_numpy(np.ascontiguousarray(x.detach().double().numpy()).sum(axis=(-2, -1)))
+    return x.double().sum(dim=(-2, -1))
+
+
+def solve(lhs: torch.Tensor, rhs: torch.Tensor) -> torch.Tensor:
+    """Batched ``lhs⁻¹ rhs``; on the CPU on one thread (LAPACK's result depends on the count)."""
+    if lhs.device.type != "cpu":
+        return torch.linalg.solve(lhs, rhs)
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        return torch.linalg.solve(lhs, rhs)
+    finally:
+        torch.set_num_threads(before)
 
 
 def _kr(b: torch.Tensor) -> torch.Tensor:
@@ -116,7 +139,7 @@ class SSDLevel:
 
     def energy(self, r: torch.Tensor, w: torch.Tensor) -> torch.Tensor:
         w = w.double()
-        return (w * r.double() ** 2).sum(dim=(-2, -1)) / w.sum(dim=(-2, -1)).clamp(min=1.0)
+        return pixel_sum(w * r.double() ** 2) / pixel_sum(w).clamp(min=1.0)
 
     def normal_equations(self, r: torch.Tensor, w: torch.Tensor, g: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """Gradient ``(B, 2n²)`` and Gauss-Newton matrix ``(B, 2n², 2n²)`` of the image term."""
@@ -124,7 +147,7 @@ class SSDLevel:
         n = self.by.shape[1]
         # float64 throughout: small float32 matrix products are not thread-count independent
         r, w, g = r.double(), w.double(), g.double()
-        scale = (2.0 / w.sum(dim=(-2, -1)).clamp(min=1.0))[:, None, None]
+        scale = (2.0 / pixel_sum(w).clamp(min=1.0))[:, None, None]
         wr = w * r * scale
         grad = torch.cat([(self.by.T @ (wr * g[:, a]) @ self.bx).reshape(b, -1) for a in range(2)], dim=1)
         k = self.hstep
@@ -241,7 +264,7 @@ def minimise(
                 break
             lhs = hess + torch.diag_embed(mu[:, None] * damp_base)
             try:
-                delta = torch.linalg.solve(lhs, -grad[..., None])[..., 0]
+                delta = solve(lhs, -grad[..., None])[..., 0]
             except RuntimeError:  # singular system: fall back to a damped gradient step
                 delta = -grad / damp_base
             if _trial == 0:
