@@ -112,10 +112,10 @@ def main():
             print(f"bUnwarpJ not run: {exc}")
     mono3 = BUnwarpJParams(mode="mono", min_scale_deformation=0, max_scale_deformation=3)
     configs = {
-        "native mono 0..3": (mono3, {}),
-        "native mono 0..3 max_samples=256": (mono3, {"max_samples": 256}),
-        "native mono 0..3 max_samples=128": (mono3, {"max_samples": 128}),
-        "native mono 0..3 max_samples=128 it20": (mono3, {"max_samples": 128, "max_iter": 20}),
+        "native mono 0..3 (LM, default)": (mono3, {}),
+        "native mono 0..3 LM tolerance=0.01": (mono3, {"tolerance": 0.01}),
+        "native mono 0..3 L-BFGS": (mono3, {"optimizer": "lbfgs"}),
+        "native mono 0..3 L-BFGS max_samples=128": (mono3, {"optimizer": "lbfgs", "max_samples": 128}),
         "native accurate 0..3 max_samples=128": (mono3.with_(mode="accurate"), {"max_samples": 128}),
     }
     for name, (params, opts) in configs.items():
@@ -130,7 +130,8 @@ def main():
     if a.profile:
         pr = cProfile.Profile()
         pr.enable()
-        register(pairs[0][0], pairs[0][1], mono3, backend="native", max_samples=128)
+        for _ in range(5):
+            register(pairs[0][0], pairs[0][1], mono3, backend="native")
         pr.disable()
         s = io.StringIO()
         pstats.Stats(pr, stream=s).sort_stats("tottime").print_stats(15)

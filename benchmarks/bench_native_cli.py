@@ -44,10 +44,10 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--pairs", type=int, default=10)
     ap.add_argument("--size", type=int, default=512)
-    ap.add_argument("--native-option", action="append", default=None, help="KEY=VALUE for the native backend (default: max_samples=128, max_iter=20)")
+    ap.add_argument("--native-option", action="append", default=None, help="KEY=VALUE for the native backend (default: none, the backend's defaults)")
     ap.add_argument("--out", default=None)
     args = ap.parse_args()
-    native_opts = args.native_option if args.native_option is not None else ["max_samples=128", "max_iter=20"]
+    native_opts = args.native_option or []
 
     from styleunwarp.io import write_tiff
     from styleunwarp.synth import make_pair
@@ -69,7 +69,7 @@ def main() -> None:
     common = ["batch", str(data / "pairs.csv"), "--style", "none", "--mode", "mono", "--final-deformation", "very_fine", "--no-progress"]
     runs = {
         "bUnwarpJ (Mono, Very Fine)": [exe, *common, "--out", str(work / "bunwarpj"), "--backend", "bunwarpj"],
-        f"native (Mono, Very Fine, {' '.join(native_opts)})": [exe, *common, "--out", str(work / "native"), "--backend", "native", *sum((["-o", o] for o in native_opts), [])],
+        f"native (Mono, Very Fine{', ' if native_opts else ''}{' '.join(native_opts)})": [exe, *common, "--out", str(work / "native"), "--backend", "native", *sum((["-o", o] for o in native_opts), [])],
     }
     results = {}
     for label, cmd in runs.items():
