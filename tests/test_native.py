@@ -106,8 +106,7 @@ def test_gauss_newton_gradient_and_matrix_match_finite_differences(pair):
     tgt, src, _ = pair
     lv = gauss_newton.SSDLevel(gauss_newton.pyramid(tgt[None], 0)[0], np.ones((1, *SHAPE), np.float32),
                                gauss_newton.pyramid(src[None], 0)[0], None, SHAPE, 4, None, torch.float64,
-                               torch.device("cpu"), hessian_samples=None)
-    lv.source_shape = SHAPE
+                               torch.device("cpu"), SHAPE, hessian_samples=None)
     ident = identity_elastic(4, SHAPE)
     gen = torch.Generator().manual_seed(0)
     c = torch.tensor(np.stack([ident.cx, ident.cy])[None]) + 0.5 * torch.randn(1, 2, 7, 7, dtype=torch.float64, generator=gen)

@@ -316,8 +316,7 @@ def _run_stages_lm(coeffs, tside, sside, p, settings, weights, lm_t, stages, max
             image = gauss_newton.SSDLevel(
                 fixed_pyr[lv], (fmask_pyr[lv].image > 0.5).astype(np.float32), moving_pyr[lv],
                 None if mmask_pyr is None else (mmask_pyr[lv].image > 0.5).astype(np.float32),
-                tshape, nint, settings.max_samples, dt, settings.device)
-            image.source_shape = sshape
+                tshape, nint, settings.max_samples, dt, settings.device, sshape)
         reg = None
         if weights["divergence"] or weights["curl"]:
             reg = torch.tensor(regularization.matrix(nint, tshape, weights["divergence"], weights["curl"]),

@@ -96,7 +96,7 @@ class SSDLevel:
 
     def __init__(self, fixed: Level, fixed_mask: np.ndarray, moving: Level, moving_mask: np.ndarray | None,
                  shape: tuple[int, int], intervals: int, max_samples: int | None, dtype: torch.dtype,
-                 device: torch.device, hessian_samples: int | None = 256):
+                 device: torch.device, source_shape: tuple[int, int], hessian_samples: int | None = 256):
         fim, fmask, fy, fx = fixed.image, fixed_mask, fixed.py, fixed.px
         if max_samples and max(fim.shape[1:]) > max_samples:
             k = -(-max(fim.shape[1:]) // max_samples)
@@ -116,7 +116,7 @@ class SSDLevel:
         self.mmask = None if moving_mask is None else t(moving_mask[:, None])
         self.m_origin, self.m_step = float(moving.px[0]), step
         self.m_size = (len(moving.py), len(moving.px))
-        self.source_shape = None  # full-resolution moving grid, set by the caller
+        self.source_shape = source_shape  # full-resolution grid of the moving image
         self.dtype = dtype
 
     def sample(self, c: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
