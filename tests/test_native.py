@@ -10,7 +10,7 @@ from scipy import ndimage
 
 from styleunwarp.errors import InputError
 from styleunwarp.registration import BUnwarpJParams, register
-from styleunwarp.registration.native import assess, energy, gauss_newton, regularization, register_batch, spline
+from styleunwarp.registration.native import assess, gauss_newton, regularization, register_batch, spline
 from styleunwarp.transform import (
     ElasticTransform,
     affine_elastic,
