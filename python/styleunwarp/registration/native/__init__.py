@@ -137,7 +137,6 @@ def register_batch(
     affine_init: bool = True,
     max_samples: int | None = None,
     optimizer: str = "auto",
-    step_tolerance: float = 0.0,
     threads: int | None = 1,
     seed: int = 0,
 ) -> list[Registration]:
@@ -159,8 +158,7 @@ def register_batch(
         steps (default 20); a stage ends when a step lowers the energy by less than the relative
         ``tolerance`` (default 1e-3: with bUnwarpJ's ``stop_threshold`` of 0.01 the finest scale of
         a noisy 512² pair often takes no step, with 1e-4 the map starts to fit the noise; see
-        ``docs/native.md``). ``step_tolerance`` (pixels, default 0) also stops a stage once the
-        largest coefficient update is smaller.
+        ``docs/native.md``).
         ``lbfgs``: default 60 iterations (30 in ``fast`` mode), stop on a change of the
         normalised energy below ``tolerance`` (default 1e-6).
     normalize
@@ -226,7 +224,7 @@ def register_batch(
     else:
         dt = getattr(torch, dtype) if isinstance(dtype, str) else dtype
     torch.manual_seed(seed)
-    iters = max_iter or (30 if p.mode == "fast" else 60)
+    iters = max_iter or (20 if levenberg else 30 if p.mode == "fast" else 60)
     if tolerance is None:
         tolerance = LM_TOLERANCE if levenberg else 1e-6
     settings = Settings(similarity=similarity, ncc_window=ncc_window, nmi_bins=nmi_bins, max_iter=iters,
@@ -259,7 +257,7 @@ def register_batch(
         torch.set_num_threads(int(threads))
     try:
         if levenberg:
-            coeffs = _run_stages_lm(coeffs, tside, sside, p, settings, weights, lm_t, stages, max_iter, tolerance, step_tolerance)
+            coeffs = _run_stages_lm(coeffs, tside, sside, p, settings, weights, lm_t, stages)
         else:
             coeffs = _run_stages(coeffs, tside, sside, p, settings, weights, lm_t, both, stages, dev)
     finally:
@@ -290,7 +288,7 @@ def _run_stages(coeffs, tside, sside, p, settings, weights, lm_t, both, stages, 
     return coeffs
 
 
-def _run_stages_lm(coeffs, tside, sside, p, settings, weights, lm_t, stages, max_iter, tolerance, step_tolerance):
+def _run_stages_lm(coeffs, tside, sside, p, settings, weights, lm_t, stages):
     """Levenberg-Marquardt stages (SSD, direct transform): see :mod:`.gauss_newton`."""
     lo_s, hi_s = int(p.min_scale_deformation), int(p.max_scale_deformation)
     depth = hi_s - lo_s + int(p.img_subsamp_fact)
@@ -298,10 +296,11 @@ def _run_stages_lm(coeffs, tside, sside, p, settings, weights, lm_t, stages, max
     # every reduction in float64
     dt = settings.dtype if settings.device.type != "cpu" else torch.float32
     fixed_pyr = gauss_newton.pyramid(tside.image, depth)
-    fmask_pyr = gauss_newton.pyramid(tside.mask, depth)
     moving_pyr = gauss_newton.pyramid(sside.image, depth)
-    full_moving = bool((sside.mask > 0.5).all())
-    mmask_pyr = None if full_moving else gauss_newton.pyramid(sside.mask, depth)
+    # masks: pyramids only where some pixel is masked out (None: every pixel counts)
+    fmask_pyr = None if bool((tside.mask > 0.5).all()) else gauss_newton.pyramid(tside.mask, depth)
+    mmask_pyr = None if bool((sside.mask > 0.5).all()) else gauss_newton.pyramid(sside.mask, depth)
+    level_mask = lambda pyr, lv: None if pyr is None else (pyr[lv].image > 0.5).astype(np.float32)  # noqa: E731
     tshape, sshape = tside.shape, sside.shape
     c = coeffs[:, 0]
     for scale in range(lo_s, hi_s + 1):
@@ -314,17 +313,13 @@ def _run_stages_lm(coeffs, tside, sside, p, settings, weights, lm_t, stages, max
         image = None
         if weights["image"]:
             image = gauss_newton.SSDLevel(
-                fixed_pyr[lv], (fmask_pyr[lv].image > 0.5).astype(np.float32), moving_pyr[lv],
-                None if mmask_pyr is None else (mmask_pyr[lv].image > 0.5).astype(np.float32),
+                fixed_pyr[lv], level_mask(fmask_pyr, lv), moving_pyr[lv], level_mask(mmask_pyr, lv),
                 tshape, nint, settings.max_samples, dt, settings.device, sshape)
-        reg = None
-        if weights["divergence"] or weights["curl"]:
-            reg = torch.tensor(regularization.matrix(nint, tshape, weights["divergence"], weights["curl"]),
-                                  dtype=torch.float64, device=settings.device)
+        reg = regularization.tensor(nint, tshape, weights["divergence"], weights["curl"], torch.float64, settings.device)
         lm = None
         if lm_t is not None and weights["landmark"]:
             lm = gauss_newton.Landmarks(lm_t[0][0], lm_t[0][1], tshape, nint, weights["landmark"])
-        c, info = gauss_newton.minimise(c, image, weights["image"], reg, lm, max_iter or 20, tolerance, step_tolerance=step_tolerance)
+        c, info = gauss_newton.minimise(c, image, weights["image"], reg, lm, settings.max_iter, settings.tolerance)
         level = fixed_pyr[lv]
         info.update(scale=scale, intervals=nint, image_factor=2**lv, seconds=time.perf_counter() - t0,
                     level_shape=tuple(level.image.shape[1:]))

@@ -29,6 +29,7 @@ import torch.nn.functional as F
 from scipy import ndimage
 
 from . import energy, spline
+from .optimize import subgrid_step
 
 _BINOMIAL5 = np.array([1.0, 4.0, 6.0, 4.0, 1.0]) / 16.0
 
@@ -86,31 +87,33 @@ def solve(lhs: torch.Tensor, rhs: torch.Tensor) -> torch.Tensor:
         torch.set_num_threads(before)
 
 
-def _kr(b: torch.Tensor) -> torch.Tensor:
-    """Row-wise Kronecker product ``(m, n) -> (m, n*n)``."""
-    return (b[:, :, None] * b[:, None, :]).reshape(b.shape[0], -1)
+def row_kron(a, b):
+    """Row-wise Kronecker product ``(m, p), (m, q) -> (m, p*q)`` (numpy arrays or tensors)."""
+    return (a[:, :, None] * b[:, None, :]).reshape(a.shape[0], -1)
 
 
 class SSDLevel:
     """The SSD image term of one level: fixed samples, moving image, basis matrices."""
 
-    def __init__(self, fixed: Level, fixed_mask: np.ndarray, moving: Level, moving_mask: np.ndarray | None,
+    def __init__(self, fixed: Level, fixed_mask: np.ndarray | None, moving: Level, moving_mask: np.ndarray | None,
                  shape: tuple[int, int], intervals: int, max_samples: int | None, dtype: torch.dtype,
                  device: torch.device, source_shape: tuple[int, int], hessian_samples: int | None = 256):
+        """``fixed_mask``/``moving_mask``: 0/1 arrays of the levels' shapes, ``None`` for all pixels."""
         fim, fmask, fy, fx = fixed.image, fixed_mask, fixed.py, fixed.px
-        if max_samples and max(fim.shape[1:]) > max_samples:
-            k = -(-max(fim.shape[1:]) // max_samples)
-            fim, fmask, fy, fx = fim[:, ::k, ::k], fmask[:, ::k, ::k], fy[::k], fx[::k]
+        k = subgrid_step(max(fim.shape[1:]), max_samples)
+        if k > 1:
+            fim, fy, fx = fim[:, ::k, ::k], fy[::k], fx[::k]
+            fmask = None if fmask is None else fmask[:, ::k, ::k]
         h, w = shape
         t = lambda a, d=dtype: torch.as_tensor(np.ascontiguousarray(a), dtype=d, device=device)  # noqa: E731
         self.by = t(spline.basis(fy, h, intervals, "y"), torch.float64)
         self.bx = t(spline.basis(fx, w, intervals, "x"), torch.float64)
         # the Gauss-Newton matrix (a model, not the gradient) from at most ~hessian_samples² pixels
-        self.hstep = max(1, -(-max(fim.shape[1:]) // hessian_samples)) if hessian_samples else 1
-        self.ky = _kr(self.by[::self.hstep])
-        self.kx = _kr(self.bx[::self.hstep])
+        self.hstep = subgrid_step(max(fim.shape[1:]), hessian_samples)
+        self.ky = row_kron(self.by[::self.hstep], self.by[::self.hstep])
+        self.kx = row_kron(self.bx[::self.hstep], self.bx[::self.hstep])
         self.fixed = t(fim)
-        self.fmask = t(fmask)
+        self.fmask = None if fmask is None else t(fmask)
         step = moving.step
         self.moving = t(moving.image[:, None])  # (B, 1, hm, wm)
         self.mmask = None if moving_mask is None else t(moving_mask[:, None])
@@ -124,7 +127,9 @@ class SSDLevel:
         x = (self.by @ c[:, 0] @ self.bx.T)
         y = (self.by @ c[:, 1] @ self.bx.T)
         hs, ws = self.source_shape
-        w = energy.soft_inside(x, y, hs, ws).to(self.dtype) * self.fmask
+        w = energy.soft_inside(x, y, hs, ws).to(self.dtype)
+        if self.fmask is not None:
+            w = w * self.fmask
         hm, wm = self.m_size
         gx = (x - self.m_origin) / self.m_step * (2.0 / max(wm - 1, 1)) - 1.0
         gy = (y - self.m_origin) / self.m_step * (2.0 / max(hm - 1, 1)) - 1.0
@@ -173,7 +178,7 @@ class Landmarks:
         for pts in p:
             by = spline.basis(pts[:, 1], h, intervals, "y")
             bx = spline.basis(pts[:, 0], w, intervals, "x")
-            rows.append((by[:, :, None] * bx[:, None, :]).reshape(len(pts), -1))
+            rows.append(row_kron(by, bx))
         self.p = torch.as_tensor(np.stack(rows), dtype=torch.float64, device=fixed_pts.device)  # (B, K, n²)
         self.q = moving_pts.to(torch.float64)
         self.k = max(fixed_pts.shape[1], 1)
@@ -205,7 +210,6 @@ def minimise(
     max_iter: int,
     tolerance: float,
     max_trials: int = 6,
-    step_tolerance: float = 0.0,
 ) -> tuple[torch.Tensor, dict]:
     """Levenberg-Marquardt on grids ``c0`` ``(B, 2, n, n)``; returns the grids and stage info.
 
@@ -213,7 +217,6 @@ def minimise(
     """
     b, _, n, _ = c0.shape
     c = c0.to(torch.float64).clone()
-    cache: dict = {}
 
     def evaluate(cc: torch.Tensor) -> tuple[torch.Tensor, dict]:
         parts = {"image": cc.new_zeros(b), "regularization": cc.new_zeros(b), "landmarks": cc.new_zeros(b),
@@ -223,9 +226,8 @@ def minimise(
             r, w, g = image.sample(cc)
             parts["image"] = image_weight * image.energy(r, w)
             state = {"r": r, "w": w, "g": g}
-        flat = cc.reshape(b, -1)
         if reg is not None:
-            parts["regularization"] = torch.einsum("bi,ij,bj->b", flat, reg, flat)
+            parts["regularization"] = energy.vector_spline_regularization(cc, reg)
         if landmarks is not None:
             parts["landmarks"] = landmarks.energy(cc)
         parts["total"] = parts["image"] + parts["regularization"] + parts["landmarks"]
@@ -288,12 +290,11 @@ def minimise(
                 accepted |= ok
             mu = torch.where(ok, mu / 3.0, torch.where(todo, mu * 4.0, mu))
         rel = (e - new_e) / e.abs().clamp(min=1e-300)
-        moved = (new_c - c).abs().flatten(1).amax(1)
         iterations += accepted.cpu().long()
         c, cache = new_c, new_cache
         e = new_e
         # a pair stops when no step helped, or when its best step gained less than `tolerance`
-        active = active & accepted & (rel >= tolerance) & (moved >= step_tolerance)
+        active = active & accepted & (rel >= tolerance)
         if not bool(active.any()):
             break
     parts = {k: v.detach().cpu().numpy().tolist() for k, v in cache["parts"].items()}

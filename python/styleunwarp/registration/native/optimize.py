@@ -47,6 +47,11 @@ class Settings:
     dtype: torch.dtype = torch.float64
 
 
+def subgrid_step(length: int, samples: int | None) -> int:
+    """Stride of a regular sub-grid with about ``samples`` points along ``length`` (1: every pixel)."""
+    return 1 if not samples or length <= samples else -(-length // samples)
+
+
 def level_positions(length: int, factor: int) -> tuple[np.ndarray, int]:
     """Pixel positions (full-resolution coordinates) of a pyramid level reduced by ``factor``."""
     n = max(min(length, 16), int(round((length - 1) / factor)) + 1)
@@ -81,10 +86,10 @@ class Direction:
         fmask, _, _ = pyramid_level(fixed.mask, factor) if factor > 1 else (fixed.mask, py, px)
         mim, _, _ = pyramid_level(moving.image, factor)
         mmask, _, _ = pyramid_level(moving.mask, factor) if factor > 1 else (moving.mask, None, None)
-        if s.max_samples and max(fim.shape[1:]) > s.max_samples:
+        k = subgrid_step(max(fim.shape[1:]), s.max_samples)
+        if k > 1:
             # image term on a regular sub-grid of the fixed pixels (the moving image keeps its
             # full resolution): enough samples for a grid of few coefficients, far cheaper
-            k = -(-max(fim.shape[1:]) // s.max_samples)
             fim, fmask, py, px = fim[:, ::k, ::k], fmask[:, ::k, ::k], py[::k], px[::k]
         h, w = self.shape
         self.mats = {"y0": t(spline.basis(py, h, nint, "y"))}
@@ -157,12 +162,8 @@ def run_stage(
     """Minimise the energy over ``coeffs`` ``(B, D, 2, n, n)`` (D = 1 direct, 2 direct+inverse)."""
 
     masks: list[torch.Tensor | None] = [None] * len(dirs)
-    reg_mats = [
-        torch.tensor(regularization.matrix(d.intervals, d.shape, weights["divergence"], weights["curl"]),
-                     dtype=coeffs.dtype, device=coeffs.device)
-        if (weights["divergence"] or weights["curl"]) else None
-        for d in dirs
-    ]
+    reg_mats = [regularization.tensor(d.intervals, d.shape, weights["divergence"], weights["curl"],
+                                      coeffs.dtype, coeffs.device) for d in dirs]
 
     def parts(c: torch.Tensor) -> dict[str, torch.Tensor]:
         out: dict[str, torch.Tensor] = {}

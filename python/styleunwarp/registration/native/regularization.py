@@ -17,6 +17,7 @@ from __future__ import annotations
 from functools import lru_cache
 
 import numpy as np
+import torch
 
 from . import spline
 
@@ -65,3 +66,11 @@ def matrix(intervals: int, shape: tuple[int, int], div_weight: float, curl_weigh
     and cached: the same level of the same problem reuses it.
     """
     return _matrix(int(intervals), (int(shape[0]), int(shape[1])), float(div_weight), float(curl_weight))
+
+
+def tensor(intervals: int, shape: tuple[int, int], div_weight: float, curl_weight: float,
+           dtype: torch.dtype, device: torch.device) -> torch.Tensor | None:
+    """:func:`matrix` as a tensor for the optimisers, ``None`` when both weights are 0."""
+    if not (div_weight or curl_weight):
+        return None
+    return torch.tensor(matrix(intervals, shape, div_weight, curl_weight), dtype=dtype, device=device)
