@@ -3,11 +3,14 @@
 from __future__ import annotations
 
 import importlib
+import os
 import platform
 import shutil
+import subprocess
 import sys
 from dataclasses import dataclass
 from os import PathLike
+from pathlib import Path
 
 from .errors import ImageJNotFoundError
 from .imagej.discovery import INSTALL_HINTS, find_imagej, find_java
@@ -65,9 +68,32 @@ def run_checks(fiji_dir: str | PathLike[str] | None = None) -> list[Check]:
         checks.append(Check("bunwarpj", True, f"{bj.bunwarpj_jar}"))
     except ImageJNotFoundError as exc:
         checks.append(Check("bunwarpj", False, str(exc).split(";")[0], INSTALL_HINTS["bunwarpj"]))
+    if java.executable is not None and ij is not None:
+        checks.append(jvm_check(fiji_dir))
     xvfb = shutil.which("xvfb-run") or shutil.which("Xvfb")
     checks.append(Check("xvfb", xvfb is not None, xvfb or "not found (only needed for the .ijm macro)", INSTALL_HINTS["xvfb"], required=False))
     return checks
+
+
+def jvm_check(fiji_dir: str | PathLike[str] | None = None, timeout: float = 180.0) -> Check:
+    """Start the JVM in a child process exactly as ``register`` does and load its classes.
+
+    Finding the jars is not enough (a class path the JVM cannot read looks fine on disk):
+    this is the check that the registration will really start.
+    """
+    import styleunwarp
+
+    env = dict(os.environ)
+    pkg_parent = str(Path(styleunwarp.__file__).resolve().parents[1])
+    env["PYTHONPATH"] = os.pathsep.join(p for p in (pkg_parent, env.get("PYTHONPATH", "")) if p)
+    cmd = [sys.executable, "-c", "from styleunwarp.imagej.jvm import _probe_main; _probe_main()", str(fiji_dir or "")]
+    try:
+        out = subprocess.run(cmd, capture_output=True, text=True, timeout=timeout, env=env)
+    except (OSError, subprocess.TimeoutExpired) as exc:
+        return Check("jvm", False, f"could not run the JVM check: {exc}", INSTALL_HINTS["java"])
+    lines = [ln for ln in out.stdout.splitlines() if ln.strip()]
+    detail = lines[-1] if lines else (out.stderr.strip().splitlines() or ["no output"])[-1]
+    return Check("jvm", out.returncode == 0, detail, INSTALL_HINTS["imagej"])
 
 
 def format_report(checks: list[Check]) -> str:

@@ -129,9 +129,19 @@ def _find_bunwarpj(folders: list[Path]) -> Path | None:
     return None
 
 
+def absolute_path(path: str | PathLike[str]) -> Path:
+    """``path`` with ``~`` expanded and made absolute (symlinks resolved).
+
+    Every path handed to the JVM goes through here: a relative class path is resolved by
+    the JVM against its own idea of the working folder, and pyimagej changes folders, so a
+    relative ``--fiji Fiji.app`` or ``FIJI_HOME=.`` must never reach it as given.
+    """
+    return Path(path).expanduser().resolve()
+
+
 def inspect_folder(folder: str | PathLike[str], found_by: str = "--fiji") -> ImageJInstall | None:
     """An :class:`ImageJInstall` for a Fiji.app or ImageJ folder, or ``None`` if it has no ImageJ."""
-    root = Path(folder).expanduser()
+    root = absolute_path(folder)
     if not root.is_dir():
         return None
     ij = _find_ij_jar(root)
@@ -159,7 +169,7 @@ def find_imagej(fiji_dir: str | PathLike[str] | None = None, *, require_bunwarpj
         Listing the places tried and what to install.
     """
     tried: list[str] = []
-    if fiji_dir is not None:
+    if fiji_dir is not None and str(fiji_dir) != "":
         found = inspect_folder(fiji_dir, "--fiji")
         if found is None:
             raise ImageJNotFoundError(f"{fiji_dir}: no ImageJ here (expected ij.jar or jars/ij-*.jar); {INSTALL_HINTS['imagej']}")
@@ -169,7 +179,7 @@ def find_imagej(fiji_dir: str | PathLike[str] | None = None, *, require_bunwarpj
     candidates: list[tuple[Path, str]] = []
     env = os.environ.get("FIJI_HOME")
     if env:
-        candidates.append((Path(env), "FIJI_HOME"))
+        candidates.append((absolute_path(env), "FIJI_HOME"))
     candidates += [(p, "usual location") for p in _usual_locations()]
     fallback: ImageJInstall | None = None
     for folder, how in candidates:

@@ -136,3 +136,47 @@ def jclass(name: str):
     if not scyjava.jvm_started():
         raise ImageJNotFoundError("the JVM is not running: call styleunwarp.imagej.start() first")
     return scyjava.jimport(name)
+
+
+PROBE_CLASSES = ("ij.process.FloatProcessor", "ij.ImagePlus", "bunwarpj.bUnwarpJ_", "bunwarpj.Param")
+"""Classes ``register`` needs; :func:`probe` loads each of them."""
+
+
+def probe(fiji_dir: str | PathLike[str] | None = None) -> str:
+    """Start the JVM exactly as ``register`` does and load the classes it needs.
+
+    Returns a one-line description of the running installation. Meant to run in a child
+    process (the JVM cannot be restarted in this one): ``styleunwarp doctor`` does so.
+
+    Raises
+    ------
+    ImageJNotFoundError
+        The JVM does not start, or a class is missing from its class path.
+    """
+    install = start(fiji_dir, require_bunwarpj=False)
+    missing = []
+    for name in PROBE_CLASSES:
+        if name.startswith("bunwarpj.") and install.bunwarpj_jar is None:
+            continue
+        try:
+            jclass(name)
+        except Exception as exc:  # noqa: BLE001 - JPype raises TypeError/ImportError for a missing class
+            missing.append(f"{name} ({type(exc).__name__})")
+    if missing:
+        where = install.root or install.ij_jar
+        raise ImageJNotFoundError(f"{where}: the JVM started but cannot load {', '.join(missing)}")
+    import scyjava
+
+    version = scyjava.jimport("java.lang.System").getProperty("java.version")
+    return f"JVM {version} loads ImageJ{' and bUnwarpJ' if install.bunwarpj_jar else ''} from {install.root or install.ij_jar}"
+
+
+def _probe_main() -> None:  # pragma: no cover - run in a child process by the doctor
+    import sys
+
+    try:
+        print(probe(sys.argv[1] if len(sys.argv) > 1 and sys.argv[1] else None))
+    except Exception as exc:  # noqa: BLE001 - the parent prints the one line
+        print(f"{type(exc).__name__}: {exc}".splitlines()[0])
+        sys.exit(1)
+    _shutdown_thread_pool()
