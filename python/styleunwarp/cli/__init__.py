@@ -3,12 +3,18 @@
 Each sub-command lives in its own module of this package and is listed in
 :data:`_COMMANDS`; heavy dependencies (torch, the JVM) are imported only inside the
 command that needs them, so ``styleunwarp --help`` stays fast.
+
+Errors: every command's expected failures (a bad file, a missing plugin, an unreadable
+folder) reach the user as one line naming the file and the problem, through one handler
+in :meth:`_LazyGroup.invoke`; ``styleunwarp --debug ...`` (or ``STYLEUNWARP_DEBUG=1``)
+shows the traceback instead.
 """
 
 from __future__ import annotations
 
 import importlib
 import logging
+import os
 
 import click
 
@@ -43,11 +49,41 @@ class _LazyGroup(click.Group):
                 return getattr(mod, attr)
         return None
 
+    def invoke(self, ctx: click.Context):
+        from ..errors import StyleunwarpError
+
+        try:
+            return super().invoke(ctx)
+        except (click.exceptions.ClickException, click.exceptions.Exit, click.exceptions.Abort):
+            raise
+        except (StyleunwarpError, ValueError, OSError) as exc:
+            if ctx.params.get("debug") or os.environ.get("STYLEUNWARP_DEBUG") == "1":
+                raise
+            raise click.ClickException(error_line(exc)) from exc
+
+
+def error_line(exc: BaseException) -> str:
+    """One line for the user: the file and the problem (plus a hint for unexpected errors)."""
+    from ..errors import StyleunwarpError
+
+    if isinstance(exc, OSError) and exc.filename is not None:
+        text = f"{exc.filename}: {exc.strerror or exc}"
+    else:
+        text = str(exc) or type(exc).__name__
+    lines = [ln.strip() for ln in text.splitlines() if ln.strip()]
+    line = lines[0] if lines else type(exc).__name__
+    if len(lines) > 1:
+        line += " …"
+    if not isinstance(exc, (StyleunwarpError, OSError)):
+        line = f"{type(exc).__name__}: {line} (styleunwarp --debug ... shows where)"
+    return line
+
 
 @click.group(cls=_LazyGroup, context_settings={"help_option_names": ["-h", "--help"]})
 @click.version_option(__version__, prog_name="styleunwarp")
 @click.option("-v", "--verbose", count=True, help="More log output (-v info, -vv debug).")
-def main(verbose: int) -> None:
+@click.option("--debug", is_flag=True, help="Show the Python traceback of an error (default: one line naming the file and the problem).")
+def main(verbose: int, debug: bool) -> None:
     """Align light-optical (LOM) to SEM channeling-contrast (CBS) micrographs.
 
     Style transfer makes the LOM look CBS-like, the real bUnwarpJ registers it to the

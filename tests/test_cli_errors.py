@@ -1,0 +1,50 @@
+"""Every command's expected errors: one line naming the file and the problem; a traceback only with --debug."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from click.testing import CliRunner
+
+from styleunwarp.cli import main
+from styleunwarp.errors import TransformFileError
+from styleunwarp.io import write_tiff
+
+
+@pytest.fixture()
+def files(tmp_path):
+    img = (np.arange(64 * 64, dtype=np.float32).reshape(64, 64) % 251)
+    write_tiff(tmp_path / "img.tif", img)
+    (tmp_path / "notes.txt").write_text("just some notes\n")
+    return tmp_path
+
+
+def _one_line_error(res, *needles: str) -> str:
+    assert res.exit_code == 1, res.output
+    lines = [ln for ln in res.output.splitlines() if ln.strip()]
+    assert len(lines) == 1 and lines[0].startswith("Error: "), res.output
+    assert "Traceback" not in res.output
+    for n in needles:
+        assert n in lines[0], lines[0]
+    return lines[0]
+
+
+def test_transform_apply_of_a_non_transform_file_is_one_line(files):
+    args = ["transform", "apply", str(files / "notes.txt"), str(files / "img.tif"), "--target", str(files / "img.tif"), str(files / "o.tif")]
+    _one_line_error(CliRunner().invoke(main, args), "notes.txt", "not a bUnwarpJ transform file")
+    args[2] = str(files / "img.tif")  # a binary file given as the transform
+    _one_line_error(CliRunner().invoke(main, args), "img.tif", "not a text file")
+    assert not (files / "o.tif").exists()
+
+
+def test_other_commands_share_the_handler(files):
+    res = CliRunner().invoke(main, ["register", str(files / "notes.txt"), str(files / "img.tif"), "--out", str(files / "r"), "--style", "none", "--backend", "native"])
+    _one_line_error(res, "notes.txt", "not an image")
+    res = CliRunner().invoke(main, ["transform", "jacobian", str(files / "notes.txt"), "--target", str(files / "img.tif")])
+    _one_line_error(res, "notes.txt")
+
+
+def test_debug_shows_the_exception(files):
+    args = ["--debug", "transform", "apply", str(files / "notes.txt"), str(files / "img.tif"), "--target", str(files / "img.tif"), str(files / "o.tif")]
+    res = CliRunner().invoke(main, args)
+    assert res.exit_code == 1 and isinstance(res.exception, TransformFileError)
