@@ -499,3 +499,26 @@ def test_micrograph_is_frozen():
     m = Micrograph(np.zeros((2, 2), np.float32), 0.1, None, {})
     with pytest.raises(AttributeError):
         m.pixel_size = 0.2  # type: ignore[misc]
+
+
+def test_registered_lom_keeps_the_input_pixel_type(tmp_path):
+    """A 16-bit LOM gives a 16-bit registered.tif (rounded, clipped: warping overshoots); float stays float."""
+    from styleunwarp.io import as_file_dtype
+    from styleunwarp.pipeline import register_pair
+    from styleunwarp.registration import BUnwarpJParams
+    from styleunwarp.synth import make_pair
+
+    np.testing.assert_array_equal(as_file_dtype(np.array([[-3.0, 2.5, 70000.0]]), "uint16"), [[0, 2, 65535]])
+    assert as_file_dtype(np.ones((2, 2)), "int16").dtype == np.float32
+    p = make_pair((96, 96), seed=4)
+    lom16 = np.clip(p.cbs_like_lom * 250.0, 0, 65535).astype(np.uint16)
+    tifffile.imwrite(tmp_path / "a_LOM.tif", lom16)
+    write_tiff(tmp_path / "a_CBS.tif", p.cbs)
+    params = BUnwarpJParams(mode="mono", max_scale_deformation="coarse")
+    register_pair(tmp_path / "a_LOM.tif", tmp_path / "a_CBS.tif", tmp_path / "out", style="none", backend="native", params=params)
+    with tifffile.TiffFile(tmp_path / "out" / "registered.tif") as tif:
+        reg = tif.pages[0].asarray()
+    assert reg.dtype == np.uint16 and reg.max() > 1000
+    write_tiff(tmp_path / "f.tif", p.cbs_like_lom)
+    register_pair(tmp_path / "f.tif", tmp_path / "a_CBS.tif", tmp_path / "out_f", style="none", backend="native", params=params)
+    assert tifffile.imread(tmp_path / "out_f" / "registered.tif").dtype == np.float32

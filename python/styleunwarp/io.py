@@ -592,8 +592,9 @@ def write_tiff(
     pixel_size: float | None = None,
     unit: str = "micron",
     metadata: dict | None = None,
+    dtype: str | np.dtype | None = None,
 ) -> Path:
-    """Write an ImageJ TIFF atomically: gray as 32-bit float, RGB as 8-bit RGB.
+    """Write an ImageJ TIFF atomically: gray as 32-bit float (or ``dtype``), RGB as 8-bit RGB.
 
     Parameters
     ----------
@@ -610,6 +611,10 @@ def write_tiff(
     metadata : dict, optional
         Extra scalar ``key: value`` pairs stored in the ImageJ description; read back in
         ``Micrograph.metadata['stored']``.
+    dtype : str or dtype, optional
+        Pixel type for a gray image, usually the input file's (``Micrograph.metadata['dtype']``):
+        ``uint8`` / ``uint16`` are rounded and clipped to their range (see
+        :func:`as_file_dtype`); anything else is written as 32-bit float.
 
     Returns
     -------
@@ -617,13 +622,17 @@ def write_tiff(
     """
     p = Path(path)
     arr = np.asarray(array)
-    if arr.ndim == 3 and arr.shape[2] == 3:
+    if arr.ndim == 2 and dtype is not None:
+        arr = as_file_dtype(arr, dtype)
+    if arr.ndim == 2 and arr.dtype in (np.uint8, np.uint16):
+        kwargs: dict[str, Any] = {"photometric": "minisblack"}
+    elif arr.ndim == 3 and arr.shape[2] == 3:
         if arr.dtype != np.uint8:
             if arr.size and (np.nanmin(arr) < -45 or np.nanmax(arr) > 300):
                 raise InputError(p, f"RGB values span [{np.nanmin(arr):g}, {np.nanmax(arr):g}]; "
                                     "RGB is written as 8-bit: scale it to 0..255 first")
             arr = np.clip(np.nan_to_num(np.rint(arr)), 0, 255).astype(np.uint8)
-        kwargs: dict[str, Any] = {"photometric": "rgb"}
+        kwargs = {"photometric": "rgb"}
     elif arr.ndim == 2:
         arr = arr.astype(np.float32, copy=False)
         kwargs = {"photometric": "minisblack"}
@@ -648,6 +657,25 @@ def write_tiff(
     with atomic_path(p) as tmp:
         tifffile.imwrite(tmp, arr, imagej=True, metadata=ij_meta, **kwargs)
     return p
+
+
+INTEGER_FILE_DTYPES = ("uint8", "uint16")
+"""Gray pixel types kept as such on output (ImageJ's 8-bit and 16-bit); others become 32-bit float."""
+
+
+def as_file_dtype(array: np.ndarray, dtype: str | np.dtype | None) -> np.ndarray:
+    """``array`` in the pixel type of an input file: 8/16-bit rounded and clipped, else float32.
+
+    Warping (bUnwarpJ, or the native engine) interpolates in 32-bit float and cubic
+    interpolation overshoots the input range; a 16-bit LOM should stay 16-bit after
+    registration, so its values are rounded and clipped to 0..65535 (0..255 for 8-bit).
+    """
+    arr = np.asarray(array)
+    name = None if dtype is None else np.dtype(dtype).name
+    if name not in INTEGER_FILE_DTYPES:
+        return arr.astype(np.float32, copy=False)
+    info = np.iinfo(name)
+    return np.clip(np.rint(np.nan_to_num(arr.astype(np.float64))), info.min, info.max).astype(name)
 
 
 def write_png(

@@ -63,14 +63,14 @@ def to_elastic(raw: str, intervals: int, out: str) -> None:
 @_TARGET
 @click.argument("out", type=click.Path(dir_okay=False))
 def apply(transform_file: str, source: str, target: str, out: str) -> None:
-    """Warp SOURCE onto the TARGET grid with a direct TRANSFORM (as bUnwarpJ), write OUT (TIFF)."""
+    """Warp SOURCE onto the TARGET grid with a direct TRANSFORM (as bUnwarpJ), write OUT (TIFF, SOURCE's 8/16-bit type kept)."""
     from ..io import read_image, write_tiff
     from ..transform import warp_image
 
     src = read_image(source)
     tgt = read_image(target)
     warped = warp_image(src.data, _load(transform_file), tgt.data.shape[:2])
-    write_tiff(out, warped, pixel_size=tgt.pixel_size)
+    write_tiff(out, warped, pixel_size=tgt.pixel_size, dtype=src.metadata.get("dtype"))
     click.echo(f"wrote {out}")
 
 

@@ -4,7 +4,7 @@ Outputs in the pair's folder (each written atomically; ``metrics.json`` last, so
 presence means the pair is complete): ``styled.tif`` and ``target.tif`` (the two images
 bUnwarpJ registers, both about 0..255), ``direct_transf.txt``,
 ``inverse_transf.txt`` (not in Mono mode), ``registered.tif`` (the original LOM on the CBS
-grid, with the CBS pixel size), ``metrics.json`` and ``overlay.png``.
+grid, with the CBS pixel size and the LOM file's 8/16-bit pixel type), ``metrics.json`` and ``overlay.png``.
 """
 
 from __future__ import annotations
@@ -202,7 +202,7 @@ def register_pair(
     else:
         registered = warp_image(lom_m.data, direct, target.shape)
     apply_seconds = time.perf_counter() - t0
-    write_tiff(out / "registered.tif", registered, pixel_size=cbs_m.pixel_size)
+    write_tiff(out / "registered.tif", registered, pixel_size=cbs_m.pixel_size, dtype=lom_m.metadata.get("dtype"))
 
     reg_gray = to_gray(registered)
     inside = reg_gray != 0
