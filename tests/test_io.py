@@ -7,6 +7,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from conftest import needs_data, real_data
 import tifffile
 from PIL import Image
 from scipy import ndimage as ndi
@@ -29,16 +30,8 @@ from styleunwarp.io import (
 RNG = np.random.default_rng(1234)
 
 
-def _data_dir() -> Path:
-    env = os.environ.get("STYLEUNWARP_TEST_DATA")
-    if env:
-        return Path(env)
-    return Path(__file__).resolve().parents[1].parent / "shared" / "data" / "openecci-cbs"
-
-
-REAL = sorted(_data_dir().glob("steel_SEM_0*.tif")) if _data_dir().is_dir() else []
-needs_real = pytest.mark.skipif(not REAL, reason=f"real SEM images not found in {_data_dir()} "
-                                                 "(set STYLEUNWARP_TEST_DATA)")
+REAL = real_data("openecci-cbs", "steel_SEM_0*.tif")
+needs_real = needs_data("openecci-cbs", "steel_SEM_0*.tif")
 
 
 def _fei_tag(pixel_width_m: float = 2.5e-9, scan_rows: int | None = None) -> tuple:

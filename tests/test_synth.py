@@ -3,11 +3,11 @@
 from __future__ import annotations
 
 import json
-import os
 from pathlib import Path
 
 import numpy as np
 import pytest
+from conftest import needs_data, real_data
 import tifffile
 from click.testing import CliRunner
 from scipy import ndimage
@@ -37,15 +37,8 @@ from styleunwarp.transform import (
 )
 
 
-def _data_dir() -> Path:
-    env = os.environ.get("STYLEUNWARP_TEST_DATA")
-    if env:
-        return Path(env)
-    return Path(__file__).resolve().parents[1].parent / "shared" / "data" / "openecci-cbs"
-
-
-REAL = sorted(_data_dir().glob("*.tif")) if _data_dir().is_dir() else []
-needs_real = pytest.mark.skipif(not REAL, reason=f"real CBS images not found in {_data_dir()} (set STYLEUNWARP_TEST_DATA)")
+REAL = real_data("openecci-cbs", "*.tif")
+needs_real = needs_data("openecci-cbs", "*.tif")
 
 
 def _corr(a: np.ndarray, b: np.ndarray, mask: np.ndarray) -> float:
