@@ -49,29 +49,39 @@ def batch(source, out_dir, model, style, backend, workers, force, prealign, prog
     except StyleunwarpError as exc:
         raise click.ClickException(str(exc)) from exc
     click.echo(summary.line())
+    for line in summary.details():
+        click.echo(line, err=True)
+    ignored = _ignored_files(source, lom_pattern, cbs_pattern)
+    if summary.pairs == 0 or summary.unpaired or ignored:
+        click.echo(_naming_rule(lom_pattern, cbs_pattern), err=True)
+    if ignored:
+        shown = ", ".join(p.name for p in ignored[:10]) + (f", … ({len(ignored) - 10} more)" if len(ignored) > 10 else "")
+        click.echo(f"ignored (match neither pattern): {shown}", err=True)
+    if summary.pairs == 0:
+        raise click.ClickException(f"{source}: no LOM/CBS pair found")
     if not summary.ok:
         raise SystemExit(1)
 
 
-@click.command()
-@click.argument("folder", type=click.Path(exists=True, file_okay=False))
-@click.option("--out", "out_dir", required=True, type=click.Path(file_okay=False), help="Output folder.")
-@style_options
-@click.option("--backend", type=click.Choice(["bunwarpj", "native", "elastix"]), default="bunwarpj", show_default=True)
-@click.option("--interval", type=float, default=5.0, show_default=True, help="Seconds between scans.")
-@click.option("--settle", type=float, default=10.0, show_default=True, help="A file counts once unchanged this long (s).")
-@click.option("--max-idle", type=float, default=None, help="Stop after this many seconds without new pairs (default: run until Ctrl-C).")
-@click.option("--prealign", is_flag=True)
-@coarse_option
-@_pairing_options
-@fiji_option
-@bunwarpj_options
-def watch(folder, out_dir, model, style, backend, interval, settle, max_idle, prealign, coarse_sigma, lom_pattern, cbs_pattern, fiji_dir, params) -> None:
-    """Process pairs in FOLDER as the microscope writes them, until stopped."""
-    from ..pipeline.watch import watch as run_watch
+def _naming_rule(lom_pattern: str, cbs_pattern: str) -> str:
+    from ..pipeline.pairing import DEFAULT_CBS_PATTERN, DEFAULT_LOM_PATTERN, IMAGE_EXTENSIONS
 
-    n = run_watch(
-        folder, out_dir, interval=interval, settle=settle, max_idle=max_idle, lom_pattern=lom_pattern, cbs_pattern=cbs_pattern,
-        echo=click.echo, model=model, style=style, backend=backend, params=params, fiji_dir=fiji_dir, prealign=prealign, coarse_sigma=coarse_sigma,
-    )  # fmt: skip
-    click.echo(f"{n} pairs processed")
+    if (lom_pattern, cbs_pattern) == (DEFAULT_LOM_PATTERN, DEFAULT_CBS_PATTERN):
+        rule = f"NAME_LOM.EXT + NAME_CBS.EXT (or NAME_SEM.EXT), EXT one of {'/'.join(IMAGE_EXTENSIONS)}, case-insensitive"
+    else:
+        rule = f"LOM files match {lom_pattern!r}, CBS files {cbs_pattern!r}, paired by the group 'stem'"
+    return f"pairing rule: {rule}; other schemes: --lom-pattern/--cbs-pattern, or a CSV manifest (lom,cbs[,name,truth])"
+
+
+def _ignored_files(source: str, lom_pattern: str, cbs_pattern: str) -> list:
+    """Files of an acquisition folder that are neither in a pair nor reported unpaired."""
+    from pathlib import Path
+
+    from ..pipeline.pairing import find_pairs
+
+    folder = Path(source)
+    if not folder.is_dir():
+        return []
+    pairs, unpaired = find_pairs(folder, lom_pattern=lom_pattern, cbs_pattern=cbs_pattern)
+    used = {p for spec in pairs for p in (spec.lom, spec.cbs)} | {u.path for u in unpaired}
+    return [p for p in sorted(folder.iterdir()) if p.is_file() and not p.name.startswith(".") and p not in used]

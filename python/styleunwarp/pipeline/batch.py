@@ -70,6 +70,9 @@ class BatchSummary:
     failed: int = 0
     unpaired: int = 0
     tiers: dict = field(default_factory=dict)
+    pairs: int = 0
+    unpaired_files: list = field(default_factory=list)  # Unpaired (file, reason)
+    failures: list = field(default_factory=list)  # (pair name, error)
 
     @property
     def ok(self) -> bool:
@@ -83,6 +86,11 @@ class BatchSummary:
             + (f" (tiers: {tiers})" if tiers else "")
             + f"; results in {self.out_dir / 'results.csv'}"
         )
+
+    def details(self) -> list[str]:
+        """One line per unpaired file and per failed pair, with the reason."""
+        lines = [f"unpaired: {u.path} ({u.reason})" for u in self.unpaired_files]
+        return lines + [f"failed: {name}: {error}" for name, error in self.failures]
 
 
 def is_done(pair_dir: Path) -> bool:
@@ -237,7 +245,7 @@ def run_batch(
     pairs, unpaired = discover(source, lom_pattern=lom_pattern, cbs_pattern=cbs_pattern)
     params = params or PIPELINE_DEFAULTS
     todo = [p for p in pairs if force or not is_done(out / p.name)]
-    summary = BatchSummary(out, skipped=len(pairs) - len(todo), unpaired=len(unpaired))
+    summary = BatchSummary(out, skipped=len(pairs) - len(todo), unpaired=len(unpaired), pairs=len(pairs), unpaired_files=list(unpaired))
     jobs = [PairJob(p, out, None if model is None else str(model), style, backend, params, None if fiji_dir is None else str(fiji_dir), prealign, coarse_sigma, dict(backend_options or {})) for p in todo]
     write_results(out, collect_results(out, pairs, unpaired))
     bar = tqdm(total=len(jobs), desc="pairs", unit="pair", disable=not progress)
@@ -277,7 +285,8 @@ def run_batch(
                 summary.tiers[r["tier"]] = summary.tiers.get(r["tier"], 0) + 1
         if report:
             _write_report(out)
-    summary.failed = sum(r["status"] == "failed" for r in rows)  # this run's and earlier runs' failures
+    summary.failures = [(r["pair"], r.get("error") or "") for r in rows if r["status"] == "failed"]  # this run's and earlier runs'
+    summary.failed = len(summary.failures)
     return summary
 
 
