@@ -321,6 +321,29 @@ def test_gan_mode_and_time_limit(tmp_path):
     StyleTransfer.load(tmp_path / "t")
 
 
+def test_time_limit_progress_is_honest(tmp_path, capsys):
+    """Under --max-minutes the bar's total is what fits in the time, and the last line counts a partial epoch."""
+    import time as _time
+
+    from styleunwarp.cli.train import summary_line
+    from styleunwarp.style.train import _steps_within
+
+    now = _time.monotonic()
+    assert _steps_within(now + 10.2, 1.0, 5, 5, 0, 1000) == 6  # 8 steps of time, minus one epoch end
+    assert _steps_within(now + 10.2, 1.0, 20, 20, 3, 1000) == 11
+    assert _steps_within(now + 1e6, 1.0, 5, 5, 0, 40) == 40  # never beyond the epochs asked for
+    pairs = _pairs(tmp_path / "pairs", n=2)
+    res = train(pairs, tmp_path / "t", _cfg(epochs=100_000, max_minutes=0.05, steps_per_epoch=10**6), progress=True)
+    err = capsys.readouterr().err
+    last = [ln for ln in err.replace("\r", "\n").splitlines() if "step" in ln][-1]
+    n = res["steps_done"]
+    assert f"{n}/{n} " in last, last
+    assert res["epochs_done"] == 0 and res["partial_steps"] == n > 0
+    line = summary_line(res, "l1 1")
+    assert line.startswith(f"stopped at the time limit: 0 complete epochs + {n}/{10**6} steps of epoch 1 ({n} steps)")
+    assert "best epoch 1 (partial)" in line
+
+
 def test_resume_rejects_corrupt_checkpoint(tmp_path):
     pairs = _pairs(tmp_path / "pairs", n=2, size=32)
     (tmp_path / "m").mkdir()
@@ -341,7 +364,7 @@ def test_cli_train_and_style(tmp_path):
                                   "--crop", "32", "--batch-size", "2", "--steps-per-epoch", "2", "--base", "4",
                                   "--depth", "2", "--no-progress", "--val-fraction", "0.5"])
     assert r.exit_code == 0, r.output
-    assert "orphan" in r.output and "done: 1 epochs" in r.output
+    assert "orphan" in r.output and "done: 1 complete epochs (2 steps)" in r.output
     lom = pairs / "lom" / "p0.tif"
     r = CliRunner().invoke(main, ["style", str(lom), "--model", str(tmp_path / "m"), "-o", str(tmp_path / "one.tif")])
     assert r.exit_code == 0, r.output

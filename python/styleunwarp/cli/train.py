@@ -50,5 +50,17 @@ def train(pairs, out, epochs, max_minutes, mode, target, seed, crop, batch_size,
         click.echo(f"skipped: {msg}", err=True)
     best = res["best"] or {}
     metrics = ", ".join(f"{k[4:]} {best[k]:.4g}" for k in ("val_l1", "val_ssim", "val_psnr") if best.get(k) is not None)
-    click.echo(f"{res['stopped']}: {res['epochs_done']} epochs, {res['steps_done']} steps in {res['minutes']:.1f} min; "
-               f"best epoch {best.get('epoch')} ({metrics or 'no validation'}) -> {res['model']}")
+    click.echo(summary_line(res, metrics))
+
+
+def summary_line(res: dict, metrics: str) -> str:
+    """The last line of ``train``: why it stopped, complete epochs and the steps of an unfinished one."""
+    best = res["best"] or {}
+    why = "stopped at the time limit" if res["stopped"] == "time" else "done"
+    partial = res.get("partial_steps", 0)
+    epochs = f"{res['epochs_done']} complete epochs" + (f" + {partial}/{res['steps_per_epoch']} steps of epoch {res['epochs_done'] + 1}" if partial else "")
+    best_epoch = best.get("epoch")
+    if best_epoch is not None and best.get("complete") is False:
+        best_epoch = f"{best_epoch} (partial)"
+    return (f"{why}: {epochs} ({res['steps_done']} steps) in {res['minutes']:.1f} min; "
+            f"best epoch {best_epoch} ({metrics or 'no validation'}) -> {res['model']}")

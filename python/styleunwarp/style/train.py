@@ -132,6 +132,22 @@ def _load_checkpoint(path: Path) -> dict:
         raise InputError(path, f"cannot read the training checkpoint ({type(exc).__name__}: {exc})") from exc
 
 
+def _steps_within(deadline: float, step_time: float, left_in_epoch: int, steps_per_epoch: int, done: int, total: int) -> int:
+    """Steps a run with a time limit will reach: ``done`` plus what fits before ``deadline``.
+
+    Keeps the progress bar honest (its total and ETA) when the time limit, not the epoch
+    count, ends training. Each epoch end costs about two steps' time (validation and
+    checkpoint), as the stopping rule assumes.
+    """
+    if step_time <= 0:
+        return total
+    more = int(max(0.0, deadline - time.monotonic() - 2 * step_time) / step_time)
+    if more > left_in_epoch:
+        more -= 2 * (1 + (more - left_in_epoch) // steps_per_epoch)
+        more = max(left_in_epoch, more)
+    return int(min(total, done + more))
+
+
 def train(
     pairs: str | PathLike[str],
     out: str | PathLike[str],
@@ -161,7 +177,7 @@ def train(
     Returns
     -------
     dict
-        ``{"epochs_done", "steps_done", "stopped" ("done" | "time"), "best", "history",
+        ``{"epochs_done" (complete epochs), "partial_steps" (steps of an unfinished epoch), "steps_done", "stopped" ("done" | "time"), "best", "history",
         "model"}``.
     """
     from ..io import atomic_write_text
@@ -271,7 +287,8 @@ def train(
     from tqdm.auto import tqdm
 
     bar = tqdm(total=total, initial=min(done, total), disable=not progress, unit="step",
-               desc=f"train {cfg.mode}", dynamic_ncols=True)
+               desc=f"train {cfg.mode}" + ("" if deadline is None else f" (max {cfg.max_minutes:g} min)"),
+               dynamic_ncols=True)
     step_time = None
     with deterministic():
         while epoch < cfg.epochs:
@@ -310,6 +327,8 @@ def train(
                 step += 1
                 dt = time.monotonic() - t0
                 step_time = dt if step_time is None else 0.8 * step_time + 0.2 * dt
+                if deadline is not None:
+                    bar.total = _steps_within(deadline, step_time, spe - step, spe, bar.n + 1, total)
                 bar.update(1)
                 bar.set_postfix(epoch=epoch + 1, loss=f"{losses[-1]:.4f}")
             if stopped == "time":
@@ -318,10 +337,13 @@ def train(
                 break
             finish_epoch(epoch, step, losses, complete=True)
             epoch, step = epoch + 1, 0
+    if stopped == "time":
+        bar.total = bar.n  # the bar ends full at the step where the time limit stopped it
+        bar.refresh()
     bar.close()
     if not (out / "model.safetensors").is_file():  # e.g. stopped before the first step
         card = new_card(cfg.arch, **card_extra, validation={}, history=history)
         save_model(out, gen, card)
-    return {"epochs_done": epoch, "steps_done": epoch * spe + step, "steps_per_epoch": spe,
+    return {"epochs_done": epoch, "partial_steps": step, "steps_done": epoch * spe + step, "steps_per_epoch": spe,
             "stopped": stopped, "best": best, "skipped": problems, "history": history, "model": str(out / "model.safetensors"),
             "minutes": (time.monotonic() - t_start) / 60}
