@@ -39,3 +39,21 @@ def test_console_names_unpaired_and_failed_files(tmp_path):
     assert f"unpaired: {src / 'alone_LOM.tif'} (no CBS/SEM image with the same stem)" in res.output
     assert "failed: broken: " in res.output and "broken_LOM.tif" in res.output
     assert "ignored" not in res.output
+
+
+def test_watch_prints_tier_and_time_and_keeps_the_report(tmp_path):
+    src = tmp_path / "incoming"
+    src.mkdir()
+    p = make_pair((96, 96), seed=3)
+    write_tiff(src / "w1_LOM.tif", p.cbs_like_lom)
+    write_tiff(src / "w1_CBS.tif", p.cbs)
+    out = tmp_path / "out"
+    args = ["watch", str(src), "--out", str(out), "--interval", "0.1", "--settle", "0", "--max-idle", "0.3", *ARGS[:-1], "-o", "max_samples=64"]
+    res = CliRunner().invoke(main, args)
+    assert res.exit_code == 0, res.output
+    line = next(ln for ln in res.output.splitlines() if ln.startswith("w1: "))
+    assert line.split(": ")[1].split()[0] in ("good", "decent", "bad", "poor") and line.endswith(" s"), line
+    assert (out / "report.html").is_file() and "w1" in (out / "report.html").read_text()
+    assert '"max_samples": 64' in (out / "w1" / "metrics.json").read_text()
+    helps = CliRunner().invoke(main, ["watch", "--help"]).output
+    assert "--prealign" in helps and "Estimate rotation/scale/shift" in helps and "KEY=VALUE" in helps

@@ -85,3 +85,32 @@ def _ignored_files(source: str, lom_pattern: str, cbs_pattern: str) -> list:
     pairs, unpaired = find_pairs(folder, lom_pattern=lom_pattern, cbs_pattern=cbs_pattern)
     used = {p for spec in pairs for p in (spec.lom, spec.cbs)} | {u.path for u in unpaired}
     return [p for p in sorted(folder.iterdir()) if p.is_file() and not p.name.startswith(".") and p not in used]
+
+
+@click.command()
+@click.argument("folder", type=click.Path(exists=True, file_okay=False))
+@click.option("--out", "out_dir", required=True, type=click.Path(file_okay=False), help="Output folder.")
+@style_options
+@click.option("--backend", type=click.Choice(["bunwarpj", "native", "elastix"]), default="bunwarpj", show_default=True)
+@click.option("--interval", type=float, default=5.0, show_default=True, help="Seconds between scans.")
+@click.option("--settle", type=float, default=10.0, show_default=True, help="A file counts once unchanged this long (s).")
+@click.option("--max-idle", type=float, default=None, help="Stop after this many seconds without new pairs (default: run until Ctrl-C).")
+@click.option("--prealign", is_flag=True, help="Estimate rotation/scale/shift first (pairs not pre-aligned).")
+@coarse_option
+@backend_options
+@_pairing_options
+@fiji_option
+@bunwarpj_options
+def watch(folder, out_dir, model, style, backend, interval, settle, max_idle, prealign, coarse_sigma, backend_options, lom_pattern, cbs_pattern, fiji_dir, params) -> None:
+    """Process pairs in FOLDER as the microscope writes them, until stopped.
+
+    Prints each pair's tier and time, and keeps OUT/results.csv and OUT/report.html up to date.
+    """
+    from ..pipeline.watch import watch as run_watch
+
+    n = run_watch(
+        folder, out_dir, interval=interval, settle=settle, max_idle=max_idle, lom_pattern=lom_pattern, cbs_pattern=cbs_pattern,
+        echo=click.echo, model=model, style=style, backend=backend, params=params, fiji_dir=fiji_dir, prealign=prealign, coarse_sigma=coarse_sigma,
+        backend_options=dict(backend_options or {}),
+    )  # fmt: skip
+    click.echo(f"{n} pairs processed")

@@ -2,7 +2,8 @@
 
 A file counts once it stops growing: its size and modification time are unchanged over
 ``settle`` seconds (and it is not empty). Each scan runs :func:`run_batch`'s pair logic on
-the complete, not yet processed pairs, so all of the batch's guarantees hold.
+the complete, not yet processed pairs, so all of the batch's guarantees hold; after each pair
+the console gets its tier and time, and ``results.csv`` and ``report.html`` are updated.
 """
 
 from __future__ import annotations
@@ -13,7 +14,7 @@ from os import PathLike
 from pathlib import Path
 from typing import Callable
 
-from .batch import PairJob, collect_results, is_done, process_pair, write_results
+from .batch import PairJob, _row_from_folder, _write_report, collect_results, is_done, process_pair, write_results
 from .pairing import DEFAULT_CBS_PATTERN, DEFAULT_LOM_PATTERN, find_pairs
 
 log = logging.getLogger(__name__)
@@ -25,6 +26,17 @@ def _signature(path: Path) -> tuple[int, float] | None:
     except OSError:
         return None
     return (st.st_size, st.st_mtime)
+
+
+def pair_line(row: dict, seconds: float) -> str:
+    """One console line per processed pair: its tier (and how it was graded) and time, or its error."""
+    if row.get("status") != "done":
+        return f"{row['pair']}: FAILED after {seconds:.1f} s: {row.get('error') or 'unknown error'}"
+    tier = row.get("tier") or "ungraded"
+    how = {"tre": "from TRE", "grader": "estimated"}.get(str(row.get("grade_source") or ""), "")
+    tre = row.get("tre_mean_px")
+    extra = f", TRE {float(tre):.2f} px" if tre not in (None, "") else ""
+    return f"{row['pair']}: {tier}" + (f" ({how}{extra})" if how else "") + f", {seconds:.1f} s"
 
 
 def watch(
@@ -74,11 +86,13 @@ def watch(
                         stable = False
                 if not stable:
                     continue
-                status = process_pair(PairJob(spec, out, **opts))
+                t0 = time.monotonic()
+                process_pair(PairJob(spec, out, **opts))
                 processed += 1
                 last_work = time.monotonic()
-                echo(f"{spec.name}: {status}")
+                echo(pair_line(_row_from_folder(spec, out / spec.name), last_work - t0))
                 write_results(out, collect_results(out, pairs, unpaired))
+                _write_report(out)
             if max_idle is not None and time.monotonic() - last_work > max_idle:
                 break
             time.sleep(interval)
