@@ -68,9 +68,14 @@ def _make_pair(root: Path, name: str, *, seed: int, direct: ElasticTransform, rg
                tre: dict | None = None, tier: str | None = None) -> Path:
     d = root / name
     d.mkdir()
-    target = _blobs(SHAPE, seed)
+    cbs = _blobs(SHAPE, seed)
+    target = 255.0 - cbs  # the representation bUnwarpJ compared differs from the CBS itself
     source = _blobs(SHAPE, seed)  # the LOM "is" the CBS here: the pictures only need real files
     registered = warp_image(source, direct, SHAPE)
+    originals = root.parent / "acquisition"
+    originals.mkdir(exist_ok=True)
+    write_tiff(originals / f"{name}_LOM.tif", source)
+    write_tiff(originals / f"{name}_CBS.tif", cbs)
     write_tiff(d / "target.tif", target)
     write_tiff(d / "styled.tif", source)
     write_tiff(d / "registered.tif", np.stack([registered] * 3, -1) if rgb else registered)
@@ -78,7 +83,11 @@ def _make_pair(root: Path, name: str, *, seed: int, direct: ElasticTransform, rg
     write_png(d / "overlay.png", overlay_rgb(registered, target))
     det = jacobian_determinant(direct, SHAPE)
     metrics = {
-        "lom": f"/data/lom/{name}.tif", "cbs": f"/data/cbs/{name}.tif", "backend": "bunwarpj", "style": "model",
+        "lom": str(originals / f"{name}_LOM.tif"), "cbs": str(originals / f"{name}_CBS.tif"), "backend": "bunwarpj", "style": "model",
+        "model": "models/edges", "style_target": "edges", "coarse": {"kept": True, "rotation_deg": 1.5},
+        "params": {"mode": "accurate", "img_subsamp_fact": 0, "min_scale_deformation": 0, "max_scale_deformation": 2,
+                   "divergence_weight": 0.1, "curl_weight": 0.1, "landmark_weight": 0.0, "image_weight": 1.0,
+                   "consistency_weight": 10.0, "stop_threshold": 0.01},
         "nmi_before": 1.05, "nmi_after": 1.3,
         "transform": {"displacement_mean": 2.0, "displacement_max": 3.0, "jacobian_min": float(det.min()),
                       "jacobian_max": float(det.max()), "folded_fraction": float((det <= 0).mean()),
@@ -228,13 +237,14 @@ def test_report_summary_counts_tiers_and_failures(batch: Path):
 
 
 def test_report_makes_figures_and_survives_bad_files(batch: Path):
+    from styleunwarp.report import VIEWS
+
     text = write_report(batch).read_text(encoding="utf-8")
     for name in ("plain", ODD_NAME, "folded"):
         d = batch / name
-        for f in ("checkerboard.png", "grid.png", "jacobian.png", "target.png", "registered.png"):
-            assert (d / f).is_file(), (name, f)
-        for f in ("target", "registered", "overlay", "checkerboard", "grid"):
-            thumb = _png(d / "thumbs" / f"{f}.png")
+        for view in VIEWS:
+            assert (d / view.file).is_file(), (name, view.file)
+            thumb = _png(d / "thumbs" / view.file)
             assert max(thumb.shape[:2]) <= 160
     grid = _png(batch / "folded" / "grid.png")
     assert _red(grid).any() and not _red(_png(batch / "plain" / "grid.png")).any()
@@ -242,6 +252,58 @@ def test_report_makes_figures_and_survives_bad_files(batch: Path):
     assert (batch / "broken" / "target.png").is_file()
     assert not (batch / "broken" / "checkerboard.png").exists()
     assert "registered picture" in text and "broken" in text
+
+
+def test_checkerboard_and_cbs_column_show_the_real_cbs_not_the_representation(batch: Path):
+    write_report(batch)
+    d = batch / "plain"
+    board = _png(d / "checkerboard.png")[..., 0].astype(float)
+    cbs = _png(d / "cbs.png")[..., 0].astype(float)
+    rep = _png(d / "target.png")[..., 0].astype(float)
+    h, w = SHAPE
+    tile = (slice(0, h // 8), slice(w // 8, w // 4))  # second tile of the first row: the CBS
+    assert np.corrcoef(board[tile].ravel(), cbs[tile].ravel())[0, 1] > 0.99
+    assert np.corrcoef(board[tile].ravel(), rep[tile].ravel())[0, 1] < -0.9  # the inverted representation
+    # the original LOM and CBS files moved away: no CBS picture, no checkerboard, and a note saying why
+    for f in (batch.parent / "acquisition").iterdir():
+        f.rename(f.with_suffix(".moved"))
+    for f in ("cbs.png", "checkerboard.png", "lom.png", "thumbs/cbs.png", "thumbs/checkerboard.png"):
+        (d / f).unlink()
+    text = _parse(write_report(batch).read_text(encoding="utf-8"))
+    assert not (d / "checkerboard.png").exists() and not (d / "cbs.png").exists()
+    assert "original CBS file not found" in " ".join(text.text)
+
+
+def test_report_shows_settings_and_a_pair_page(batch: Path):
+    text = write_report(batch).read_text(encoding="utf-8")
+    plain = " ".join(_parse(text).text)
+    for needle in ("mode accurate, deformation Very Coarse → Fine", "divergence 0.1", "model models/edges",
+                   'coarse: {"kept": true, "rotation_deg": 1.5}', "compared: CBS repr.", "original LOM", "Jacobian"):
+        assert needle in plain, needle
+    page = batch / "plain" / "pair.html"
+    html = page.read_text(encoding="utf-8")
+    p = _parse(html)
+    assert p.problems == [] and p.stack == []
+    assert not re.search(r"(?i)(https?:|//[a-z]|<script[^>]*\bsrc=|<link\b)", html), "external resource in the pair page"
+    assert 'id="split"' in html and 'id="flicker"' in html
+    for tag, value in p.links:
+        target = (page.parent / unquote(urlsplit(value).path)).resolve()
+        assert target.is_file() or value.startswith("../report.html#pair-"), value
+    assert 'src="registered.png"' in html and 'src="cbs.png"' in html
+
+
+def test_pair_page_script_runs_in_a_browser(batch: Path):
+    import shutil
+    import subprocess
+
+    browser = shutil.which("chromium") or shutil.which("chromium-browser") or shutil.which("google-chrome")
+    if browser is None:
+        pytest.skip("no headless Chromium (apt-get install chromium) to run the page's script")
+    write_report(batch)
+    page = (batch / "plain" / "pair.html").resolve()
+    out = subprocess.run([browser, "--headless", "--no-sandbox", "--disable-gpu", "--dump-dom", page.as_uri()],
+                         capture_output=True, text=True, timeout=120)
+    assert re.search(r'<img class="top" id="top"[^>]*style="clip-path: inset\(0px 50% 0px 0px\);?"', out.stdout), out.stdout[-800:]
 
 
 def test_report_refresh_remakes_only_missing_or_outdated(batch: Path):
@@ -253,6 +315,7 @@ def test_report_refresh_remakes_only_missing_or_outdated(batch: Path):
     os.utime(board, (old, old))
     os.utime(d / "registered.tif", (old + 50, old + 50))  # registered newer than its checkerboard
     thumb = d / "thumbs" / "target.png"
+    os.utime(d / "target.png", (old + 150, old + 150))
     os.utime(thumb, (old + 200, old + 200))  # up to date (and newer than its sources)
     before = thumb.stat().st_mtime
     write_report(batch)
@@ -313,11 +376,15 @@ def test_folding_is_red_in_grid_and_jacobian(tmp_path: Path):
     deformation_grid_png(t, SHAPE, tmp_path / "grid.png", step=8)
     red = _red(_png(tmp_path / "grid.png"))
     assert red.any() and not red[det > 0.05].any()
-    jacobian_png(t, SHAPE, tmp_path / "jac.png")
+    jacobian_png(t, SHAPE, tmp_path / "jac.png", legend=False)
     np.testing.assert_array_equal(_red(_png(tmp_path / "jac.png")), det <= 0)
+    jacobian_png(t, SHAPE, tmp_path / "jac_bar.png")  # with its colour bar below: a red box for folding
+    with_bar = _png(tmp_path / "jac_bar.png")
+    assert with_bar.shape[0] > SHAPE[0] + 20 and _red(with_bar[SHAPE[0]:]).any()
+    np.testing.assert_array_equal(_red(with_bar[: SHAPE[0], : SHAPE[1]]), det <= 0)
     # a smooth stretch is coloured, but never red
     stretch = affine_elastic(np.array([[1.6, 0, 0], [0, 1.3, 0]]), 4, SHAPE)
-    jacobian_png(stretch, SHAPE, tmp_path / "stretch.png")
+    jacobian_png(stretch, SHAPE, tmp_path / "stretch.png", legend=False)
     rgb = _png(tmp_path / "stretch.png")
     assert not _red(rgb).any() and (rgb[..., 2] < 150).all()  # orange: area grows
 

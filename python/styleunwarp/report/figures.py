@@ -32,6 +32,7 @@ __all__ = [
     "deformation_grid_rgb",
     "grid_lines",
     "jacobian_colors",
+    "jacobian_legend_rgb",
     "jacobian_png",
     "jacobian_rgb",
     "thumbnail",
@@ -109,7 +110,7 @@ def thumbnail(array: np.ndarray, max_side: int = 256) -> np.ndarray:
 
 # --------------------------------------------------------------------------- checkerboard
 def checkerboard_png(registered: np.ndarray, target: np.ndarray, path: PathLikeStr, tiles: int = 8) -> Path:
-    """Checkerboard of the registered LOM (RGB → grey) and the target CBS, as a grey PNG.
+    """Checkerboard of the registered LOM (RGB → grey) and the real CBS image, as a grey PNG.
 
     The two images should share the target grid; if they differ in size the common top-left
     part is shown. Tiles alternate registered / target, each contrast-stretched, so a good
@@ -142,9 +143,56 @@ def jacobian_rgb(direct: ElasticTransform | RawTransform | np.ndarray, target_sh
     return np.rint(jacobian_colors(det)).astype(np.uint8)
 
 
-def jacobian_png(direct: ElasticTransform | RawTransform | np.ndarray, target_shape: Shape, path: PathLikeStr) -> Path:
-    """Write :func:`jacobian_rgb` (white = area kept, blue = compressed, orange = stretched, red = folded)."""
-    return write_rgb_png(path, jacobian_rgb(direct, target_shape))
+JACOBIAN_TICKS = (0.5, 0.71, 1.0, 1.41, 2.0)
+"""Determinants labelled on the colour bar (the scale saturates below 0.5 and above 2)."""
+
+
+def jacobian_legend_rgb(width: int, height: int = 40) -> np.ndarray:
+    """A colour bar for :func:`jacobian_colors` as a uint8 RGB strip ``(height, width, 3)``.
+
+    Left: a red box for folding (det ≤ 0); right: the continuous scale from det 0.5
+    (compressed, blue) through 1 (white) to 2 (stretched, orange) on a log axis, with ticks.
+    """
+    from PIL import Image, ImageDraw, ImageFont
+
+    width = max(int(width), 200)
+    img = Image.new("RGB", (width, height), (255, 255, 255))
+    draw = ImageDraw.Draw(img)
+    font = ImageFont.load_default()
+    bar_top, bar_bottom = 3, height // 2
+    fold_w = 44
+    draw.rectangle([2, bar_top, fold_w, bar_bottom], fill=tuple(int(v) for v in FOLD_RGB))
+    draw.text((4, bar_bottom + 3), "<=0 fold", fill=(0, 0, 0), font=font)
+    x0, x1 = fold_w + 10, width - 12
+    t = np.linspace(-1.0, 1.0, max(x1 - x0, 2))
+    colors = np.rint(jacobian_colors(2.0**t)).astype(np.uint8)
+    strip = np.repeat(colors[None], bar_bottom - bar_top + 1, axis=0)
+    img.paste(Image.fromarray(strip), (x0, bar_top))
+    draw.rectangle([x0 - 1, bar_top - 1, x0 + strip.shape[1], bar_bottom + 1], outline=(120, 120, 120))
+    for tick in JACOBIAN_TICKS:
+        x = x0 + (np.log2(tick) + 1.0) / 2.0 * (strip.shape[1] - 1)
+        draw.line([x, bar_bottom, x, bar_bottom + 3], fill=(0, 0, 0))
+        label = f"{tick:g}"
+        tw = draw.textlength(label, font=font)
+        draw.text((min(max(x - tw / 2, x0), width - tw - 1), bar_bottom + 4), label, fill=(0, 0, 0), font=font)
+    return np.asarray(img)
+
+
+def jacobian_png(direct: ElasticTransform | RawTransform | np.ndarray, target_shape: Shape, path: PathLikeStr,
+                 *, legend: bool = True) -> Path:
+    """Write :func:`jacobian_rgb` (white = area kept, blue = compressed, orange = stretched, red = folded).
+
+    With ``legend`` a colour bar (:func:`jacobian_legend_rgb`) is added below the map (the
+    map is padded with white on the right when narrower than the bar).
+    """
+    rgb = jacobian_rgb(direct, target_shape)
+    if legend:
+        bar = jacobian_legend_rgb(rgb.shape[1])
+        if bar.shape[1] > rgb.shape[1]:
+            pad = np.full((rgb.shape[0], bar.shape[1] - rgb.shape[1], 3), 255, np.uint8)
+            rgb = np.concatenate([rgb, pad], axis=1)
+        rgb = np.concatenate([rgb, np.full((4, rgb.shape[1], 3), 255, np.uint8), bar], axis=0)
+    return write_rgb_png(path, rgb)
 
 
 # -------------------------------------------------------------------------- deformed grid

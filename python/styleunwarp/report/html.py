@@ -1,16 +1,17 @@
-"""The HTML report of a batch folder: summary, inline SVG plots, one table row per pair.
+"""The HTML report of a batch folder: summary, plots, a sortable table, and the pictures of every pair.
 
 Input (see the batch engine): ``DIR/results.csv`` (one row per pair) and ``DIR/<pair>/``
-folders with ``registered.tif``, ``target.tif``, ``direct_transf.txt``, ``overlay.png``,
-``metrics.json`` (failed pairs: ``error.json`` and maybe some of these). Without a
-``results.csv`` the rows are rebuilt from the pair folders' ``metrics.json`` / ``error.json``.
+folders with ``registered.tif``, ``target.tif``, ``styled.tif``, ``direct_transf.txt``,
+``overlay.png``, ``metrics.json`` (failed pairs: ``error.json`` and maybe some of these).
+Without a ``results.csv`` the rows are rebuilt from the pair folders' ``metrics.json`` /
+``error.json``.
 
-Output: ``DIR/report.html`` (written atomically), and per pair the pictures it shows, made
-from the pair's files when missing or older than their sources: ``checkerboard.png``,
-``grid.png``, ``jacobian.png``, full-size previews ``target.png`` and ``registered.png``
-(browsers do not show float TIFFs), and ``thumbs/*.png``. The page works offline: no
-external URL, no script library (a few lines of inline JavaScript sort the table), relative
-and URL-quoted links, every name HTML-escaped.
+Output: ``DIR/report.html`` and per pair ``DIR/<pair>/pair.html`` (slider and flicker
+comparison of registered LOM and CBS, :mod:`.pairpage`), both written atomically, and the
+pictures they show (:mod:`.pictures`). The layout fits a 1280 px wide window: a text table
+of all pairs (sortable), then one block per pair with its pictures in a row and the
+settings used. The pages work offline: no external URL, no script library, relative and
+URL-quoted links, every name HTML-escaped.
 """
 
 from __future__ import annotations
@@ -30,8 +31,9 @@ from urllib.parse import quote
 import numpy as np
 
 from .. import __version__
-from ..io import atomic_write_text, read_image, to_gray, write_png
-from . import figures
+from ..io import atomic_write_text
+from .pairpage import PAGE_NAME, render_pair_page
+from .pictures import THUMB_SIDE, VIEWS, ensure_figures
 
 log = logging.getLogger(__name__)
 
@@ -46,17 +48,7 @@ TIERS = ("good", "decent", "bad", "poor")
 TIER_RANK = {"poor": 0, "bad": 1, "decent": 2, "good": 3}
 TIER_COLORS = {"good": "#2e7d32", "decent": "#9e9d24", "bad": "#ef6c00", "poor": "#c62828"}
 OTHER_COLOR = "#757575"
-THUMB_SIDE = 160
-GRID_STEP = 32
 
-# (key in ``views``, column title, full-size file, thumbnail file)
-_VIEWS = (
-    ("target", "CBS (target)", "target.png", "thumbs/target.png"),
-    ("registered", "registered LOM", "registered.png", "thumbs/registered.png"),
-    ("overlay", "overlay", "overlay.png", "thumbs/overlay.png"),
-    ("checkerboard", "checkerboard", "checkerboard.png", "thumbs/checkerboard.png"),
-    ("grid", "deformation grid", "grid.png", "thumbs/grid.png"),
-)
 # (column in results.csv, title, decimals, scale, unit tooltip)
 _METRIC_COLUMNS = (
     ("tre_mean_px", "TRE mean", 2, 1.0, "mean target registration error, px (needs ground truth)"),
@@ -85,6 +77,7 @@ class PairEntry:
     views: dict = field(default_factory=dict)  # key -> (full Path or None, thumb Path or None)
     files: dict = field(default_factory=dict)  # label -> Path (existing files to link)
     notes: list = field(default_factory=list)
+    page: Path | None = None  # the pair's own page (slider / flicker comparison)
 
     @property
     def name(self) -> str:
@@ -195,116 +188,6 @@ def _pair_folder(batch_dir: Path, name: str) -> Path | None:
     except OSError:
         return None
     return folder if inside and folder.is_dir() else None
-
-
-# --------------------------------------------------------------------------------- figures
-def _png_rgb(path: Path) -> np.ndarray:
-    from PIL import Image
-
-    with Image.open(path) as im:
-        return np.asarray(im.convert("RGB"))
-
-
-def _stale(out: Path, *sources: Path) -> bool:
-    """True when ``out`` is missing or older than any existing source."""
-    if not out.is_file():
-        return True
-    mtime = out.stat().st_mtime
-    return any(s.is_file() and s.stat().st_mtime > mtime for s in sources)
-
-
-def ensure_figures(folder: PathLikeStr, *, thumb_side: int = THUMB_SIDE, step: float = GRID_STEP,
-                   force: bool = False) -> tuple[dict, list[str]]:
-    """Make the pictures the report shows for one pair folder, where missing or out of date.
-
-    Returns ``(views, notes)``: ``views[key] = (full, thumb)`` paths (None where the picture
-    cannot be made from the files present) for ``target``, ``registered``, ``overlay``,
-    ``checkerboard`` and ``grid``, plus ``views['jacobian'] = (path, None)``; ``notes`` says
-    what failed. Never raises for a bad pair file: the report goes on.
-    """
-    f = Path(folder)
-    src = {"target": f / "target.tif", "registered": f / "registered.tif", "direct": f / "direct_transf.txt",
-           "overlay": f / "overlay.png"}
-    cache: dict = {}
-    notes: list[str] = []
-
-    def image(key: str) -> np.ndarray:
-        if key not in cache:
-            cache[key] = read_image(src[key]).data
-        return cache[key]
-
-    def direct():
-        if "direct" not in cache:
-            from ..transform import read_transform
-
-            cache["direct"] = read_transform(src["direct"])
-        return cache["direct"]
-
-    def target_shape() -> tuple[int, int]:
-        return tuple(image("target").shape[:2]) if src["target"].is_file() else tuple(image("registered").shape[:2])
-
-    def grey(key: str) -> np.ndarray:
-        return to_gray(image(key))
-
-    def grid_pic(max_side: int | None) -> np.ndarray:
-        bg = grey("target") if src["target"].is_file() else None
-        shape = target_shape()
-        grid_step = step if max(shape) >= 8 * step else max(4, max(shape) // 8)  # small images: 8 lines
-        return figures.deformation_grid_rgb(direct(), shape, grid_step, bg, max_side=max_side)
-
-    thumbs = f / "thumbs"
-    # key: (full file, its sources, writer of the full file (None: the batch wrote it), picture to thumbnail)
-    plans = {
-        "target": (f / "target.png", [src["target"]],
-                   lambda p: write_png(p, image("target")), lambda: image("target")),
-        "registered": (f / "registered.png", [src["registered"]],
-                       lambda p: write_png(p, image("registered")), lambda: image("registered")),
-        "overlay": (f / "overlay.png", [src["overlay"]], None, None),
-        "checkerboard": (f / "checkerboard.png", [src["registered"], src["target"]],
-                         lambda p: figures.checkerboard_png(image("registered"), image("target"), p),
-                         None),
-        "grid": (f / "grid.png", [src["direct"], src["target"]],
-                 lambda p: figures.write_rgb_png(p, grid_pic(None)), None),
-    }
-    has = {k: p.is_file() for k, p in src.items()}
-    requires = {
-        "target": has["target"],
-        "registered": has["registered"],
-        "overlay": has["overlay"],
-        "checkerboard": has["registered"] and has["target"],
-        "grid": has["direct"] and (has["target"] or has["registered"]),
-    }
-    views: dict = {}
-    for key, (full, sources, make, pic) in plans.items():
-        if not requires[key]:
-            views[key] = (None, None)
-            continue
-        try:
-            if make is not None and (force or _stale(full, *sources)):
-                make(full)
-            thumb = thumbs / full.name
-            if force or _stale(thumb, full, *sources):
-                thumbs.mkdir(exist_ok=True)
-                if key == "grid":
-                    figures.write_rgb_png(thumb, grid_pic(thumb_side))
-                elif key in ("overlay", "checkerboard"):  # PNG pictures: keep their exact colours
-                    figures.write_rgb_png(thumb, figures.thumbnail(_png_rgb(full), thumb_side))
-                else:
-                    write_png(thumb, figures.thumbnail(pic(), thumb_side))
-            views[key] = (full, thumb)
-        except Exception as exc:  # one bad file must not stop the report
-            log.warning("%s: cannot make %s picture: %s", f, key, exc)
-            notes.append(f"{key} picture: {type(exc).__name__}: {exc}")
-            views[key] = (full if full.is_file() else None, None)
-    jac = f / "jacobian.png"
-    if src["direct"].is_file() and (src["target"].is_file() or src["registered"].is_file()):
-        try:
-            if force or _stale(jac, src["direct"], src["target"]):
-                figures.jacobian_png(direct(), target_shape(), jac)
-            views["jacobian"] = (jac, None)
-        except Exception as exc:
-            notes.append(f"jacobian picture: {type(exc).__name__}: {exc}")
-    return views, notes
 
 
 # ---------------------------------------------------------------------------------- HTML
@@ -430,26 +313,35 @@ def _scatter_svg(entries: list[PairEntry]) -> str:
 
 
 _CSS = """
-body{font-family:system-ui,-apple-system,'Segoe UI',sans-serif;margin:1.2em;color:#222}
+body{font-family:system-ui,-apple-system,'Segoe UI',sans-serif;margin:1em;color:#222;max-width:1260px}
 h1{font-size:1.4em;margin-bottom:.2em}.sub{color:#666;margin-top:0}
 .summary{display:flex;flex-wrap:wrap;gap:.6em;margin:.8em 0}
 .card{border:1px solid #ddd;border-radius:6px;padding:.4em .8em;min-width:6em}
 .card b{display:block;font-size:1.3em}
 .plots{display:flex;flex-wrap:wrap;gap:1.5em;align-items:flex-start}
 .plot text{font-size:11px;fill:#333}.plot .cnt{font-weight:bold}.plot .axis{font-size:12px}
-table{border-collapse:collapse;font-size:.85em}
-th,td{border:1px solid #ddd;padding:3px 5px;vertical-align:top}
-th{background:#f3f3f3;position:sticky;top:0;cursor:pointer;user-select:none}
+table#pairs{border-collapse:collapse;font-size:.82em;width:100%}
+#pairs th,#pairs td{border:1px solid #ddd;padding:2px 4px;vertical-align:top}
+#pairs th{background:#f3f3f3;position:sticky;top:0;cursor:pointer;user-select:none}
 th[aria-sort=ascending]::after{content:" \\25B2"}th[aria-sort=descending]::after{content:" \\25BC"}
 td.num{text-align:right;font-variant-numeric:tabular-nums;white-space:nowrap}
-td.pic img{display:block;max-width:160px;max-height:160px}
-.badge{display:inline-block;padding:1px 7px;border-radius:9px;color:#fff;font-weight:bold}
+.badge{display:inline-block;padding:1px 7px;border-radius:9px;color:#fff;font-weight:bold;white-space:nowrap}
 .badge.none{background:#e0e0e0;color:#555}.badge.est{border:2px dashed #fff;outline:1px solid #999}
 .t-good{background:#2e7d32}.t-decent{background:#9e9d24}.t-bad{background:#ef6c00}.t-poor{background:#c62828}
 .st-failed{color:#c62828;font-weight:bold}.st-unpaired{color:#757575;font-weight:bold}
-.err{color:#b71c1c;max-width:28em;white-space:pre-wrap;word-break:break-word}
-.files a{margin-right:.4em}.src{color:#666;font-size:.85em;word-break:break-all}
-tr:target{outline:3px solid #1565c0}.help li{margin:.25em 0}
+.err{color:#b71c1c;max-width:22em;white-space:pre-wrap;word-break:break-word}
+.src{color:#666;font-size:.85em;word-break:break-all}
+.pair{border:1px solid #ccc;border-radius:6px;margin:1em 0;padding:.5em .7em}
+.pair:target{outline:3px solid #1565c0}
+.pair h3{margin:.1em 0 .3em;font-size:1.05em}.pair h3 a{font-weight:normal;font-size:.9em;margin-left:.6em}
+.pics{display:grid;grid-template-columns:repeat(9,minmax(0,1fr));gap:6px}
+.pics figure{margin:0;min-width:0}.pics img{display:block;width:100%;height:auto;border:1px solid #ddd}
+.pics figcaption{font-size:11px;color:#333;line-height:1.2;margin-top:2px}
+.pics figcaption.cmp{color:#6a1b9a}.pics .none{font-size:11px;color:#999;border:1px dashed #ddd;padding:1em .2em;text-align:center}
+.kv{font-size:.8em;color:#333;margin:.4em 0 0;display:grid;grid-template-columns:max-content 1fr;gap:1px 10px}
+.kv dt{color:#666}.kv dd{margin:0;word-break:break-word}
+@media (max-width:1000px){.pics{grid-template-columns:repeat(5,minmax(0,1fr))}}
+.help li{margin:.25em 0}.colorbar{vertical-align:middle}.pics .colorbar{display:block;width:100%;height:auto}
 """
 
 _SCRIPT = """
@@ -505,15 +397,86 @@ def _summary(entries: list[PairEntry]) -> dict:
     }
 
 
-def _pic_cell(batch_dir: Path, entry: PairEntry, key: str, title: str) -> str:
-    full, thumb = entry.views.get(key, (None, None))
-    if thumb is not None and thumb.is_file():
-        target = full if full is not None and full.is_file() else thumb
-        return (f'<td class="pic"><a href="{_href(batch_dir, target)}"><img src="{_href(batch_dir, thumb)}" '
-                f'alt="{_e(title)} of {_e(entry.name)}" loading="lazy"></a></td>')
-    if full is not None and full.is_file():
-        return f'<td class="pic"><a href="{_href(batch_dir, full)}">{_e(title)}</a></td>'
-    return '<td class="pic"></td>'
+# ------------------------------------------------------------------------- pair settings
+def _compact(value, limit: int = 300) -> str:
+    """A short JSON-like text of a metrics value (floats to 4 significant digits)."""
+
+    def rounded(v):
+        if isinstance(v, float):
+            return float(f"{v:.4g}")
+        if isinstance(v, dict):
+            return {k: rounded(x) for k, x in v.items()}
+        if isinstance(v, list) and len(v) > 12:
+            return f"[{len(v)} values]"
+        if isinstance(v, list):
+            return [rounded(x) for x in v]
+        return v
+
+    text = json.dumps(rounded(value), ensure_ascii=False, default=str)
+    return text if len(text) <= limit else text[:limit] + " …"
+
+
+def _params_text(params: dict) -> str:
+    from ..registration.params import SCALE_LABELS
+
+    def scale(v):
+        return SCALE_LABELS.get(v, v) if isinstance(v, int) else v
+
+    p = dict(params)
+    parts = [f"mode {p.pop('mode', '?')}",
+             f"deformation {scale(p.pop('min_scale_deformation', '?'))} → {scale(p.pop('max_scale_deformation', '?'))}"]
+    names = {"img_subsamp_fact": "subsampling", "divergence_weight": "divergence", "curl_weight": "curl",
+             "landmark_weight": "landmark", "image_weight": "image", "consistency_weight": "consistency",
+             "stop_threshold": "stop threshold"}
+    parts += [f"{names.get(k, k)} {v:g}" if isinstance(v, (int, float)) else f"{names.get(k, k)} {v}" for k, v in p.items()]
+    return ", ".join(parts)
+
+
+def pair_details(metrics: dict | None) -> list[tuple[str, str]]:
+    """``(label, text)`` rows of what was done to a pair: backend, parameters, model, coarse alignment, grid, times."""
+    m = metrics or {}
+    rows: list[tuple[str, str]] = []
+    if m.get("backend"):
+        opts = m.get("backend_options") or {}
+        rows.append(("backend", str(m["backend"]) + (f" (options {_compact(opts)})" if opts else "")))
+    if isinstance(m.get("params"), dict):
+        rows.append(("parameters", _params_text(m["params"])))
+    if m.get("style"):
+        style = "none (raw LOM registered)" if m["style"] == "none" else f"model {m.get('model') or 'default'}"
+        if m.get("style_target"):
+            style += f"; compared as: {m['style_target']}"
+        rows.append(("style", style))
+    coarse = [(k, m[k]) for k in ("coarse", "prealignment") if m.get(k)]
+    if m:
+        rows.append(("coarse alignment", "; ".join(f"{k}: {_compact(v)}" for k, v in coarse) if coarse else "none"))
+    info = m.get("registration_info") or {}
+    if info.get("coarse_sigma"):
+        rows.append(("coarse-to-fine", f"blurred pass sigma {info['coarse_sigma']:g} px, then sharp"))
+    grid = m.get("pixel_grid") or {}
+    if grid:
+        rows.append(("pixel grid", f"LOM scaled by {grid.get('factor', 1):.4g} ({grid.get('reason', '')})"))
+    sizes = [f"{k.split('_')[0].upper()} {m[k]:.4g} µm" for k in ("lom_pixel_size_um", "cbs_pixel_size_um") if m.get(k)]
+    if sizes:
+        rows.append(("pixel sizes", ", ".join(sizes)))
+    if m.get("cbs_data_bar_rows"):
+        rows.append(("CBS data bar", f"{m['cbs_data_bar_rows']} rows cropped"))
+    secs = m.get("seconds") or {}
+    if secs:
+        rows.append(("time", ", ".join(f"{k} {v:.1f} s" for k, v in secs.items() if isinstance(v, (int, float)))))
+    for key in ("lom", "cbs"):
+        if m.get(key):
+            rows.append((f"{key.upper()} file", str(m[key])))
+    return rows
+
+
+# ----------------------------------------------------------------------------------- HTML
+def _pair_summary_html(e: PairEntry) -> str:
+    bits = [_tier_badge(e.tier, e.grade_source), _e(e.status or "?")]
+    for key, title, decimals, scale, _tip in _METRIC_COLUMNS[:6]:
+        v = e.num(key)
+        if v is not None:
+            bits.append(f"{_e(title)} {_fmt(v, decimals, scale)}")
+    return " · ".join(bits)
 
 
 def _row_html(batch_dir: Path, e: PairEntry) -> str:
@@ -523,54 +486,104 @@ def _row_html(batch_dir: Path, e: PairEntry) -> str:
         v = str(e.row.get(key) or "")
         if v:
             src.append(f'<span title="{_e(v)}">{_e(key.upper())}: {_e(Path(v).name or v)}</span>')
-    files = []
-    for label, path in e.files.items():
-        files.append(f'<a href="{_href(batch_dir, path)}">{_e(label)}</a>')
-    pair_html = f'<b>{_e(e.name)}</b>'
-    if src:
-        pair_html += '<div class="src">' + "<br>".join(src) + "</div>"
-    if files:
-        pair_html += '<div class="files">' + " ".join(files) + "</div>"
+    link = f'<a href="#pair-{e.index}"><b>{_e(e.name)}</b></a>' if e.folder is not None else f"<b>{_e(e.name)}</b>"
+    pair_html = link + ('<div class="src">' + "<br>".join(src) + "</div>" if src else "")
     cells.append(f'<td data-v="{_e(e.name.lower())}">{pair_html}</td>')
     status = e.status or "?"
     cells.append(f'<td data-v="{_e(status)}" class="st-{_e(status)}">{_e(status)}</td>')
     rank = TIER_RANK.get(e.tier)
     cells.append(f'<td data-v="{"" if rank is None else rank}">{_tier_badge(e.tier, e.grade_source)}</td>')
-    for key, title, *_ in _VIEWS:
-        cells.append(_pic_cell(batch_dir, e, key, title))
     for key, _title, decimals, scale, _tip in _METRIC_COLUMNS:
         v = e.num(key)
         cells.append(f'<td class="num" data-v="{"" if v is None else repr(v)}">{_fmt(v, decimals, scale)}</td>')
     err = str(e.row.get("error") or "")
     texts = ([err] if err else []) + e.notes
     text = "\n".join(texts)
-    short = text if len(text) <= 400 else text[:400] + " …"
+    short = text if len(text) <= 300 else text[:300] + " …"
     cells.append(f'<td class="err" title="{_e(text)}">{_e(short)}</td>')
-    cls = f' class="st-row-{_e(status)}"'
-    return f'<tr id="pair-{e.index}"{cls}>' + "".join(cells) + "</tr>"
+    return f'<tr class="st-row-{_e(status)}">' + "".join(cells) + "</tr>"
+
+
+def _pair_block(batch_dir: Path, e: PairEntry) -> str:
+    figs = []
+    for view in VIEWS:
+        full, thumb = e.views.get(view.key, (None, None))
+        cls = ' class="cmp"' if view.key in ("styled", "target") else ""
+        bar = colorbar_svg(150, 30, compact=True) if view.key == "jacobian" else ""
+        caption = f'<figcaption{cls} title="{_e(view.help)}">{_e(view.title)}{bar}</figcaption>'
+        if thumb is not None and thumb.is_file():
+            href = full if full is not None and full.is_file() else thumb
+            figs.append(f'<figure><a href="{_href(batch_dir, href)}"><img src="{_href(batch_dir, thumb)}" '
+                        f'alt="{_e(view.title)} of {_e(e.name)}" title="{_e(view.help)}" loading="lazy"></a>{caption}</figure>')
+        else:
+            figs.append(f'<figure><div class="none">no picture</div>{caption}</figure>')
+    links = []
+    if e.page is not None:
+        links.append(f'<a href="{_href(batch_dir, e.page)}">compare (slider, flicker)</a>')
+    for label, path in e.files.items():
+        links.append(f'<a href="{_href(batch_dir, path)}">{_e(label)}</a>')
+    details = pair_details(e.metrics)
+    notes = ([str(e.row.get("error"))] if e.row.get("error") else []) + e.notes
+    details += [("note", n) for n in notes]
+    kv = "".join(f"<dt>{_e(k)}</dt><dd>{_e(v)}</dd>" for k, v in details)
+    any_picture = any(thumb is not None for _, thumb in e.views.values())
+    return (f'<section class="pair" id="pair-{e.index}"><h3>{e.index}. {_e(e.name)} {" ".join(links)}</h3>'
+            f'<div class="sub">{_pair_summary_html(e)}</div>'
+            + (f'<div class="pics">{"".join(figs)}</div>' if any_picture else "")
+            + f'<dl class="kv">{kv}</dl></section>')
+
+
+def colorbar_svg(width: int = 260, height: int = 34, *, compact: bool = False) -> str:
+    """The Jacobian colour scale as inline SVG (same colours as the pictures); ``compact``: ticks 0.5, 1, 2 only."""
+    from .figures import FOLD_RGB, JACOBIAN_TICKS, jacobian_colors
+
+    x0, x1, bar_h = (34 if compact else 46), width - 8, 12 if compact else 14
+    ticks = (0.5, 1.0, 2.0) if compact else JACOBIAN_TICKS
+    fold_w, fold_label = (26, "fold") if compact else (36, "≤0 fold")
+    n = 40
+    cells = []
+    for i in range(n):
+        t = -1 + 2 * (i + 0.5) / n
+        r, g, b = (int(round(c)) for c in jacobian_colors(np.array([2.0**t]))[0])
+        cells.append(f'<rect x="{x0 + i * (x1 - x0) / n:.1f}" y="2" width="{(x1 - x0) / n + 0.6:.1f}" height="{bar_h}" fill="rgb({r},{g},{b})"/>')
+    fr, fg, fb = (int(c) for c in FOLD_RGB)
+    parts = [f'<svg class="colorbar" width="{width}" height="{height}" viewBox="0 0 {width} {height}" role="img" '
+             f'aria-label="Jacobian colour scale">',
+             f'<rect x="2" y="2" width="{fold_w}" height="{bar_h}" fill="rgb({fr},{fg},{fb})"><title>det ≤ 0: folding</title></rect>'
+             f'<text x="{2 + fold_w / 2}" y="{bar_h + 14}" text-anchor="middle" font-size="10">{fold_label}</text>',
+             *cells, f'<rect x="{x0}" y="2" width="{x1 - x0}" height="{bar_h}" fill="none" stroke="#999"/>']
+    for tick in ticks:
+        x = x0 + (math.log2(tick) + 1) / 2 * (x1 - x0)
+        parts.append(f'<line x1="{x:.1f}" y1="{bar_h + 2}" x2="{x:.1f}" y2="{bar_h + 5}" stroke="#000"/>'
+                     f'<text x="{x:.1f}" y="{bar_h + 14}" text-anchor="middle" font-size="10">{tick:g}</text>')
+    parts.append("</svg>")
+    return "".join(parts)
 
 
 def _help_html() -> str:
-    return """<section class="help"><h2>How to read this</h2><ul>
+    return f"""<section class="help"><h2>How to read this</h2><ul>
 <li><b>Tiers</b> (DIR/results.csv column <code>tier</code>), from the target registration error (TRE, pixels on the CBS grid) where ground truth exists:
 <span class="badge t-good">good</span> mean ≤ 1.5 px and 95th percentile ≤ 3 px;
 <span class="badge t-decent">decent</span> mean ≤ 3 px;
 <span class="badge t-bad">bad</span> mean ≤ 8 px;
 <span class="badge t-poor">poor</span> otherwise, or whenever the map folds.</li>
 <li>Badges marked <span class="badge t-decent est">≈ decent</span> come from the grader: an estimate from metrics that need no ground truth (how well the registered styled LOM correlates with the CBS, direct/inverse consistency, folding), calibrated against TRE on synthetic pairs (docs/quality.md gives its error rate). It can be wrong; check the pictures.</li>
-<li><b>Overlay</b>: registered LOM in magenta, CBS in green; aligned structures look grey/white, misalignment shows as magenta/green fringes.
-<b>Checkerboard</b>: tiles alternate registered LOM and CBS; boundaries and grains should run straight across tile borders.</li>
+<li><b>Pictures per pair</b>, left to right: the <b>original LOM</b> and the real <b>CBS</b> as read from their files; the <b>registered LOM</b> (the original LOM moved onto the CBS grid);
+the <b>overlay</b> of registered LOM (magenta) and CBS (green): aligned structures look grey/white, misalignment shows as magenta/green fringes;
+the <b>checkerboard</b>: tiles alternate registered LOM and CBS, structures should run straight across tile borders;
+<b style="color:#6a1b9a">compared</b>: the two images bUnwarpJ actually registered (the LOM and the CBS in the style model's representation, e.g. boundary maps; with <code>--style none</code> the raw images);
+the <b>deformation grid</b> and the <b>Jacobian</b>. The link <i>compare</i> opens a page with a slider and a flicker view of registered LOM and CBS.</li>
 <li><b>Deformation grid</b>: lines of constant source x and y every 32 source pixels (fewer on small images, coarser in the thumbnail), drawn on the CBS grid over the dimmed CBS.
-Line colour is the local area change (Jacobian determinant): white ≈ 1, blue = LOM compressed, orange = LOM stretched, <b style="color:#c62828">red = folding</b> (the map is not invertible there: such a pair is <i>poor</i>). The Jacobian map (link <i>jacobian</i>) uses the same colours.</li>
+Colours are the local area change (Jacobian determinant) {colorbar_svg()} — white ≈ 1, blue = LOM compressed, orange = LOM stretched, <b style="color:#c62828">red = folding</b> (the map is not invertible there: such a pair is <i>poor</i>). The Jacobian picture uses the same colours and carries this colour bar.</li>
 <li><b>NMI</b> is the normalised mutual information of LOM and CBS (1 = unrelated, 2 = identical); its gain from before to after registration should be positive.
 <b>Consistency</b> is how far inverse(direct(x)) lands from x (px; absent in Mono mode). <b>Folded %</b> and <b>Jac. min</b> ≤ 0 flag folding; <b>roughness</b> is the spread of the Jacobian.</li>
 <li>bUnwarpJ never reports a failure by itself: a run can end with a wrong map. Trust the tier only together with the pictures.</li>
-<li>Click a column header to sort (again to reverse); empty values go last. Click a thumbnail for the full-size picture.</li>
+<li>Click a column header to sort (again to reverse); empty values go last. Click a pair's name for its pictures, a thumbnail for the full-size picture.</li>
 </ul></section>"""
 
 
 def build_entries(batch_dir: PathLikeStr, *, force: bool = False, thumb_side: int = THUMB_SIDE) -> list[PairEntry]:
-    """Read the results, the pair folders, and make the missing pictures."""
+    """Read the results and the pair folders, make the missing pictures and the per-pair pages."""
     d = Path(batch_dir)
     entries = []
     for i, row in enumerate(read_results(d), start=1):
@@ -586,13 +599,18 @@ def build_entries(batch_dir: PathLikeStr, *, force: bool = False, thumb_side: in
                 for k, v in filled.items():
                     if k not in ("status", "error") and str(e.row.get(k) or "") == "" and v != "":
                         e.row[k] = v
-            e.views, notes = ensure_figures(e.folder, thumb_side=thumb_side, force=force)
+            e.views, notes = ensure_figures(e.folder, e.metrics, thumb_side=thumb_side, force=force)
             e.notes.extend(notes)
             for label, name in (("metrics", "metrics.json"), ("error", "error.json"), ("direct", "direct_transf.txt"),
-                                ("inverse", "inverse_transf.txt"), ("registered.tif", "registered.tif"),
-                                ("jacobian", "jacobian.png")):
+                                ("inverse", "inverse_transf.txt"), ("registered.tif", "registered.tif")):
                 if (e.folder / name).is_file():
                     e.files[label] = e.folder / name
+            if any(full is not None for full, _ in e.views.values()):
+                page = e.folder / PAGE_NAME
+                back = "../" * len(e.folder.relative_to(d).parts) + f"report.html#pair-{e.index}"
+                atomic_write_text(page, render_pair_page(e.folder, e.name, e.views, _pair_summary_html(e),
+                                                         pair_details(e.metrics) + [("note", n) for n in e.notes], back))
+                e.page = page
         entries.append(e)
     return entries
 
@@ -629,10 +647,10 @@ def render_html(batch_dir: PathLikeStr, entries: list[PairEntry]) -> str:
                if s["by_tre"] or s["by_grader"] else "No pair has a tier.")
     heads = ['<th title="row of results.csv">#</th>', "<th>pair</th>", "<th>status</th>",
              '<th title="click to sort worst first">tier</th>']
-    heads += [f"<th>{_e(title)}</th>" for _, title, *_ in _VIEWS]
     heads += [f'<th title="{_e(tip)}">{_e(title)}</th>' for _, title, _, _, tip in _METRIC_COLUMNS]
     heads.append("<th>error / notes</th>")
     rows = "\n".join(_row_html(d, e) for e in entries)
+    blocks = "\n".join(_pair_block(d, e) for e in entries if e.folder is not None)
     meta = [f"styleunwarp {__version__}", f"generated {now}"]
     if backends:
         meta.append("backend " + ", ".join(backends))
@@ -666,6 +684,8 @@ def render_html(batch_dir: PathLikeStr, entries: list[PairEntry]) -> str:
 {rows}
 </tbody>
 </table>
+<h2>Pictures and settings per pair</h2>
+{blocks}
 {_help_html()}
 <script>{_SCRIPT}</script>
 </body>
@@ -674,11 +694,11 @@ def render_html(batch_dir: PathLikeStr, entries: list[PairEntry]) -> str:
 
 
 def write_report(batch_dir: PathLikeStr, *, force: bool = False, thumb_side: int = THUMB_SIDE) -> Path:
-    """Write (or refresh) ``DIR/report.html`` for a batch folder; return its path.
+    """Write (or refresh) ``DIR/report.html`` and the per-pair pages for a batch folder; return its path.
 
     Pictures missing or older than their sources are (re)made in the pair folders;
-    ``force`` remakes them all. A pair whose files cannot be read gets a note in its row
-    instead of pictures; the report is still written.
+    ``force`` remakes them all. A pair whose files cannot be read gets a note instead of
+    pictures; the report is still written.
 
     Raises
     ------
