@@ -1,6 +1,7 @@
 // styleunwarp_batch.ijm — register every LOM/CBS pair of an acquisition folder with bUnwarpJ.
 //
-// For each pair NAME_LOM.<tif|tiff|png> + NAME_CBS (or NAME_SEM) in the input folder:
+// For each pair NAME_LOM.EXT + NAME_CBS.EXT (or NAME_SEM.EXT; EXT tif, tiff, png, jpg, jpeg or bmp,
+// case-insensitive: the pairing rule of `styleunwarp batch`) in the input folder:
 //   1. `styleunwarp prepare` styles the LOM CBS-like and crops/normalises the CBS
 //      (OUTPUT/NAME/styled.tif, OUTPUT/NAME/target.tif);
 //   2. bUnwarpJ (run("bUnwarpJ", ...), inside ImageJ/Fiji) registers styled.tif to target.tif
@@ -8,10 +9,14 @@
 //   3. bUnwarpJ re-applies the direct transform to the ORIGINAL LOM:
 //      OUTPUT/NAME/registered.tif on the CBS grid.
 // A pair whose registered.tif exists is skipped (rerun = resume). A failing pair is logged
-// and the batch goes on; OUTPUT/macro_results.csv gets one line per pair.
+// with its reason (prepare's one-line error, from `styleunwarp prepare --error-file`) and the
+// batch goes on; OUTPUT/macro_results.csv gets one line per pair and per unpaired file
+// (named by the file's stem, e.g. s3_LOM, as in `styleunwarp batch`'s results.csv).
 //
-// In Fiji: Plugins > Macros > Run... (a dialog asks for the settings), or headless-ish:
-//   xvfb-run ImageJ -batch styleunwarp_batch.ijm "input=/data/run 1|output=/data/out|styleunwarp=/path/to/.venv/bin/styleunwarp"
+// In Fiji: Plugins > Macros > Run... (a dialog asks for the settings). Headless, under a
+// virtual display, with Fiji's launcher or with plain ImageJ 1 (FIJI = the Fiji.app folder):
+//   xvfb-run -a ImageJ-linux64 -batch styleunwarp_batch.ijm "input=/data/run 1|output=/data/out|styleunwarp=/path/to/.venv/bin/styleunwarp"
+//   xvfb-run -a java -Dplugins.dir=FIJI -cp FIJI/jars/ij.jar ij.ImageJ -batch styleunwarp_batch.ijm "input=...|output=...|styleunwarp=..."
 // Keys: input, output, styleunwarp (the command, full path recommended), model (a model
 // folder, "default" or "none"), mode (Fast|Accurate|Mono), initial, final (Very Coarse ..
 // Super Fine), subsample (0-7), divergence and curl (weights, default 0.1).
@@ -22,6 +27,7 @@
 // written to a temporary path and then moved into place.
 
 requires("1.52a");
+var EXT = "(tif|tiff|png|jpg|jpeg|bmp)";  // image extensions, as `styleunwarp batch` pairs them
 
 function option(args, key, fallback) {
 	parts = split(args, "|");
@@ -39,20 +45,36 @@ function withSlash(dir) {
 	return dir + File.separator;
 }
 
-function partner(dir, stem) {
-	suffixes = newArray("_CBS", "_SEM", "_cbs", "_sem");
-	exts = newArray(".tif", ".tiff", ".png", ".TIF", ".TIFF", ".PNG");
-	for (s = 0; s < suffixes.length; s++)
-		for (e = 0; e < exts.length; e++)
-			if (File.exists(dir + stem + suffixes[s] + exts[e])) return dir + stem + suffixes[s] + exts[e];
-	return "";
+// The file of `list` named STEM + one of `suffixes` (e.g. "_(CBS|SEM)") + an image extension, any case; "" if none.
+// (No `return` inside the loop: ImageJ 1.53t's interpreter fails on it when the call is part of an `if`.)
+function partner(list, stem, suffixes) {
+	found = "";
+	for (k = 0; k < list.length; k++) {
+		if (found == "" && lengthOf(list[k]) > lengthOf(stem)) {
+			if (substring(list[k], 0, lengthOf(stem)) == stem && matches(substring(list[k], lengthOf(stem)), "(?i)" + suffixes + "\\." + EXT))
+				found = list[k];
+		}
+	}
+	return found;
+}
+
+function withoutExtension(name) {
+	return replace(name, "\\.[^.]*$", "");
+}
+
+function readReason(path, fallback) {
+	if (!File.exists(path)) return fallback;
+	text = String.trim(File.openAsString(path));
+	deleted = File.delete(path);
+	if (text == "") return fallback;
+	return text;
 }
 
 function moveFile(from, to) {
-	if (File.exists(to)) File.delete(to);
+	if (File.exists(to)) deleted = File.delete(to);
 	if (!File.rename(from, to)) {
 		File.copy(from, to);
-		File.delete(from);
+		deleted = File.delete(from);
 	}
 }
 
@@ -96,30 +118,47 @@ if (!File.exists(csv)) File.append("pair,status,detail", csv);
 
 setBatchMode(true);
 files = getFileList(input);
-done = 0; skipped = 0; failed = 0;
+done = 0; skipped = 0; failed = 0; unpaired = 0;
+// CBS/SEM files without a LOM partner: reported like `styleunwarp batch` does
+for (f = 0; f < files.length; f++) {
+	if (!matches(files[f], "(?i).+_(CBS|SEM)\\." + EXT)) continue;
+	stem = replace(files[f], "(?i)_(CBS|SEM)\\." + EXT + "$", "");
+	lomName = partner(files, stem, "_LOM");
+	if (lomName == "") {
+		print("styleunwarp: unpaired: " + files[f] + " (no LOM image with the same stem)");
+		appendResult(csv, withoutExtension(files[f]), "unpaired", "no LOM image with the same stem");
+		unpaired++;
+	}
+}
 for (f = 0; f < files.length; f++) {
 	name = files[f];
-	if (!matches(name, "(?i).*_LOM\\.(tif|tiff|png)$")) continue;
-	stem = replace(name, "(?i)_LOM\\.(tif|tiff|png)$", "");
+	if (!matches(name, "(?i).+_LOM\\." + EXT)) continue;
+	stem = replace(name, "(?i)_LOM\\." + EXT + "$", "");
 	lomPath = input + name;
-	cbsPath = partner(input, stem);
-	if (cbsPath == "") {
-		print("styleunwarp: " + name + ": no CBS/SEM partner, skipped");
-		appendResult(csv, stem, "unpaired", "no " + stem + "_CBS or _SEM image");
-		failed++;
+	cbsName = partner(files, stem, "_(CBS|SEM)");
+	if (cbsName == "") {
+		print("styleunwarp: unpaired: " + name + " (no CBS/SEM image with the same stem)");
+		appendResult(csv, withoutExtension(name), "unpaired", "no CBS/SEM image with the same stem");
+		unpaired++;
 		continue;
 	}
+	cbsPath = input + cbsName;
 	pairOut = output + stem + File.separator;
 	if (File.exists(pairOut + "registered.tif")) { skipped++; continue; }
 	File.makeDirectory(pairOut);
 
-	// 1. style transfer and normalisation (Python), without a shell: arguments go as they are
-	if (model == "none") plog = exec(command, "prepare", lomPath, cbsPath, "--out", pairOut, "--style", "none");
-	else if (model == "default") plog = exec(command, "prepare", lomPath, cbsPath, "--out", pairOut);
-	else plog = exec(command, "prepare", lomPath, cbsPath, "--out", pairOut, "--model", model);
+	// 1. style transfer and normalisation (Python), without a shell: arguments go as they are.
+	//    exec() returns only the command's standard output: the reason of a failure comes back
+	//    through --error-file.
+	errorFile = pairOut + "prepare_error.txt";
+	if (model == "none") plog = exec(command, "prepare", lomPath, cbsPath, "--out", pairOut, "--style", "none", "--error-file", errorFile);
+	else if (model == "default") plog = exec(command, "prepare", lomPath, cbsPath, "--out", pairOut, "--error-file", errorFile);
+	else plog = exec(command, "prepare", lomPath, cbsPath, "--out", pairOut, "--model", model, "--error-file", errorFile);
 	if (!File.exists(pairOut + "styled.tif") || !File.exists(pairOut + "target.tif")) {
-		print("styleunwarp: " + stem + ": prepare failed: " + plog);
-		appendResult(csv, stem, "failed", "prepare: " + plog);
+		reason = readReason(errorFile, String.trim(plog));
+		if (reason == "") reason = "no output from " + command + " (is it the full path of the styleunwarp command?)";
+		print("styleunwarp: " + stem + ": FAILED: " + reason);
+		appendResult(csv, stem, "failed", "prepare: " + reason);
 		failed++;
 		continue;
 	}
@@ -134,7 +173,7 @@ for (f = 0; f < files.length; f++) {
 		+ " save_transformations save_direct_transformation=[" + tmp + "direct.txt] save_inverse_transformation=[" + tmp + "inverse.txt]");
 	close("*");
 	if (!File.exists(tmp + "direct.txt")) {
-		print("styleunwarp: " + stem + ": bUnwarpJ wrote no transform");
+		print("styleunwarp: " + stem + ": FAILED: bUnwarpJ wrote no transform");
 		appendResult(csv, stem, "failed", "bUnwarpJ wrote no transform");
 		failed++;
 		continue;
@@ -145,6 +184,7 @@ for (f = 0; f < files.length; f++) {
 	// 3. the direct transform applied to the ORIGINAL LOM by bUnwarpJ itself (file paths, no option string)
 	call("bunwarpj.bUnwarpJ_.elasticTransformImageMacro", pairOut + "target.tif", lomPath, pairOut + "direct_transf.txt", pairOut + "registered_tmp.tif");
 	if (!File.exists(pairOut + "registered_tmp.tif")) {
+		print("styleunwarp: " + stem + ": FAILED: applying the transform to the LOM failed");
 		appendResult(csv, stem, "failed", "applying the transform to the LOM failed");
 		failed++;
 		continue;
@@ -155,4 +195,5 @@ for (f = 0; f < files.length; f++) {
 	done++;
 }
 setBatchMode(false);
-print("styleunwarp: " + done + " registered, " + skipped + " already done, " + failed + " failed or unpaired");
+print("styleunwarp: " + done + " registered, " + skipped + " already done, " + failed + " failed, " + unpaired + " unpaired; results in " + csv);
+if (done + skipped + failed == 0) print("styleunwarp: no LOM/CBS pair found in " + input + "; pairing rule: NAME_LOM.EXT + NAME_CBS.EXT (or NAME_SEM.EXT), EXT tif/tiff/png/jpg/jpeg/bmp");

@@ -16,7 +16,9 @@
    saves OUTPUT/direct_transf.txt (and inverse_transf.txt unless Mono).
 3. bUnwarpJ applies the direct transform to the ORIGINAL LOM: OUTPUT/registered.tif.
 Open it in Fiji's script editor (File > Open, then Run), or put it in Fiji.app/scripts/Plugins/
-to get a menu entry.
+to get a menu entry. Headless, with plain ImageJ 1 and Jython (no Fiji GUI, no display):
+  java -Djava.awt.headless=true -cp jython.jar:FIJI/jars/ij.jar:FIJI/plugins/bUnwarpJ_.jar \
+       org.python.util.jython styleunwarp_register.py LOM CBS OUTPUT command=/path/to/styleunwarp mode=Mono
 """
 import os
 import subprocess
@@ -68,6 +70,32 @@ def register(lom_path, cbs_path, out_dir, command="styleunwarp", model="default"
     return registered
 
 
+USAGE = ("usage: jython styleunwarp_register.py LOM CBS OUTPUT [command=PATH] [model=default|none|FOLDER]"
+         " [mode=Accurate|Fast|Mono] [initial=SCALE] [final=SCALE] [subsample=N]")
+
+
+def main(argv):
+    """Headless use without Fiji's GUI: LOM CBS OUTPUT, then key=value settings."""
+    if len(argv) < 3 or any("=" not in a for a in argv[3:]):
+        print(USAGE)
+        return 2
+    opts = dict(a.split("=", 1) for a in argv[3:])
+    unknown = [k for k in opts if k not in ("command", "model", "mode", "initial", "final", "subsample")]
+    if unknown:
+        print("unknown setting(s): %s\n%s" % (", ".join(unknown), USAGE))
+        return 2
+    try:
+        print(register(argv[0], argv[1], argv[2], show=False, **opts))
+    except Exception as exc:  # one line for the user, as the styleunwarp command does
+        print("styleunwarp_register: %s" % str(exc).strip().splitlines()[-1] if str(exc).strip() else exc)
+        return 1
+    return 0
+
+
 if all(name in globals() for name in ("lom", "cbs", "output")):  # run by Fiji with the #@ parameters
     register(lom.getAbsolutePath(), cbs.getAbsolutePath(), output.getAbsolutePath(), command, model,
              mode, initial, final, subsample, show)
+elif __name__ == "__main__":  # run headless by Jython: see USAGE and fiji-macros/README.md
+    import sys
+
+    sys.exit(main(sys.argv[1:]))

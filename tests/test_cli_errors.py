@@ -48,3 +48,12 @@ def test_debug_shows_the_exception(files):
     args = ["--debug", "transform", "apply", str(files / "notes.txt"), str(files / "img.tif"), "--target", str(files / "img.tif"), str(files / "o.tif")]
     res = CliRunner().invoke(main, args)
     assert res.exit_code == 1 and isinstance(res.exception, TransformFileError)
+
+
+def test_prepare_writes_its_reason_to_the_error_file(files):
+    err = files / "out" / "why.txt"
+    args = ["prepare", str(files / "notes.txt"), str(files / "img.tif"), "--out", str(files / "out"), "--style", "none", "--error-file", str(err)]
+    line = _one_line_error(CliRunner().invoke(main, args), "notes.txt")
+    assert err.read_text().strip() == line[len("Error: "):]
+    args[1] = str(files / "img.tif")  # a good run removes a stale reason
+    assert CliRunner().invoke(main, args).exit_code == 0 and not err.exists()

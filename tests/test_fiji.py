@@ -76,7 +76,8 @@ def test_batch_macro_registers_pairs_records_failures_and_resumes(acquisition, t
     folder, truths = acquisition
     out = tmp_path / "out [x]"
     proc = _run_macro(ij, folder, out)
-    assert "2 registered, 0 already done, 2 failed or unpaired" in proc.stdout, proc.stdout + proc.stderr
+    assert "2 registered, 0 already done, 1 failed, 1 unpaired" in proc.stdout, proc.stdout + proc.stderr
+    assert "unpaired: lonely_LOM.tif (no CBS/SEM image with the same stem)" in proc.stdout
     for stem, (truth, lom) in truths.items():
         d = out / stem
         direct = read_elastic(d / "direct_transf.txt")
@@ -87,7 +88,10 @@ def test_batch_macro_registers_pairs_records_failures_and_resumes(acquisition, t
         assert np.abs(registered - warp_image(lom, direct, (256, 256))).max() < 1e-2
     rows = (out / "macro_results.csv").read_text().splitlines()
     status = {r.split(",")[0]: r.split(",")[1] for r in rows[1:]}
-    assert status == {"sample [a] 1": "done", "b": "done", "lonely": "unpaired", "broken": "failed"}
+    # unpaired files are named by their stem, as in `styleunwarp batch`'s results.csv
+    assert status == {"sample [a] 1": "done", "b": "done", "lonely_LOM": "unpaired", "broken": "failed"}
+    reason = next(r for r in rows if r.startswith("broken,")).split(",", 2)[2]
+    assert "broken_LOM.tif" in reason and "not" in reason, reason  # prepare's real reason, not an empty one
     again = _run_macro(ij, folder, out)
     assert "0 registered, 2 already done" in again.stdout, again.stdout
 
@@ -99,15 +103,12 @@ def test_script_editor_script_registers_one_pair(acquisition, tmp_path):
         pytest.skip("Jython not installed (apt-get install jython): Fiji's script editor runs the script with it")
     folder, truths = acquisition
     out = tmp_path / "one pair [y]"
-    harness = tmp_path / "harness.py"
-    harness.write_text(
-        "g = {'__name__': 'styleunwarp_register'}\n"
-        f"execfile({str(MACROS / 'styleunwarp_register.py')!r}, g)\n"
-        f"print(g['register']({str(folder / 'b_LOM.tif')!r}, {str(folder / 'b_SEM.tif')!r}, {str(out)!r},"
-        f" command={_styleunwarp_command()!r}, model='none', mode='Mono', final='Very Fine'))\n"
-    )
     cp = ":".join([str(jython), str(ij.ij_jar), str(ij.bunwarpj_jar)])
-    proc = subprocess.run(["java", "-Djava.awt.headless=true", "-cp", cp, "org.python.util.jython", str(harness)], capture_output=True, text=True, timeout=600)
+    # the documented headless command line (fiji-macros/README.md)
+    cmd = ["java", "-Djava.awt.headless=true", "-cp", cp, "org.python.util.jython", str(MACROS / "styleunwarp_register.py"),
+           str(folder / "b_LOM.tif"), str(folder / "b_SEM.tif"), str(out), f"command={_styleunwarp_command()}", "model=none",
+           "mode=Mono", "final=Very Fine"]
+    proc = subprocess.run(cmd, capture_output=True, text=True, timeout=600)
     assert proc.returncode == 0, proc.stdout + proc.stderr
     truth, lom = truths["b"]
     direct = read_elastic(out / "direct_transf.txt")
