@@ -73,3 +73,19 @@ def test_relative_fiji_dir_works_for_doctor_and_register(tmp_path):
         assert proc.returncode == 0, proc.stderr[-2000:]
         assert "Traceback" not in proc.stderr
         assert (out / "direct_transf.txt").is_file() and np.isfinite(np.loadtxt(out / "direct_transf.txt", skiprows=3, max_rows=3)).all()
+
+
+def test_doctor_starts_the_jvm_it_reports_on(tmp_path):
+    """A folder that looks like ImageJ but whose jar is unusable passes the file checks, not the JVM check."""
+    import shutil
+
+    from styleunwarp.doctor import jvm_check
+
+    if shutil.which("java") is None and not os.environ.get("JAVA_HOME"):
+        pytest.skip("Java not installed")
+    fake = tmp_path / "Fiji.app"
+    (fake / "jars").mkdir(parents=True)
+    (fake / "jars" / "ij.jar").write_bytes(b"not a jar")
+    assert inspect_folder(fake) is not None  # found on disk ...
+    check = jvm_check(fake, timeout=120)
+    assert not check.ok and "FloatProcessor" in check.detail, check.detail  # ... but the JVM cannot use it
