@@ -11,12 +11,15 @@ import click
 @click.option("--thumb-size", "thumb_side", type=click.IntRange(32, 1024), default=160, show_default=True,
               help="Longer side of the thumbnails, in pixels.")
 def report(batch_dir: str, force: bool, thumb_side: int) -> None:
-    """Write or refresh BATCH_DIR/report.html and print its path.
+    """Write or refresh BATCH_DIR/report.html (and BATCH_DIR/PAIR/pair.html) and print its path.
 
     Reads BATCH_DIR/results.csv (or, without it, the pair folders' metrics.json and
-    error.json) and makes the missing pictures in each pair folder: checkerboard.png,
-    grid.png (deformation grid, folding in red), jacobian.png, previews and thumbs/.
-    The page opens offline; click a column header to sort.
+    error.json) and makes the missing pictures in each pair folder: previews of the
+    original LOM and the real CBS (read from the files metrics.json names), the registered
+    LOM, overlay and checkerboard of registered LOM vs CBS, the two images bUnwarpJ
+    compared, grid.png (deformation grid, folding in red), jacobian.png (with its colour
+    bar), and thumbs/. pair.html compares registered LOM and CBS with a slider and by
+    flicker. The pages open offline; click a column header to sort.
     """
     from ..report import write_report
 
