@@ -330,7 +330,7 @@ td.num{text-align:right;font-variant-numeric:tabular-nums;white-space:nowrap}
 .t-good{background:#2e7d32}.t-decent{background:#9e9d24}.t-bad{background:#ef6c00}.t-poor{background:#c62828}
 .st-failed{color:#c62828;font-weight:bold}.st-unpaired{color:#757575;font-weight:bold}
 .err{color:#b71c1c;max-width:22em;white-space:pre-wrap;word-break:break-word}
-.src{color:#666;font-size:.85em;word-break:break-all}
+.src{color:#666;font-size:.85em;word-break:break-all}td.pair-name{min-width:12em}
 .pair{border:1px solid #ccc;border-radius:6px;margin:1em 0;padding:.5em .7em}
 .pair:target{outline:3px solid #1565c0}
 .pair h3{margin:.1em 0 .3em;font-size:1.05em}.pair h3 a{font-weight:normal;font-size:.9em;margin-left:.6em}
@@ -488,7 +488,7 @@ def _row_html(batch_dir: Path, e: PairEntry) -> str:
             src.append(f'<span title="{_e(v)}">{_e(key.upper())}: {_e(Path(v).name or v)}</span>')
     link = f'<a href="#pair-{e.index}"><b>{_e(e.name)}</b></a>' if e.folder is not None else f"<b>{_e(e.name)}</b>"
     pair_html = link + ('<div class="src">' + "<br>".join(src) + "</div>" if src else "")
-    cells.append(f'<td data-v="{_e(e.name.lower())}">{pair_html}</td>')
+    cells.append(f'<td class="pair-name" data-v="{_e(e.name.lower())}">{pair_html}</td>')
     status = e.status or "?"
     cells.append(f'<td data-v="{_e(status)}" class="st-{_e(status)}">{_e(status)}</td>')
     rank = TIER_RANK.get(e.tier)
