@@ -200,7 +200,8 @@ def discover(source: str | PathLike[str], *, lom_pattern: str = DEFAULT_LOM_PATT
     return find_pairs(p, lom_pattern=lom_pattern, cbs_pattern=cbs_pattern)
 
 
-def _clean_partials(out_dir: Path) -> None:
+def clean_partials(out_dir: Path) -> None:
+    """Remove the partial folders of ``out_dir`` (only while no pair of it is being computed)."""
     for p in out_dir.glob(f"{PARTIAL_PREFIX}*"):
         shutil.rmtree(p, ignore_errors=True)
 
@@ -251,7 +252,7 @@ def run_batch(
 
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
-    _clean_partials(out)
+    clean_partials(out)
     pairs, unpaired = discover(source, lom_pattern=lom_pattern, cbs_pattern=cbs_pattern)
     params = params or PIPELINE_DEFAULTS
     todo = [p for p in pairs if force or not is_done(out / p.name)]
@@ -281,6 +282,7 @@ def run_batch(
                     executor.submit(job)
                 for fin in executor.finished():
                     finished(fin.job, fin.status if fin.lost is None else record_lost(fin.job, fin.lost))
+            clean_partials(out)  # what attempts on workers that died left behind
     finally:
         bar.close()
         rows = collect_results(out, pairs, unpaired)
@@ -295,15 +297,8 @@ def run_batch(
 
 
 def record_lost(job: PairJob, reason: str) -> str:
-    """Record a pair the executor lost (its worker died): ``error.json`` unless it is done; returns ``"failed"``.
-
-    Also removes the pair's partial folders, which only the dead attempts can have left.
-    """
+    """Record a pair the executor lost (its worker died): ``error.json`` unless it is done; returns ``"failed"``."""
     final = job.out_dir / job.spec.name
-    for p in job.out_dir.glob(f"{PARTIAL_PREFIX}*"):
-        stem, _, tag = p.name[len(PARTIAL_PREFIX):].rpartition("-")
-        if stem == job.spec.name and len(tag) == 8:
-            shutil.rmtree(p, ignore_errors=True)
     if is_done(final):  # an earlier result stays (a --force rerun lost this attempt)
         return "failed"
     final.mkdir(parents=True, exist_ok=True)

@@ -15,7 +15,7 @@ from os import PathLike
 from pathlib import Path
 from typing import Callable
 
-from .batch import PairJob, absolute, collect_results, is_done, process_pair, record_lost, write_results
+from .batch import PairJob, absolute, clean_partials, collect_results, is_done, process_pair, record_lost, write_results
 from .executors import make_executor
 from .pairing import DEFAULT_CBS_PATTERN, DEFAULT_LOM_PATTERN, PairSpec, find_pairs
 
@@ -61,9 +61,11 @@ def watch(
     running: set[str] = set()
     processed, last_work = 0, time.monotonic()
     echo(f"watching {folder} (every {interval:g} s, files settle after {settle:g} s); Ctrl-C stops")
+    clean_partials(out)
     try:
         with make_executor(process_pair, workers=workers, cluster=cluster, scheduler=scheduler) as executor:
             executor.require_paths([Path(folder).absolute(), out.absolute()])
+            last_work = time.monotonic()  # idle time counts from when the workers are ready
             while True:
                 now = time.monotonic()
                 pairs, unpaired = find_pairs(folder, lom_pattern=lom_pattern, cbs_pattern=cbs_pattern)
@@ -81,6 +83,8 @@ def watch(
                     last_work = time.monotonic()
                     echo(f"{fin.job.spec.name}: {status}")
                     write_results(out, collect_results(out, pairs, unpaired))
+                    if not executor.pending:
+                        clean_partials(out)  # what attempts on workers that died left behind
                 if max_idle is not None and not executor.pending and time.monotonic() - last_work > max_idle:
                     break
                 time.sleep(interval)

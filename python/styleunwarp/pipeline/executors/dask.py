@@ -27,9 +27,6 @@ from . import ExecutorError, Finished, Task, threads_per_worker
 
 log = logging.getLogger(__name__)
 
-CONNECT_TIMEOUT_S = 30.0
-"""Seconds to reach a running scheduler."""
-
 WORKER_WAIT_S = 120.0
 """Seconds to wait for the first worker to join (a job-queue cluster may still be starting)."""
 
@@ -114,7 +111,7 @@ class DaskExecutor:
             self.description = f"a local dask cluster of {self._local} worker processes, {threads} torch thread(s) each"
             return
         try:
-            self._client = Client(self._address, timeout=CONNECT_TIMEOUT_S)
+            self._client = Client(self._address)  # gives up after dask's distributed.comm.timeouts.connect
         except (OSError, TimeoutError, ValueError) as exc:
             raise ExecutorError(f"cannot reach the dask scheduler at {self._address}: {exc}") from exc
         try:
