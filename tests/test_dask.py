@@ -153,6 +153,30 @@ def test_watch_submits_to_the_scheduler(dask_cluster, tmp_path):
 
 
 @pytest.mark.slow
+@pytest.mark.bunwarpj
+def test_bunwarpj_on_dask_workers_one_jvm_each(dask_cluster, tmp_path):
+    from styleunwarp.errors import ImageJNotFoundError
+    from styleunwarp.imagej import find_imagej
+
+    try:
+        find_imagej(require_bunwarpj=True)
+    except ImageJNotFoundError as exc:
+        pytest.skip(f"real bUnwarpJ not available: {exc}")
+    client = dask_cluster.client
+    folder, out = _pairs(tmp_path / "acq", 4, size=128), tmp_path / "out"
+    cmd = [sys.executable, "-m", "styleunwarp", "batch", str(folder), "--out", str(out), "--style", "none", "--mode", "mono",
+           "--no-progress", "--scheduler", dask_cluster.address]
+    res = subprocess.run(cmd, env=_env(), capture_output=True, text=True, timeout=240)
+    assert res.returncode == 0 and "4 registered" in res.stdout, res.stdout + res.stderr
+    assert {json.loads((out / f"s{i}" / "metrics.json").read_text())["backend"] for i in range(4)} == {"bunwarpj"}
+    # the JVM each worker started stays up for its next pairs (one per worker process)
+    from styleunwarp.imagej.jvm import jvm_install
+
+    jvms = client.run(lambda: None if jvm_install() is None else str(jvm_install().bunwarpj_jar))
+    assert any(jvms.values()) and all(j is None or "bUnwarpJ" in j for j in jvms.values()), jvms
+
+
+@pytest.mark.slow
 def test_scheduler_batch_survives_a_killed_worker(dask_cluster, tmp_path):
     client = dask_cluster.client
     client.wait_for_workers(2, timeout=START_TIMEOUT_S)
@@ -193,15 +217,19 @@ def test_scheduler_batch_survives_a_killed_worker(dask_cluster, tmp_path):
 
 @pytest.mark.slow
 def test_local_cluster_batch_and_rerun(tmp_path):
+    from styleunwarp.pipeline.batch import run_batch
+    from styleunwarp.registration import BUnwarpJParams
+
     folder, out = _pairs(tmp_path / "acq", 4, size=128), tmp_path / "out"
-    first = _batch(folder, out, "--cluster", "local:2")
-    assert first.returncode == 0 and "4 registered" in first.stdout, first.stdout + first.stderr
+    opts = {"cluster": "local:2", "backend": "native", "style": "none", "params": BUnwarpJParams(mode="mono"), "progress": False}
+    first = run_batch(folder, out, **opts)
+    assert first.done == 4 and first.ok, first.line()
     rows = _rows(out)
     assert sorted(rows) == [f"s{i}" for i in range(4)] and all(r["status"] == "done" for r in rows.values())
-    assert (out / "report.html").is_file()
+    assert (out / "report.html").is_file() and not list(out.glob(".partial-*"))
     stamps = _stamps(out)
-    again = _batch(folder, out, "--cluster", "local:2")
-    assert again.returncode == 0 and "0 registered, 4 already done" in again.stdout, again.stdout
+    again = run_batch(folder, out, **opts)
+    assert again.done == 0 and again.skipped == 4, again.line()
     assert _stamps(out) == stamps
 
 
