@@ -133,6 +133,14 @@ def test_cluster_option_parsing_and_thread_split():
     assert threads_per_worker(2, cores=2) == 1 and threads_per_worker(2, cores=16) == 8 and threads_per_worker(4, cores=2) == 1
 
 
+def test_workers_must_see_the_folders(dask_cluster, tmp_path):
+    with make_executor(abs, scheduler=dask_cluster.address) as ex:
+        assert "retried 1 time(s)" in ex.description  # the scheduler's allowed-failures, as started
+        ex.require_paths([tmp_path])
+        with pytest.raises(ExecutorError, match=r"not-there: not visible on the dask worker\(s\) tcp://127\.0\.0\.1"):
+            ex.require_paths([tmp_path, tmp_path / "not-there"])
+
+
 @pytest.mark.slow
 def test_watch_submits_to_the_scheduler(dask_cluster, tmp_path):
     from styleunwarp.pipeline.watch import watch

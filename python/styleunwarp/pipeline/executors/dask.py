@@ -1,9 +1,9 @@
 """One task per pair on a ``dask.distributed`` cluster (``--scheduler ADDRESS``, ``--cluster local:N``).
 
-Each worker process keeps what a pair needs for all its pairs: the JVM with ImageJ and
-bUnwarpJ is process-wide (:mod:`styleunwarp.imagej.jvm` starts it once per process), and
-:class:`PairWorker`, a worker plugin, sets the worker's torch/BLAS threads before the first
-pair. A pair whose worker process dies (JVM crash, memory limit, node lost) is given to
+Each worker process keeps its JVM with ImageJ and bUnwarpJ for all its pairs (the JVM is
+process-wide: :mod:`styleunwarp.imagej.jvm` starts it once per process), and
+:class:`PairWorker`, a worker plugin, sets a local worker's torch/BLAS threads before its
+first pair. A pair whose worker process dies (JVM crash, memory limit, node lost) is given to
 another worker once (``allowed-failures`` 1 on a local cluster; a running scheduler uses its
 own setting, see :attr:`DaskExecutor.description`), then reported as lost. Pair folders
 are written by the workers, so the output folder must be on a filesystem they all share;
@@ -32,7 +32,7 @@ WORKER_WAIT_S = 120.0
 
 THREAD_VARIABLES = ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS")
 
-LOST = ("its worker process died while registering it, also on the retry on another worker "
+LOST = ("its worker process died while registering it, and again on the retry "
         "(JVM crash, out of memory or node lost); rerun to retry")
 
 
@@ -46,20 +46,19 @@ def limit_threads(threads: int) -> None:
 
 
 class PairWorker(WorkerPlugin):
-    """Worker plugin: sets the worker process's thread count once, before its first pair.
+    """Worker plugin of a local cluster: sets the worker process's threads once, before its first pair.
 
-    ``threads=None`` keeps the worker's setting (a dask nanny starts workers with
-    ``OMP_NUM_THREADS=1``: one torch thread per worker thread, dask's own rule).
+    Workers of a running cluster keep their own setting: a dask nanny starts each worker with
+    ``OMP_NUM_THREADS=1``, one torch thread per worker thread (dask's rule).
     """
 
     name = "styleunwarp"
 
-    def __init__(self, threads: int | None = None) -> None:
+    def __init__(self, threads: int) -> None:
         self.threads = threads
 
     def setup(self, worker: Any) -> None:
-        if self.threads:
-            limit_threads(self.threads)
+        limit_threads(self.threads)
 
 
 def _missing(paths: Sequence[str]) -> list[str]:
@@ -118,7 +117,6 @@ class DaskExecutor:
             self._client.wait_for_workers(1, timeout=WORKER_WAIT_S)
         except TimeoutError as exc:
             raise ExecutorError(f"no dask worker joined the scheduler at {self._address} within {WORKER_WAIT_S:g} s") from exc
-        self._client.register_plugin(PairWorker(None), name=PairWorker.name)
         retries = self._client.run_on_scheduler(_allowed_failures)
         n = len(self._client.scheduler_info(n_workers=-1)["workers"])
         self.description = (f"the dask scheduler at {self._address} ({n} workers now; a pair whose worker dies "
@@ -137,18 +135,16 @@ class DaskExecutor:
     # ------------------------------------------------------------------ work
     def submit(self, job: Any) -> None:
         name = getattr(getattr(job, "spec", None), "name", "pair")
-        fut = self._require_client().submit(self._task, job, key=f"styleunwarp-{name}-{uuid.uuid4().hex[:8]}", pure=False, retries=1)
+        fut = self._require_client().submit(self._task, job, key=f"styleunwarp-{name}-{uuid.uuid4().hex[:8]}", retries=1)
         self._futures[fut] = job
 
     def finished(self, wait: bool = True) -> Iterator[Finished]:
-        while self._futures:
-            done = [f for f in self._futures if f.done()]
-            if not done:
-                if not wait:
-                    return
-                distributed.wait(list(self._futures), return_when="FIRST_COMPLETED")
-                continue
-            for fut in done:
+        if not wait:
+            for fut in [f for f in self._futures if f.done()]:
+                yield self._outcome(fut, self._futures.pop(fut))
+            return
+        while self._futures:  # jobs submitted while iterating are waited for too
+            for fut in distributed.as_completed(list(self._futures)):
                 yield self._outcome(fut, self._futures.pop(fut))
 
     @staticmethod
