@@ -34,7 +34,7 @@ from typing import Callable
 from ..io import atomic_write_text
 from ..quality import grade
 from ..registration import PIPELINE_DEFAULTS, BUnwarpJParams
-from .executors import make_executor
+from .executors import check_options, make_executor
 from .pairing import DEFAULT_CBS_PATTERN, DEFAULT_LOM_PATTERN, PairSpec, Unpaired, find_pairs, read_manifest
 
 log = logging.getLogger(__name__)
@@ -250,6 +250,7 @@ def run_batch(
     """
     from tqdm import tqdm
 
+    check_options(workers=workers, cluster=cluster, scheduler=scheduler)
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     clean_partials(out)

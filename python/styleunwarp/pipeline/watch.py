@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import Callable
 
 from .batch import PairJob, absolute, clean_partials, collect_results, is_done, process_pair, record_lost, write_results
-from .executors import make_executor
+from .executors import check_options, make_executor
 from .pairing import DEFAULT_CBS_PATTERN, DEFAULT_LOM_PATTERN, PairSpec, find_pairs
 
 log = logging.getLogger(__name__)
@@ -53,6 +53,7 @@ def watch(
     """
     from ..registration import PIPELINE_DEFAULTS
 
+    check_options(workers=workers, cluster=cluster, scheduler=scheduler)
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     opts = {"model": None, "style": "model", "backend": "bunwarpj", "params": PIPELINE_DEFAULTS, "fiji_dir": None, "prealign": False, "coarse_sigma": None}

@@ -91,6 +91,15 @@ def threads_per_worker(workers: int, cores: int | None = None) -> int:
     return max(1, (cores or available_cores()) // max(1, workers))
 
 
+def check_options(*, workers: int = 1, cluster: str | None = None, scheduler: str | None = None) -> None:
+    """Raise :class:`ExecutorError` for contradictory or malformed executor options (before any work)."""
+    given = [name for name, v in (("--scheduler", scheduler), ("--cluster", cluster), ("--workers", workers > 1)) if v]
+    if len(given) > 1:
+        raise ExecutorError(f"{' and '.join(given)} exclude each other: give one")
+    if cluster:
+        parse_cluster(cluster)
+
+
 def make_executor(task: Task, *, workers: int = 1, cluster: str | None = None, scheduler: str | None = None, jobs: int | None = None) -> Executor:
     """The executor the batch options ask for.
 
@@ -98,9 +107,7 @@ def make_executor(task: Task, *, workers: int = 1, cluster: str | None = None, s
     ``workers`` > 1: a ``LocalCluster`` of that many worker processes, at most ``jobs``
     (a single job runs in this process); else in this process.
     """
-    given = [name for name, v in (("--scheduler", scheduler), ("--cluster", cluster), ("--workers", workers > 1)) if v]
-    if len(given) > 1:
-        raise ExecutorError(f"{' and '.join(given)} exclude each other: give one")
+    check_options(workers=workers, cluster=cluster, scheduler=scheduler)
     if scheduler:
         from .dask import DaskExecutor
 
@@ -117,4 +124,4 @@ def make_executor(task: Task, *, workers: int = 1, cluster: str | None = None, s
     return InProcessExecutor(task)
 
 
-__all__ = ["Executor", "ExecutorError", "Finished", "available_cores", "make_executor", "parse_cluster", "threads_per_worker"]
+__all__ = ["Executor", "ExecutorError", "Finished", "available_cores", "check_options", "make_executor", "parse_cluster", "threads_per_worker"]
