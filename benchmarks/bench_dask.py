@@ -13,6 +13,11 @@ median style and registration seconds per pair from the pairs' metrics.json. Def
 the README's command (the shipped style model, bUnwarpJ with the pipeline's parameters).
 
     python benchmarks/bench_dask.py [--pairs 4] [--size 384] [--backend bunwarpj|native] [--style model|none] [--repeat 1]
+
+``--worker-cpu`` instead measures the CPU time of one native registration (256x256, the
+pipeline's parameters, one torch thread) in this process and inside a one-worker local dask
+cluster: with dask's defaults, without ``MALLOC_TRIM_THRESHOLD_``, without dask's profiler,
+and without both, alternating, ``--repeat`` times.
 """
 
 from __future__ import annotations
@@ -49,6 +54,53 @@ def _child(args: argparse.Namespace) -> None:
         raise SystemExit(f"only {summary.done} of {args.pairs} pairs done: {summary.line()}")
 
 
+def _one_registration(_: object = None) -> tuple[float, float, float]:
+    """Wall, process CPU and this thread's CPU seconds of one native registration (after a warm-up one)."""
+    import torch
+
+    from styleunwarp.registration import PIPELINE_DEFAULTS, register
+    from styleunwarp.synth import make_pair
+
+    torch.set_num_threads(1)
+    p = make_pair((256, 256), seed=5)
+    register(p.cbs, p.cbs_like_lom, PIPELINE_DEFAULTS, backend="native")
+    t0, c0, h0 = time.perf_counter(), time.process_time(), time.thread_time()
+    register(p.cbs, p.cbs_like_lom, PIPELINE_DEFAULTS, backend="native")
+    return time.perf_counter() - t0, time.process_time() - c0, time.thread_time() - h0
+
+
+MALLOC_TRIM = "distributed.nanny.pre-spawn-environ.MALLOC_TRIM_THRESHOLD_"  # dask's nanny sets 65536
+PROFILER = "distributed.worker.profile.enabled"  # samples the task's stack every 10 ms
+
+
+def _worker_cpu(repeat: int) -> None:
+    import logging
+
+    import dask
+    from distributed import Client, LocalCluster
+
+    settings = {
+        "in this process": None,
+        "dask worker, dask's defaults": {},
+        "dask worker, no MALLOC_TRIM": {MALLOC_TRIM: None},
+        "dask worker, no profiler": {PROFILER: False},
+        "dask worker, neither": {MALLOC_TRIM: None, PROFILER: False},
+    }
+    times: dict[str, list[tuple[float, float, float]]] = {k: [] for k in settings}
+    for _ in range(repeat):
+        for name, env in settings.items():
+            if env is None:
+                times[name].append(_one_registration())
+                continue
+            with dask.config.set(env), LocalCluster(n_workers=1, threads_per_worker=1, dashboard_address=":0", silence_logs=logging.ERROR) as cluster, Client(cluster) as client:
+                times[name].append(client.submit(_one_registration, 0, pure=False).result())
+    print(f"one native registration 256x256, 1 torch thread; medians of {repeat}; load average {os.getloadavg()[0]:.1f}")
+    print(f"{'where':<34} {'wall s':>7} {'process CPU s':>14} {'task thread CPU s':>18}")
+    for name, runs in times.items():
+        med = [statistics.median(r[i] for r in runs) for i in range(3)]
+        print(f"{name:<34} {med[0]:7.2f} {med[1]:14.2f} {med[2]:18.2f}")
+
+
 def _per_pair(out: Path) -> tuple[float, float]:
     secs = [json.loads(p.read_text())["seconds"] for p in out.glob("*/metrics.json")]
     return statistics.median(s["style"] for s in secs), statistics.median(s["registration"] for s in secs)
@@ -77,6 +129,7 @@ def main() -> None:
     ap.add_argument("--style", default="model", choices=["model", "none"])
     ap.add_argument("--repeat", type=int, default=1, help="runs of each configuration (interleaved)")
     ap.add_argument("--work", default=None, help="folder for the data and outputs (default: a temporary one)")
+    ap.add_argument("--worker-cpu", action="store_true", help="CPU time of one registration in and outside dask workers")
     ap.add_argument("--child", action="store_true", help=argparse.SUPPRESS)
     ap.add_argument("--data", type=Path, help=argparse.SUPPRESS)
     ap.add_argument("--out", type=Path, help=argparse.SUPPRESS)
@@ -85,6 +138,9 @@ def main() -> None:
     args = ap.parse_args()
     if args.child:
         _child(args)
+        return
+    if args.worker_cpu:
+        _worker_cpu(args.repeat)
         return
 
     from styleunwarp.io import write_tiff

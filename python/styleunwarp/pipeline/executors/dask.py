@@ -20,7 +20,6 @@ from concurrent.futures import CancelledError
 from os import PathLike
 from typing import Any, Iterator, Sequence
 
-import dask
 import distributed
 from distributed import Client, Future, KilledWorker, LocalCluster, WorkerPlugin
 
@@ -30,11 +29,6 @@ log = logging.getLogger(__name__)
 
 WORKER_WAIT_S = 120.0
 """Seconds to wait for the first worker to join (a job-queue cluster may still be starting)."""
-
-NANNY_ENVIRON = {"distributed.nanny.pre-spawn-environ.MALLOC_TRIM_THRESHOLD_": None}
-"""Dask's nanny starts workers with ``MALLOC_TRIM_THRESHOLD_=65536``; any explicit value turns off
-glibc's dynamic mmap threshold, so every large torch/numpy buffer is mmap'ed and unmapped
-again: 1.5-1.7x the CPU time per native registration (docs/batch.md). Local workers go without it."""
 
 THREAD_VARIABLES = ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS")
 
@@ -107,11 +101,10 @@ class DaskExecutor:
             dlog.setLevel(logging.ERROR)
         if self._local is not None:
             threads = threads_per_worker(self._local)
-            with dask.config.set(NANNY_ENVIRON):
-                self._cluster = LocalCluster(
-                    n_workers=self._local, threads_per_worker=1, processes=True, dashboard_address=":0",
-                    scheduler_kwargs={"allowed_failures": 1}, silence_logs=logging.ERROR,
-                )  # fmt: skip
+            self._cluster = LocalCluster(
+                n_workers=self._local, threads_per_worker=1, processes=True, dashboard_address=":0",
+                scheduler_kwargs={"allowed_failures": 1}, silence_logs=logging.ERROR,
+            )  # fmt: skip
             self._client = Client(self._cluster)
             self._client.register_plugin(PairWorker(threads), name=PairWorker.name)
             self.description = f"a local dask cluster of {self._local} worker processes, {threads} torch thread(s) each"
