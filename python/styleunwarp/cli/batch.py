@@ -15,12 +15,20 @@ def _pairing_options(func):
     return func
 
 
+def _executor_options(func):
+    """``--workers N``, ``--cluster local:N``, ``--scheduler ADDRESS``: where the pairs run."""
+    func = click.option("--scheduler", default=None, metavar="ADDRESS", help="A running dask.distributed scheduler (tcp://host:8786); its workers must share the filesystem (inputs, --out, Fiji, model).")(func)
+    func = click.option("--cluster", default=None, metavar="local:N", help="Start a local dask cluster of N worker processes for the run (same as --workers N).")(func)
+    func = click.option("--workers", type=click.IntRange(1, 64), default=1, show_default=True, help="Parallel worker processes on this machine, each with its own JVM (a local dask cluster).")(func)
+    return func
+
+
 @click.command()
 @click.argument("source", type=click.Path(exists=True))
 @click.option("--out", "out_dir", required=True, type=click.Path(file_okay=False), help="Output folder.")
 @style_options
 @click.option("--backend", type=click.Choice(["bunwarpj", "native", "elastix"]), default="bunwarpj", show_default=True)
-@click.option("--workers", type=click.IntRange(1, 64), default=1, show_default=True, help="Parallel worker processes (each with its own JVM).")
+@_executor_options
 @click.option("--force", is_flag=True, help="Redo pairs that are already done.")
 @click.option("--prealign", is_flag=True, help="Estimate rotation/scale/shift first (pairs not pre-aligned).")
 @click.option("--progress/--no-progress", default=True, show_default=True)
@@ -29,7 +37,7 @@ def _pairing_options(func):
 @_pairing_options
 @fiji_option
 @bunwarpj_options
-def batch(source, out_dir, model, style, backend, workers, force, prealign, progress, coarse_sigma, backend_options, lom_pattern, cbs_pattern, fiji_dir, params) -> None:
+def batch(source, out_dir, model, style, backend, workers, cluster, scheduler, force, prealign, progress, coarse_sigma, backend_options, lom_pattern, cbs_pattern, fiji_dir, params) -> None:
     """Register every LOM/CBS pair of SOURCE (an acquisition folder or a CSV manifest).
 
     Pairs are NAME_LOM + NAME_CBS (or NAME_SEM) by default. Writes OUT/<pair>/ (the files
@@ -41,7 +49,7 @@ def batch(source, out_dir, model, style, backend, workers, force, prealign, prog
 
     try:
         summary = run_batch(
-            source, out_dir, model=model, style=style, backend=backend, params=params, fiji_dir=fiji_dir, workers=workers,
+            source, out_dir, model=model, style=style, backend=backend, params=params, fiji_dir=fiji_dir, workers=workers, cluster=cluster, scheduler=scheduler,
             force=force, prealign=prealign, coarse_sigma=coarse_sigma, backend_options=backend_options, lom_pattern=lom_pattern,
             cbs_pattern=cbs_pattern, progress=progress,
             echo=click.echo,
@@ -96,21 +104,27 @@ def _ignored_files(source: str, lom_pattern: str, cbs_pattern: str) -> list:
 @click.option("--settle", type=float, default=10.0, show_default=True, help="A file counts once unchanged this long (s).")
 @click.option("--max-idle", type=float, default=None, help="Stop after this many seconds without new pairs (default: run until Ctrl-C).")
 @click.option("--prealign", is_flag=True, help="Estimate rotation/scale/shift first (pairs not pre-aligned).")
+@_executor_options
 @coarse_option
 @backend_options
 @_pairing_options
 @fiji_option
 @bunwarpj_options
-def watch(folder, out_dir, model, style, backend, interval, settle, max_idle, prealign, coarse_sigma, backend_options, lom_pattern, cbs_pattern, fiji_dir, params) -> None:
+def watch(folder, out_dir, model, style, backend, interval, settle, max_idle, prealign, workers, cluster, scheduler, coarse_sigma, backend_options, lom_pattern, cbs_pattern, fiji_dir, params) -> None:
     """Process pairs in FOLDER as the microscope writes them, until stopped.
 
     Prints each pair's tier and time, and keeps OUT/results.csv and OUT/report.html up to date.
     """
+    from ..errors import StyleunwarpError
     from ..pipeline.watch import watch as run_watch
 
-    n = run_watch(
-        folder, out_dir, interval=interval, settle=settle, max_idle=max_idle, lom_pattern=lom_pattern, cbs_pattern=cbs_pattern,
-        echo=click.echo, model=model, style=style, backend=backend, params=params, fiji_dir=fiji_dir, prealign=prealign, coarse_sigma=coarse_sigma,
-        backend_options=dict(backend_options or {}),
-    )  # fmt: skip
+    try:
+        n = run_watch(
+            folder, out_dir, interval=interval, settle=settle, max_idle=max_idle, lom_pattern=lom_pattern, cbs_pattern=cbs_pattern,
+            echo=click.echo, workers=workers, cluster=cluster, scheduler=scheduler,
+            model=model, style=style, backend=backend, params=params, fiji_dir=fiji_dir, prealign=prealign, coarse_sigma=coarse_sigma,
+            backend_options=dict(backend_options or {}),
+        )  # fmt: skip
+    except StyleunwarpError as exc:
+        raise click.ClickException(str(exc)) from exc
     click.echo(f"{n} pairs processed")

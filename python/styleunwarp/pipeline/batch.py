@@ -10,6 +10,10 @@ Robustness rules:
   of or behind what is on disk, and nothing is counted twice;
 * one pair's error (bad file, bUnwarpJ failure, even a crashed worker process) is recorded
   with its reason and the batch goes on.
+
+Where the pairs run (this process, a local dask cluster, a running dask scheduler) is the
+executor's business (:mod:`.executors`); everything above holds for all of them, given a
+filesystem the workers share.
 """
 
 from __future__ import annotations
@@ -22,10 +26,7 @@ import os
 import shutil
 import traceback
 import uuid
-from concurrent.futures import ProcessPoolExecutor, as_completed
-from concurrent.futures.process import BrokenProcessPool
-from dataclasses import dataclass, field
-from multiprocessing import get_context
+from dataclasses import dataclass, field, replace
 from os import PathLike
 from pathlib import Path
 from typing import Callable
@@ -33,6 +34,7 @@ from typing import Callable
 from ..io import atomic_write_text
 from ..quality import grade
 from ..registration import PIPELINE_DEFAULTS, BUnwarpJParams
+from .executors import check_options, make_executor
 from .pairing import DEFAULT_CBS_PATTERN, DEFAULT_LOM_PATTERN, PairSpec, Unpaired, find_pairs, read_manifest
 
 log = logging.getLogger(__name__)
@@ -91,6 +93,14 @@ class BatchSummary:
         """One line per unpaired file and per failed pair, with the reason."""
         lines = [f"unpaired: {u.path} ({u.reason})" for u in self.unpaired_files]
         return lines + [f"failed: {name}: {error}" for name, error in self.failures]
+
+
+def absolute(job: PairJob) -> PairJob:
+    """The job with absolute paths, for workers whose working directory is not this process's."""
+    spec = job.spec
+    spec = replace(spec, lom=spec.lom.absolute(), cbs=spec.cbs.absolute(), truth=None if spec.truth is None else spec.truth.absolute())
+    opt = {k: None if getattr(job, k) is None else os.path.abspath(getattr(job, k)) for k in ("model", "fiji_dir")}
+    return replace(job, spec=spec, out_dir=job.out_dir.absolute(), **opt)
 
 
 def is_done(pair_dir: Path) -> bool:
@@ -198,7 +208,8 @@ def discover(source: str | PathLike[str], *, lom_pattern: str = DEFAULT_LOM_PATT
     return find_pairs(p, lom_pattern=lom_pattern, cbs_pattern=cbs_pattern)
 
 
-def _clean_partials(out_dir: Path) -> None:
+def clean_partials(out_dir: Path) -> None:
+    """Remove the partial folders of ``out_dir`` (only while no pair of it is being computed)."""
     for p in out_dir.glob(f"{PARTIAL_PREFIX}*"):
         shutil.rmtree(p, ignore_errors=True)
 
@@ -213,6 +224,8 @@ def run_batch(
     params: BUnwarpJParams | None = None,
     fiji_dir: str | PathLike[str] | None = None,
     workers: int = 1,
+    cluster: str | None = None,
+    scheduler: str | None = None,
     force: bool = False,
     prealign: bool = False,
     coarse_sigma: float | None = None,
@@ -232,21 +245,30 @@ def run_batch(
     out_dir
         Output folder: one sub-folder per pair, ``results.csv`` and ``report.html``.
     workers
-        Parallel worker processes (each with its own JVM); 1 runs in this process.
+        Parallel worker processes (each with its own JVM): a local dask cluster, as
+        ``cluster="local:N"``; 1 runs in this process.
+    cluster, scheduler
+        ``"local:N"``: a ``dask.distributed`` LocalCluster of N worker processes for this
+        run; ``scheduler``: the address of a running dask scheduler whose workers share the
+        filesystem (inputs, ``out_dir``, Fiji, the model). One task per pair; a pair whose
+        worker dies is retried once elsewhere, then recorded as failed.
     force
         Redo pairs that are already done.
     Other parameters as in :func:`styleunwarp.pipeline.register_pair`.
     """
     from tqdm import tqdm
 
+    check_options(workers=workers, cluster=cluster, scheduler=scheduler)
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
-    _clean_partials(out)
+    clean_partials(out)
     pairs, unpaired = discover(source, lom_pattern=lom_pattern, cbs_pattern=cbs_pattern)
     params = params or PIPELINE_DEFAULTS
     todo = [p for p in pairs if force or not is_done(out / p.name)]
     summary = BatchSummary(out, skipped=len(pairs) - len(todo), unpaired=len(unpaired), pairs=len(pairs), unpaired_files=list(unpaired))
     jobs = [PairJob(p, out, None if model is None else str(model), style, backend, params, None if fiji_dir is None else str(fiji_dir), prealign, coarse_sigma, dict(backend_options or {})) for p in todo]
+    if scheduler:  # remote workers do not share this process's working directory
+        jobs = [absolute(job) for job in jobs]
     write_results(out, collect_results(out, pairs, unpaired))
     bar = tqdm(total=len(jobs), desc="pairs", unit="pair", disable=not progress)
 
@@ -261,21 +283,15 @@ def run_batch(
         bar.update(1)
 
     try:
-        if workers <= 1 or len(jobs) <= 1:
-            for job in jobs:
-                finished(job, process_pair(job))
-        else:
-            with ProcessPoolExecutor(max_workers=workers, mp_context=get_context("spawn")) as pool:
-                futures = {pool.submit(process_pair, job): job for job in jobs}
-                for fut in as_completed(futures):
-                    job = futures[fut]
-                    try:
-                        status = fut.result()
-                    except BrokenProcessPool:
-                        status = _record_crash(job, "the worker process died (JVM or memory failure); rerun to retry")
-                    except Exception as exc:  # noqa: BLE001
-                        status = _record_crash(job, f"{type(exc).__name__}: {exc}")
-                    finished(job, status)
+        if jobs:
+            with make_executor(process_pair, workers=workers, cluster=cluster, scheduler=scheduler, jobs=None if scheduler else len(jobs)) as executor:
+                log.info("batch of %d pairs on %s", len(jobs), executor.description)
+                executor.require_paths([p.absolute() for p in (Path(source), out, *(Path(q) for q in (model, fiji_dir) if q is not None)) if p.exists()])
+                for job in jobs:
+                    executor.submit(job)
+                for fin in executor.finished():
+                    finished(fin.job, fin.status if fin.lost is None else record_lost(fin.job, fin.lost))
+            clean_partials(out)  # what attempts on workers that died left behind
     finally:
         bar.close()
         rows = collect_results(out, pairs, unpaired)
@@ -290,11 +306,13 @@ def run_batch(
     return summary
 
 
-def _record_crash(job: PairJob, reason: str) -> str:
+def record_lost(job: PairJob, reason: str) -> str:
+    """Record a pair the executor lost (its worker died): ``error.json`` unless it is done; returns ``"failed"``."""
     final = job.out_dir / job.spec.name
+    if is_done(final):  # an earlier result stays (a --force rerun lost this attempt)
+        return "failed"
     final.mkdir(parents=True, exist_ok=True)
-    if not is_done(final):
-        atomic_write_text(final / "error.json", json.dumps({"pair": job.spec.name, "error": reason}, indent=2) + "\n")
+    atomic_write_text(final / "error.json", json.dumps({"pair": job.spec.name, "lom": str(job.spec.lom), "cbs": str(job.spec.cbs), "error": reason}, indent=2) + "\n")
     return "failed"
 
 
