@@ -122,7 +122,7 @@ class Shared(Representation):
 
         state = {f"source.{k}": v.detach().cpu().contiguous() for k, v in self.source_net.state_dict().items()}
         state.update({f"target.{k}": v.detach().cpu().contiguous() for k, v in self.target_net.state_dict().items()})
-        state["projection"] = torch.from_numpy(self.projection.astype(np.float32))
+        state["projection"] = torch.from_numpy(self.projection.astype(np.float64))
         with atomic_path(folder / WEIGHTS) as tmp:
             save_file(state, str(tmp), metadata={"format": "styleunwarp.shared/1"})
         return {"kind": self.kind, "weights": WEIGHTS, "source_channels": self.source_channels,
