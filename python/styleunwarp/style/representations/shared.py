@@ -37,7 +37,7 @@ class SharedConfig:
     dilations: tuple[int, ...] = (1, 2, 4, 8, 1)
     crop: int = 96
     batch_size: int = 4
-    samples: int = 256  # pixels sampled per crop for InfoNCE
+    samples: int = 256  # pixels sampled per batch (spread over its crops) for InfoNCE
     temperature: float = 0.5
     lr: float = 1e-3
 
@@ -197,11 +197,9 @@ def train_shared(pairs: list[tuple[np.ndarray, np.ndarray]], source_channels: in
         xb, yb = _crops(data, rng, cfg.batch_size, cfg.crop)
         zs, zt = src(torch.from_numpy(xb)), tgt(torch.from_numpy(yb))
         b, d, h, w = zs.shape
-        loss = zs.new_zeros(())
-        for i in range(b):
-            idx = torch.from_numpy(rng.choice(h * w, size=min(cfg.samples, h * w), replace=False))
-            loss = loss + infonce(zs[i].reshape(d, -1)[:, idx].T, zt[i].reshape(d, -1)[:, idx].T, cfg.temperature)
-        loss = loss / b
+        k = max(1, min(cfg.samples // b, h * w))  # pixels of every crop pooled: other crops give easy negatives
+        idx = torch.from_numpy(np.concatenate([i * h * w + rng.choice(h * w, size=k, replace=False) for i in range(b)]))
+        loss = infonce(zs.permute(0, 2, 3, 1).reshape(-1, d)[idx], zt.permute(0, 2, 3, 1).reshape(-1, d)[idx], cfg.temperature)
         opt.zero_grad(set_to_none=True)
         loss.backward()
         opt.step()
