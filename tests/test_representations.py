@@ -146,7 +146,7 @@ def test_train_auto_then_register_uses_the_chain(tmp_path):
     from styleunwarp.transform import write_elastic
 
     pairs = _pairs_folder(tmp_path / "pairs", 4)
-    r = CliRunner().invoke(main, ["train", str(pairs), "--out", str(tmp_path / "m"), "--max-minutes", "2.5"])
+    r = CliRunner().invoke(main, ["train", str(pairs), "--out", str(tmp_path / "m"), "--max-minutes", "1.5"])
     assert r.exit_code == 0, r.output
     card = json.loads((tmp_path / "m" / "chain.json").read_text())
     assert card["candidates"] and all("tre_px" in c for c in card["candidates"])
@@ -165,6 +165,7 @@ def test_train_auto_then_register_uses_the_chain(tmp_path):
     assert "model chain" in r.output
 
 
+@pytest.mark.slow
 @pytest.mark.skipif(not SHALE.is_dir(), reason="real data ../shared/data/petrography-bse-se absent")
 def test_shared_code_on_real_shale_pairs():
     """BSE and SE of real shale: a briefly trained shared code correlates on a held-out pair."""
@@ -176,3 +177,18 @@ def test_shared_code_on_real_shale_pairs():
     snaps, _ = train_shared(pairs[:3], 1, seconds=60, cfg=cfg, max_steps=150, snapshots=1)
     a, b = snaps[0].represent(pairs[3][0][:200, :200], pairs[3][1][:200, :200])
     assert ncc(a, b) > 0.5
+
+
+def test_cli_style_renders_a_chain_folders_representation(tmp_path):
+    from click.testing import CliRunner
+
+    from styleunwarp.cli import main
+    from styleunwarp.io import read_image
+
+    s, t = _pair(4)
+    write_tiff(tmp_path / "lom.tif", s)
+    (tmp_path / "m").mkdir()
+    write_chain_card(tmp_path / "m", Chain("none", "elastix"), Raw().save(tmp_path))
+    r = CliRunner().invoke(main, ["style", str(tmp_path / "lom.tif"), "--model", str(tmp_path / "m"), "-o", str(tmp_path / "o.tif")])
+    assert r.exit_code == 0, r.output
+    np.testing.assert_allclose(read_image(tmp_path / "o.tif").data, Raw().represent(s, s)[0])
