@@ -192,3 +192,19 @@ def test_cli_style_renders_a_chain_folders_representation(tmp_path):
     r = CliRunner().invoke(main, ["style", str(tmp_path / "lom.tif"), "--model", str(tmp_path / "m"), "-o", str(tmp_path / "o.tif")])
     assert r.exit_code == 0, r.output
     np.testing.assert_allclose(read_image(tmp_path / "o.tif").data, Raw().represent(s, s)[0])
+
+
+def test_training_pairs_named_like_batch(tmp_path):
+    from styleunwarp.style.data import find_pairs
+
+    for i in range(2):
+        s, t = _pair(i, (32, 32))
+        write_tiff(tmp_path / f"a{i}_LOM.tif", s)
+        write_tiff(tmp_path / f"a{i}_CBS.tif", t)
+    write_tiff(tmp_path / "lonely_LOM.tif", s)
+    found, problems = find_pairs(tmp_path)
+    assert [f.name for f in found] == ["a0", "a1"] and found[0].cbs.name == "a0_CBS.tif"
+    assert len(problems) == 1 and "lonely" in problems[0]
+    (tmp_path / "empty").mkdir()
+    with pytest.raises(InputError, match="sub-folders"):
+        find_pairs(tmp_path / "empty")

@@ -27,7 +27,7 @@ import click
 @click.option("--no-progress", is_flag=True, help="No progress bar.")
 def train(pairs, out, epochs, max_minutes, mode, target, seed, crop, batch_size, val_fraction, steps_per_epoch,
           base, depth, channels, lr, edge_weight, description, resume, no_progress) -> None:
-    """Train on aligned pairs PAIRS/{lom,cbs}/NAME.tif or a CSV manifest (lom,cbs).
+    """Train on aligned pairs PAIRS/{lom,cbs}/NAME.tif, PAIRS/NAME_LOM.tif + NAME_CBS.tif, or a CSV manifest (lom,cbs).
 
     --target auto (default) writes OUT/chain.json (the chain chosen by held-out TRE, every
     candidate's TRE) and the chosen representation's weights; `register --model OUT` uses that
