@@ -146,6 +146,8 @@ def test_train_auto_then_register_uses_the_chain(tmp_path):
     from styleunwarp.transform import write_elastic
 
     pairs = _pairs_folder(tmp_path / "pairs", 4)
+    write_tiff(pairs / "lom" / "bad.tif", np.ones((40, 40), np.float32))  # not on its target's grid
+    write_tiff(pairs / "cbs" / "bad.tif", np.ones((50, 50), np.float32))
     r = CliRunner().invoke(main, ["train", str(pairs), "--out", str(tmp_path / "m"), "--max-minutes", "1.5"])
     assert r.exit_code == 0, r.output
     card = json.loads((tmp_path / "m" / "chain.json").read_text())
@@ -163,6 +165,7 @@ def test_train_auto_then_register_uses_the_chain(tmp_path):
     m = json.loads((tmp_path / "reg" / "metrics.json").read_text())
     assert m["backend"] == card["chain"]["backend"] and m["representation"] == card["chain"]["representation"]
     assert "model chain" in r.output
+    assert any("bad.tif" in m for m in card["training_data"]["skipped_files"])
 
 
 @pytest.mark.slow

@@ -143,17 +143,26 @@ def is_colour(image: np.ndarray) -> bool:
     return a.ndim == 3 and a.shape[2] >= 3 and not (np.array_equal(a[..., 0], a[..., 1]) and np.array_equal(a[..., 0], a[..., 2]))
 
 
-def _load_images(files) -> list[tuple[str, np.ndarray, np.ndarray]]:
+def _load_images(files, problems: list[str]) -> tuple[list[tuple[str, np.ndarray, np.ndarray]], list]:
+    """The readable aligned pairs (and their files); a bad pair is reported in ``problems`` and skipped."""
     from ..io import read_image, to_gray
 
-    out = []
+    out, kept = [], []
     for pf in files:
-        s, t = read_image(pf.lom).data, read_image(pf.cbs).data
-        if s.shape[:2] != t.shape[:2]:
-            raise InputError(pf.lom, f"size {s.shape[:2]} differs from its target {pf.cbs} {t.shape[:2]}: "
-                                     "training needs aligned pairs on one grid")
+        try:
+            s, t = read_image(pf.lom).data, read_image(pf.cbs).data
+            if s.shape[:2] != t.shape[:2]:
+                raise InputError(pf.lom, f"size {s.shape[:2]} differs from its target {pf.cbs} {t.shape[:2]}: "
+                                         "training needs aligned pairs on one grid")
+        except InputError as exc:
+            log.warning("%s; skipped", exc)
+            problems.append(f"{exc}; skipped")
+            continue
         out.append((pf.name, s, to_gray(t)))
-    return out
+        kept.append(pf)
+    if not out:
+        raise InputError(None, "no usable aligned pair: " + "; ".join(problems[-3:]))
+    return out, kept
 
 
 def _write_manifest(path: Path, files) -> Path:
@@ -197,7 +206,9 @@ def _train_auto(pairs, out, cfg: AutoConfig, echo, description) -> dict:
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
     files, problems = find_pairs(pairs)
-    images = _load_images(files)
+    images, files = _load_images(files, problems)
+    for msg in problems:
+        say(f"skipped: {msg}")
     channels = cfg.channels or (3 if any(is_colour(s) for _, s, _ in images) else 1)
     order = np.random.default_rng([cfg.seed, 3]).permutation(len(images))
     n_held = min(cfg.max_heldout, max(1, int(round(cfg.heldout_fraction * len(images))))) if len(images) >= 2 else 0
