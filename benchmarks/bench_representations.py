@@ -1,6 +1,6 @@
 """Representations and chains on real modality pairs: the table of docs/representations.md.
 
-    python benchmarks/bench_representations.py [--work DIR] [--max-minutes 5] [--test-pairs 2] [--datasets shale,clem,steel,synthetic]
+    python benchmarks/bench_representations.py [--work DIR] [--max-minutes 6] [--heldout 2] [--test-pairs 2] [--datasets shale,clem,steel,synthetic]
 
 For each data set, aligned pairs are split into training and test pairs. ``train_auto`` (what
 ``styleunwarp train --target auto`` runs) trains the learned representations on the training
@@ -102,7 +102,7 @@ def chains_to_test(reps: dict) -> list:
     return chains
 
 
-def run_dataset(name: str, work: Path, minutes: float, test_pairs: int) -> dict:
+def run_dataset(name: str, work: Path, minutes: float, test_pairs: int, heldout: int) -> dict:
     from styleunwarp.registration import PIPELINE_DEFAULTS
     from styleunwarp.style.auto import AutoConfig, evaluate, train_auto
     from styleunwarp.style.heldout import make_cases
@@ -116,7 +116,7 @@ def run_dataset(name: str, work: Path, minutes: float, test_pairs: int) -> dict:
     test = test[:test_pairs]
     pairs_dir = _write_pairs(out / "pairs", train)
     t0 = time.monotonic()
-    card = train_auto(pairs_dir, out / "model", AutoConfig(max_minutes=minutes), echo=print)
+    card = train_auto(pairs_dir, out / "model", AutoConfig(max_minutes=minutes, max_heldout=heldout), echo=print)
     train_minutes = (time.monotonic() - t0) / 60
     reps = {k: load(out / "model", sec) for k, sec in card["representations"].items()}
     cases = make_cases(test, 2, seed=77, max_side=256)
@@ -152,9 +152,10 @@ def table(results: list[dict]) -> str:
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--work", default="/tmp/styleunwarp-bench-representations")
-    ap.add_argument("--max-minutes", type=float, default=5.0, help="train_auto budget per data set")
+    ap.add_argument("--max-minutes", type=float, default=6.0, help="train_auto budget per data set")
     ap.add_argument("--datasets", default="shale,clem,steel,synthetic")
     ap.add_argument("--test-pairs", type=int, default=2, help="test pairs per data set (2 deformed cases each)")
+    ap.add_argument("--heldout", type=int, default=2, help="train_auto's own held-out pairs (its validation), at most")
     ap.add_argument("--table-only", action="store_true", help="print the table of the data sets already finished")
     args = ap.parse_args()
     import torch
@@ -165,7 +166,7 @@ def main() -> None:
     if args.table_only:
         results = [json.loads((work / n / "result.json").read_text()) for n in names if (work / n / "result.json").is_file()]
     else:
-        results = [run_dataset(n, work, args.max_minutes, args.test_pairs) for n in names]
+        results = [run_dataset(n, work, args.max_minutes, args.test_pairs, args.heldout) for n in names]
     print(table(results))
     for r in results:
         print(f"{r['dataset']}: auto chose {r['auto_chain']['representation']}->{r['auto_chain']['backend']} "
