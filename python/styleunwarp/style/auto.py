@@ -98,7 +98,7 @@ def training_free_chains() -> list[Chain]:
 def learned_chains(kind: str) -> list[Chain]:
     """Backends a learned representation is tried with (the first is used to choose the checkpoint)."""
     if kind == "shared":
-        return [Chain("shared", "native"), Chain("shared", "elastix")]
+        return [Chain("shared", "native", {"similarity": "ncc"}), Chain("shared", "elastix"), Chain("shared", "native")]
     if kind == "edges":
         return [Chain("edges", "native", coarse_sigma=3.0)]
     return [Chain("cbs", "native")]
@@ -324,6 +324,7 @@ def _train_auto(pairs, out, cfg: AutoConfig, echo, description) -> dict:
         "max_minutes": cfg.max_minutes,
     }
     write_chain_card(out, win.chain, rep_sections[win.chain.representation], **card)
+    card = {"chain": win.chain.as_dict(), "representation": rep_sections[win.chain.representation], **card}
     say(f"auto: chose {win.chain.label} ({card['winner']['within_5px']}/{len(cases)} within 5 px, "
         f"median TRE {card['winner']['median_tre_px']} px) in {card['minutes']:.1f} min -> {out / 'chain.json'}")
     return card
