@@ -9,7 +9,8 @@ raw elastix MI, raw native NMI, native MIND if the engine has it, and the learne
 representations with their backends) registers the *test* pairs, each deformed by known
 smooth deformations (one near-identity, one moderate per pair, centred 256 px crops; 2 test
 pairs by default, to fit a shared 2-core machine), and is
-scored by mean TRE: success rate at <= 1.5 px and <= 5 px, median TRE. ``auto`` is the chain
+scored by mean TRE: success rate at <= 1.5 px and <= 5 px, median TRE. ``shipped`` is the shipped
+style model (``models/lom2cbs-synthetic``, edges of synthetic steel) used as delivered. ``auto`` is the chain
 ``train_auto`` chose without seeing the test pairs.
 
 Data (read only, never copied into the repository), ``../shared/data`` from the repo root:
@@ -96,9 +97,10 @@ def chains_to_test(reps: dict) -> list:
     from styleunwarp.style.chain import Chain
 
     chains = [Chain("none", "bunwarpj"), *training_free_chains()]
-    for kind in ("shared", "edges", "cbs"):
+    for kind in ("shipped", "edges", "shared", "cbs"):
         if kind in reps:
-            chains += learned_chains(kind)
+            chains += [Chain(kind, c.backend, c.backend_options, c.coarse_sigma)
+                       for c in learned_chains(reps[kind].kind)]
     return chains
 
 

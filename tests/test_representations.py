@@ -163,7 +163,7 @@ def test_train_auto_then_register_uses_the_chain(tmp_path):
                                   str(tmp_path / "m"), "--out", str(tmp_path / "reg"), "--truth", str(tmp_path / "truth.txt")])
     assert r.exit_code == 0, r.output
     m = json.loads((tmp_path / "reg" / "metrics.json").read_text())
-    assert m["backend"] == card["chain"]["backend"] and m["representation"] == card["chain"]["representation"]
+    assert m["backend"] == card["chain"]["backend"] and m["representation"] == card["representation"]["kind"]
     assert "model chain" in r.output
     assert any("bad.tif" in m for m in card["training_data"]["skipped_files"])
 

@@ -46,7 +46,7 @@ class AutoConfig:
     cases_per_pair: int = 2
     eval_side: int = 256
     channels: int | None = None  # None: 3 when the sources are RGB, else 1
-    kinds: tuple[str, ...] = ("none", "shared", "edges", "cbs")
+    kinds: tuple[str, ...] = ("none", "shipped", "edges", "shared", "cbs")
     shared_fraction: float = 0.25  # of the time budget, for training the shared code
     translation_fraction: float = 0.12  # of the time budget, per translation model
     threads: int | None = 1  # torch CPU threads while training (1: measured 16x faster than 2 on a loaded 2-core machine)
@@ -93,6 +93,16 @@ def training_free_chains() -> list[Chain]:
         chains.append(Chain("none", "native", {"similarity": "mind"}))
     chains.append(Chain("none", "native", {"similarity": "nmi"}))
     return chains
+
+
+def _shipped_model():
+    """The shipped style model as a representation, or ``None`` when it is not installed."""
+    from .representations.translation import Translation
+
+    try:
+        return Translation.load_model(None)
+    except (InputError, OSError):
+        return None
 
 
 def learned_chains(kind: str) -> list[Chain]:
@@ -244,6 +254,29 @@ def _train_auto(pairs, out, cfg: AutoConfig, echo, description) -> dict:
     def left() -> float:
         return deadline - time.monotonic()
 
+    def train_translation_candidate(kind: str) -> None:
+        if kind not in cfg.kinds:
+            return
+        secs = min(cfg.translation_fraction * 60.0 * cfg.max_minutes, 0.5 * left())
+        if secs < 30 or left() < 90:
+            skipped.append(f"{kind}: not enough time left to train")
+            return
+        from .representations.translation import train_translation
+
+        say(f"auto: training the {kind} translation for {secs:.0f} s")
+        manifest = _write_manifest(out / "train_pairs.csv", [files[i] for i in trn_idx] or files)
+        try:
+            rep, _ = train_translation(manifest, out / kind, kind, channels, secs / 60.0, seed=cfg.seed)
+        except (StyleunwarpError, ValueError) as exc:
+            skipped.append(f"{kind}: training failed ({exc})")
+            return
+        reps[kind] = rep
+        for chain in learned_chains(kind):
+            if left() < 30:
+                skipped.append(f"{chain.label}: not enough time left")
+                continue
+            run(rep, chain, checkpoint="best validation L1")
+
     per_case = None
     for chain in training_free_chains() if "none" in cfg.kinds else []:
         if per_case is not None and left() < per_case * len(cases) * 0.5:
@@ -253,7 +286,17 @@ def _train_auto(pairs, out, cfg: AutoConfig, echo, description) -> dict:
         if r.tres:
             per_case = r.seconds / len(r.tres) if per_case is None else per_case
 
+    if "shipped" in cfg.kinds and left() > 60:
+        shipped = _shipped_model()
+        if shipped is not None:  # the shipped style model, untrained here: free to try
+            for chain in learned_chains(shipped.kind):
+                run(shipped, Chain("shipped", chain.backend, chain.backend_options, chain.coarse_sigma),
+                    checkpoint="the shipped model, as delivered")
+            reps["shipped"] = shipped
+
     trn_pairs = [(s, t) for _, s, t in trn]
+    for kind in ("edges",):
+        train_translation_candidate(kind)
     if "shared" in cfg.kinds and left() > 60:
         from .representations.shared import train_shared
 
@@ -276,32 +319,18 @@ def _train_auto(pairs, out, cfg: AutoConfig, echo, description) -> dict:
                     continue
                 run(rep, chain, checkpoint=r0.checkpoint)
 
-    for kind in ("edges", "cbs"):
-        if kind not in cfg.kinds:
-            continue
-        secs = min(cfg.translation_fraction * 60.0 * cfg.max_minutes, 0.5 * left())
-        if secs < 30 or left() < 90:
-            skipped.append(f"{kind}: not enough time left to train")
-            continue
-        from .representations.translation import train_translation
-
-        say(f"auto: training the {kind} translation for {secs:.0f} s")
-        manifest = _write_manifest(out / "train_pairs.csv", [files[i] for i in trn_idx] or files)
-        try:
-            rep, _ = train_translation(manifest, out / kind, kind, channels, secs / 60.0, seed=cfg.seed)
-        except (StyleunwarpError, ValueError) as exc:
-            skipped.append(f"{kind}: training failed ({exc})")
-            continue
-        reps[kind] = rep
-        for chain in learned_chains(kind):
-            if left() < 30:
-                skipped.append(f"{chain.label}: not enough time left")
-                continue
-            run(rep, chain, checkpoint="best validation L1")
+    for kind in ("cbs",):
+        train_translation_candidate(kind)
 
     if not results:
         raise StyleunwarpError("train --target auto: no candidate could be evaluated within the time budget")
     win = best()
+    if "shipped" in reps:
+        import shutil
+
+        src = Path(reps["shipped"].model.source).parent
+        shutil.copytree(src, out / "shipped", dirs_exist_ok=True)
+        reps["shipped"].folder = "shipped"
     rep_sections = {kind: rep.save(out) for kind, rep in reps.items()}
     per_backend = {}
     for r in sorted(results, key=lambda r: r.score, reverse=True):
