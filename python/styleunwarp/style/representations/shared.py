@@ -91,12 +91,11 @@ class Shared(Representation):
     trainable = True
 
     def __init__(self, source_net: Encoder, target_net: Encoder, source_channels: int, target_channels: int,
-                 cfg: SharedConfig, projection: np.ndarray | None = None, scale: tuple[float, float] = (0.0, 1.0)) -> None:
+                 cfg: SharedConfig, projection: np.ndarray | None = None) -> None:
         self.source_net, self.target_net = source_net.eval(), target_net.eval()
         self.source_channels, self.target_channels = source_channels, target_channels
         self.cfg = cfg
         self.projection = np.ones(cfg.code_channels) / math.sqrt(cfg.code_channels) if projection is None else np.asarray(projection, np.float64)
-        self.scale = (float(scale[0]), float(scale[1]))
 
     # ------------------------------------------------------------------ inference
     def codes(self, image: np.ndarray, side: str) -> np.ndarray:
@@ -130,7 +129,7 @@ class Shared(Representation):
         with atomic_path(folder / WEIGHTS) as tmp:
             save_file(state, str(tmp), metadata={"format": "styleunwarp.shared/1"})
         return {"kind": self.kind, "weights": WEIGHTS, "source_channels": self.source_channels,
-                "target_channels": self.target_channels, "config": self.cfg.as_dict(), "scale": list(self.scale),
+                "target_channels": self.target_channels, "config": self.cfg.as_dict(),
                 "projection": "first principal component of the training codes (tensor 'projection')"}
 
     @classmethod
@@ -143,7 +142,6 @@ class Shared(Representation):
         try:
             cfg = SharedConfig.from_dict(section["config"])
             sc, tc = int(section["source_channels"]), int(section["target_channels"])
-            scale = tuple(float(v) for v in section["scale"])
             with safe_open(str(path), framework="pt", device="cpu") as fh:
                 state = {k: fh.get_tensor(k) for k in fh.keys()}
             src, tgt = Encoder(sc, cfg), Encoder(tc, cfg)
@@ -156,7 +154,7 @@ class Shared(Representation):
             raise InputError(path, f"cannot load the shared representation ({type(exc).__name__}: {exc})") from exc
         if any(not torch.isfinite(t).all() for t in state.values()):
             raise InputError(path, "shared representation weights contain NaN or infinite values")
-        return cls(src, tgt, sc, tc, cfg, proj, scale)  # type: ignore[arg-type]
+        return cls(src, tgt, sc, tc, cfg, proj)
 
 
 def _crops(pairs: list[tuple[np.ndarray, np.ndarray]], rng: np.random.Generator, n: int, crop: int) -> tuple[np.ndarray, np.ndarray]:
@@ -222,7 +220,7 @@ def train_shared(pairs: list[tuple[np.ndarray, np.ndarray]], source_channels: in
 
 def _snapshot(src: Encoder, tgt: Encoder, source_channels: int, cfg: SharedConfig,
               data: list[tuple[np.ndarray, np.ndarray]]) -> Shared:
-    """Frozen copies of the encoders with the code's principal direction and grey scale."""
+    """Frozen copies of the encoders with the code's principal direction."""
     import copy
 
     s, t = copy.deepcopy(src).eval(), copy.deepcopy(tgt).eval()
@@ -237,9 +235,7 @@ def _snapshot(src: Encoder, tgt: Encoder, source_channels: int, cfg: SharedConfi
     _, vecs = np.linalg.eigh(centred @ centred.T)
     proj = vecs[:, -1]
     proj = proj if proj.sum() >= 0 else -proj
-    g = proj @ allc
-    lo, hi = np.percentile(g, [0.5, 99.5])
-    return Shared(s, t, source_channels, 1, cfg, proj, (float(lo), float(hi)))
+    return Shared(s, t, source_channels, 1, cfg, proj)
 
 
 __all__ = ["Encoder", "Shared", "SharedConfig", "infonce", "train_shared"]
