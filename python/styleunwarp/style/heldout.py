@@ -42,16 +42,30 @@ def deform_source(source: np.ndarray, deformation: Deformation) -> np.ndarray:
                      for c in range(source.shape[2])], axis=-1).astype(np.float32)
 
 
+def busiest_window(image: np.ndarray, side: int) -> tuple[int, int]:
+    """Top-left ``(y, x)`` of the ``side``-px window, among a 3x3 grid of positions (centre
+    first), whose intensities vary most: sparse images (fluorescence) often have empty centres."""
+    h, w = image.shape[:2]
+    ys = sorted({max(0, (h - side) // 2), 0, max(0, h - side)}, key=lambda v: abs(v - (h - side) // 2))
+    xs = sorted({max(0, (w - side) // 2), 0, max(0, w - side)}, key=lambda v: abs(v - (w - side) // 2))
+    best, pos = -1.0, (ys[0], xs[0])
+    for y in ys:
+        for x in xs:
+            sd = float(np.std(image[y:y + side, x:x + side]))
+            if sd > best * 1.2:  # clearly busier than the one before (the centre wins ties)
+                best, pos = sd, (y, x)
+    return pos
+
+
 def make_cases(pairs: list[tuple[str, np.ndarray, np.ndarray]], per_pair: int, seed: int = 0,
                max_side: int | None = None) -> list[Case]:
     """``per_pair`` deformed cases for each aligned ``(name, source, target)``; the first of
-    each pair is near the identity, the others moderate. ``max_side`` crops a centred
-    window of at most this many pixels a side (faster evaluations on large images)."""
+    each pair is near the identity, the others moderate. ``max_side`` crops a window of at
+    most this many pixels a side (faster evaluations on large images; :func:`busiest_window`)."""
     cases = []
     for i, (name, src, tgt) in enumerate(pairs):
         if max_side is not None:
-            h, w = tgt.shape[:2]
-            y0, x0 = max(0, (h - max_side) // 2), max(0, (w - max_side) // 2)
+            y0, x0 = busiest_window(tgt, max_side)
             src = src[y0:y0 + max_side, x0:x0 + max_side]
             tgt = tgt[y0:y0 + max_side, x0:x0 + max_side]
         for k in range(per_pair):
