@@ -211,3 +211,15 @@ def test_training_pairs_named_like_batch(tmp_path):
     (tmp_path / "empty").mkdir()
     with pytest.raises(InputError, match="sub-folders"):
         find_pairs(tmp_path / "empty")
+
+
+def test_heldout_crop_avoids_an_empty_centre():
+    from styleunwarp.style.heldout import busiest_window
+
+    img = np.zeros((300, 300), np.float32)
+    img[:100, 200:] = _texture((100, 100))  # structure only in the top-right corner
+    assert busiest_window(img, 128) == (0, 172)
+    flat = _texture((300, 300))
+    assert busiest_window(flat, 128) == (86, 86)  # the centre unless another window is clearly busier
+    cases = make_cases([("p", img, img)], 1, max_side=128)
+    assert cases[0].target.std() > 10
