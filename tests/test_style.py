@@ -360,7 +360,7 @@ def test_cli_train_and_style(tmp_path):
 
     pairs = _pairs(tmp_path / "pairs", n=2, size=32)
     write_tiff(pairs / "cbs" / "orphan.tif", np.ones((32, 32), np.float32))
-    r = CliRunner().invoke(main, ["train", str(pairs), "--out", str(tmp_path / "m"), "--epochs", "1",
+    r = CliRunner().invoke(main, ["train", str(pairs), "--out", str(tmp_path / "m"), "--target", "edges", "--epochs", "1",
                                   "--crop", "32", "--batch-size", "2", "--steps-per-epoch", "2", "--base", "4",
                                   "--depth", "2", "--no-progress", "--val-fraction", "0.5"])
     assert r.exit_code == 0, r.output

@@ -27,8 +27,13 @@ def register(lom: str, cbs: str, out_dir: str, model: str | None, style: str, ba
     """
     from ..errors import StyleunwarpError
     from ..pipeline import register_pair
+    from ..style.chain import resolve_backend
 
     try:
+        explicit = click.get_current_context().get_parameter_source("backend") != click.core.ParameterSource.DEFAULT
+        backend, backend_options, coarse_sigma, chain = resolve_backend(model, style, backend, backend_options, coarse_sigma, explicit)
+        if chain is not None:
+            click.echo(f"model chain: {chain.representation} -> {backend}" + (" (--backend given)" if explicit else ""))
         res = register_pair(lom, cbs, out_dir, model=model, style=style, backend=backend, params=params, fiji_dir=fiji_dir, truth=truth, prealign=prealign, coarse_sigma=coarse_sigma, backend_options=backend_options)
     except StyleunwarpError as exc:
         raise click.ClickException(str(exc)) from exc

@@ -10,7 +10,7 @@ import click
 @click.command()
 @click.argument("lom", nargs=-1, required=True, type=click.Path(exists=True, dir_okay=False))
 @click.option("--model", "model", default=None, type=click.Path(exists=True),
-              help="Model folder written by `train`, or a .safetensors file. Default: the shipped model.")
+              help="Model folder written by `train` (a chain folder or a style model), or a .safetensors file. Default: the shipped model.")
 @click.option("-o", "--out", "out", required=True, type=click.Path(),
               help="Output TIFF for one input, or a folder (created) for several.")
 @click.option("--tile", type=click.IntRange(32), default=512, show_default=True, help="Tile size for large images.")
@@ -21,15 +21,23 @@ import click
 def style(lom, model, out, tile, overlap, prepare_target) -> None:
     """Style LOM image(s) with a trained model (float32 0..255 TIFF, pixel size kept).
 
+    A folder written by `train --target auto` renders its chosen representation (the raw
+    image for a training-free chain, the shared code, or a translation).
+
     A 'cbs' model renders LOM CBS-like; an 'edges' model (the default) renders the CBS's
     boundary map: register its output to the CBS prepared with --prepare-target.
     """
     from ..errors import InputError
     from ..io import read_image, write_tiff
     from ..style import StyleTransfer
+    from ..style.chain import chain_file, load_representation
 
     try:
-        st = StyleTransfer.load(model, tile=tile, overlap=overlap) if model else StyleTransfer.load_default(tile=tile, overlap=overlap)
+        if chain_file(model) is not None:  # a `train --target auto` folder: its representation
+            rep = load_representation(model)
+            st = None
+        else:
+            st = StyleTransfer.load(model, tile=tile, overlap=overlap) if model else StyleTransfer.load_default(tile=tile, overlap=overlap)
     except ValueError as exc:  # InputError is a ValueError
         raise click.ClickException(str(exc)) from exc
     out_p = Path(out)
@@ -44,7 +52,10 @@ def style(lom, model, out, tile, overlap, prepare_target) -> None:
         dest = out_p / f"{Path(p).stem}.tif" if several else out_p
         try:
             mic = read_image(p)
-            styled = st.prepare_target(mic.data) if prepare_target else st(mic.data)
+            if st is None:  # each side of a representation is computed on its own image
+                styled = rep.represent(mic.data, mic.data)[1 if prepare_target else 0]
+            else:
+                styled = st.prepare_target(mic.data) if prepare_target else st(mic.data)
             write_tiff(dest, styled, pixel_size=mic.pixel_size, metadata={"styled_from": Path(p).name})
         except InputError as exc:
             failed += 1

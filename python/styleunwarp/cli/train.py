@@ -1,4 +1,4 @@
-"""``styleunwarp train``: train the LOM → CBS style network on aligned pairs."""
+"""``styleunwarp train``: choose and train the registration chain (``--target auto``) or a style network."""
 
 from __future__ import annotations
 
@@ -9,9 +9,9 @@ import click
 @click.argument("pairs", type=click.Path(exists=True))
 @click.option("--out", "out", required=True, type=click.Path(file_okay=False), help="Model folder to write (model.safetensors, model.json, checkpoint_latest.pt).")
 @click.option("--epochs", type=click.IntRange(1), default=40, show_default=True)
-@click.option("--max-minutes", type=click.FloatRange(0, min_open=True), default=None, help="Stop cleanly after this much time (best checkpoint kept).")
+@click.option("--max-minutes", type=click.FloatRange(0, min_open=True), default=None, help="Stop cleanly after this much time (best checkpoint kept) [default: 15 with --target auto, no limit otherwise].")
 @click.option("--mode", type=click.Choice(["unet", "gan"]), default="unet", show_default=True, help="unet: L1 + edge loss; gan: pix2pix (LSGAN + 100*L1).")
-@click.option("--target", type=click.Choice(["edges", "cbs"]), default="edges", show_default=True, help="edges: learn the CBS's boundary map (register to prepare_target(CBS)); cbs: learn the CBS grey itself.")
+@click.option("--target", type=click.Choice(["auto", "edges", "cbs"]), default="auto", show_default=True, help="auto: hold out pairs, deform them by known smooth deformations and choose the chain (raw MI/NMI, shared code, edges, cbs; with its backend) by registration accuracy (TRE), all within --max-minutes; edges: learn the CBS's boundary map; cbs: learn the CBS grey itself.")
 @click.option("--seed", type=int, default=0, show_default=True)
 @click.option("--crop", type=click.IntRange(32), default=256, show_default=True, help="Training crop size (multiple of 2**depth).")
 @click.option("--batch-size", type=click.IntRange(1), default=4, show_default=True)
@@ -19,7 +19,7 @@ import click
 @click.option("--steps-per-epoch", type=click.IntRange(1), default=None, help="Default: one crop per crop-sized area of the training images.")
 @click.option("--base", type=click.IntRange(1, 256), default=16, show_default=True, help="Generator base width.")
 @click.option("--depth", type=click.IntRange(1, 8), default=5, show_default=True, help="Generator depth (downsamplings).")
-@click.option("--channels", type=click.Choice(["1", "3"]), default="1", show_default=True, help="1: gray input (RGB converted); 3: RGB input.")
+@click.option("--channels", type=click.Choice(["auto", "1", "3"]), default="auto", show_default=True, help="auto: 3 when the LOM images are colour, else 1; 1: gray input (RGB converted); 3: RGB input.")
 @click.option("--lr", type=click.FloatRange(0, min_open=True), default=None, help="Adam learning rate [default: 1e-3 for unet, 2e-4 for gan].")
 @click.option("--edge-weight", type=click.FloatRange(0), default=1.0, show_default=True, help="Weight of the L1 loss on image gradients.")
 @click.option("--description", default=None, help="Training-data description for the model card.")
@@ -27,13 +27,29 @@ import click
 @click.option("--no-progress", is_flag=True, help="No progress bar.")
 def train(pairs, out, epochs, max_minutes, mode, target, seed, crop, batch_size, val_fraction, steps_per_epoch,
           base, depth, channels, lr, edge_weight, description, resume, no_progress) -> None:
-    """Train a style model on aligned pairs PAIRS/{lom,cbs}/NAME.tif or a CSV manifest (lom,cbs).
+    """Train on aligned pairs PAIRS/{lom,cbs}/NAME.tif, PAIRS/NAME_LOM.tif + NAME_CBS.tif, or a CSV manifest (lom,cbs).
 
-    Writes the best model (by validation L1) as OUT/model.safetensors + OUT/model.json.
+    --target auto (default) writes OUT/chain.json (the chain chosen by held-out TRE, every
+    candidate's TRE) and the chosen representation's weights; `register --model OUT` uses that
+    chain. --target edges|cbs write the best style model (by validation L1) as
+    OUT/model.safetensors + OUT/model.json.
     """
-    from ..errors import InputError
+    from ..errors import InputError, StyleunwarpError
     from ..style import Architecture, TrainConfig
     from ..style import train as run
+
+    if target == "auto":
+        from ..style.auto import AutoConfig, train_auto
+
+        try:
+            train_auto(pairs, out, AutoConfig(max_minutes=max_minutes or 15.0, seed=seed,
+                                              channels=None if channels == "auto" else int(channels)),
+                       echo=click.echo, description=description)
+        except StyleunwarpError as exc:
+            raise click.ClickException(str(exc)) from exc
+        return
+    if channels == "auto":
+        channels = _detect_channels(pairs)
 
     try:
         cfg = TrainConfig(mode=mode, target=target, epochs=epochs, max_minutes=max_minutes, seed=seed, crop=crop,
@@ -64,3 +80,17 @@ def summary_line(res: dict, metrics: str) -> str:
         best_epoch = f"{best_epoch} (partial)"
     return (f"{why}: {epochs} ({res['steps_done']} steps) in {res['minutes']:.1f} min; "
             f"best epoch {best_epoch} ({metrics or 'no validation'}) -> {res['model']}")
+
+
+def _detect_channels(pairs) -> str:
+    """"3" when any LOM image of PAIRS is colour (channels that differ), else "1"."""
+    from ..errors import InputError
+    from ..io import read_image
+    from ..style.auto import is_colour
+    from ..style.data import find_pairs
+
+    try:
+        files, _ = find_pairs(pairs)
+        return "3" if any(is_colour(read_image(pf.lom).data) for pf in files) else "1"
+    except InputError as exc:
+        raise click.ClickException(str(exc)) from exc

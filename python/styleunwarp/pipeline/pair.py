@@ -68,23 +68,25 @@ def _as_micrograph(image: PathLikeStr | Micrograph) -> Micrograph:
 
 
 def style_images(lom_gray: np.ndarray, cbs_gray: np.ndarray, model: PathLikeStr | None, style: str) -> tuple[np.ndarray, np.ndarray, dict]:
-    """The two images bUnwarpJ compares: ``(source, target, info)``, both about 0..255.
+    """The two images the registration compares: ``(source, target, info)``, both about 0..255.
 
-    ``style="none"``: the raw LOM and the CBS (the study's baseline). ``style="model"``: the
-    LOM rendered by a style model (``model``, or the shipped default when ``None``) and the
-    CBS in the same representation (:meth:`StyleTransfer.prepare_target`: the CBS itself for
-    a CBS-like model, its boundary map for an edges model).
+    A thin call into :mod:`styleunwarp.style.representations`: ``style="none"`` gives the raw
+    images (the study's baseline); ``style="model"`` the representation of ``model`` — a
+    folder written by ``train --target auto`` (its ``chain.json`` names the representation:
+    ``none``, ``shared``, ``cbs`` or ``edges``), or a style model folder/file (``None`` = the
+    shipped default: the LOM rendered by it and the CBS prepared likewise). The source may be
+    grey or RGB (a 3-channel model then sees the colour).
     """
-    if style == "none":
-        return normalize(lom_gray), normalize(cbs_gray), {"style": "none"}
-    if style != "model":
+    if style not in ("model", "none"):
         raise ValueError(f"style must be 'model' or 'none', got {style!r}")
-    from ..style import StyleTransfer
+    from ..style.chain import chain_file, load_representation
 
-    st = StyleTransfer.load(model) if model is not None else StyleTransfer.load_default()
-    styled = normalize(np.asarray(st(lom_gray), dtype=np.float32))
-    target = normalize(np.asarray(st.prepare_target(cbs_gray), dtype=np.float32))
-    info = {"style": "model", "model": str(getattr(st, "path", None) or model or "default"), "style_target": st.target_kind}
+    rep = load_representation(model, style)
+    styled, target = rep.represent(lom_gray, cbs_gray)
+    if style == "none":
+        return styled, target, {"style": "none", "representation": "none"}
+    source = chain_file(model) or getattr(getattr(rep, "model", None), "source", None) or model or "default"
+    info = {"style": "model", "model": str(source), "style_target": rep.kind, "representation": rep.kind}
     return styled, target, info
 
 

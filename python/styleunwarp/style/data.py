@@ -95,7 +95,8 @@ class PairFiles:
 
 
 def find_pairs(pairs: str | PathLike[str]) -> tuple[list[PairFiles], list[str]]:
-    """Aligned pairs from a folder ``PAIRS/{lom,cbs}/NAME.ext`` or a CSV manifest.
+    """Aligned pairs from a folder ``PAIRS/{lom,cbs}/NAME.ext``, a folder of ``NAME_LOM.ext`` +
+    ``NAME_CBS.ext`` (or ``_SEM``) files as ``batch`` pairs them, or a CSV manifest.
 
     Pairing is by identical file stem. Returns ``(pairs, problems)``: every unpaired file
     (or manifest row with a missing file) is reported in ``problems`` and skipped.
@@ -109,12 +110,21 @@ def find_pairs(pairs: str | PathLike[str]) -> tuple[list[PairFiles], list[str]]:
     p = Path(pairs)
     problems: list[str] = []
     found: list[PairFiles] = []
-    if p.is_dir():
+    if p.is_dir() and not ((p / "lom").is_dir() or (p / "cbs").is_dir()):
+        from ..pipeline.pairing import find_pairs as find_flat
+
+        flat, unpaired = find_flat(p)  # NAME_LOM.tif + NAME_CBS.tif (or _SEM), as `batch` pairs them
+        if flat:
+            problems += [f"{u.path}: {u.reason}; skipped" for u in unpaired]
+            found = [PairFiles(f.name, f.lom, f.cbs) for f in flat]
+    if found:
+        pass
+    elif p.is_dir():
         dirs = {}
         for sub in ("lom", "cbs"):
             d = p / sub
             if not d.is_dir():
-                raise InputError(p, f"expected sub-folders 'lom' and 'cbs' with aligned pairs; '{sub}' is missing")
+                raise InputError(p, f"expected sub-folders 'lom' and 'cbs' with aligned pairs (or NAME_LOM/NAME_CBS files); '{sub}' is missing")
             files: dict[str, Path] = {}
             for f in sorted(d.iterdir()):
                 if f.is_file() and f.suffix.lower() in IMAGE_SUFFIXES and not f.name.startswith("."):

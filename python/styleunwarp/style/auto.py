@@ -1,0 +1,362 @@
+"""``train --target auto``: choose the chain (representation + backend) by registration accuracy.
+
+Held-out aligned pairs are deformed by random smooth known deformations
+(:mod:`.heldout`, near-identity ones included); every candidate chain registers them with
+the real backend and is scored by its target registration error (TRE). Training-free chains
+(raw images through elastix MI, native NMI, native MIND when the engine offers it) compete
+with learned ones (a ``shared`` InfoNCE code, ``edges`` / ``cbs`` translations), whose
+checkpoint is chosen by the same TRE. The winner is written to ``chain.json``; every
+candidate's TRE is recorded there. Everything, evaluations included, stays within
+``max_minutes``: candidates that no longer fit the remaining time are skipped (and the card
+says so); a candidate's evaluation stops as soon as it can no longer beat the best.
+"""
+
+from __future__ import annotations
+
+import csv
+import logging
+import statistics
+import time
+from dataclasses import dataclass, field
+from os import PathLike
+from pathlib import Path
+from typing import Callable
+
+import numpy as np
+
+from ..errors import InputError, StyleunwarpError
+from .chain import Chain, write_chain_card
+from .heldout import Case, make_cases
+from .representations import Representation
+
+log = logging.getLogger(__name__)
+
+GOOD_PX, OK_PX = 1.5, 5.0
+"""Success thresholds (mean TRE, px): the score is (cases <= 5 px, cases <= 1.5 px, -median TRE)."""
+
+
+@dataclass
+class AutoConfig:
+    """How ``train --target auto`` spends its time."""
+
+    max_minutes: float = 15.0
+    seed: int = 0
+    heldout_fraction: float = 0.25
+    max_heldout: int = 4
+    cases_per_pair: int = 2
+    eval_side: int = 256
+    channels: int | None = None  # None: 3 when the sources are RGB, else 1
+    kinds: tuple[str, ...] = ("none", "shipped", "edges", "shared", "cbs")
+    shared_fraction: float = 0.25  # of the time budget, for training the shared code
+    translation_fraction: float = 0.12  # of the time budget, per translation model
+    threads: int | None = 1  # torch CPU threads while training (1: measured 16x faster than 2 on a loaded 2-core machine)
+
+
+@dataclass
+class Result:
+    """One candidate chain's measurement."""
+
+    chain: Chain
+    tres: list[float] = field(default_factory=list)
+    seconds: float = 0.0
+    note: str = ""
+    checkpoint: str | None = None
+
+    @property
+    def score(self) -> tuple[int, int, float]:
+        t = [v for v in self.tres if np.isfinite(v)]
+        med = statistics.median(self.tres) if self.tres else float("inf")
+        return (sum(v <= OK_PX for v in t), sum(v <= GOOD_PX for v in t), -med)
+
+    def as_dict(self, n_cases: int) -> dict:
+        done = len(self.tres)
+        return {"chain": self.chain.label, **self.chain.as_dict(), "checkpoint": self.checkpoint,
+                "cases": done, "of": n_cases,
+                "within_5px": sum(v <= OK_PX for v in self.tres), "within_1.5px": sum(v <= GOOD_PX for v in self.tres),
+                "median_tre_px": None if not done else round(float(statistics.median(self.tres)), 3),
+                "tre_px": [round(float(v), 3) if np.isfinite(v) else None for v in self.tres],
+                "seconds": round(self.seconds, 1), "note": self.note}
+
+
+def training_free_chains() -> list[Chain]:
+    """Raw-image chains this installation can run: elastix MI, native NMI, native MIND if present."""
+    from ..registration.native import energy
+
+    chains = []
+    try:
+        import itk  # noqa: F401
+
+        chains.append(Chain("none", "elastix"))
+    except ImportError:
+        log.info("itk-elastix not installed: the elastix MI candidate is skipped")
+    if "mind" in energy.SIMILARITIES:
+        chains.append(Chain("none", "native", {"similarity": "mind"}))
+    chains.append(Chain("none", "native", {"similarity": "nmi"}))
+    return chains
+
+
+def _shipped_model():
+    """The shipped style model as a representation, or ``None`` when it is not installed."""
+    from .representations.translation import Translation
+
+    try:
+        return Translation.load_model(None)
+    except (InputError, OSError):
+        return None
+
+
+def learned_chains(kind: str) -> list[Chain]:
+    """Backends a learned representation is tried with (the first is used to choose the checkpoint)."""
+    if kind == "shared":
+        return [Chain("shared", "native", {"similarity": "ncc"}), Chain("shared", "elastix"), Chain("shared", "native")]
+    if kind == "edges":
+        return [Chain("edges", "native", coarse_sigma=3.0)]
+    return [Chain("cbs", "native")]
+
+
+def evaluate(rep: Representation, chain: Chain, cases: list[Case], params, *, must_reach: int = 0,
+             deadline: float | None = None) -> Result:
+    """Register every case with ``chain`` and record its TRE (inf for a failure).
+
+    Stops early when the count of cases within 5 px can no longer reach ``must_reach``, or
+    at ``deadline`` (``time.monotonic()``), noting why.
+    """
+    from ..quality import tre
+    from ..registration import register
+
+    res = Result(chain)
+    t0 = time.monotonic()
+    for i, c in enumerate(cases):
+        if deadline is not None and time.monotonic() > deadline:
+            res.note = f"time budget reached after {i} of {len(cases)} cases"
+            break
+        try:
+            src, tgt = rep.represent(c.source, c.target)
+            reg = register(tgt, src, params, backend=chain.backend, coarse_sigma=chain.coarse_sigma or 0.0,
+                           **chain.backend_options)
+            err = tre(reg.direct, c.truth, tgt.shape, src.shape).mean
+        except (StyleunwarpError, ValueError, RuntimeError) as exc:
+            log.warning("%s on %s failed: %s", chain.label, c.name, exc)
+            err = float("inf")
+        res.tres.append(float(err) if np.isfinite(err) else float("inf"))
+        ok = sum(v <= OK_PX for v in res.tres)
+        if ok + (len(cases) - i - 1) < must_reach:
+            res.note = f"stopped after {i + 1} of {len(cases)} cases: cannot beat the best"
+            break
+    res.seconds = time.monotonic() - t0
+    return res
+
+
+def is_colour(image: np.ndarray) -> bool:
+    """An RGB image whose channels differ (a grey image stored as RGB is not colour)."""
+    a = np.asarray(image)
+    return a.ndim == 3 and a.shape[2] >= 3 and not (np.array_equal(a[..., 0], a[..., 1]) and np.array_equal(a[..., 0], a[..., 2]))
+
+
+def _load_images(files, problems: list[str]) -> tuple[list[tuple[str, np.ndarray, np.ndarray]], list]:
+    """The readable aligned pairs (and their files); a bad pair is reported in ``problems`` and skipped."""
+    from ..io import read_image, to_gray
+
+    out, kept = [], []
+    for pf in files:
+        try:
+            s, t = read_image(pf.lom).data, read_image(pf.cbs).data
+            if s.shape[:2] != t.shape[:2]:
+                raise InputError(pf.lom, f"size {s.shape[:2]} differs from its target {pf.cbs} {t.shape[:2]}: "
+                                         "training needs aligned pairs on one grid")
+        except InputError as exc:
+            log.warning("%s; skipped", exc)
+            problems.append(f"{exc}; skipped")
+            continue
+        out.append((pf.name, s, to_gray(t)))
+        kept.append(pf)
+    if not out:
+        raise InputError(None, "no usable aligned pair: " + "; ".join(problems[-3:]))
+    return out, kept
+
+
+def _write_manifest(path: Path, files) -> Path:
+    from ..io import atomic_write_text
+    import io as _io
+
+    buf = _io.StringIO()
+    w = csv.writer(buf)
+    w.writerow(["name", "lom", "cbs"])
+    for pf in files:
+        w.writerow([pf.name, str(Path(pf.lom).resolve()), str(Path(pf.cbs).resolve())])
+    return atomic_write_text(path, buf.getvalue())
+
+
+def train_auto(pairs: str | PathLike[str], out: str | PathLike[str], config: AutoConfig | None = None, *,
+               echo: Callable[[str], None] | None = None, description: str | None = None) -> dict:
+    """Choose and train the chain for aligned ``pairs``; write ``out/chain.json`` (+ weights).
+
+    Returns the card written.
+    """
+    import torch
+
+    cfg = config or AutoConfig()
+    prev = torch.get_num_threads()
+    if cfg.threads:
+        torch.set_num_threads(cfg.threads)
+    try:
+        return _train_auto(pairs, out, cfg, echo, description)
+    finally:
+        torch.set_num_threads(prev)
+
+
+def _train_auto(pairs, out, cfg: AutoConfig, echo, description) -> dict:
+    from ..registration import PIPELINE_DEFAULTS
+    from .data import find_pairs
+    from .representations.raw import Raw
+
+    say = echo or (lambda s: log.info(s))
+    t_start = time.monotonic()
+    deadline = t_start + 60.0 * cfg.max_minutes
+    out = Path(out)
+    out.mkdir(parents=True, exist_ok=True)
+    files, problems = find_pairs(pairs)
+    images, files = _load_images(files, problems)
+    for msg in problems:
+        say(f"skipped: {msg}")
+    channels = cfg.channels or (3 if any(is_colour(s) for _, s, _ in images) else 1)
+    order = np.random.default_rng([cfg.seed, 3]).permutation(len(images))
+    n_held = min(cfg.max_heldout, max(1, int(round(cfg.heldout_fraction * len(images))))) if len(images) >= 2 else 0
+    held = [images[i] for i in order[:n_held]]
+    trn_idx = list(order[n_held:])
+    trn = [images[i] for i in trn_idx]
+    if not held:  # a single pair: test on it too, and say so
+        held, note_data = trn, "only one pair: the held-out cases are deformations of the training pair"
+    else:
+        note_data = f"{len(trn)} training pairs, {len(held)} held out"
+    cases = make_cases(held, cfg.cases_per_pair, seed=cfg.seed, max_side=cfg.eval_side)
+    say(f"auto: {note_data}; {len(cases)} held-out cases (deformed, {cfg.eval_side} px a side); "
+        f"budget {cfg.max_minutes:g} min; source channels {channels}")
+    params = PIPELINE_DEFAULTS
+    results: list[Result] = []
+    reps: dict[str, Representation] = {"none": Raw()}
+    skipped: list[str] = []
+
+    def best() -> Result | None:
+        return max(results, key=lambda r: r.score) if results else None
+
+    def run(rep: Representation, chain: Chain, checkpoint: str | None = None) -> Result:
+        b = best()
+        need = b.score[0] if b is not None else 0
+        r = evaluate(rep, chain, cases, params, must_reach=need, deadline=deadline - 10.0)
+        r.checkpoint = checkpoint
+        results.append(r)
+        d = r.as_dict(len(cases))
+        say(f"  {chain.label:<34} within 5 px {d['within_5px']}/{d['cases']}, within 1.5 px {d['within_1.5px']}, "
+            f"median TRE {d['median_tre_px']} px, {r.seconds:.0f} s {r.note}")
+        return r
+
+    def left() -> float:
+        return deadline - time.monotonic()
+
+    def train_translation_candidate(kind: str) -> None:
+        if kind not in cfg.kinds:
+            return
+        secs = min(cfg.translation_fraction * 60.0 * cfg.max_minutes, 0.5 * left())
+        if secs < 30 or left() < 90:
+            skipped.append(f"{kind}: not enough time left to train")
+            return
+        from .representations.translation import train_translation
+
+        say(f"auto: training the {kind} translation for {secs:.0f} s")
+        manifest = _write_manifest(out / "train_pairs.csv", [files[i] for i in trn_idx] or files)
+        try:
+            rep, _ = train_translation(manifest, out / kind, kind, channels, secs / 60.0, seed=cfg.seed)
+        except (StyleunwarpError, ValueError) as exc:
+            skipped.append(f"{kind}: training failed ({exc})")
+            return
+        reps[kind] = rep
+        for chain in learned_chains(kind):
+            if left() < 30:
+                skipped.append(f"{chain.label}: not enough time left")
+                continue
+            run(rep, chain, checkpoint="best validation L1")
+
+    per_case = None
+    for chain in training_free_chains() if "none" in cfg.kinds else []:
+        if per_case is not None and left() < per_case * len(cases) * 0.5:
+            skipped.append(f"{chain.label}: not enough time left")
+            continue
+        r = run(reps["none"], chain)
+        if r.tres:
+            per_case = r.seconds / len(r.tres) if per_case is None else per_case
+
+    if "shipped" in cfg.kinds and left() > 60:
+        shipped = _shipped_model()
+        if shipped is not None:  # the shipped style model, untrained here: free to try
+            for chain in learned_chains(shipped.kind):
+                run(shipped, Chain("shipped", chain.backend, chain.backend_options, chain.coarse_sigma),
+                    checkpoint="the shipped model, as delivered")
+            reps["shipped"] = shipped
+
+    trn_pairs = [(s, t) for _, s, t in trn]
+    for kind in ("edges",):
+        train_translation_candidate(kind)
+    if "shared" in cfg.kinds and left() > 60:
+        from .representations.shared import train_shared
+
+        secs = min(cfg.shared_fraction * 60.0 * cfg.max_minutes, 0.5 * left())
+        say(f"auto: training the shared code for {secs:.0f} s")
+        snaps, summary = train_shared(trn_pairs, channels, seconds=secs, seed=cfg.seed)
+        first, *others = learned_chains("shared")
+        snap_results = []
+        for k, rep in enumerate(snaps):
+            if left() < 30:
+                skipped.append(f"shared checkpoint {k + 1}: not enough time left")
+                break
+            snap_results.append((run(rep, first, checkpoint=f"{k + 1}/{len(snaps)} ({summary['steps']} steps in all)"), rep))
+        if snap_results:
+            r0, rep = max(snap_results, key=lambda x: x[0].score)
+            reps["shared"] = rep
+            for chain in others:
+                if left() < 30:
+                    skipped.append(f"{chain.label}: not enough time left")
+                    continue
+                run(rep, chain, checkpoint=r0.checkpoint)
+
+    for kind in ("cbs",):
+        train_translation_candidate(kind)
+
+    if not results:
+        raise StyleunwarpError("train --target auto: no candidate could be evaluated within the time budget")
+    win = best()
+    if "shipped" in reps:
+        import shutil
+
+        src = Path(reps["shipped"].model.source).parent
+        shutil.copytree(src, out / "shipped", dirs_exist_ok=True)
+        reps["shipped"].folder = "shipped"
+    rep_sections = {kind: rep.save(out) for kind, rep in reps.items()}
+    per_backend = {}
+    for r in sorted(results, key=lambda r: r.score, reverse=True):
+        per_backend.setdefault(r.chain.backend, r.chain.as_dict())
+    card = {
+        "task": "registration chain chosen by held-out TRE (styleunwarp train --target auto)",
+        "chosen_by": (f"most held-out cases within {OK_PX:g} px mean TRE, then within {GOOD_PX:g} px, then lowest "
+                      f"median TRE; ties go to the earlier (training-free first) candidate"),
+        "winner": win.as_dict(len(cases)),
+        "candidates": [r.as_dict(len(cases)) for r in results],
+        "skipped": skipped,
+        "best_per_backend": per_backend,
+        "representations": rep_sections,
+        "training_data": {"description": description or f"{len(images)} aligned pairs from {Path(pairs).resolve()}",
+                          "train": [n for n, _, _ in trn], "held_out": [n for n, _, _ in held],
+                          "note": note_data, "skipped_files": problems, "source_channels": channels},
+        "evaluation": {"cases": len(cases), "cases_per_pair": cfg.cases_per_pair, "eval_side_px": cfg.eval_side,
+                       "kinds": [c.kind for c in cases], "params": params.to_dict()},
+        "minutes": round((time.monotonic() - t_start) / 60.0, 2),
+        "max_minutes": cfg.max_minutes,
+    }
+    write_chain_card(out, win.chain, rep_sections[win.chain.representation], **card)
+    card = {"chain": win.chain.as_dict(), "representation": rep_sections[win.chain.representation], **card}
+    say(f"auto: chose {win.chain.label} ({card['winner']['within_5px']}/{len(cases)} within 5 px, "
+        f"median TRE {card['winner']['median_tre_px']} px) in {card['minutes']:.1f} min -> {out / 'chain.json'}")
+    return card
+
+
+__all__ = ["AutoConfig", "Result", "evaluate", "learned_chains", "train_auto", "training_free_chains"]

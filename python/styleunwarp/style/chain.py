@@ -1,0 +1,132 @@
+"""A *chain*: representation + registration backend + backend options, as chosen by ``train``.
+
+``train --target auto`` writes ``chain.json`` into the model folder: the winning chain, the
+representation's card section (its weights lie beside it), and the measured TRE of every
+candidate. ``register --model M`` then uses the chain's backend and options unless the user
+gives ``--backend`` explicitly (:func:`load_chain`).
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import asdict, dataclass, field
+from os import PathLike
+from pathlib import Path
+
+from ..errors import InputError
+
+CHAIN_FORMAT = "styleunwarp.chain/1"
+CHAIN_NAME = "chain.json"
+
+
+@dataclass(frozen=True)
+class Chain:
+    """What the registration of a pair runs: ``representation`` then ``backend`` with ``backend_options``."""
+
+    representation: str
+    backend: str
+    backend_options: dict = field(default_factory=dict)
+    coarse_sigma: float | None = None
+
+    @property
+    def label(self) -> str:
+        opts = ",".join(f"{k}={v}" for k, v in sorted(self.backend_options.items()))
+        return f"{self.representation}->{self.backend}" + (f"[{opts}]" if opts else "")
+
+    def as_dict(self) -> dict:
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, d: dict) -> "Chain":
+        return cls(str(d["representation"]), str(d["backend"]), dict(d.get("backend_options") or {}),
+                   None if d.get("coarse_sigma") is None else float(d["coarse_sigma"]))
+
+
+def chain_file(model: str | PathLike[str] | None) -> Path | None:
+    """``MODEL/chain.json`` if ``model`` is a folder holding one (or is that file), else ``None``."""
+    if model is None:
+        return None
+    p = Path(model)
+    if p.is_dir() and (p / CHAIN_NAME).is_file():
+        return p / CHAIN_NAME
+    if p.is_file() and p.name == CHAIN_NAME:
+        return p
+    return None
+
+
+def read_card(path: Path) -> dict:
+    """A chain card, checked; errors name the file."""
+    try:
+        card = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raise InputError(path, f"chain card is not valid JSON: {exc}") from exc
+    if not isinstance(card, dict) or card.get("format") != CHAIN_FORMAT:
+        raise InputError(path, f"not a styleunwarp chain card (expected format {CHAIN_FORMAT!r})")
+    if not isinstance(card.get("chain"), dict) or not isinstance(card.get("representation"), dict):
+        raise InputError(path, "chain card has no 'chain' or 'representation' object")
+    return card
+
+
+def load_chain(model: str | PathLike[str] | None) -> Chain | None:
+    """The chain a model folder prescribes, or ``None`` for a plain style model (or no model)."""
+    path = chain_file(model)
+    if path is None:
+        return None
+    card = read_card(path)
+    try:
+        return Chain.from_dict(card["chain"])
+    except (KeyError, TypeError, ValueError) as exc:
+        raise InputError(path, f"bad 'chain' entry: {exc}") from exc
+
+
+def resolve_backend(model, style: str, backend: str, backend_options: dict, coarse_sigma: float | None,
+                    backend_explicit: bool) -> tuple[str, dict, float | None, Chain | None]:
+    """The backend, its options and the coarse sigma to use with ``model``.
+
+    A model with a chain card prescribes its backend and options unless the user chose the
+    backend explicitly (``backend_explicit``); options the user gave win over the chain's, and
+    an explicit ``coarse_sigma`` over the chain's. Returns ``(backend, options, coarse_sigma, chain)``.
+    """
+    chain = load_chain(model) if style == "model" else None
+    if chain is None:
+        return backend, dict(backend_options), coarse_sigma, None
+    if not backend_explicit:
+        backend = chain.backend
+        backend_options = {**chain.backend_options, **backend_options}
+    if coarse_sigma is None and chain.coarse_sigma is not None:
+        coarse_sigma = chain.coarse_sigma
+    return backend, dict(backend_options), coarse_sigma, chain
+
+
+def load_representation(model: str | PathLike[str] | None, style: str = "model"):
+    """The :class:`~.representations.Representation` of a model folder, file or ``None``.
+
+    ``style="none"``: the raw images. A folder with ``chain.json``: its representation. Any
+    other model (folder or weights file; ``None`` = the shipped default): a translation model.
+    """
+    from .representations import load
+    from .representations.raw import Raw
+    from .representations.translation import Translation
+
+    if style == "none":
+        return Raw()
+    path = chain_file(model)
+    if path is not None:
+        return load(path.parent, read_card(path)["representation"])
+    return Translation.load_model(model)
+
+
+def write_chain_card(folder: Path, chain: Chain, representation_section: dict, **sections) -> Path:
+    """Write ``folder/chain.json`` atomically."""
+    import datetime as _dt
+
+    from .. import __version__
+    from ..io import atomic_write_text
+
+    card = {"format": CHAIN_FORMAT, "chain": chain.as_dict(), "representation": representation_section,
+            "styleunwarp_version": __version__,
+            "date": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"), **sections}
+    return atomic_write_text(folder / CHAIN_NAME, json.dumps(card, indent=2, default=float) + "\n")
+
+
+__all__ = ["CHAIN_NAME", "Chain", "chain_file", "load_chain", "load_representation", "read_card", "resolve_backend", "write_chain_card"]

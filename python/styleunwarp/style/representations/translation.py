@@ -1,0 +1,72 @@
+"""``cbs`` / ``edges``: a U-Net translates the source into the target's look (``cbs``) or into
+the target's boundary map (``edges``); the target is stretched or turned into its boundary map.
+
+The network, its training and tiled inference are :mod:`styleunwarp.style` (pix2pix code);
+this module puts them behind the :class:`~.Representation` interface.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+
+from . import Representation
+
+
+class Translation(Representation):
+    """A trained style model (:class:`~styleunwarp.style.StyleTransfer`) as a representation."""
+
+    trainable = True
+
+    def __init__(self, model, folder: str | None = None) -> None:
+        self.model = model  # a StyleTransfer
+        self.folder = folder
+
+    @property
+    def kind(self) -> str:  # type: ignore[override]
+        return self.model.target_kind
+
+    def represent(self, source: np.ndarray, target: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        from ...io import normalize
+
+        return (normalize(np.asarray(self.model(source), np.float32)),
+                normalize(np.asarray(self.model.prepare_target(target), np.float32)))
+
+    def save(self, folder: Path) -> dict:
+        """The weights stay where training wrote them (a sub-folder of the model folder)."""
+        return {"kind": self.kind, "folder": self.folder or "."}
+
+    @classmethod
+    def from_card(cls, folder: Path, section: dict) -> "Translation":
+        from ...errors import InputError
+        from ..infer import StyleTransfer
+
+        sub = str(section.get("folder", "."))
+        path = (folder / sub).resolve()
+        if folder.resolve() not in (path, *path.parents):
+            raise InputError(folder, f"model card points outside its folder ({sub!r})")
+        return cls(StyleTransfer.load(path), sub)
+
+    @classmethod
+    def load_model(cls, path: str | Path | None) -> "Translation":
+        """From a style model folder or file (``None``: the shipped default)."""
+        from ..infer import StyleTransfer
+
+        st = StyleTransfer.load(path) if path is not None else StyleTransfer.load_default()
+        return cls(st, None)
+
+
+def train_translation(pairs, out: Path, kind: str, channels: int, max_minutes: float, seed: int = 0,
+                      progress: bool = False) -> tuple[Translation, dict]:
+    """Train a ``kind`` (``cbs`` or ``edges``) U-Net on aligned ``pairs`` into ``out``; return it
+    and :func:`styleunwarp.style.train`'s summary. The checkpoint kept is the best by
+    validation L1 (the chain's TRE then decides whether the representation is used)."""
+    from ..infer import StyleTransfer
+    from ..networks import Architecture
+    from ..train import TrainConfig, train
+
+    cfg = TrainConfig(mode="unet", target=kind, epochs=1000, max_minutes=max_minutes, seed=seed, crop=128,
+                      batch_size=4, arch=Architecture(in_channels=channels, base=16, depth=4))
+    res = train(pairs, out, cfg, progress=progress)
+    return Translation(StyleTransfer.load(out), out.name), res
