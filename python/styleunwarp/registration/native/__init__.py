@@ -322,7 +322,7 @@ def _run_stages_lm(coeffs, tside, sside, p, settings, weights, lm_t, stages):
         c, info = gauss_newton.minimise(c, image, weights["image"], reg, lm, settings.max_iter, settings.tolerance)
         level = fixed_pyr[lv]
         info.update(scale=scale, intervals=nint, image_factor=2**lv, seconds=time.perf_counter() - t0,
-                    level_shape=tuple(level.image.shape[1:]))
+                    level_shape=tuple(level.image.shape[-2:]))
         stages.append(info)
     return c[:, None].to(coeffs.dtype)
 

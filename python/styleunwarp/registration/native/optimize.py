@@ -17,7 +17,7 @@ import torch
 import torch.nn.functional as F
 from scipy import ndimage
 
-from . import energy, regularization, spline
+from . import energy, regularization, sampler, spline
 
 
 @dataclass
@@ -108,6 +108,7 @@ class Direction:
             scaled = (self.fixed - lo_f[:, None, None]) / (hi_f - lo_f)[:, None, None] * (self.bins - 1)
             self.fixed_w = energy.parzen_weights(scaled.reshape(scaled.shape[0], -1).clamp(0, self.bins - 1), self.bins)
             self.moving = (self.moving - lo_m[:, None, None, None]) / (hi_m - lo_m)[:, None, None, None] * (self.bins - 1)
+        self.cubic = sampler.CubicImage(self.moving.cpu().numpy(), s.device, dtype=s.dtype)
         # consistency points: a sub-grid of the level grid (at most consistency_points a side)
         sy = py[:: max(1, len(py) // s.consistency_points)]
         sx = px[:: max(1, len(px) // s.consistency_points)]
@@ -141,8 +142,8 @@ class Direction:
         x = spline.dense(c[:, 0], self.mats["y0"], self.mats["x0"])
         y = spline.dense(c[:, 1], self.mats["y0"], self.mats["x0"])
         hm, wm = self.mshape
-        grid = torch.stack([x * (2.0 / (wm - 1)) - 1.0, y * (2.0 / (hm - 1)) - 1.0], dim=-1)
-        moved = F.grid_sample(self.moving, grid, mode="bicubic", padding_mode="border", align_corners=True)[:, 0]
+        ml = self.moving.shape[-2:]  # the moving level's grid spans the full image
+        moved = sampler.sample(self.cubic, x * ((ml[1] - 1) / (wm - 1)), y * ((ml[0] - 1) / (hm - 1)))[:, 0]
         if mask is None:
             mask = self.overlap(c)
         if self.sim == "ssd":
