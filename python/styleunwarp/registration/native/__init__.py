@@ -26,12 +26,14 @@ from ...transform import ElasticTransform, affine_elastic, identity_elastic, jac
 from ..params import BUnwarpJParams
 from ..result import Points, Registration
 from ..validation import check_image
-from . import energy, gauss_newton, optimize, regularization, spline
+from . import consistency, energy, gauss_newton, optimize, regularization, spline
 from .optimize import Settings, Side
 
 
 # Relative energy decrease below which a Levenberg-Marquardt stage stops (measured, docs/native.md)
 LM_TOLERANCE = 1e-3
+# similarities that are sums of squares, so Levenberg-Marquardt applies
+LM_SIMILARITIES = ("ssd",)
 
 __all__ = ["assess", "register", "register_batch", "resolve_device"]
 
@@ -209,9 +211,9 @@ def register_batch(
     if optimizer not in ("auto", "lm", "lbfgs"):
         raise InputError(None, f"unknown optimizer {optimizer!r}; choose from auto, lm, lbfgs")
     both = p.mode in ("accurate", "fast")
-    levenberg = optimizer == "lm" or (optimizer == "auto" and similarity == "ssd" and not both)
-    if levenberg and (similarity != "ssd" or both):
-        raise InputError(None, "optimizer 'lm' needs similarity 'ssd' and mode 'mono'")
+    levenberg = optimizer == "lm" or (optimizer == "auto" and similarity in LM_SIMILARITIES)
+    if levenberg and similarity not in LM_SIMILARITIES:
+        raise InputError(None, f"optimizer 'lm' needs similarity {' or '.join(map(repr, LM_SIMILARITIES))}")
     if normalize:
         for i in range(b):
             lo, hi = min(tgt[i].min(), src[i].min()), max(tgt[i].max(), src[i].max())
@@ -224,7 +226,7 @@ def register_batch(
     else:
         dt = getattr(torch, dtype) if isinstance(dtype, str) else dtype
     torch.manual_seed(seed)
-    iters = max_iter or (20 if levenberg else 30 if p.mode == "fast" else 60)
+    iters = max_iter or ((10 if p.mode == "fast" else 20) if levenberg else 30 if p.mode == "fast" else 60)
     if tolerance is None:
         tolerance = LM_TOLERANCE if levenberg else 1e-6
     settings = Settings(similarity=similarity, ncc_window=ncc_window, nmi_bins=nmi_bins, max_iter=iters,
@@ -257,7 +259,7 @@ def register_batch(
         torch.set_num_threads(int(threads))
     try:
         if levenberg:
-            coeffs = _run_stages_lm(coeffs, tside, sside, p, settings, weights, lm_t, stages)
+            coeffs = _run_stages_lm(coeffs, tside, sside, p, settings, weights, lm_t, both, stages)
         else:
             coeffs = _run_stages(coeffs, tside, sside, p, settings, weights, lm_t, both, stages, dev)
     finally:
@@ -288,43 +290,61 @@ def _run_stages(coeffs, tside, sside, p, settings, weights, lm_t, both, stages, 
     return coeffs
 
 
-def _run_stages_lm(coeffs, tside, sside, p, settings, weights, lm_t, stages):
-    """Levenberg-Marquardt stages (SSD, direct transform): see :mod:`.gauss_newton`."""
+def _run_stages_lm(coeffs, tside, sside, p, settings, weights, lm_t, both, stages):
+    """Levenberg-Marquardt stages (SSD on intensities or descriptors): see :mod:`.gauss_newton`.
+
+    ``both``: optimise the direct and the inverse map together with the consistency term
+    (:mod:`.consistency`), as bUnwarpJ's accurate/fast modes.
+    """
     lo_s, hi_s = int(p.min_scale_deformation), int(p.max_scale_deformation)
     depth = hi_s - lo_s + int(p.img_subsamp_fact)
     # images and sampling in float32 on the CPU (2x faster; per-point, so thread-count independent);
     # every reduction in float64
     dt = settings.dtype if settings.device.type != "cpu" else torch.float32
-    fixed_pyr = gauss_newton.pyramid(tside.image, depth)
-    moving_pyr = gauss_newton.pyramid(sside.image, depth)
+    sides = [(tside, sside), (sside, tside)][: 2 if both else 1]
+    pyr = {id(sd): gauss_newton.pyramid(sd.image, depth) for sd in (tside, sside)}
     # masks: pyramids only where some pixel is masked out (None: every pixel counts)
-    fmask_pyr = None if bool((tside.mask > 0.5).all()) else gauss_newton.pyramid(tside.mask, depth)
-    mmask_pyr = None if bool((sside.mask > 0.5).all()) else gauss_newton.pyramid(sside.mask, depth)
-    level_mask = lambda pyr, lv: None if pyr is None else (pyr[lv].image > 0.5).astype(np.float32)  # noqa: E731
-    tshape, sshape = tside.shape, sside.shape
-    c = coeffs[:, 0]
+    mpyr = {id(sd): None if bool((sd.mask > 0.5).all()) else gauss_newton.pyramid(sd.mask, depth) for sd in (tside, sside)}
+    level_mask = lambda sd, lv: None if mpyr[id(sd)] is None else (mpyr[id(sd)][lv].image > 0.5).astype(np.float32)  # noqa: E731
+    describe = _level_representation(settings)
+    c = coeffs
     for scale in range(lo_s, hi_s + 1):
         if scale > lo_s:
-            b, _, n, _ = c.shape
-            c = spline.refine(c.reshape(-1, n, n)).reshape(b, 2, 2 * n - 3, 2 * n - 3)
+            b, d, _, n, _ = c.shape
+            c = spline.refine(c.reshape(-1, n, n)).reshape(b, d, 2, 2 * n - 3, 2 * n - 3)
         nint = 2**scale
-        lv = gauss_newton.level_for_scale(len(fixed_pyr), scale, hi_s, int(p.img_subsamp_fact))
+        lv = gauss_newton.level_for_scale(len(pyr[id(tside)]), scale, hi_s, int(p.img_subsamp_fact))
         t0 = time.perf_counter()
-        image = None
-        if weights["image"]:
-            image = gauss_newton.SSDLevel(
-                fixed_pyr[lv], level_mask(fmask_pyr, lv), moving_pyr[lv], level_mask(mmask_pyr, lv),
-                tshape, nint, settings.max_samples, dt, settings.device, sshape)
-        reg = regularization.tensor(nint, tshape, weights["divergence"], weights["curl"], torch.float64, settings.device)
-        lm = None
-        if lm_t is not None and weights["landmark"]:
-            lm = gauss_newton.Landmarks(lm_t[0][0], lm_t[0][1], tshape, nint, weights["landmark"])
-        c, info = gauss_newton.minimise(c, image, weights["image"], reg, lm, settings.max_iter, settings.tolerance)
-        level = fixed_pyr[lv]
+        terms = []
+        for d, (fixed, moving) in enumerate(sides):
+            if weights["image"]:
+                level = gauss_newton.SSDLevel(
+                    describe(pyr[id(fixed)][lv]), level_mask(fixed, lv), describe(pyr[id(moving)][lv]),
+                    level_mask(moving, lv), fixed.shape, nint, settings.max_samples, dt, settings.device, moving.shape)
+                terms.append(gauss_newton.ImageTerm(level, weights["image"], d))
+            reg = regularization.tensor(nint, fixed.shape, weights["divergence"], weights["curl"], torch.float64,
+                                        settings.device)
+            if reg is not None:
+                terms.append(gauss_newton.QuadraticTerm(reg, d))
+            if lm_t is not None and weights["landmark"]:
+                terms.append(gauss_newton.LandmarkTerm(
+                    gauss_newton.Landmarks(lm_t[d][0], lm_t[d][1], fixed.shape, nint, weights["landmark"]), d))
+        if both and weights["consistency"]:
+            pts = min(settings.consistency_points, 4 * nint + 1)
+            terms.append(consistency.Consistency(0, 1, tside.shape, sside.shape, nint, pts, weights["consistency"],
+                                                 settings.device))
+            terms.append(consistency.Consistency(1, 0, sside.shape, tside.shape, nint, pts, weights["consistency"],
+                                                 settings.device))
+        c, info = gauss_newton.minimise(c.to(torch.float64), terms, settings.max_iter, settings.tolerance)
         info.update(scale=scale, intervals=nint, image_factor=2**lv, seconds=time.perf_counter() - t0,
-                    level_shape=tuple(level.image.shape[-2:]))
+                    level_shape=tuple(pyr[id(tside)][lv].image.shape[-2:]))
         stages.append(info)
-    return c[:, None].to(coeffs.dtype)
+    return c.to(coeffs.dtype)
+
+
+def _level_representation(settings):
+    """What the LM image term compares at a pyramid level: the intensities, or descriptors."""
+    return lambda level: level
 
 
 def _results(out_c, stages, tshape, sshape, p, seconds, similarity, dev, dt, seed, b, both):

@@ -31,6 +31,7 @@ from scipy import ndimage
 
 from . import energy, sampler, spline
 from .optimize import subgrid_step
+from .spline import row_kron, separable_gram
 
 _BINOMIAL5 = np.array([1.0, 4.0, 6.0, 4.0, 1.0]) / 16.0
 
@@ -86,11 +87,6 @@ def solve(lhs: torch.Tensor, rhs: torch.Tensor) -> torch.Tensor:
         return torch.linalg.solve(lhs, rhs)
     finally:
         torch.set_num_threads(before)
-
-
-def row_kron(a, b):
-    """Row-wise Kronecker product ``(m, p), (m, q) -> (m, p*q)`` (numpy arrays or tensors)."""
-    return (a[:, :, None] * b[:, None, :]).reshape(a.shape[0], -1)
 
 
 class SSDLevel:
@@ -174,8 +170,7 @@ class SSDLevel:
         blocks = {}
         for a, bb in ((0, 0), (0, 1), (1, 1)):
             gg = gs[:, 0, a] * gs[:, 0, bb] if self.channels == 1 else (gs[:, :, a] * gs[:, :, bb]).sum(1)
-            m = self.ky.T @ (wk * gg) @ self.kx  # (B, n²[y i,j], n²[x k,l])
-            blocks[a, bb] = m.reshape(b, n, n, n, n).permute(0, 1, 3, 2, 4).reshape(b, n * n, n * n)
+            blocks[a, bb] = separable_gram(self.ky, self.kx, wk * gg, n)
         hess = torch.cat([torch.cat([blocks[0, 0], blocks[0, 1]], 2),
                           torch.cat([blocks[0, 1].transpose(1, 2), blocks[1, 1]], 2)], 1)
         return grad, hess
@@ -215,37 +210,91 @@ class Landmarks:
         return grad, torch.cat([torch.cat([ptp, z], 2), torch.cat([z, ptp], 2)], 1)
 
 
-def minimise(
-    c0: torch.Tensor,
-    image: SSDLevel | None,
-    image_weight: float,
-    reg: torch.Tensor | None,
-    landmarks: Landmarks | None,
-    max_iter: int,
-    tolerance: float,
-    max_trials: int = 6,
-) -> tuple[torch.Tensor, dict]:
-    """Levenberg-Marquardt on grids ``c0`` ``(B, 2, n, n)``; returns the grids and stage info.
+class ImageTerm:
+    """``weight ·`` the SSD of one direction (map ``d`` of the coefficient stack)."""
 
-    Pairs of a batch are independent: each has its own damping and stops on its own.
+    part = "image"
+
+    def __init__(self, level: SSDLevel, weight: float, d: int = 0):
+        self.level, self.weight, self.d = level, float(weight), d
+
+    def evaluate(self, c: torch.Tensor) -> tuple[torch.Tensor, tuple]:
+        r, w, g = self.level.sample(c[:, self.d])
+        return self.weight * self.level.energy(r, w), (r, w, g)
+
+    def normal_equations(self, c: torch.Tensor, state: tuple, size: int):
+        g, h = self.level.normal_equations(*state)
+        return _place(self.weight * g, self.weight * h, self.d, size)
+
+
+class QuadraticTerm:
+    """``c_d · R · c_d`` (the regulariser of map ``d``)."""
+
+    part = "regularization"
+
+    def __init__(self, matrix: torch.Tensor, d: int = 0):
+        self.matrix, self.d = matrix, d
+
+    def evaluate(self, c: torch.Tensor) -> tuple[torch.Tensor, tuple]:
+        return energy.vector_spline_regularization(c[:, self.d], self.matrix), ()
+
+    def normal_equations(self, c: torch.Tensor, state: tuple, size: int):
+        flat = c[:, self.d].reshape(c.shape[0], -1)
+        return _place(2.0 * flat @ self.matrix, (2.0 * self.matrix).expand(c.shape[0], -1, -1), self.d, size)
+
+
+class LandmarkTerm:
+    """The landmarks of map ``d``."""
+
+    part = "landmarks"
+
+    def __init__(self, landmarks: "Landmarks", d: int = 0):
+        self.lm, self.d = landmarks, d
+
+    def evaluate(self, c: torch.Tensor) -> tuple[torch.Tensor, tuple]:
+        return self.lm.energy(c[:, self.d]), ()
+
+    def normal_equations(self, c: torch.Tensor, state: tuple, size: int):
+        g, h = self.lm.normal_equations(c[:, self.d])
+        return _place(g, h, self.d, size)
+
+
+def _place(grad: torch.Tensor, hess: torch.Tensor, d: int, size: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """Put the gradient/matrix of map ``d`` into the slots of the whole coefficient stack."""
+    m = grad.shape[1]
+    if m == size:
+        return grad, hess
+    g = grad.new_zeros(grad.shape[0], size)
+    h = hess.new_zeros(hess.shape[0], size, size)
+    g[:, d * m:(d + 1) * m] = grad
+    h[:, d * m:(d + 1) * m, d * m:(d + 1) * m] = hess
+    return g, h
+
+
+PARTS = ("image", "regularization", "landmarks", "consistency")
+
+
+def minimise(c0: torch.Tensor, terms: list, max_iter: int, tolerance: float, max_trials: int = 6) -> tuple[torch.Tensor, dict]:
+    """Levenberg-Marquardt on the coefficient stack ``c0`` ``(B, D, 2, n, n)``; returns it and stage info.
+
+    ``terms``: objects with ``part`` (a name of :data:`PARTS`), ``evaluate(c) -> (energy (B,),
+    state)`` and ``normal_equations(c, state, size) -> (gradient (B, size), Gauss-Newton matrix
+    (B, size, size))`` over the flattened stack (``size = D·2n²``). Pairs of a batch are
+    independent: each has its own damping and stops on its own.
     """
-    b, _, n, _ = c0.shape
+    b = c0.shape[0]
     c = c0.to(torch.float64).clone()
+    size = c[0].numel()
 
     def evaluate(cc: torch.Tensor) -> tuple[torch.Tensor, dict]:
-        parts = {"image": cc.new_zeros(b), "regularization": cc.new_zeros(b), "landmarks": cc.new_zeros(b),
-                 "consistency": cc.new_zeros(b)}
-        state = {}
-        if image is not None and image_weight:
-            r, w, g = image.sample(cc)
-            parts["image"] = image_weight * image.energy(r, w)
-            state = {"r": r, "w": w, "g": g}
-        if reg is not None:
-            parts["regularization"] = energy.vector_spline_regularization(cc, reg)
-        if landmarks is not None:
-            parts["landmarks"] = landmarks.energy(cc)
-        parts["total"] = parts["image"] + parts["regularization"] + parts["landmarks"]
-        return parts["total"], {"parts": parts, **state}
+        parts = {k: cc.new_zeros(b) for k in PARTS}
+        states = []
+        for term in terms:
+            e, st = term.evaluate(cc)
+            parts[term.part] = parts[term.part] + e
+            states.append(st)
+        parts["total"] = sum(parts[k] for k in PARTS)
+        return parts["total"], {"parts": parts, "states": states}
 
     e, cache = evaluate(c)
     e_start = e.clone()
@@ -256,18 +305,11 @@ def minimise(
     for _ in range(max_iter):
         if not bool(active.any()):
             break
-        flat = c.reshape(b, -1)
-        grad = flat.new_zeros(b, 2 * n * n)
-        hess = flat.new_zeros(b, 2 * n * n, 2 * n * n)
-        if "r" in cache:
-            gi, hi = image.normal_equations(cache["r"], cache["w"], cache["g"])
-            grad, hess = grad + image_weight * gi, hess + image_weight * hi
-        if reg is not None:
-            grad = grad + 2.0 * flat @ reg
-            hess = hess + 2.0 * reg
-        if landmarks is not None:
-            gl, hl = landmarks.normal_equations(c)
-            grad, hess = grad + gl, hess + hl
+        grad = c.new_zeros(b, size)
+        hess = c.new_zeros(b, size, size)
+        for term, st in zip(terms, cache["states"]):
+            g, h = term.normal_equations(c, st, size)
+            grad, hess = grad + g, hess + h
         # damping μ·mean(diag)·I: all coefficients are positions in pixels, so this bounds the
         # step in pixels, also for coefficients that no pixel constrains (outside the overlap)
         diag = torch.diagonal(hess, dim1=1, dim2=2)
@@ -297,7 +339,7 @@ def minimise(
             evaluations += 1
             ok = todo & torch.isfinite(trial_e) & (trial_e < e)
             if bool(ok.any()):
-                sel = ok[:, None, None, None]
+                sel = ok.reshape((-1,) + (1,) * (c.dim() - 1))
                 new_c = torch.where(sel, trial_c, new_c)
                 new_e = torch.where(ok, trial_e, new_e)
                 new_cache = _merge(new_cache, trial_cache, ok)
@@ -323,16 +365,14 @@ def minimise(
     return c, info
 
 
-def _merge(old: dict, new: dict, take: torch.Tensor) -> dict:
-    """Per pair, the cached evaluation of ``new`` where ``take`` else of ``old``."""
-    out = {}
-    for key, val in new.items():
-        if key == "parts":
-            out[key] = {k: torch.where(take, v, old[key][k]) for k, v in val.items()}
-        else:
-            shape = (-1,) + (1,) * (val.dim() - 1)
-            out[key] = torch.where(take.reshape(shape), val, old[key])
-    return out
+def _merge(old, new, take: torch.Tensor):
+    """Per pair, the cached evaluation of ``new`` where ``take`` else of ``old`` (nested containers)."""
+    if isinstance(new, dict):
+        return {k: _merge(old[k], v, take) for k, v in new.items()}
+    if isinstance(new, (list, tuple)):
+        return type(new)(_merge(o, v, take) for o, v in zip(old, new))
+    shape = (-1,) + (1,) * (new.dim() - 1)
+    return torch.where(take.reshape(shape), new, old)
 
 
 def level_for_scale(levels: int, scale: int, max_scale: int, subsample: int) -> int:
