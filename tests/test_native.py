@@ -14,6 +14,7 @@ from styleunwarp.registration.native import (
     assess,
     consistency,
     gauss_newton,
+    mind,
     regularization,
     register_batch,
     sampler,
@@ -282,8 +283,8 @@ def test_consistency_mode_gives_inverse_of_direct(pair, optimizer):
     assert np.nanmean(d) < np.nanmean(d0)
 
 
-@pytest.mark.parametrize("similarity", ["ncc", "nmi"])
-def test_ncc_nmi_align_inverted_contrast_where_ssd_cannot(pair, similarity):
+@pytest.mark.parametrize("similarity", ["ncc", "nmi", "mind"])
+def test_ncc_nmi_mind_align_inverted_contrast_where_ssd_cannot(pair, similarity):
     tgt, src, truth = pair
     inverted = 255.0 - src
     ssd = register(tgt, inverted, MONO, backend="native", similarity="ssd")
@@ -292,6 +293,21 @@ def test_ncc_nmi_align_inverted_contrast_where_ssd_cannot(pair, similarity):
     print(f"inverted contrast: ssd {e_ssd:.2f} px, {similarity} {e_other:.3f} px")
     assert e_ssd > 1.0
     assert e_other < 0.5
+
+
+def test_mind_descriptors_are_contrast_invariant_and_work_with_lbfgs(pair):
+    """MIND-SSC: the same structure under another monotonic/inverted contrast gives nearly the
+    same descriptors; both optimisers register with it (a gamma-distorted, inverted source)."""
+    tgt, src, truth = pair
+    d1 = mind.mind_ssc(src[None])
+    d2 = mind.mind_ssc((255.0 - src[None]) * 0.3 + 7.0)
+    assert d1.shape == (1, 6, *SHAPE) and d1.dtype == np.float32 and 0 <= d1.min() and d1.max() <= 255
+    assert np.abs(d1 - d2).max() < 1e-2
+    other = 255.0 * (1.0 - (src / 255.0) ** 2)
+    for optimizer in ("auto", "lbfgs"):
+        r = register(tgt, other, MONO, backend="native", similarity="mind", optimizer=optimizer)
+        assert tre(r.direct, truth) < 0.5, optimizer
+    assert r.info["similarity"] == "mind"
 
 
 def test_local_ncc_window(pair):

@@ -26,14 +26,14 @@ from ...transform import ElasticTransform, affine_elastic, identity_elastic, jac
 from ..params import BUnwarpJParams
 from ..result import Points, Registration
 from ..validation import check_image
-from . import consistency, energy, gauss_newton, optimize, regularization, spline
+from . import consistency, energy, gauss_newton, mind, optimize, regularization, spline
 from .optimize import Settings, Side
 
 
 # Relative energy decrease below which a Levenberg-Marquardt stage stops (measured, docs/native.md)
 LM_TOLERANCE = 1e-3
 # similarities that are sums of squares, so Levenberg-Marquardt applies
-LM_SIMILARITIES = ("ssd",)
+LM_SIMILARITIES = ("ssd", "mind")
 
 __all__ = ["assess", "register", "register_batch", "resolve_device"]
 
@@ -131,6 +131,7 @@ def register_batch(
     similarity: str = "ssd",
     ncc_window: int | None = None,
     nmi_bins: int = 32,
+    mind_radius: int = 2,
     device: str | torch.device | None = "auto",
     dtype: str | torch.dtype | None = None,
     max_iter: int | None = None,
@@ -152,7 +153,9 @@ def register_batch(
     similarity
         ``"ssd"`` (bUnwarpJ's image term), ``"ncc"`` (``1 - NCC**2``, global or over
         ``ncc_window``-pixel windows: indifferent to contrast polarity) or ``"nmi"``
-        (normalised mutual information from a ``nmi_bins`` Parzen histogram).
+        (normalised mutual information from a ``nmi_bins`` Parzen histogram) or ``"mind"``
+        (SSD of MIND-SSC descriptor images, :mod:`.mind`, computed at every pyramid level with
+        neighbours ``mind_radius`` pixels away: modality-independent, any contrast).
     device, dtype
         ``"auto"`` picks CUDA when present. ``dtype`` defaults to float64 on CPU, float32 on CUDA.
     max_iter, tolerance
@@ -229,7 +232,7 @@ def register_batch(
     iters = max_iter or ((10 if p.mode == "fast" else 20) if levenberg else 30 if p.mode == "fast" else 60)
     if tolerance is None:
         tolerance = LM_TOLERANCE if levenberg else 1e-6
-    settings = Settings(similarity=similarity, ncc_window=ncc_window, nmi_bins=nmi_bins, max_iter=iters,
+    settings = Settings(similarity=similarity, ncc_window=ncc_window, nmi_bins=nmi_bins, mind_radius=mind_radius, max_iter=iters,
                         tolerance=tolerance, device=dev, dtype=dt, max_samples=max_samples)
     tside = Side(np.stack(tgt), np.stack(tm))
     sside = Side(np.stack(src), np.stack(sm))
@@ -343,8 +346,10 @@ def _run_stages_lm(coeffs, tside, sside, p, settings, weights, lm_t, both, stage
 
 
 def _level_representation(settings):
-    """What the LM image term compares at a pyramid level: the intensities, or descriptors."""
-    return lambda level: level
+    """What the LM image term compares at a pyramid level: the intensities, or MIND descriptors."""
+    if settings.similarity != "mind":
+        return lambda level: level
+    return lambda level: gauss_newton.Level(mind.mind_ssc(level.image, settings.mind_radius), level.py, level.px)
 
 
 def _results(out_c, stages, tshape, sshape, p, seconds, similarity, dev, dt, seed, b, both):
