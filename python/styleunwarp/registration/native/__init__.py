@@ -32,6 +32,12 @@ from .optimize import Settings, Side
 
 # Relative energy decrease below which a Levenberg-Marquardt stage stops (measured, docs/native.md)
 LM_TOLERANCE = 1e-3
+# The plugin's divergence/curl weights in this engine's units (the integrals of Sorzano et al. in
+# pixel units): bUnwarpJ's own normalisation is not published, so the factor was measured, on
+# held-out synthetic 512² pairs through the pipeline's defaults (docs/native.md): x1 left
+# styled (edge-map) pairs under-regularised (mean TRE 1.01 px vs bUnwarpJ 0.28), x1000 gave
+# 0.29 px there and 0.36 px on same-modality pairs (bUnwarpJ 0.27); x3000 over-smoothed (0.50).
+REGULARIZATION_SCALE = 1000.0
 # similarities that are sums of squares, so Levenberg-Marquardt applies
 LM_SIMILARITIES = ("ssd", "mind")
 
@@ -253,7 +259,8 @@ def register_batch(
         tp = torch.as_tensor(np.stack([a for a, _ in lms]), dtype=dt, device=dev)
         sp = torch.as_tensor(np.stack([c for _, c in lms]), dtype=dt, device=dev)
         lm_t = [(tp, sp), (sp, tp)]
-    weights = {"image": p.image_weight, "divergence": p.divergence_weight, "curl": p.curl_weight,
+    weights = {"image": p.image_weight, "divergence": p.divergence_weight * REGULARIZATION_SCALE,
+               "curl": p.curl_weight * REGULARIZATION_SCALE,
                "landmark": p.landmark_weight, "consistency": p.consistency_weight}
 
     stages = []
