@@ -5,8 +5,10 @@ The deformation is bUnwarpJ's cubic B-spline on its coefficient grid (same
 loaded and applied by the plugin). The energy follows the published method (Sorzano et al.
 2005; Arganda-Carreras et al. 2006): image similarity (SSD as bUnwarpJ, or NCC / NMI),
 divergence and curl regularisation of the displacement, landmarks, and in ``accurate``/``fast``
-modes the consistency of the direct and inverse transforms. It is minimised by L-BFGS with
-autograd, from ``min_scale_deformation`` to ``max_scale_deformation`` on an image pyramid.
+modes the consistency of the direct and inverse transforms. It is minimised by
+Levenberg-Marquardt (SSD, MIND) or L-BFGS with autograd (NCC, NMI), from
+``min_scale_deformation`` to ``max_scale_deformation`` on an image pyramid. The plugin's
+divergence/curl weights are multiplied by :data:`REGULARIZATION_SCALE` (measured).
 
 Entry points: :func:`register` (the backend interface of
 :func:`styleunwarp.registration.register`) and :func:`register_batch` (several same-size
@@ -166,7 +168,7 @@ def register_batch(
         ``"auto"`` picks CUDA when present. ``dtype`` defaults to float64 on CPU, float32 on CUDA.
     max_iter, tolerance
         Iterations per deformation scale, and when a stage stops. ``lm``: at most ``max_iter``
-        steps (default 20); a stage ends when a step lowers the energy by less than the relative
+        steps (default 20, 10 in ``fast`` mode); a stage ends when a step lowers the energy by less than the relative
         ``tolerance`` (default 1e-3: with bUnwarpJ's ``stop_threshold`` of 0.01 the finest scale of
         a noisy 512² pair often takes no step, with 1e-4 the map starts to fit the noise; see
         ``docs/native.md``).
@@ -180,10 +182,10 @@ def register_batch(
         sub-grid of the fixed image's pixels of about this size, sampling the moving image at
         full resolution (faster at 512² and up; ``None``: every pixel, as bUnwarpJ).
     optimizer
-        ``"lm"``: Levenberg-Marquardt with the exact Gauss-Newton matrix of the SSD term
-        (:mod:`.gauss_newton`; fast, direct transform only); ``"lbfgs"``: L-BFGS with autograd
-        (any similarity, consistency term). ``"auto"``: ``"lm"`` for SSD in ``mono`` mode,
-        else ``"lbfgs"``.
+        ``"lm"``: Levenberg-Marquardt with the exact Gauss-Newton matrices of the SSD (or MIND)
+        term and of the consistency term (:mod:`.gauss_newton`, :mod:`.consistency`; fast, every
+        mode); ``"lbfgs"``: L-BFGS with autograd (any similarity). ``"auto"``: ``"lm"`` for
+        ``ssd`` and ``mind``, ``"lbfgs"`` for ``ncc`` and ``nmi``.
     affine_init
         Start from the least-squares affine map of the landmarks (when there are 3 or more).
     threads
