@@ -404,3 +404,10 @@ def test_bunwarpj_applies_native_result(bunwarpj, pair, tmp_path):
         assert theirs.shape == ours.shape
         assert np.array_equal(theirs == 0, ours == 0)
         assert np.abs(theirs - ours).max() < 1e-2  # grey levels 0..255
+
+
+def test_source_much_smaller_than_target_has_fewer_pyramid_levels():
+    """A small source has fewer pyramid levels than the target: each side uses its own coarsest."""
+    t, s = texture((200, 180), 1), texture((40, 50), 2)
+    r = register(t, s, BUnwarpJParams(mode="accurate", max_scale_deformation=3), backend="native")
+    assert not r.info["failed"] and r.inverse.intervals == 8 and r.source_shape == (40, 50)

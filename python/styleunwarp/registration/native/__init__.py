@@ -330,9 +330,10 @@ def _run_stages_lm(coeffs, tside, sside, p, settings, weights, lm_t, both, stage
         terms = []
         for d, (fixed, moving) in enumerate(sides):
             if weights["image"]:
+                lf, lmv = min(lv, len(pyr[id(fixed)]) - 1), min(lv, len(pyr[id(moving)]) - 1)  # a smaller image has fewer levels
                 level = gauss_newton.SSDLevel(
-                    describe(pyr[id(fixed)][lv]), level_mask(fixed, lv), describe(pyr[id(moving)][lv]),
-                    level_mask(moving, lv), fixed.shape, nint, settings.max_samples, dt, settings.device, moving.shape)
+                    describe(pyr[id(fixed)][lf]), level_mask(fixed, lf), describe(pyr[id(moving)][lmv]),
+                    level_mask(moving, lmv), fixed.shape, nint, settings.max_samples, dt, settings.device, moving.shape)
                 terms.append(gauss_newton.ImageTerm(level, weights["image"], d))
             reg = regularization.tensor(nint, fixed.shape, weights["divergence"], weights["curl"], torch.float64,
                                         settings.device)
