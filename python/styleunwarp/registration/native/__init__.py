@@ -40,6 +40,9 @@ LM_TOLERANCE = 1e-3
 # styled (edge-map) pairs under-regularised (mean TRE 1.01 px vs bUnwarpJ 0.28), x1000 gave
 # 0.29 px there and 0.36 px on same-modality pairs (bUnwarpJ 0.27); x3000 over-smoothed (0.50).
 REGULARIZATION_SCALE = 1000.0
+# LM: the first deformation scale also runs on coarser image levels until one is at most this
+# many pixels a side (512² images: none added; 1024²: one; 2048²: two)
+COARSEST_LEVEL_PX = 128
 # similarities that are sums of squares, so Levenberg-Marquardt applies
 LM_SIMILARITIES = ("ssd", "mind")
 
@@ -309,7 +312,13 @@ def _run_stages_lm(coeffs, tside, sside, p, settings, weights, lm_t, both, stage
     (:mod:`.consistency`), as bUnwarpJ's accurate/fast modes.
     """
     lo_s, hi_s = int(p.min_scale_deformation), int(p.max_scale_deformation)
-    depth = hi_s - lo_s + int(p.img_subsamp_fact)
+    top = hi_s - lo_s + int(p.img_subsamp_fact)  # pyramid level of the first deformation scale
+    # coarse-to-fine in the images too: large images get extra stages of the first deformation
+    # scale on coarser levels, until the coarsest is at most COARSEST_LEVEL_PX a side
+    extra = 0
+    while max(tside.shape) / 2 ** (top + extra) > COARSEST_LEVEL_PX:
+        extra += 1
+    depth = top + extra
     # images and sampling in float32 on the CPU (2x faster; per-point, so thread-count independent);
     # every reduction in float64
     dt = settings.dtype if settings.device.type != "cpu" else torch.float32
@@ -320,12 +329,16 @@ def _run_stages_lm(coeffs, tside, sside, p, settings, weights, lm_t, both, stage
     level_mask = lambda sd, lv: None if mpyr[id(sd)] is None else (mpyr[id(sd)][lv].image > 0.5).astype(np.float32)  # noqa: E731
     describe = _level_representation(settings)
     c = coeffs
-    for scale in range(lo_s, hi_s + 1):
-        if scale > lo_s:
+    schedule = [(lo_s, min(top + k, len(pyr[id(tside)]) - 1)) for k in range(extra, 0, -1)]
+    schedule += [(s, gauss_newton.level_for_scale(len(pyr[id(tside)]), s, hi_s, int(p.img_subsamp_fact)))
+                 for s in range(lo_s, hi_s + 1)]
+    prev = lo_s
+    for scale, lv in schedule:
+        if scale > prev:
             b, d, _, n, _ = c.shape
             c = spline.refine(c.reshape(-1, n, n)).reshape(b, d, 2, 2 * n - 3, 2 * n - 3)
+            prev = scale
         nint = 2**scale
-        lv = gauss_newton.level_for_scale(len(pyr[id(tside)]), scale, hi_s, int(p.img_subsamp_fact))
         t0 = time.perf_counter()
         terms = []
         for d, (fixed, moving) in enumerate(sides):
