@@ -8,7 +8,8 @@ divergence and curl regularisation of the displacement, landmarks, and in ``accu
 modes the consistency of the direct and inverse transforms. It is minimised by
 Levenberg-Marquardt (SSD, MIND) or L-BFGS with autograd (NCC, NMI), from
 ``min_scale_deformation`` to ``max_scale_deformation`` on an image pyramid. The plugin's
-divergence/curl weights are multiplied by :data:`REGULARIZATION_SCALE` (measured).
+divergence/curl weights are multiplied by :data:`REGULARIZATION_SCALE` (measured) for the
+SSD and MIND terms.
 
 Entry points: :func:`register` (the backend interface of
 :func:`styleunwarp.registration.register`) and :func:`register_batch` (several same-size
@@ -264,8 +265,11 @@ def register_batch(
         tp = torch.as_tensor(np.stack([a for a, _ in lms]), dtype=dt, device=dev)
         sp = torch.as_tensor(np.stack([c for _, c in lms]), dtype=dt, device=dev)
         lm_t = [(tp, sp), (sp, tp)]
-    weights = {"image": p.image_weight, "divergence": p.divergence_weight * REGULARIZATION_SCALE,
-               "curl": p.curl_weight * REGULARIZATION_SCALE,
+    # the scale was measured for the SSD-type terms (intensities / descriptors in 0..255); NCC
+    # and NMI are dimensionless (order 1) and keep the plugin's numbers
+    reg_scale = REGULARIZATION_SCALE if similarity in LM_SIMILARITIES else 1.0
+    weights = {"image": p.image_weight, "divergence": p.divergence_weight * reg_scale,
+               "curl": p.curl_weight * reg_scale,
                "landmark": p.landmark_weight, "consistency": p.consistency_weight}
 
     stages = []
