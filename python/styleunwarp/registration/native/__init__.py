@@ -42,8 +42,8 @@ LM_TOLERANCE = 1e-3
 # 0.29 px there and 0.36 px on same-modality pairs (bUnwarpJ 0.27); x3000 over-smoothed (0.50).
 REGULARIZATION_SCALE = 1000.0
 # LM: the first deformation scale also runs on coarser image levels until one is at most this
-# many pixels a side (512² images: none added; 1024²: one; 2048²: two)
-COARSEST_LEVEL_PX = 128
+# many pixels a side (512² images: one added, 1024²: two, 2048²: three)
+COARSEST_LEVEL_PX = 64
 # similarities that are sums of squares, so Levenberg-Marquardt applies
 LM_SIMILARITIES = ("ssd", "mind")
 
