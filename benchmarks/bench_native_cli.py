@@ -1,10 +1,14 @@
 """Native engine vs bUnwarpJ over a batch of pairs through the command line, side by side.
 
-Writes N synthetic 512x512 pairs (the perfect CBS-like source as the LOM, so that both
-backends see a same-modality problem) with their ground truth in a CSV manifest, then runs
+Writes N synthetic 512x512 pairs with their ground truth in a CSV manifest, then runs
 
     styleunwarp batch MANIFEST --style none --backend bunwarpj --mode mono --final-deformation very_fine
     styleunwarp batch MANIFEST --style none --backend native   --mode mono --final-deformation very_fine [-o ...]
+
+``--chain perfect`` (default): the LOM is the perfect CBS-like rendering (a same-modality
+problem). ``--chain styled``: the LOM is the LOM-like rendering and the batch runs
+``--style model`` (the shipped model). ``--defaults``: the project's default parameters
+(no ``--mode``/``--final-deformation``), as the issue's acceptance test runs it.
 
 and reports, from each run's results.csv, the median registration time per pair (the
 registration itself, JVM / torch already running), the wall time of the whole command
@@ -46,6 +50,9 @@ def main() -> None:
     ap.add_argument("--size", type=int, default=512)
     ap.add_argument("--native-option", action="append", default=None, help="KEY=VALUE for the native backend (default: none, the backend's defaults)")
     ap.add_argument("--out", default=None)
+    ap.add_argument("--chain", choices=["perfect", "styled"], default="perfect")
+    ap.add_argument("--defaults", action="store_true", help="project defaults instead of --mode mono --final-deformation very_fine")
+    ap.add_argument("--seed", type=int, default=3000)
     args = ap.parse_args()
     native_opts = args.native_option or []
 
@@ -58,24 +65,28 @@ def main() -> None:
     data.mkdir(parents=True, exist_ok=True)
     lines = ["name,lom,cbs,truth"]
     for i in range(args.pairs):
-        p = make_pair((args.size, args.size), seed=3000 + i)
-        write_tiff(data / f"p{i}_LOM.tif", p.cbs_like_lom)
+        p = make_pair((args.size, args.size), seed=args.seed + i)
+        write_tiff(data / f"p{i}_LOM.tif", p.cbs_like_lom if args.chain == "perfect" else p.lom)
         write_tiff(data / f"p{i}_CBS.tif", p.cbs)
         write_elastic(p.truth, data / f"p{i}_truth.txt")
         lines.append(f"p{i},p{i}_LOM.tif,p{i}_CBS.tif,p{i}_truth.txt")
     (data / "pairs.csv").write_text("\n".join(lines) + "\n")
 
     exe = str(Path(sys.executable).parent / "styleunwarp")
-    common = ["batch", str(data / "pairs.csv"), "--style", "none", "--mode", "mono", "--final-deformation", "very_fine", "--no-progress"]
+    style = ["--style", "none"] if args.chain == "perfect" else ["--style", "model"]
+    params = [] if args.defaults else ["--mode", "mono", "--final-deformation", "very_fine"]
+    what = "defaults" if args.defaults else "Mono, Very Fine"
+    common = ["batch", str(data / "pairs.csv"), *style, *params, "--no-progress"]
     runs = {
-        "bUnwarpJ (Mono, Very Fine)": [exe, *common, "--out", str(work / "bunwarpj"), "--backend", "bunwarpj"],
-        f"native (Mono, Very Fine{', ' if native_opts else ''}{' '.join(native_opts)})": [exe, *common, "--out", str(work / "native"), "--backend", "native", *sum((["-o", o] for o in native_opts), [])],
+        f"bUnwarpJ ({what})": [exe, *common, "--out", str(work / "bunwarpj"), "--backend", "bunwarpj"],
+        f"native ({what}{', ' if native_opts else ''}{' '.join(native_opts)})": [exe, *common, "--out", str(work / "native"), "--backend", "native", *sum((["-o", o] for o in native_opts), [])],
     }
     results = {}
     for label, cmd in runs.items():
         wall = _run(cmd)
+        print(" ".join(cmd[1:]), flush=True)
         results[label] = (wall, _summary(Path(cmd[cmd.index("--out") + 1])))
-    print(f"{args.pairs} pairs of {args.size}x{args.size} px through `styleunwarp batch`, one run, side by side:")
+    print(f"{args.pairs} {args.chain} pairs of {args.size}x{args.size} px through `styleunwarp batch`, one run, side by side:")
     print(f"{'backend':<58} {'reg. s/pair (median)':>21} {'wall s (whole batch)':>21} {'mean TRE':>9} {'max TRE':>8}  tiers")
     for label, (wall, s) in results.items():
         tiers = ", ".join(f"{k} {v}" for k, v in s["tiers"].items() if v)

@@ -10,7 +10,16 @@ from scipy import ndimage
 
 from styleunwarp.errors import InputError
 from styleunwarp.registration import BUnwarpJParams, register
-from styleunwarp.registration.native import assess, gauss_newton, regularization, register_batch, spline
+from styleunwarp.registration.native import (
+    assess,
+    consistency,
+    gauss_newton,
+    mind,
+    regularization,
+    register_batch,
+    sampler,
+    spline,
+)
 from styleunwarp.transform import (
     ElasticTransform,
     affine_elastic,
@@ -101,6 +110,38 @@ def test_regularization_matrix_is_the_integral_and_ignores_affine_maps():
     assert abs(ca @ regularization.matrix(n, shape, wdiv, wcurl) @ ca) < 1e-6
 
 
+@pytest.mark.parametrize("use_numba", [True, False])
+def test_cubic_sampler_value_and_gradient(use_numba):
+    """Value = scipy's cubic B-spline interpolation (mirror); gradient = finite differences;
+    the numba kernel and the torch implementation agree; the autograd wrapper passes the gradient."""
+    if use_numba and not sampler.HAVE_NUMBA:
+        pytest.skip("numba is not installed")
+    rng = np.random.default_rng(3)
+    img = np.stack([texture((40, 50), 4), rng.uniform(0, 255, (40, 50))])[None]  # (1, 2, 40, 50)
+    ci = sampler.CubicImage(img, use_numba=use_numba, dtype=torch.float64)
+    x = torch.as_tensor(rng.uniform(-3, 52, (1, 300)))
+    y = torch.as_tensor(rng.uniform(-3, 42, (1, 300)))
+    v, gx, gy = ci.sample(x, y)
+    assert v.shape == (1, 2, 300)
+    xc, yc = x.clamp(0, 49).numpy()[0], y.clamp(0, 39).numpy()[0]
+    for ch in range(2):
+        ref = ndimage.map_coordinates(img[0, ch], [yc, xc], order=3, mode="mirror")
+        assert np.abs(v[0, ch].numpy() - ref).max() < 1e-8 * 255
+    eps = 1e-5
+    inside = ((x > eps) & (x < 49 - eps) & (y > eps) & (y < 39 - eps))[:, None].expand_as(v)
+    fdx = (ci.sample(x + eps, y)[0] - ci.sample(x - eps, y)[0]) / (2 * eps)
+    fdy = (ci.sample(x, y + eps)[0] - ci.sample(x, y - eps)[0]) / (2 * eps)
+    assert (fdx - gx)[inside].abs().max() < 1e-4 and (fdy - gy)[inside].abs().max() < 1e-4
+    out_x = ((x <= 0) | (x >= 49))[:, None].expand_as(v)
+    out_y = ((y <= 0) | (y >= 39))[:, None].expand_as(v)
+    assert out_x.any() and (gx[out_x] == 0).all() and (gy[out_y] == 0).all()  # clamped: no gradient across the border
+    other = sampler.CubicImage(img, use_numba=False, dtype=torch.float64)
+    assert all(torch.allclose(a, b, atol=1e-9) for a, b in zip(ci.sample(x, y), other.sample(x, y)))
+    xr, yr = x.clone().requires_grad_(True), y.clone().requires_grad_(True)
+    sampler.sample(ci, xr, yr).sum().backward()
+    assert torch.allclose(xr.grad, gx.sum(1)) and torch.allclose(yr.grad, gy.sum(1))
+
+
 def test_gauss_newton_gradient_and_matrix_match_finite_differences(pair):
     """The LM engine's analytic gradient and Gauss-Newton matrix against finite differences."""
     tgt, src, _ = pair
@@ -122,6 +163,33 @@ def test_gauss_newton_gradient_and_matrix_match_finite_differences(pair):
         fd_gn = 2.0 * (w * jv * jv).sum() / w.sum()
         assert abs(float(fd_grad) - float(grad[0] @ v)) < 1e-4 * (1 + abs(float(fd_grad)))
         assert abs(float(fd_gn) - float(v @ hess[0] @ v)) < 1e-4 * float(fd_gn)
+
+
+def test_consistency_gradient_and_matrix_match_finite_differences():
+    """The LM consistency term (direct and inverse maps of different grids) against finite differences."""
+    shape_a, shape_b, nint = (60, 80), (70, 50), 2
+    gen = torch.Generator().manual_seed(1)
+    ia, ib = identity_elastic(nint, shape_a), identity_elastic(nint, shape_b)
+    # the direct map squeezes grid a into grid b (some points land outside: weights < 1)
+    c = torch.tensor(np.stack([np.stack([ia.cx * 0.6 + 1, ia.cy * 1.1 - 2]), np.stack([ib.cx / 0.6, ib.cy / 1.1])])[None])
+    c = c + 0.3 * torch.randn(c.shape, dtype=torch.float64, generator=gen)
+    term = consistency.Consistency(0, 1, shape_a, shape_b, nint, 9, 10.0, torch.device("cpu"))
+    e, state = term.evaluate(c)
+    size = c[0].numel()
+    grad, hess = term.normal_equations(c, state, size)
+    inside = state[1]
+    assert float(inside.min()) < 1.0  # some points map outside grid b
+    eps = 1e-5
+    for _ in range(4):
+        v = torch.randn(size, dtype=torch.float64, generator=gen).reshape(c.shape)
+        (ep, sp), (em, sm) = term.evaluate(c + eps * v), term.evaluate(c - eps * v)
+        # the overlap weights are held fixed within a step, as the engine does
+        held = lambda st: (inside * (st[0] ** 2).sum(1)).sum(1) * term.weight / inside.sum(1)  # noqa: E731
+        fd_grad = (held(sp) - held(sm)) / (2 * eps)
+        jv = (sp[0] - sm[0]) / (2 * eps)
+        fd_gn = 2 * term.weight * (inside * (jv ** 2).sum(1)).sum(1) / inside.sum(1)
+        assert abs(float(fd_grad) - float(grad[0] @ v.reshape(-1))) < 1e-5 * (1 + abs(float(fd_grad)))
+        assert abs(float(fd_gn) - float(v.reshape(-1) @ hess[0] @ v.reshape(-1))) < 1e-5 * (1 + float(fd_gn))
 
 
 def test_levenberg_marquardt_and_lbfgs_agree(pair):
@@ -197,9 +265,11 @@ def test_landmarks_only_recover_an_affine_map():
     assert erri.mean() < 0.05 and erri.max() < 0.15
 
 
-def test_consistency_mode_gives_inverse_of_direct(pair):
+@pytest.mark.parametrize("optimizer", ["auto", "lbfgs"])
+def test_consistency_mode_gives_inverse_of_direct(pair, optimizer):
     tgt, src, truth = pair
-    r = register(tgt, src, ACCURATE, backend="native")
+    r = register(tgt, src, ACCURATE, backend="native", optimizer=optimizer)
+    assert r.info["stages"][-1].get("optimizer") == ("levenberg-marquardt" if optimizer == "auto" else None)
     assert r.inverse is not None and r.inverse.intervals == 4
     numeric = invert_map(r.direct, SHAPE, target_shape=SHAPE)
     est = r.inverse.to_dense(SHAPE)
@@ -208,13 +278,13 @@ def test_consistency_mode_gives_inverse_of_direct(pair):
     assert np.nanmean(d) < 0.15
     assert tre(r.direct, truth) < 0.5
     # without the consistency term the inverse is a separate registration: less consistent
-    loose = register(tgt, src, ACCURATE.with_(consistency_weight=0.0), backend="native")
+    loose = register(tgt, src, ACCURATE.with_(consistency_weight=0.0), backend="native", optimizer=optimizer)
     d0 = np.hypot(*(loose.inverse.to_dense(SHAPE) - invert_map(loose.direct, SHAPE, target_shape=SHAPE)))[16:-16, 16:-16]
     assert np.nanmean(d) < np.nanmean(d0)
 
 
-@pytest.mark.parametrize("similarity", ["ncc", "nmi"])
-def test_ncc_nmi_align_inverted_contrast_where_ssd_cannot(pair, similarity):
+@pytest.mark.parametrize("similarity", ["ncc", "nmi", "mind"])
+def test_ncc_nmi_mind_align_inverted_contrast_where_ssd_cannot(pair, similarity):
     tgt, src, truth = pair
     inverted = 255.0 - src
     ssd = register(tgt, inverted, MONO, backend="native", similarity="ssd")
@@ -223,6 +293,21 @@ def test_ncc_nmi_align_inverted_contrast_where_ssd_cannot(pair, similarity):
     print(f"inverted contrast: ssd {e_ssd:.2f} px, {similarity} {e_other:.3f} px")
     assert e_ssd > 1.0
     assert e_other < 0.5
+
+
+def test_mind_descriptors_are_contrast_invariant_and_work_with_lbfgs(pair):
+    """MIND-SSC: the same structure under another monotonic/inverted contrast gives nearly the
+    same descriptors; both optimisers register with it (a gamma-distorted, inverted source)."""
+    tgt, src, truth = pair
+    d1 = mind.mind_ssc(src[None])
+    d2 = mind.mind_ssc((255.0 - src[None]) * 0.3 + 7.0)
+    assert d1.shape == (1, 6, *SHAPE) and d1.dtype == np.float32 and 0 <= d1.min() and d1.max() <= 255
+    assert np.abs(d1 - d2).max() < 1e-2
+    other = 255.0 * (1.0 - (src / 255.0) ** 2)
+    for optimizer in ("auto", "lbfgs"):
+        r = register(tgt, other, MONO, backend="native", similarity="mind", optimizer=optimizer)
+        assert tre(r.direct, truth) < 0.5, optimizer
+    assert r.info["similarity"] == "mind"
 
 
 def test_local_ncc_window(pair):
@@ -319,3 +404,10 @@ def test_bunwarpj_applies_native_result(bunwarpj, pair, tmp_path):
         assert theirs.shape == ours.shape
         assert np.array_equal(theirs == 0, ours == 0)
         assert np.abs(theirs - ours).max() < 1e-2  # grey levels 0..255
+
+
+def test_source_much_smaller_than_target_has_fewer_pyramid_levels():
+    """A small source has fewer pyramid levels than the target: each side uses its own coarsest."""
+    t, s = texture((200, 180), 1), texture((40, 50), 2)
+    r = register(t, s, BUnwarpJParams(mode="accurate", max_scale_deformation=3), backend="native")
+    assert not r.info["failed"] and r.inverse.intervals == 8 and r.source_shape == (40, 50)

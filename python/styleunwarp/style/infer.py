@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import copy
 import os
 from os import PathLike
 from pathlib import Path
@@ -37,6 +38,32 @@ def deterministic() -> Iterator[None]:
         yield
     finally:
         torch.use_deterministic_algorithms(prev, warn_only=prev_warn)
+
+
+def inference_network(generator: torch.nn.Module) -> torch.nn.Module:
+    """An eval-mode copy of ``generator`` for fast CPU/GPU inference, same function.
+
+    Each convolution followed by an eval-mode BatchNorm is fused into one convolution (BatchNorm
+    in eval mode is a per-channel affine map), and the copy runs channels-last (NHWC), the
+    memory format oneDNN's and cuDNN's convolutions are fastest in: 0.56 → 0.36 s CPU per 512²
+    image on one thread here (docs/native.md). The original module is untouched (its
+    parameter names, and so the safetensors files, stay as they are).
+    """
+    from torch.nn.utils.fusion import fuse_conv_bn_eval
+
+    net = copy.deepcopy(generator).eval()
+    for mod in net.modules():
+        conv, norm = getattr(mod, "conv", None), getattr(mod, "norm", None)
+        if isinstance(conv, torch.nn.Conv2d) and isinstance(norm, torch.nn.BatchNorm2d):
+            mod.conv = fuse_conv_bn_eval(conv, norm)
+            mod.norm = torch.nn.Identity()
+    return net.to(memory_format=torch.channels_last)
+
+
+def _state_version(module: torch.nn.Module) -> tuple:
+    """Changes whenever a parameter or buffer is modified in place (training between calls)."""
+    tensors = list(module.parameters()) + list(module.buffers())
+    return tuple((id(t), t._version) for t in tensors)
 
 
 def _ramp(n: int, overlap: int, at_start: bool, at_end: bool) -> np.ndarray:
@@ -93,6 +120,8 @@ class StyleTransfer:
             torch.device("cuda") if torch.cuda.is_available() else torch.device("cpu"))
         self.generator.to(self.device)
         self.source = source
+        self._net: torch.nn.Module | None = None
+        self._net_key: tuple | None = None
 
     # ------------------------------------------------------------------ construction
     @classmethod
@@ -129,8 +158,15 @@ class StyleTransfer:
         if ph or pw:
             x = np.pad(x, ((0, 0), (0, ph), (0, pw)), mode="symmetric")
         t = torch.from_numpy(np.ascontiguousarray(x))[None].to(self.device)
-        y = self.generator(t)[0, 0].float().cpu().numpy()
+        y = self._network()(t.contiguous(memory_format=torch.channels_last))[0, 0].float().cpu().numpy()
         return y[:h, :w]
+
+    def _network(self) -> torch.nn.Module:
+        """The fused channels-last copy of the generator, rebuilt when its weights changed."""
+        key = _state_version(self.generator) + (str(self.device),)
+        if self._net is None or key != self._net_key:
+            self._net, self._net_key = inference_network(self.generator), key
+        return self._net
 
     def _run(self, x: np.ndarray) -> np.ndarray:
         was_training = self.generator.training

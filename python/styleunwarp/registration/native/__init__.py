@@ -5,8 +5,11 @@ The deformation is bUnwarpJ's cubic B-spline on its coefficient grid (same
 loaded and applied by the plugin). The energy follows the published method (Sorzano et al.
 2005; Arganda-Carreras et al. 2006): image similarity (SSD as bUnwarpJ, or NCC / NMI),
 divergence and curl regularisation of the displacement, landmarks, and in ``accurate``/``fast``
-modes the consistency of the direct and inverse transforms. It is minimised by L-BFGS with
-autograd, from ``min_scale_deformation`` to ``max_scale_deformation`` on an image pyramid.
+modes the consistency of the direct and inverse transforms. It is minimised by
+Levenberg-Marquardt (SSD, MIND) or L-BFGS with autograd (NCC, NMI), from
+``min_scale_deformation`` to ``max_scale_deformation`` on an image pyramid. The plugin's
+divergence/curl weights are multiplied by :data:`REGULARIZATION_SCALE` (measured) for the
+SSD and MIND terms.
 
 Entry points: :func:`register` (the backend interface of
 :func:`styleunwarp.registration.register`) and :func:`register_batch` (several same-size
@@ -26,12 +29,23 @@ from ...transform import ElasticTransform, affine_elastic, identity_elastic, jac
 from ..params import BUnwarpJParams
 from ..result import Points, Registration
 from ..validation import check_image
-from . import energy, gauss_newton, optimize, regularization, spline
+from . import consistency, energy, gauss_newton, mind, optimize, regularization, spline
 from .optimize import Settings, Side
 
 
 # Relative energy decrease below which a Levenberg-Marquardt stage stops (measured, docs/native.md)
 LM_TOLERANCE = 1e-3
+# The plugin's divergence/curl weights in this engine's units (the integrals of Sorzano et al. in
+# pixel units): bUnwarpJ's own normalisation is not published, so the factor was measured, on
+# held-out synthetic 512² pairs through the pipeline's defaults (docs/native.md): x1 left
+# styled (edge-map) pairs under-regularised (mean TRE 1.01 px vs bUnwarpJ 0.28), x1000 gave
+# 0.29 px there and 0.36 px on same-modality pairs (bUnwarpJ 0.27); x3000 over-smoothed (0.50).
+REGULARIZATION_SCALE = 1000.0
+# LM: the first deformation scale also runs on coarser image levels until one is at most this
+# many pixels a side (512² images: one added, 1024²: two, 2048²: three)
+COARSEST_LEVEL_PX = 64
+# similarities that are sums of squares, so Levenberg-Marquardt applies
+LM_SIMILARITIES = ("ssd", "mind")
 
 __all__ = ["assess", "register", "register_batch", "resolve_device"]
 
@@ -129,6 +143,7 @@ def register_batch(
     similarity: str = "ssd",
     ncc_window: int | None = None,
     nmi_bins: int = 32,
+    mind_radius: int = 2,
     device: str | torch.device | None = "auto",
     dtype: str | torch.dtype | None = None,
     max_iter: int | None = None,
@@ -150,12 +165,14 @@ def register_batch(
     similarity
         ``"ssd"`` (bUnwarpJ's image term), ``"ncc"`` (``1 - NCC**2``, global or over
         ``ncc_window``-pixel windows: indifferent to contrast polarity) or ``"nmi"``
-        (normalised mutual information from a ``nmi_bins`` Parzen histogram).
+        (normalised mutual information from a ``nmi_bins`` Parzen histogram) or ``"mind"``
+        (SSD of MIND-SSC descriptor images, :mod:`.mind`, computed at every pyramid level with
+        neighbours ``mind_radius`` pixels away: modality-independent, any contrast).
     device, dtype
         ``"auto"`` picks CUDA when present. ``dtype`` defaults to float64 on CPU, float32 on CUDA.
     max_iter, tolerance
         Iterations per deformation scale, and when a stage stops. ``lm``: at most ``max_iter``
-        steps (default 20); a stage ends when a step lowers the energy by less than the relative
+        steps (default 20, 10 in ``fast`` mode); a stage ends when a step lowers the energy by less than the relative
         ``tolerance`` (default 1e-3: with bUnwarpJ's ``stop_threshold`` of 0.01 the finest scale of
         a noisy 512² pair often takes no step, with 1e-4 the map starts to fit the noise; see
         ``docs/native.md``).
@@ -169,10 +186,10 @@ def register_batch(
         sub-grid of the fixed image's pixels of about this size, sampling the moving image at
         full resolution (faster at 512² and up; ``None``: every pixel, as bUnwarpJ).
     optimizer
-        ``"lm"``: Levenberg-Marquardt with the exact Gauss-Newton matrix of the SSD term
-        (:mod:`.gauss_newton`; fast, direct transform only); ``"lbfgs"``: L-BFGS with autograd
-        (any similarity, consistency term). ``"auto"``: ``"lm"`` for SSD in ``mono`` mode,
-        else ``"lbfgs"``.
+        ``"lm"``: Levenberg-Marquardt with the exact Gauss-Newton matrices of the SSD (or MIND)
+        term and of the consistency term (:mod:`.gauss_newton`, :mod:`.consistency`; fast, every
+        mode); ``"lbfgs"``: L-BFGS with autograd (any similarity). ``"auto"``: ``"lm"`` for
+        ``ssd`` and ``mind``, ``"lbfgs"`` for ``ncc`` and ``nmi``.
     affine_init
         Start from the least-squares affine map of the landmarks (when there are 3 or more).
     threads
@@ -209,9 +226,9 @@ def register_batch(
     if optimizer not in ("auto", "lm", "lbfgs"):
         raise InputError(None, f"unknown optimizer {optimizer!r}; choose from auto, lm, lbfgs")
     both = p.mode in ("accurate", "fast")
-    levenberg = optimizer == "lm" or (optimizer == "auto" and similarity == "ssd" and not both)
-    if levenberg and (similarity != "ssd" or both):
-        raise InputError(None, "optimizer 'lm' needs similarity 'ssd' and mode 'mono'")
+    levenberg = optimizer == "lm" or (optimizer == "auto" and similarity in LM_SIMILARITIES)
+    if levenberg and similarity not in LM_SIMILARITIES:
+        raise InputError(None, f"optimizer 'lm' needs similarity {' or '.join(map(repr, LM_SIMILARITIES))}")
     if normalize:
         for i in range(b):
             lo, hi = min(tgt[i].min(), src[i].min()), max(tgt[i].max(), src[i].max())
@@ -224,10 +241,10 @@ def register_batch(
     else:
         dt = getattr(torch, dtype) if isinstance(dtype, str) else dtype
     torch.manual_seed(seed)
-    iters = max_iter or (20 if levenberg else 30 if p.mode == "fast" else 60)
+    iters = max_iter or ((10 if p.mode == "fast" else 20) if levenberg else 30 if p.mode == "fast" else 60)
     if tolerance is None:
         tolerance = LM_TOLERANCE if levenberg else 1e-6
-    settings = Settings(similarity=similarity, ncc_window=ncc_window, nmi_bins=nmi_bins, max_iter=iters,
+    settings = Settings(similarity=similarity, ncc_window=ncc_window, nmi_bins=nmi_bins, mind_radius=mind_radius, max_iter=iters,
                         tolerance=tolerance, device=dev, dtype=dt, max_samples=max_samples)
     tside = Side(np.stack(tgt), np.stack(tm))
     sside = Side(np.stack(src), np.stack(sm))
@@ -248,7 +265,11 @@ def register_batch(
         tp = torch.as_tensor(np.stack([a for a, _ in lms]), dtype=dt, device=dev)
         sp = torch.as_tensor(np.stack([c for _, c in lms]), dtype=dt, device=dev)
         lm_t = [(tp, sp), (sp, tp)]
-    weights = {"image": p.image_weight, "divergence": p.divergence_weight, "curl": p.curl_weight,
+    # the scale was measured for the SSD-type terms (intensities / descriptors in 0..255); NCC
+    # and NMI are dimensionless (order 1) and keep the plugin's numbers
+    reg_scale = REGULARIZATION_SCALE if similarity in LM_SIMILARITIES else 1.0
+    weights = {"image": p.image_weight, "divergence": p.divergence_weight * reg_scale,
+               "curl": p.curl_weight * reg_scale,
                "landmark": p.landmark_weight, "consistency": p.consistency_weight}
 
     stages = []
@@ -257,7 +278,7 @@ def register_batch(
         torch.set_num_threads(int(threads))
     try:
         if levenberg:
-            coeffs = _run_stages_lm(coeffs, tside, sside, p, settings, weights, lm_t, stages)
+            coeffs = _run_stages_lm(coeffs, tside, sside, p, settings, weights, lm_t, both, stages)
         else:
             coeffs = _run_stages(coeffs, tside, sside, p, settings, weights, lm_t, both, stages, dev)
     finally:
@@ -288,43 +309,74 @@ def _run_stages(coeffs, tside, sside, p, settings, weights, lm_t, both, stages, 
     return coeffs
 
 
-def _run_stages_lm(coeffs, tside, sside, p, settings, weights, lm_t, stages):
-    """Levenberg-Marquardt stages (SSD, direct transform): see :mod:`.gauss_newton`."""
+def _run_stages_lm(coeffs, tside, sside, p, settings, weights, lm_t, both, stages):
+    """Levenberg-Marquardt stages (SSD on intensities or descriptors): see :mod:`.gauss_newton`.
+
+    ``both``: optimise the direct and the inverse map together with the consistency term
+    (:mod:`.consistency`), as bUnwarpJ's accurate/fast modes.
+    """
     lo_s, hi_s = int(p.min_scale_deformation), int(p.max_scale_deformation)
-    depth = hi_s - lo_s + int(p.img_subsamp_fact)
+    top = hi_s - lo_s + int(p.img_subsamp_fact)  # pyramid level of the first deformation scale
+    # coarse-to-fine in the images too: large images get extra stages of the first deformation
+    # scale on coarser levels, until the coarsest is at most COARSEST_LEVEL_PX a side
+    extra = 0
+    while max(tside.shape) / 2 ** (top + extra) > COARSEST_LEVEL_PX:
+        extra += 1
+    depth = top + extra
     # images and sampling in float32 on the CPU (2x faster; per-point, so thread-count independent);
     # every reduction in float64
     dt = settings.dtype if settings.device.type != "cpu" else torch.float32
-    fixed_pyr = gauss_newton.pyramid(tside.image, depth)
-    moving_pyr = gauss_newton.pyramid(sside.image, depth)
+    sides = [(tside, sside), (sside, tside)][: 2 if both else 1]
+    pyr = {id(sd): gauss_newton.pyramid(sd.image, depth) for sd in (tside, sside)}
     # masks: pyramids only where some pixel is masked out (None: every pixel counts)
-    fmask_pyr = None if bool((tside.mask > 0.5).all()) else gauss_newton.pyramid(tside.mask, depth)
-    mmask_pyr = None if bool((sside.mask > 0.5).all()) else gauss_newton.pyramid(sside.mask, depth)
-    level_mask = lambda pyr, lv: None if pyr is None else (pyr[lv].image > 0.5).astype(np.float32)  # noqa: E731
-    tshape, sshape = tside.shape, sside.shape
-    c = coeffs[:, 0]
-    for scale in range(lo_s, hi_s + 1):
-        if scale > lo_s:
-            b, _, n, _ = c.shape
-            c = spline.refine(c.reshape(-1, n, n)).reshape(b, 2, 2 * n - 3, 2 * n - 3)
+    mpyr = {id(sd): None if bool((sd.mask > 0.5).all()) else gauss_newton.pyramid(sd.mask, depth) for sd in (tside, sside)}
+    level_mask = lambda sd, lv: None if mpyr[id(sd)] is None else (mpyr[id(sd)][lv].image > 0.5).astype(np.float32)  # noqa: E731
+    describe = _level_representation(settings)
+    c = coeffs
+    schedule = [(lo_s, min(top + k, len(pyr[id(tside)]) - 1)) for k in range(extra, 0, -1)]
+    schedule += [(s, gauss_newton.level_for_scale(len(pyr[id(tside)]), s, hi_s, int(p.img_subsamp_fact)))
+                 for s in range(lo_s, hi_s + 1)]
+    prev = lo_s
+    for scale, lv in schedule:
+        if scale > prev:
+            b, d, _, n, _ = c.shape
+            c = spline.refine(c.reshape(-1, n, n)).reshape(b, d, 2, 2 * n - 3, 2 * n - 3)
+            prev = scale
         nint = 2**scale
-        lv = gauss_newton.level_for_scale(len(fixed_pyr), scale, hi_s, int(p.img_subsamp_fact))
         t0 = time.perf_counter()
-        image = None
-        if weights["image"]:
-            image = gauss_newton.SSDLevel(
-                fixed_pyr[lv], level_mask(fmask_pyr, lv), moving_pyr[lv], level_mask(mmask_pyr, lv),
-                tshape, nint, settings.max_samples, dt, settings.device, sshape)
-        reg = regularization.tensor(nint, tshape, weights["divergence"], weights["curl"], torch.float64, settings.device)
-        lm = None
-        if lm_t is not None and weights["landmark"]:
-            lm = gauss_newton.Landmarks(lm_t[0][0], lm_t[0][1], tshape, nint, weights["landmark"])
-        c, info = gauss_newton.minimise(c, image, weights["image"], reg, lm, settings.max_iter, settings.tolerance)
-        level = fixed_pyr[lv]
+        terms = []
+        for d, (fixed, moving) in enumerate(sides):
+            if weights["image"]:
+                lf, lmv = min(lv, len(pyr[id(fixed)]) - 1), min(lv, len(pyr[id(moving)]) - 1)  # a smaller image has fewer levels
+                level = gauss_newton.SSDLevel(
+                    describe(pyr[id(fixed)][lf]), level_mask(fixed, lf), describe(pyr[id(moving)][lmv]),
+                    level_mask(moving, lmv), fixed.shape, nint, settings.max_samples, dt, settings.device, moving.shape)
+                terms.append(gauss_newton.ImageTerm(level, weights["image"], d))
+            reg = regularization.tensor(nint, fixed.shape, weights["divergence"], weights["curl"], torch.float64,
+                                        settings.device)
+            if reg is not None:
+                terms.append(gauss_newton.QuadraticTerm(reg, d))
+            if lm_t is not None and weights["landmark"]:
+                terms.append(gauss_newton.LandmarkTerm(
+                    gauss_newton.Landmarks(lm_t[d][0], lm_t[d][1], fixed.shape, nint, weights["landmark"]), d))
+        if both and weights["consistency"]:
+            pts = min(settings.consistency_points, 4 * nint + 1)
+            terms.append(consistency.Consistency(0, 1, tside.shape, sside.shape, nint, pts, weights["consistency"],
+                                                 settings.device))
+            terms.append(consistency.Consistency(1, 0, sside.shape, tside.shape, nint, pts, weights["consistency"],
+                                                 settings.device))
+        c, info = gauss_newton.minimise(c.to(torch.float64), terms, settings.max_iter, settings.tolerance)
         info.update(scale=scale, intervals=nint, image_factor=2**lv, seconds=time.perf_counter() - t0,
-                    level_shape=tuple(level.image.shape[1:]))
+                    level_shape=tuple(pyr[id(tside)][lv].image.shape[-2:]))
         stages.append(info)
-    return c[:, None].to(coeffs.dtype)
+    return c.to(coeffs.dtype)
+
+
+def _level_representation(settings):
+    """What the LM image term compares at a pyramid level: the intensities, or MIND descriptors."""
+    if settings.similarity != "mind":
+        return lambda level: level
+    return lambda level: gauss_newton.Level(mind.mind_ssc(level.image, settings.mind_radius), level.py, level.px)
 
 
 def _results(out_c, stages, tshape, sshape, p, seconds, similarity, dev, dt, seed, b, both):

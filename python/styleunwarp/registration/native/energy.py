@@ -12,7 +12,7 @@ import torch.nn.functional as F
 
 from . import spline
 
-SIMILARITIES = ("ssd", "ncc", "nmi")
+SIMILARITIES = ("ssd", "ncc", "nmi", "mind")
 
 
 def soft_inside(x: torch.Tensor, y: torch.Tensor, h: int, w: int) -> torch.Tensor:
@@ -27,7 +27,12 @@ def _wmean(v: torch.Tensor, m: torch.Tensor) -> torch.Tensor:
 
 
 def ssd(fixed: torch.Tensor, moved: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
-    """Mean squared intensity difference over the masked pixels (bUnwarpJ's image term)."""
+    """Mean squared intensity difference over the masked pixels (bUnwarpJ's image term).
+
+    Images ``(B, C, h, w)`` (descriptors): the mean over channels.
+    """
+    if fixed.dim() == 4:
+        return _wmean(((fixed - moved) ** 2).mean(1), mask)
     return _wmean((fixed - moved) ** 2, mask)
 
 

@@ -15,8 +15,9 @@ Levenberg-Marquardt); a stage ends when an accepted step lowers the energy by le
 relative ``tolerance`` (bUnwarpJ's *stop threshold* has this meaning), or after ``max_iter``
 steps. No autograd, one image sampling per trial step: this is what makes the native engine fast.
 
-The moving image is sampled with torch ``grid_sample`` (bicubic); the gradient of that
-interpolant with respect to the positions (one backward pass, nothing else) gives the Jacobian.
+The moving image is interpolated by cubic B-splines (bUnwarpJ's interpolation) with
+:class:`.sampler.CubicImage`, which returns the value and its exact gradient with respect to
+the position in one pass; that gradient gives the Jacobian.
 """
 
 from __future__ import annotations
@@ -28,17 +29,18 @@ import torch
 import torch.nn.functional as F
 from scipy import ndimage
 
-from . import energy, spline
+from . import energy, sampler, spline
 from .optimize import subgrid_step
+from .spline import row_kron, separable_gram
 
 _BINOMIAL5 = np.array([1.0, 4.0, 6.0, 4.0, 1.0]) / 16.0
 
 
 @dataclass
 class Level:
-    """One pyramid level of a ``(B, H, W)`` image stack: samples at full-resolution positions."""
+    """One pyramid level of a ``(B, H, W)`` (or ``(B, C, H, W)``) stack: samples at full-resolution positions."""
 
-    image: np.ndarray  # (B, h, w)
+    image: np.ndarray  # (B, h, w) or (B, C, h, w)
     py: np.ndarray  # (h,) row positions in full-resolution pixels
     px: np.ndarray  # (w,)
 
@@ -52,15 +54,15 @@ def pyramid(stack: np.ndarray, levels: int) -> list[Level]:
 
     Stops early when a level would be less than 16 pixels a side.
     """
-    out = [Level(np.asarray(stack, dtype=np.float32), np.arange(stack.shape[1], dtype=np.float64),
-                 np.arange(stack.shape[2], dtype=np.float64))]
+    out = [Level(np.asarray(stack, dtype=np.float32), np.arange(stack.shape[-2], dtype=np.float64),
+                 np.arange(stack.shape[-1], dtype=np.float64))]
     for _ in range(levels):
         prev = out[-1]
-        if min(prev.image.shape[1:]) < 32:
+        if min(prev.image.shape[-2:]) < 32:
             break
-        sm = ndimage.correlate1d(prev.image, _BINOMIAL5, axis=1, mode="reflect")
-        sm = ndimage.correlate1d(sm, _BINOMIAL5, axis=2, mode="reflect")
-        out.append(Level(sm[:, ::2, ::2].copy(), prev.py[::2], prev.px[::2]))
+        sm = ndimage.correlate1d(prev.image, _BINOMIAL5, axis=-2, mode="reflect")
+        sm = ndimage.correlate1d(sm, _BINOMIAL5, axis=-1, mode="reflect")
+        out.append(Level(sm[..., ::2, ::2].copy(), prev.py[::2], prev.px[::2]))
     return out
 
 
@@ -87,64 +89,67 @@ def solve(lhs: torch.Tensor, rhs: torch.Tensor) -> torch.Tensor:
         torch.set_num_threads(before)
 
 
-def row_kron(a, b):
-    """Row-wise Kronecker product ``(m, p), (m, q) -> (m, p*q)`` (numpy arrays or tensors)."""
-    return (a[:, :, None] * b[:, None, :]).reshape(a.shape[0], -1)
-
-
 class SSDLevel:
-    """The SSD image term of one level: fixed samples, moving image, basis matrices."""
+    """The SSD image term of one level: fixed samples, moving image, basis matrices.
+
+    Images may have channels (``(B, C, h, w)`` levels, e.g. MIND descriptors): the term is then
+    the mean over channels of each channel's SSD.
+    """
 
     def __init__(self, fixed: Level, fixed_mask: np.ndarray | None, moving: Level, moving_mask: np.ndarray | None,
                  shape: tuple[int, int], intervals: int, max_samples: int | None, dtype: torch.dtype,
                  device: torch.device, source_shape: tuple[int, int], hessian_samples: int | None = 256):
         """``fixed_mask``/``moving_mask``: 0/1 arrays of the levels' shapes, ``None`` for all pixels."""
         fim, fmask, fy, fx = fixed.image, fixed_mask, fixed.py, fixed.px
-        k = subgrid_step(max(fim.shape[1:]), max_samples)
+        if fim.ndim == 3:
+            fim = fim[:, None]
+        k = subgrid_step(max(fim.shape[-2:]), max_samples)
         if k > 1:
-            fim, fy, fx = fim[:, ::k, ::k], fy[::k], fx[::k]
+            fim, fy, fx = fim[..., ::k, ::k], fy[::k], fx[::k]
             fmask = None if fmask is None else fmask[:, ::k, ::k]
         h, w = shape
         t = lambda a, d=dtype: torch.as_tensor(np.ascontiguousarray(a), dtype=d, device=device)  # noqa: E731
         self.by = t(spline.basis(fy, h, intervals, "y"), torch.float64)
         self.bx = t(spline.basis(fx, w, intervals, "x"), torch.float64)
         # the Gauss-Newton matrix (a model, not the gradient) from at most ~hessian_samples² pixels
-        self.hstep = subgrid_step(max(fim.shape[1:]), hessian_samples)
+        self.hstep = subgrid_step(max(fim.shape[-2:]), hessian_samples)
         self.ky = row_kron(self.by[::self.hstep], self.by[::self.hstep])
         self.kx = row_kron(self.bx[::self.hstep], self.bx[::self.hstep])
-        self.fixed = t(fim)
+        self.fixed = t(fim)  # (B, C, h, w)
+        self.channels = fim.shape[1]
         self.fmask = None if fmask is None else t(fmask)
-        step = moving.step
-        self.moving = t(moving.image[:, None])  # (B, 1, hm, wm)
+        mim = moving.image if moving.image.ndim == 4 else moving.image[:, None]
+        if mim.shape[1] != self.channels:
+            raise ValueError(f"fixed and moving levels have {self.channels} and {mim.shape[1]} channels")
+        self.moving = sampler.CubicImage(mim, device, dtype=dtype)  # cubic B-spline, value + gradient in one pass
         self.mmask = None if moving_mask is None else t(moving_mask[:, None])
-        self.m_origin, self.m_step = float(moving.px[0]), step
+        self.m_origin, self.m_step = float(moving.px[0]), moving.step
         self.m_size = (len(moving.py), len(moving.px))
         self.source_shape = source_shape  # full-resolution grid of the moving image
         self.dtype = dtype
 
     def sample(self, c: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-        """Residual ``r`` (moved - fixed), weights ``w`` and gradient ``(Gx, Gy)`` for grids ``c``."""
+        """Residual ``r`` ``(B, C, h, w)`` (moved - fixed), weights ``w`` ``(B, h, w)`` and
+        gradient ``g`` ``(B, C, 2, h, w)`` (d/dx, d/dy in full-resolution pixels) for grids ``c``."""
         x = (self.by @ c[:, 0] @ self.bx.T)
         y = (self.by @ c[:, 1] @ self.bx.T)
         hs, ws = self.source_shape
         w = energy.soft_inside(x, y, hs, ws).to(self.dtype)
         if self.fmask is not None:
             w = w * self.fmask
-        hm, wm = self.m_size
-        gx = (x - self.m_origin) / self.m_step * (2.0 / max(wm - 1, 1)) - 1.0
-        gy = (y - self.m_origin) / self.m_step * (2.0 / max(hm - 1, 1)) - 1.0
-        grid = torch.stack([gx, gy], dim=-1).to(self.dtype).requires_grad_(True)
-        with torch.enable_grad():
-            moved = F.grid_sample(self.moving, grid, mode="bicubic", padding_mode="border", align_corners=True)
-            (dgrid,) = torch.autograd.grad(moved.sum(), grid)  # exact gradient of the interpolant
-        dgrid = dgrid * grid.new_tensor([2.0 / (max(wm - 1, 1) * self.m_step), 2.0 / (max(hm - 1, 1) * self.m_step)])
+        mx = (x - self.m_origin) / self.m_step
+        my = (y - self.m_origin) / self.m_step
+        moved, gx, gy = self.moving.sample(mx, my)
         if self.mmask is not None:
-            w = w * (F.grid_sample(self.mmask, grid.detach(), mode="nearest", align_corners=True)[:, 0] > 0.5)
-        return moved.detach()[:, 0] - self.fixed, w, dgrid.permute(0, 3, 1, 2)
+            hm, wm = self.m_size
+            grid = torch.stack([mx * (2.0 / max(wm - 1, 1)) - 1.0, my * (2.0 / max(hm - 1, 1)) - 1.0], dim=-1)
+            w = w * (F.grid_sample(self.mmask, grid.to(self.dtype), mode="nearest", align_corners=True)[:, 0] > 0.5)
+        g = torch.stack([gx, gy], dim=2).to(self.dtype) / self.m_step
+        return moved.to(self.dtype) - self.fixed, w, g
 
     def energy(self, r: torch.Tensor, w: torch.Tensor) -> torch.Tensor:
         w = w.double()
-        return pixel_sum(w * r.double() ** 2) / pixel_sum(w).clamp(min=1.0)
+        return pixel_sum(w[:, None] * r.double() ** 2).sum(1) / (pixel_sum(w).clamp(min=1.0) * self.channels)
 
     def normal_equations(self, r: torch.Tensor, w: torch.Tensor, g: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """Gradient ``(B, 2n²)`` and Gauss-Newton matrix ``(B, 2n², 2n²)`` of the image term."""
@@ -152,16 +157,20 @@ class SSDLevel:
         n = self.by.shape[1]
         # float64 throughout: small float32 matrix products are not thread-count independent
         r, w, g = r.double(), w.double(), g.double()
-        scale = (2.0 / pixel_sum(w).clamp(min=1.0))[:, None, None]
-        wr = w * r * scale
-        grad = torch.cat([(self.by.T @ (wr * g[:, a]) @ self.bx).reshape(b, -1) for a in range(2)], dim=1)
+        scale = (2.0 / (pixel_sum(w).clamp(min=1.0) * self.channels))[:, None, None]
+        ws = w * scale
+        if self.channels == 1:
+            rg = r[:, 0, None] * g[:, 0]  # (B, 2, h, w)
+        else:
+            rg = (r[:, :, None] * g).sum(1)
+        grad = torch.cat([(self.by.T @ (ws * rg[:, a]) @ self.bx).reshape(b, -1) for a in range(2)], dim=1)
         k = self.hstep
-        ws = (w * scale)[:, ::k, ::k] * (k * k)
-        gs = g[:, :, ::k, ::k]
+        wk = ws[:, ::k, ::k] * (k * k)
+        gs = g[..., ::k, ::k]
         blocks = {}
         for a, bb in ((0, 0), (0, 1), (1, 1)):
-            m = self.ky.T @ (ws * gs[:, a] * gs[:, bb]) @ self.kx  # (B, n²[y i,j], n²[x k,l])
-            blocks[a, bb] = m.reshape(b, n, n, n, n).permute(0, 1, 3, 2, 4).reshape(b, n * n, n * n)
+            gg = gs[:, 0, a] * gs[:, 0, bb] if self.channels == 1 else (gs[:, :, a] * gs[:, :, bb]).sum(1)
+            blocks[a, bb] = separable_gram(self.ky, self.kx, wk * gg, n)
         hess = torch.cat([torch.cat([blocks[0, 0], blocks[0, 1]], 2),
                           torch.cat([blocks[0, 1].transpose(1, 2), blocks[1, 1]], 2)], 1)
         return grad, hess
@@ -201,37 +210,91 @@ class Landmarks:
         return grad, torch.cat([torch.cat([ptp, z], 2), torch.cat([z, ptp], 2)], 1)
 
 
-def minimise(
-    c0: torch.Tensor,
-    image: SSDLevel | None,
-    image_weight: float,
-    reg: torch.Tensor | None,
-    landmarks: Landmarks | None,
-    max_iter: int,
-    tolerance: float,
-    max_trials: int = 6,
-) -> tuple[torch.Tensor, dict]:
-    """Levenberg-Marquardt on grids ``c0`` ``(B, 2, n, n)``; returns the grids and stage info.
+class ImageTerm:
+    """``weight ·`` the SSD of one direction (map ``d`` of the coefficient stack)."""
 
-    Pairs of a batch are independent: each has its own damping and stops on its own.
+    part = "image"
+
+    def __init__(self, level: SSDLevel, weight: float, d: int = 0):
+        self.level, self.weight, self.d = level, float(weight), d
+
+    def evaluate(self, c: torch.Tensor) -> tuple[torch.Tensor, tuple]:
+        r, w, g = self.level.sample(c[:, self.d])
+        return self.weight * self.level.energy(r, w), (r, w, g)
+
+    def normal_equations(self, c: torch.Tensor, state: tuple, size: int):
+        g, h = self.level.normal_equations(*state)
+        return _place(self.weight * g, self.weight * h, self.d, size)
+
+
+class QuadraticTerm:
+    """``c_d · R · c_d`` (the regulariser of map ``d``)."""
+
+    part = "regularization"
+
+    def __init__(self, matrix: torch.Tensor, d: int = 0):
+        self.matrix, self.d = matrix, d
+
+    def evaluate(self, c: torch.Tensor) -> tuple[torch.Tensor, tuple]:
+        return energy.vector_spline_regularization(c[:, self.d], self.matrix), ()
+
+    def normal_equations(self, c: torch.Tensor, state: tuple, size: int):
+        flat = c[:, self.d].reshape(c.shape[0], -1)
+        return _place(2.0 * flat @ self.matrix, (2.0 * self.matrix).expand(c.shape[0], -1, -1), self.d, size)
+
+
+class LandmarkTerm:
+    """The landmarks of map ``d``."""
+
+    part = "landmarks"
+
+    def __init__(self, landmarks: "Landmarks", d: int = 0):
+        self.lm, self.d = landmarks, d
+
+    def evaluate(self, c: torch.Tensor) -> tuple[torch.Tensor, tuple]:
+        return self.lm.energy(c[:, self.d]), ()
+
+    def normal_equations(self, c: torch.Tensor, state: tuple, size: int):
+        g, h = self.lm.normal_equations(c[:, self.d])
+        return _place(g, h, self.d, size)
+
+
+def _place(grad: torch.Tensor, hess: torch.Tensor, d: int, size: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """Put the gradient/matrix of map ``d`` into the slots of the whole coefficient stack."""
+    m = grad.shape[1]
+    if m == size:
+        return grad, hess
+    g = grad.new_zeros(grad.shape[0], size)
+    h = hess.new_zeros(hess.shape[0], size, size)
+    g[:, d * m:(d + 1) * m] = grad
+    h[:, d * m:(d + 1) * m, d * m:(d + 1) * m] = hess
+    return g, h
+
+
+PARTS = ("image", "regularization", "landmarks", "consistency")
+
+
+def minimise(c0: torch.Tensor, terms: list, max_iter: int, tolerance: float, max_trials: int = 6) -> tuple[torch.Tensor, dict]:
+    """Levenberg-Marquardt on the coefficient stack ``c0`` ``(B, D, 2, n, n)``; returns it and stage info.
+
+    ``terms``: objects with ``part`` (a name of :data:`PARTS`), ``evaluate(c) -> (energy (B,),
+    state)`` and ``normal_equations(c, state, size) -> (gradient (B, size), Gauss-Newton matrix
+    (B, size, size))`` over the flattened stack (``size = D·2n²``). Pairs of a batch are
+    independent: each has its own damping and stops on its own.
     """
-    b, _, n, _ = c0.shape
+    b = c0.shape[0]
     c = c0.to(torch.float64).clone()
+    size = c[0].numel()
 
     def evaluate(cc: torch.Tensor) -> tuple[torch.Tensor, dict]:
-        parts = {"image": cc.new_zeros(b), "regularization": cc.new_zeros(b), "landmarks": cc.new_zeros(b),
-                 "consistency": cc.new_zeros(b)}
-        state = {}
-        if image is not None and image_weight:
-            r, w, g = image.sample(cc)
-            parts["image"] = image_weight * image.energy(r, w)
-            state = {"r": r, "w": w, "g": g}
-        if reg is not None:
-            parts["regularization"] = energy.vector_spline_regularization(cc, reg)
-        if landmarks is not None:
-            parts["landmarks"] = landmarks.energy(cc)
-        parts["total"] = parts["image"] + parts["regularization"] + parts["landmarks"]
-        return parts["total"], {"parts": parts, **state}
+        parts = {k: cc.new_zeros(b) for k in PARTS}
+        states = []
+        for term in terms:
+            e, st = term.evaluate(cc)
+            parts[term.part] = parts[term.part] + e
+            states.append(st)
+        parts["total"] = sum(parts[k] for k in PARTS)
+        return parts["total"], {"parts": parts, "states": states}
 
     e, cache = evaluate(c)
     e_start = e.clone()
@@ -242,18 +305,11 @@ def minimise(
     for _ in range(max_iter):
         if not bool(active.any()):
             break
-        flat = c.reshape(b, -1)
-        grad = flat.new_zeros(b, 2 * n * n)
-        hess = flat.new_zeros(b, 2 * n * n, 2 * n * n)
-        if "r" in cache:
-            gi, hi = image.normal_equations(cache["r"], cache["w"], cache["g"])
-            grad, hess = grad + image_weight * gi, hess + image_weight * hi
-        if reg is not None:
-            grad = grad + 2.0 * flat @ reg
-            hess = hess + 2.0 * reg
-        if landmarks is not None:
-            gl, hl = landmarks.normal_equations(c)
-            grad, hess = grad + gl, hess + hl
+        grad = c.new_zeros(b, size)
+        hess = c.new_zeros(b, size, size)
+        for term, st in zip(terms, cache["states"]):
+            g, h = term.normal_equations(c, st, size)
+            grad, hess = grad + g, hess + h
         # damping μ·mean(diag)·I: all coefficients are positions in pixels, so this bounds the
         # step in pixels, also for coefficients that no pixel constrains (outside the overlap)
         diag = torch.diagonal(hess, dim1=1, dim2=2)
@@ -283,7 +339,7 @@ def minimise(
             evaluations += 1
             ok = todo & torch.isfinite(trial_e) & (trial_e < e)
             if bool(ok.any()):
-                sel = ok[:, None, None, None]
+                sel = ok.reshape((-1,) + (1,) * (c.dim() - 1))
                 new_c = torch.where(sel, trial_c, new_c)
                 new_e = torch.where(ok, trial_e, new_e)
                 new_cache = _merge(new_cache, trial_cache, ok)
@@ -309,16 +365,14 @@ def minimise(
     return c, info
 
 
-def _merge(old: dict, new: dict, take: torch.Tensor) -> dict:
-    """Per pair, the cached evaluation of ``new`` where ``take`` else of ``old``."""
-    out = {}
-    for key, val in new.items():
-        if key == "parts":
-            out[key] = {k: torch.where(take, v, old[key][k]) for k, v in val.items()}
-        else:
-            shape = (-1,) + (1,) * (val.dim() - 1)
-            out[key] = torch.where(take.reshape(shape), val, old[key])
-    return out
+def _merge(old, new, take: torch.Tensor):
+    """Per pair, the cached evaluation of ``new`` where ``take`` else of ``old`` (nested containers)."""
+    if isinstance(new, dict):
+        return {k: _merge(old[k], v, take) for k, v in new.items()}
+    if isinstance(new, (list, tuple)):
+        return type(new)(_merge(o, v, take) for o, v in zip(old, new))
+    shape = (-1,) + (1,) * (new.dim() - 1)
+    return torch.where(take.reshape(shape), new, old)
 
 
 def level_for_scale(levels: int, scale: int, max_scale: int, subsample: int) -> int:

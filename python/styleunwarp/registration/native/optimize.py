@@ -17,7 +17,7 @@ import torch
 import torch.nn.functional as F
 from scipy import ndimage
 
-from . import energy, regularization, spline
+from . import energy, mind, regularization, sampler, spline
 
 
 @dataclass
@@ -37,6 +37,7 @@ class Settings:
     similarity: str = "ssd"
     ncc_window: int | None = None
     nmi_bins: int = 32
+    mind_radius: int = 2
     max_iter: int = 60
     tolerance: float = 1e-6
     history: int = 20
@@ -86,17 +87,19 @@ class Direction:
         fmask, _, _ = pyramid_level(fixed.mask, factor) if factor > 1 else (fixed.mask, py, px)
         mim, _, _ = pyramid_level(moving.image, factor)
         mmask, _, _ = pyramid_level(moving.mask, factor) if factor > 1 else (moving.mask, None, None)
-        k = subgrid_step(max(fim.shape[1:]), s.max_samples)
+        if s.similarity == "mind":  # descriptor images (B, 6, h, w), compared by SSD
+            fim, mim = mind.mind_ssc(fim, s.mind_radius), mind.mind_ssc(mim, s.mind_radius)
+        k = subgrid_step(max(fim.shape[-2:]), s.max_samples)
         if k > 1:
             # image term on a regular sub-grid of the fixed pixels (the moving image keeps its
             # full resolution): enough samples for a grid of few coefficients, far cheaper
-            fim, fmask, py, px = fim[:, ::k, ::k], fmask[:, ::k, ::k], py[::k], px[::k]
+            fim, fmask, py, px = fim[..., ::k, ::k], fmask[:, ::k, ::k], py[::k], px[::k]
         h, w = self.shape
         self.mats = {"y0": t(spline.basis(py, h, nint, "y"))}
         self.mats["x0"] = t(spline.basis(px, w, nint, "x"))
         self.fixed = t(fim)
         self.fmask = t(fmask > 0.5)
-        self.moving = t(mim)[:, None]
+        self.moving = t(mim) if mim.ndim == 4 else t(mim)[:, None]
         self.mmask = t(mmask > 0.5)[:, None]  # float for grid_sample
         self.full_mask_moving = bool((moving.mask > 0.5).all())
         self.sim = s.similarity
@@ -108,6 +111,7 @@ class Direction:
             scaled = (self.fixed - lo_f[:, None, None]) / (hi_f - lo_f)[:, None, None] * (self.bins - 1)
             self.fixed_w = energy.parzen_weights(scaled.reshape(scaled.shape[0], -1).clamp(0, self.bins - 1), self.bins)
             self.moving = (self.moving - lo_m[:, None, None, None]) / (hi_m - lo_m)[:, None, None, None] * (self.bins - 1)
+        self.cubic = sampler.CubicImage(self.moving.cpu().numpy(), s.device, dtype=s.dtype)
         # consistency points: a sub-grid of the level grid (at most consistency_points a side)
         sy = py[:: max(1, len(py) // s.consistency_points)]
         sx = px[:: max(1, len(px) // s.consistency_points)]
@@ -141,11 +145,12 @@ class Direction:
         x = spline.dense(c[:, 0], self.mats["y0"], self.mats["x0"])
         y = spline.dense(c[:, 1], self.mats["y0"], self.mats["x0"])
         hm, wm = self.mshape
-        grid = torch.stack([x * (2.0 / (wm - 1)) - 1.0, y * (2.0 / (hm - 1)) - 1.0], dim=-1)
-        moved = F.grid_sample(self.moving, grid, mode="bicubic", padding_mode="border", align_corners=True)[:, 0]
+        ml = self.moving.shape[-2:]  # the moving level's grid spans the full image
+        moved = sampler.sample(self.cubic, x * ((ml[1] - 1) / (wm - 1)), y * ((ml[0] - 1) / (hm - 1)))
+        moved = moved if self.fixed.dim() == 4 else moved[:, 0]
         if mask is None:
             mask = self.overlap(c)
-        if self.sim == "ssd":
+        if self.sim in ("ssd", "mind"):
             return energy.ssd(self.fixed, moved, mask)
         if self.sim == "ncc":
             return energy.ncc(self.fixed, moved, mask, self.window)

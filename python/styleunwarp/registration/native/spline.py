@@ -98,3 +98,18 @@ def refine(c: torch.Tensor) -> torch.Tensor:
     """Coefficient grids ``(B, n, n)`` with twice the intervals, same spline."""
     s = torch.as_tensor(subdivision_matrix(c.shape[-1] - 3), dtype=c.dtype, device=c.device)
     return s @ c @ s.transpose(0, 1)
+
+
+def row_kron(a, b):
+    """Row-wise Kronecker product ``(..., m, p), (..., m, q) -> (..., m, p*q)``."""
+    return (a[..., :, None] * b[..., None, :]).reshape(*a.shape[:-1], -1)
+
+
+def separable_gram(ky: torch.Tensor, kx: torch.Tensor, v: torch.Tensor, n: int) -> torch.Tensor:
+    """``Σ_p v[p] B(p) B(p)ᵀ`` ``(B, n², n²)`` for points ``p`` of a separable grid.
+
+    ``ky = row_kron(by, by)``, ``kx = row_kron(bx, bx)``; ``v`` is ``(B, len(by), len(bx))``.
+    """
+    b = v.shape[0]
+    m = ky.T @ v @ kx  # (B, n²[y i,j], n²[x k,l])
+    return m.reshape(b, n, n, n, n).permute(0, 1, 3, 2, 4).reshape(b, n * n, n * n)
