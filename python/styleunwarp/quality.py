@@ -158,6 +158,12 @@ def grade_without_truth(metrics: dict, thresholds: dict | None = None) -> str:
     return "poor"
 
 
+def grade_details(metrics: dict) -> dict:
+    """The no-ground-truth numbers the grader looked at (for the console and the report)."""
+    t = metrics.get("transform", {})
+    return {"styled_ncc_after": metrics.get("styled_ncc_after"), "consistency_px": t.get("consistency_error"), "folded_fraction": t.get("folded_fraction")}
+
+
 def grade(metrics: dict) -> tuple[str, str]:
     """``(tier, source)``: from TRE when ground truth exists (``"tre"``), else estimated (``"grader"``)."""
     if "tre" in metrics:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import click
 
-from .options import style_options
+from .options import pixel_size_options, style_options
 
 
 @click.command()
@@ -12,7 +12,8 @@ from .options import style_options
 @click.argument("cbs", type=click.Path(exists=True, dir_okay=False))
 @click.option("--out", "out_dir", required=True, type=click.Path(file_okay=False), help="Output folder.")
 @style_options
-def prepare(lom: str, cbs: str, out_dir: str, model: str | None, style: str) -> None:
+@pixel_size_options
+def prepare(lom: str, cbs: str, out_dir: str, model: str | None, style: str, lom_pixel_size: float | None, cbs_pixel_size: float | None) -> None:
     """Style the LOM and normalise both images for bUnwarpJ.
 
     Writes OUT/styled.tif (the source bUnwarpJ registers) and OUT/target.tif (the CBS with
@@ -23,7 +24,9 @@ def prepare(lom: str, cbs: str, out_dir: str, model: str | None, style: str) -> 
     from ..pipeline.pair import prepare_pair
 
     try:
-        prep = prepare_pair(lom, cbs, out_dir, model=model, style=style)
+        prep = prepare_pair(lom, cbs, out_dir, model=model, style=style, lom_pixel_size=lom_pixel_size, cbs_pixel_size=cbs_pixel_size)
     except StyleunwarpError as exc:
         raise click.ClickException(str(exc)) from exc
+    for w in prep.warnings:
+        click.echo(f"{out_dir}: warning: {w}", err=True)
     click.echo(f"{out_dir}: styled.tif {prep.styled.shape[1]}x{prep.styled.shape[0]}, target.tif {prep.target.shape[1]}x{prep.target.shape[0]} ({prep.style_info['style']})")

@@ -42,7 +42,7 @@ def watch(
     """Process complete new pairs of ``folder`` until interrupted (or idle for ``max_idle`` s).
 
     ``pair_options`` are :class:`PairJob` fields (model, style, backend, params, fiji_dir,
-    prealign, coarse_sigma). Returns the number of pairs processed.
+    prealign, coarse_sigma, coarse, lom_pixel_size, cbs_pixel_size). Returns the number of pairs processed.
     """
     from ..registration import PIPELINE_DEFAULTS
 
