@@ -146,7 +146,7 @@ def verdict_lines(metrics: dict) -> list[tuple[str, bool]]:
             ))
     e = metrics.get("elastic") or {}
     if e.get("kept") == "start":
-        lines.append((f"elastic registration undone: {e.get('reason')}", True))
+        lines.append((f"elastic step not kept: {e.get('reason')}", False))
     tier, source = metrics.get("tier"), metrics.get("grade_source")
     if tier:
         if source == "tre":

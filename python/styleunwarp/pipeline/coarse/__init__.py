@@ -5,7 +5,7 @@ pixels to source pixels) scored by the NCC of the two representations, weighted
 by the overlap (:mod:`.score`): ``similarity`` (rotation over the full circle, scale when the pixel sizes
 do not give it, translation by FFT), ``affine`` (the best similarity refined to six
 parameters). :func:`align` adds the identity (the images as delivered, after pixel-size
-matching) and keeps it unless another hypothesis beats it by :data:`MARGIN`.
+matching) and keeps it unless another hypothesis beats it by :data:`MARGIN` and reaches :data:`MIN_SCORE`.
 :mod:`.compose` re-expresses transforms found after the coarse step on the original source.
 """
 
@@ -27,6 +27,9 @@ MARGIN = 0.05
 
 MARGIN_RELATIVE = 0.25
 """... and relative to the identity's NCC (the larger of the two applies)."""
+
+MIN_SCORE = 0.15
+"""Score below which no hypothesis is credible (the best of thousands of unrelated ones reaches about 0.1)."""
 
 
 @dataclass(frozen=True)
@@ -55,7 +58,7 @@ class CoarseResult:
 
 def _beats(c: Candidate, identity: Candidate) -> bool:
     base = identity.score if np.isfinite(identity.score) else -1.0
-    return np.isfinite(c.score) and c.score - base >= max(MARGIN, MARGIN_RELATIVE * abs(base))
+    return bool(np.isfinite(c.score) and c.score >= MIN_SCORE and c.score - base >= max(MARGIN, MARGIN_RELATIVE * abs(base)))
 
 
 def align(method: str, target: np.ndarray, source: np.ndarray, *, scale: float | None = None, mirror: bool = False) -> CoarseResult:
