@@ -97,11 +97,13 @@ def test_manifest_pixel_size_columns(tmp_path):
         read_manifest(tmp_path / "bad.csv")
 
 
+@pytest.mark.slow
 def test_register_prints_a_verdict_and_records_coarse_and_elastic_choices(tmp_path):
     p = make_pair((128, 128), seed=6)
     write_tiff(tmp_path / "lom.tif", p.cbs_like_lom)
     write_tiff(tmp_path / "cbs.tif", p.cbs)
-    args = ["register", str(tmp_path / "lom.tif"), str(tmp_path / "cbs.tif"), "--out", str(tmp_path / "out"), "--style", "none", "--backend", "native", "--mode", "mono"]
+    args = ["register", str(tmp_path / "lom.tif"), str(tmp_path / "cbs.tif"), "--out", str(tmp_path / "out"), "--style", "none", "--backend", "native", "--mode", "mono",
+            "--lom-pixel-size", "0.1", "--cbs-pixel-size", "0.1"]  # fmt: skip
     res = CliRunner().invoke(main, args)  # output holds stdout and stderr (click >= 8.2)
     assert res.exit_code == 0, res.output
     m = json.loads((tmp_path / "out" / "metrics.json").read_text())
@@ -109,4 +111,4 @@ def test_register_prints_a_verdict_and_records_coarse_and_elastic_choices(tmp_pa
     assert f"verdict: {m['tier'].upper()} (estimated by the grader" in res.output
     assert m["coarse"]["method"] == "auto" and m["coarse"]["candidates"][0]["method"] == "identity"
     assert m["elastic"]["kept"] in ("elastic", "start") and "ncc_start" in m["elastic"]
-    assert m["pixel_size_source"] == {"lom": "unknown", "cbs": "unknown"}
+    assert m["pixel_size_source"] == {"lom": "given", "cbs": "given"}
