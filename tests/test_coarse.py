@@ -97,3 +97,24 @@ def test_composition_with_the_coarse_map_is_exact(texture):
     back = inv_src.at(texture.shape, m[0], m[1])
     assert np.hypot(back[0] - xx[20:-20, 20:-20], back[1] - yy[20:-20, 20:-20]).mean() < 0.05
     assert inverse_through(identity_elastic(4, shape), np.eye(2, 3), shape, shape).intervals == 4
+
+
+def test_an_elastic_result_that_does_not_clearly_improve_is_undone(texture):
+    from styleunwarp.pipeline.pair import ELASTIC_MARGIN, _keep_or_undo
+    from styleunwarp.registration import PIPELINE_DEFAULTS, Registration
+
+    shape = texture.shape
+    shifted = warp_image(texture, affine_elastic(np.array([[1, 0, 3.0], [0, 1, -2.0]]), 1, shape), shape)
+
+    def reg(a):
+        d = affine_elastic(np.asarray(a, float), 4, shape)
+        return Registration(d, d, shape, shape, "test", PIPELINE_DEFAULTS, 0.0, {})
+
+    # the start is 3 px off; a result that moves it onto the target gains a lot and is kept
+    direct, inverse, moved, facts = _keep_or_undo(texture, shifted, reg([[1, 0, -3.0], [0, 1, 2.0]]))
+    assert facts["kept"] == "elastic" and facts["ncc_elastic"] > facts["ncc_start"] + ELASTIC_MARGIN
+    # a result that moves an aligned start away is undone: identity on the start, and said so
+    direct, inverse, moved, facts = _keep_or_undo(texture, texture, reg([[1, 0, 1.0], [0, 1, 0.5]]))
+    assert facts["kept"] == "start" and "kept the start" in facts["reason"]
+    assert np.abs(evaluate_elastic(direct, shape) - evaluate_elastic(identity_elastic(4, shape), shape)).max() < 1e-6
+    assert moved is texture and inverse is not None
