@@ -107,14 +107,19 @@ def test_an_elastic_result_that_does_not_clearly_improve_is_undone(texture):
     shifted = warp_image(texture, affine_elastic(np.array([[1, 0, 3.0], [0, 1, -2.0]]), 1, shape), shape)
 
     def reg(a):
-        d = affine_elastic(np.asarray(a, float), 4, shape)
-        return Registration(d, d, shape, shape, "test", PIPELINE_DEFAULTS, 0.0, {})
+        a = np.asarray(a, float)
+        inv = np.linalg.inv(np.vstack([a, [0, 0, 1]]))[:2]
+        return Registration(affine_elastic(a, 4, shape), affine_elastic(inv, 4, shape), shape, shape, "test", PIPELINE_DEFAULTS, 0.0, {})
 
     # the start is 3 px off; a result that moves it onto the target gains a lot and is kept
     direct, inverse, moved, facts = _keep_or_undo(texture, shifted, reg([[1, 0, -3.0], [0, 1, 2.0]]))
-    assert facts["kept"] == "elastic" and facts["ncc_elastic"] > facts["ncc_start"] + ELASTIC_MARGIN
+    assert facts["kept"] == "elastic" and facts["ncc_elastic"] > facts["ncc_start"] + ELASTIC_MARGIN and facts["consistency_px"] < 0.01
     # a result that moves an aligned start away is undone: identity on the start, and said so
     direct, inverse, moved, facts = _keep_or_undo(texture, texture, reg([[1, 0, 1.0], [0, 1, 0.5]]))
-    assert facts["kept"] == "start" and "kept the start" in facts["reason"]
+    assert facts["kept"] == "start" and "kept the start" in facts["reason"] and facts["consistency_px"] is not None
     assert np.abs(evaluate_elastic(direct, shape) - evaluate_elastic(identity_elastic(4, shape), shape)).max() < 1e-6
     assert moved is texture and inverse is not None
+    # a clear gain with direct and inverse maps that disagree is not trusted either
+    bad = Registration(affine_elastic(np.array([[1, 0, -3.0], [0, 1, 2.0]]), 4, shape), identity_elastic(4, shape), shape, shape, "test", PIPELINE_DEFAULTS, 0.0, {})
+    facts = _keep_or_undo(texture, shifted, bad)[3]
+    assert facts["kept"] == "start" and "disagree" in facts["reason"]

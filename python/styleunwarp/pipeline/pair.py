@@ -45,6 +45,10 @@ truth and bUnwarpJ gained 0.007-0.056 NCC while making every one worse (0.55-4.9
 3 near-aligned ones with 1.5-2 px of residual elastic deformation, where it gained
 0.055-0.068 and improved two of them."""
 
+ELASTIC_MAX_INCONSISTENCY = 0.75
+"""Direct/inverse disagreement (px) above which an elastic result is not trusted (Accurate mode).
+Elastic results that helped measured 0.37-0.64 px; two that made pairs worse 1.05 px."""
+
 FIELD_WARNING_RATIO = 3.0
 """With both pixel sizes, fields whose sides differ more than this get a warning (pixel sizes suspect)."""
 
@@ -187,7 +191,8 @@ def _keep_or_undo(target: np.ndarray, moving: np.ndarray, reg: Registration) -> 
     Compares the NCC of the target representation with the coarse start and with the
     elastic result over the pixels both cover; the elastic result must gain
     :data:`ELASTIC_MARGIN` (bUnwarpJ fits mismatched details of two representations too,
-    which raises the NCC a little while moving the image away from the truth). Returns ``(direct, inverse, moved, facts)``;
+    which raises the NCC a little while moving the image away from the truth) and, when it
+    has an inverse, its direct and inverse maps must agree within :data:`ELASTIC_MAX_INCONSISTENCY`. Returns ``(direct, inverse, moved, facts)``;
     when the elastic result is worse, the identity on the start replaces it.
     """
     moved = warp_image(moving, reg.direct, target.shape)
@@ -195,12 +200,19 @@ def _keep_or_undo(target: np.ndarray, moving: np.ndarray, reg: Registration) -> 
     common = start_inside & (moved != 0)
     before = ncc(moving, target, common)
     after = ncc(moved, target, common)
-    facts = {"ncc_start": before, "ncc_elastic": after}
-    if np.isfinite(after) and (not np.isfinite(before) or after >= before + ELASTIC_MARGIN):
+    consistency = None if reg.inverse is None else transform_stats(reg.direct, target.shape, target.shape, reg.inverse).consistency_error
+    facts = {"ncc_start": before, "ncc_elastic": after, "consistency_px": consistency}
+    consistent = consistency is None or consistency <= ELASTIC_MAX_INCONSISTENCY
+    if np.isfinite(after) and consistent and (not np.isfinite(before) or after >= before + ELASTIC_MARGIN):
         facts.update(kept="elastic", reason=f"the elastic result agrees better with the target than its start (NCC {before:.3f} -> {after:.3f})")
         return reg.direct, reg.inverse, moved, facts
     n = reg.direct.intervals
-    facts.update(kept="start", reason=f"the elastic result does not agree clearly better with the target than its start (NCC {before:.3f} -> {after:.3f}, needs +{ELASTIC_MARGIN}): kept the start")
+    why = (
+        f"its direct and inverse transforms disagree by {consistency:.2f} px (> {ELASTIC_MAX_INCONSISTENCY})"
+        if not consistent
+        else f"it does not agree clearly better with the target than its start (NCC {before:.3f} -> {after:.3f}, needs +{ELASTIC_MARGIN})"
+    )
+    facts.update(kept="start", reason=f"elastic result not trusted: {why}; kept the start")
     inverse = None if reg.inverse is None else identity_elastic(reg.inverse.intervals, target.shape)
     return identity_elastic(n, target.shape), inverse, moving, facts
 

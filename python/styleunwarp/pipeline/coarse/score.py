@@ -142,7 +142,7 @@ class ShiftCorrelator:
         n = corr(f1, fm)
         sf, sg = corr(ff, fm), corr(f1, fg)
         sff, sgg, sfg = corr(fff, fm), corr(f1, fgg), corr(ff, fg)
-        n, sf, sg, sff, sgg, sfg = (x.astype(np.float64) for x in (np.round(n), sf, sg, sff, sgg, sfg))
+        n = np.maximum(np.round(n), 1.0)  # inputs are standardised: float32 sums keep ample precision
         with np.errstate(divide="ignore", invalid="ignore"):
             num = sfg - sf * sg / n
             vf, vg = sff - sf * sf / n, sgg - sg * sg / n

@@ -18,7 +18,7 @@ from .types import Candidate
 COARSE_SIZE = 64
 """Longer side (px) of the reduced target the exhaustive search runs on."""
 
-SEARCH_SIZE = 128
+SEARCH_SIZE = 96
 """Longer side (px) of the reduced target the finer grid around the best coarse hypotheses runs on."""
 
 REFINE_SIZE = 192
@@ -30,13 +30,13 @@ COARSE_ROTATION_STEP = 10.0
 SCALE_RANGE = (0.25, 4.0)
 """Searched ratio of source to target pixel size when the pixel sizes are not both known."""
 
-COARSE_SCALE_STEP = 2 ** (1 / 3)
+COARSE_SCALE_STEP = 2 ** (1 / 4)
 """Ratio between neighbouring scales of the exhaustive search (half steps in the finer grid)."""
 
 MAX_FIELD_RATIO = 4.0
 """Searched scales keep either field at most this many times the other's (per side)."""
 
-KEEP_COARSE = 6
+KEEP_COARSE = 10
 """Hypotheses of the exhaustive search looked at more closely."""
 
 KEEP = 3
