@@ -11,7 +11,8 @@ Data sets (made here, from ``../shared/data``; each skipped when its folder is a
   indices, small (1-3 deg, 2-6 px, 1-3 px) for odd ones;
 * ``clem``: the 4 aligned EM/FM pairs (EM moved), likewise.
 
-For each pair: the TRE tier, the tier ``register`` printed (the grader's), whether the start
+For each pair: the TRE tier, the grader's tier (recomputed from the saved metrics with the
+current grader, so a rerun after recalibration re-scores without re-registering), whether the start
 (no registration) was better than the result, and the time. Per data set: tiers, median
 TRE, poor results without a poor/bad verdict, pairs made worse than their start, and the
 grader's agreement. Rows go to ``OUT/results.json`` (``calibrate_grader.py --from`` reads them).
@@ -91,7 +92,7 @@ def make_sets(out: Path, sets: list[str], n: int, seed: int) -> dict[str, list[d
 def run_pair(row: dict, out: Path) -> dict:
     """Run the CLI with no flags, then score the saved direct transform against the truth."""
     from styleunwarp.io import read_image
-    from styleunwarp.quality import tier_from_tre, tre
+    from styleunwarp.quality import grade, grade_details, tier_from_tre, tre
     from styleunwarp.transform import identity_elastic, read_transform
 
     d = out / row["name"]
@@ -114,10 +115,11 @@ def run_pair(row: dict, out: Path) -> dict:
         **{k: str(v) for k, v in row.items()},
         "status": "done",
         "tre_mean": err.mean, "tre_p95": err.p95, "tier_true": tier_from_tre(err.mean, err.p95, folded),
-        "tier_printed": m["tier"], "grade_source": m["grade_source"],
+        # the verdict of the current grader on the saved metrics (= what register prints now)
+        "tier_printed": grade(m)[0], "grade_source": grade(m)[1],
         "start_tre_mean": start.mean, "worse_than_start": bool(err.mean > start.mean + WORSE_TOLERANCE_PX),
         "coarse_kept": m["coarse"]["kept"], "elastic_kept": m["elastic"]["kept"],
-        "ncc": m.get("styled_ncc_after"), "consistency": m["transform"].get("consistency_error"), "folded": m["transform"]["folded_fraction"],
+        "ncc": m.get("styled_ncc_after"), "consistency": grade_details(m)["consistency_px"], "folded": m["transform"]["folded_fraction"],
         "seconds": time.perf_counter() - t0, "total_s": m["seconds"]["total"],
     }  # fmt: skip
 

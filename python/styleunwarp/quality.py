@@ -134,21 +134,32 @@ GRADER_THRESHOLDS = {
 }
 
 
+def _consistency(metrics: dict) -> float | None:
+    """The direct/inverse disagreement of the elastic step, or None where there is none to judge.
+
+    When the elastic result was not kept (``metrics["elastic"]["kept"] == "start"``) the
+    saved transforms are the coarse map, whose inverse agrees by construction: no evidence.
+    """
+    if (metrics.get("elastic") or {}).get("kept") == "start":
+        return None
+    return metrics.get("transform", {}).get("consistency_error")
+
+
 def grade_without_truth(metrics: dict, thresholds: dict | None = None) -> str:
     """Estimate the tier of a registration from metrics that need no ground truth.
 
     Uses the correlation between the registered styled LOM and the CBS
     (``styled_ncc_after``: how well the image term was satisfied) and the direct/inverse
     consistency error (how well the two independently optimised transforms agree; not
-    available in bUnwarpJ's Mono mode, then only the correlation is used). Any folding is
-    ``poor``.
+    available in bUnwarpJ's Mono mode or when the elastic result was not kept, then only
+    the correlation is used). Any folding is ``poor``.
     """
     th = thresholds or GRADER_THRESHOLDS
     t = metrics.get("transform", {})
     if t.get("folded_fraction", 0.0) > 0:
         return "poor"
     corr = metrics.get("styled_ncc_after")
-    cons = t.get("consistency_error")
+    cons = _consistency(metrics)
     if corr is None or not np.isfinite(corr):
         return "poor"
     for tier in ("good", "decent", "bad"):
@@ -161,7 +172,7 @@ def grade_without_truth(metrics: dict, thresholds: dict | None = None) -> str:
 def grade_details(metrics: dict) -> dict:
     """The no-ground-truth numbers the grader looked at (for the console and the report)."""
     t = metrics.get("transform", {})
-    return {"styled_ncc_after": metrics.get("styled_ncc_after"), "consistency_px": t.get("consistency_error"), "folded_fraction": t.get("folded_fraction")}
+    return {"styled_ncc_after": metrics.get("styled_ncc_after"), "consistency_px": _consistency(metrics), "folded_fraction": t.get("folded_fraction")}
 
 
 def grade(metrics: dict) -> tuple[str, str]:
