@@ -89,7 +89,7 @@ def make_sets(out: Path, sets: list[str], n: int, seed: int) -> dict[str, list[d
     return todo
 
 
-def run_pair(row: dict, out: Path) -> dict:
+def run_pair(row: dict, out: Path, register: bool = True) -> dict:
     """Run the CLI with no flags, then score the saved direct transform against the truth."""
     from styleunwarp.io import read_image
     from styleunwarp.quality import grade, grade_details, tier_from_tre, tre
@@ -98,6 +98,8 @@ def run_pair(row: dict, out: Path) -> dict:
     d = out / row["name"]
     t0 = time.perf_counter()
     if not (d / "metrics.json").is_file():
+        if not register:
+            return {**{k: str(v) for k, v in row.items()}, "status": "not run"}
         env = dict(os.environ, PYTHONPATH=str(ROOT / "python"))
         proc = subprocess.run([sys.executable, "-m", "styleunwarp", "register", str(row["lom"]), str(row["cbs"]), "--out", str(d)], capture_output=True, text=True, env=env)
         console = proc.stdout + proc.stderr
@@ -125,6 +127,7 @@ def run_pair(row: dict, out: Path) -> dict:
 
 
 def summarise(name: str, rows: list[dict]) -> str:
+    rows = [r for r in rows if r["status"] != "not run"]
     done = [r for r in rows if r["status"] == "done"]
     tiers = {t: sum(r["tier_true"] == t for r in done) for t in ("good", "decent", "bad", "poor")}
     silent_poor = sum(r["tier_true"] == "poor" and r["tier_printed"] not in ("poor", "bad") for r in done)
@@ -144,6 +147,8 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--sets", default=",".join(SETS))
     ap.add_argument("--n", type=int, default=10, help="as-delivered pairs")
     ap.add_argument("--seed", type=int, default=1)
+    ap.add_argument("--score-only", action="store_true", help="only re-score pairs already registered in OUT (current grader)")
+    ap.add_argument("--merge", type=Path, nargs="*", default=[], help="more OUT folders of earlier runs to include (score only)")
     args = ap.parse_args(argv)
     sets = [s for s in args.sets.split(",") if s]
     unknown = sorted(set(sets) - set(SETS))
@@ -152,11 +157,15 @@ def main(argv: list[str] | None = None) -> int:
     todo = make_sets(args.out, sets, args.n, args.seed)
     results: dict[str, list[dict]] = {}
     res_file = args.out / "results.json"
+    outs = [args.out, *args.merge]
     for name, rows in todo.items():
         results[name] = []
         for row in rows:
-            r = run_pair(row, args.out / "runs" / name)
+            where = next((o for o in outs if (o / "runs" / name / row["name"] / "metrics.json").is_file()), args.out)
+            r = run_pair(row, where / "runs" / name, register=not args.score_only)
             results[name].append(r)
+            if r["status"] == "not run":
+                continue
             extra = f"TRE {r['tre_mean']:.2f} px ({r['tier_true']}), printed {r['tier_printed']}, start {r['start_tre_mean']:.2f}, coarse {r['coarse_kept']}, elastic {r['elastic_kept']}" if r["status"] == "done" else f"FAILED {r['error']}"
             print(f"{name}/{r['name']}: {extra}", flush=True)
             res_file.write_text(json.dumps(results, indent=1, default=str) + "\n")
