@@ -67,8 +67,9 @@ def _runner_up(best: Candidate, cands: list[Candidate], shape: tuple[int, int]) 
     """The best candidate whose map differs from ``best``'s by more than 2 % of the target's size."""
     h, w = shape
     pts = np.array([[0, w - 1, 0, w - 1], [0, 0, h - 1, h - 1], [1, 1, 1, 1]], np.float64)
-    ref = best.matrix @ pts
-    others = [c for c in cands if c is not best and np.abs(c.matrix @ pts - ref).max() > 0.02 * max(shape)]
+    # an affine winner is the same hypothesis as the similarity it was refined from (and its duplicates)
+    same = [best] + ([c for c in cands if c.extra.get("refined_to_affine")] if best.method == "affine" else [])
+    others = [c for c in cands if all(np.abs(c.matrix @ pts - s.matrix @ pts).max() > 0.02 * max(shape) for s in same)]
     return max(others, key=lambda c: c.score, default=None)
 
 

@@ -6,6 +6,8 @@ with unequal x/y pixel sizes). The search itself is :mod:`.similarity`'s.
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 import numpy as np
 from scipy import optimize
 
@@ -41,4 +43,8 @@ def refine_affine(target: np.ndarray, source: np.ndarray, start: Candidate) -> C
 def search_affine(target: np.ndarray, source: np.ndarray, *, scale: float | None = None, mirror: bool = False) -> list[Candidate]:
     """The similarity hypotheses, plus the best one refined to an affine map."""
     sims = search(target, source, scale=scale, mirror=mirror)
-    return sorted(sims + [refine_affine(target, source, sims[0])] if sims else [], key=lambda c: -c.score)
+    if not sims:
+        return []
+    # the similarity the affine map was refined from is the same hypothesis, not a rival
+    seed = replace(sims[0], extra={**sims[0].extra, "refined_to_affine": True})
+    return sorted([seed, *sims[1:], refine_affine(target, source, sims[0])], key=lambda c: -c.score)
