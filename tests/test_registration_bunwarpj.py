@@ -146,20 +146,24 @@ def test_register_pair_matches_pixel_sizes_and_maps_back_to_the_original_lom(bun
     assert np.hypot(back[0] - xx, back[1] - yy).mean() < 1.0
 
 
-def test_prealignment_rescues_a_rotated_pair(bunwarpj, tmp_path):
+def test_coarse_alignment_by_default_rescues_a_rotated_pair(bunwarpj, tmp_path):
     from styleunwarp.pipeline import register_pair
-    from styleunwarp.pipeline.prealign import _matrix
+    from styleunwarp.pipeline.coarse.similarity import matrix
     from styleunwarp.synth import make_pair
 
     p = make_pair((256, 256), seed=22, deform=False)
-    a = _matrix(12.0, 1.05, (127.5, 127.5), (9.0, -6.0))
+    a = matrix(12.0, 1.05, (0.0, 0.0))
+    a[:, 2] = np.array([127.5 + 9.0, 127.5 - 6.0]) - a[:, :2] @ np.array([127.5, 127.5])
     truth = affine_elastic(a, 4, (256, 256))
     target = warp_image(p.cbs_like_lom, truth, (256, 256))
     write_tiff(tmp_path / "cbs.tif", target)
     write_tiff(tmp_path / "lom.tif", p.cbs_like_lom)
     write_elastic(truth, tmp_path / "truth.txt")
-    pre = register_pair(tmp_path / "lom.tif", tmp_path / "cbs.tif", tmp_path / "pre", style="none", truth=tmp_path / "truth.txt", prealign=True)
-    assert pre.metrics["prealignment"]["rotation_deg"] == pytest.approx(12.0, abs=1.0)
-    assert pre.metrics["tier"] == "good", pre.metrics["tre"]
-    plain = register_pair(tmp_path / "lom.tif", tmp_path / "cbs.tif", tmp_path / "plain", style="none", truth=tmp_path / "truth.txt")
+    pre = register_pair(tmp_path / "lom.tif", tmp_path / "cbs.tif", tmp_path / "pre", style="none", truth=tmp_path / "truth.txt")
+    coarse = pre.metrics["coarse"]
+    assert coarse["kept"] == "similarity" and coarse["chosen"]["rotation_deg"] == pytest.approx(12.0, abs=1.0)
+    assert coarse["candidates"][0]["method"] == "identity" and len(coarse["candidates"]) >= 2
+    assert pre.metrics["tier"] == "good" and pre.metrics["grade_source"] == "tre", pre.metrics["tre"]
+    plain = register_pair(tmp_path / "lom.tif", tmp_path / "cbs.tif", tmp_path / "plain", style="none", truth=tmp_path / "truth.txt", coarse="none")
+    assert plain.metrics["coarse"]["kept"] == "identity"
     assert plain.metrics["tre"]["mean"] > pre.metrics["tre"]["mean"]

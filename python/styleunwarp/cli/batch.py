@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import click
 
-from .options import backend_options, bunwarpj_options, coarse_option, fiji_option, style_options
+from .options import backend_options, bunwarpj_options, model_chain, coarse_alignment_option, coarse_option, fiji_option, pixel_size_options, style_options
 
 
 def _pairing_options(func):
@@ -30,14 +30,15 @@ def _executor_options(func):
 @click.option("--backend", type=click.Choice(["bunwarpj", "native", "elastix"]), default="bunwarpj", show_default=True)
 @_executor_options
 @click.option("--force", is_flag=True, help="Redo pairs that are already done.")
-@click.option("--prealign", is_flag=True, help="Estimate rotation/scale/shift first (pairs not pre-aligned).")
+@coarse_alignment_option
+@pixel_size_options
 @click.option("--progress/--no-progress", default=True, show_default=True)
 @coarse_option
 @backend_options
 @_pairing_options
 @fiji_option
 @bunwarpj_options
-def batch(source, out_dir, model, style, backend, workers, cluster, scheduler, force, prealign, progress, coarse_sigma, backend_options, lom_pattern, cbs_pattern, fiji_dir, params) -> None:
+def batch(source, out_dir, model, style, backend, workers, cluster, scheduler, force, coarse, prealign, lom_pixel_size, cbs_pixel_size, progress, coarse_sigma, backend_options, lom_pattern, cbs_pattern, fiji_dir, params) -> None:
     """Register every LOM/CBS pair of SOURCE (an acquisition folder or a CSV manifest).
 
     Pairs are NAME_LOM + NAME_CBS (or NAME_SEM) by default. Writes OUT/<pair>/ (the files
@@ -48,9 +49,10 @@ def batch(source, out_dir, model, style, backend, workers, cluster, scheduler, f
     from ..pipeline.batch import run_batch
 
     try:
+        backend, backend_options, coarse_sigma = model_chain(model, style, backend, backend_options, coarse_sigma)
         summary = run_batch(
             source, out_dir, model=model, style=style, backend=backend, params=params, fiji_dir=fiji_dir, workers=workers, cluster=cluster, scheduler=scheduler,
-            force=force, prealign=prealign, coarse_sigma=coarse_sigma, backend_options=backend_options, lom_pattern=lom_pattern,
+            force=force, prealign=prealign, coarse=coarse, lom_pixel_size=lom_pixel_size, cbs_pixel_size=cbs_pixel_size, coarse_sigma=coarse_sigma, backend_options=backend_options, lom_pattern=lom_pattern,
             cbs_pattern=cbs_pattern, progress=progress,
             echo=click.echo,
         )  # fmt: skip
@@ -103,14 +105,15 @@ def _ignored_files(source: str, lom_pattern: str, cbs_pattern: str) -> list:
 @click.option("--interval", type=float, default=5.0, show_default=True, help="Seconds between scans.")
 @click.option("--settle", type=float, default=10.0, show_default=True, help="A file counts once unchanged this long (s).")
 @click.option("--max-idle", type=float, default=None, help="Stop after this many seconds without new pairs (default: run until Ctrl-C).")
-@click.option("--prealign", is_flag=True, help="Estimate rotation/scale/shift first (pairs not pre-aligned).")
+@coarse_alignment_option
+@pixel_size_options
 @_executor_options
 @coarse_option
 @backend_options
 @_pairing_options
 @fiji_option
 @bunwarpj_options
-def watch(folder, out_dir, model, style, backend, interval, settle, max_idle, prealign, workers, cluster, scheduler, coarse_sigma, backend_options, lom_pattern, cbs_pattern, fiji_dir, params) -> None:
+def watch(folder, out_dir, model, style, backend, interval, settle, max_idle, coarse, prealign, lom_pixel_size, cbs_pixel_size, workers, cluster, scheduler, coarse_sigma, backend_options, lom_pattern, cbs_pattern, fiji_dir, params) -> None:
     """Process pairs in FOLDER as the microscope writes them, until stopped.
 
     Prints each pair's tier and time, and keeps OUT/results.csv and OUT/report.html up to date.
@@ -119,11 +122,12 @@ def watch(folder, out_dir, model, style, backend, interval, settle, max_idle, pr
     from ..pipeline.watch import watch as run_watch
 
     try:
+        backend, backend_options, coarse_sigma = model_chain(model, style, backend, backend_options, coarse_sigma)
         n = run_watch(
             folder, out_dir, interval=interval, settle=settle, max_idle=max_idle, lom_pattern=lom_pattern, cbs_pattern=cbs_pattern,
             echo=click.echo, workers=workers, cluster=cluster, scheduler=scheduler,
-            model=model, style=style, backend=backend, params=params, fiji_dir=fiji_dir, prealign=prealign, coarse_sigma=coarse_sigma,
-            backend_options=dict(backend_options or {}),
+            model=model, style=style, backend=backend, params=params, fiji_dir=fiji_dir, prealign=prealign, coarse_sigma=coarse_sigma, coarse=coarse,
+            lom_pixel_size=lom_pixel_size, cbs_pixel_size=cbs_pixel_size, backend_options=dict(backend_options or {}),
         )  # fmt: skip
     except StyleunwarpError as exc:
         raise click.ClickException(str(exc)) from exc

@@ -100,3 +100,76 @@ def backend_options(func: Callable) -> Callable:
         metavar="KEY=VALUE",
         help="Extra keyword argument of the backend, repeatable (e.g. -o similarity=nmi -o max_samples=128 for native).",
     )(func)
+
+
+def coarse_alignment_option(func: Callable) -> Callable:
+    """``--coarse auto|none|similarity|affine`` and the deprecated ``--prealign`` (= similarity)."""
+    func = click.option(
+        "--prealign",
+        is_flag=True,
+        hidden=True,
+        help="Deprecated: the coarse alignment is on by default (--coarse); same as --coarse similarity.",
+    )(func)
+    return click.option(
+        "--coarse",
+        type=click.Choice(["auto", "none", "similarity", "affine"], case_sensitive=False),
+        default="auto",
+        show_default=True,
+        help="Coarse alignment before the elastic step: rotation over the full circle, scale (from the pixel sizes, "
+        "else searched 0.25-4x) and shift, scored on the representations; the images as given win unless another "
+        "hypothesis is clearly better. auto = similarity; affine adds shear; none = off.",
+    )(func)
+
+
+def pixel_size_options(func: Callable) -> Callable:
+    """``--lom-pixel-size UM`` and ``--cbs-pixel-size UM``: override the files' metadata."""
+    size = click.FloatRange(min=0, min_open=True)
+    func = click.option("--cbs-pixel-size", type=size, default=None, metavar="UM", help="CBS pixel size in micrometres (overrides the file's metadata).")(func)
+    return click.option("--lom-pixel-size", type=size, default=None, metavar="UM", help="LOM pixel size in micrometres (overrides the file's metadata).")(func)
+
+
+def verdict_lines(metrics: dict) -> list[tuple[str, bool]]:
+    """Console lines ``(text, loud)`` for one result's verdict, coarse choice, warnings and undo."""
+    lines: list[tuple[str, bool]] = []
+    for w in metrics.get("warnings", []):
+        lines.append((f"warning: {w}", True))
+    c = metrics.get("coarse") or {}
+    if c:
+        ch = c.get("chosen", {})
+        if c.get("kept") == "identity":
+            lines.append((f"coarse alignment ({c.get('method')}): images kept as given ({c.get('reason')})", False))
+        else:
+            lines.append((
+                f"coarse alignment ({c.get('method')}): rotation {ch.get('rotation_deg', 0):.1f} deg, scale {ch.get('scale', 1):.3g}, "
+                f"shift ({ch.get('shift_x', 0):.0f}, {ch.get('shift_y', 0):.0f}) px ({c.get('reason')})",
+                False,
+            ))
+    e = metrics.get("elastic") or {}
+    if e.get("kept") == "start":
+        lines.append((f"elastic step not kept: {e.get('reason')}", False))
+    tier, source = metrics.get("tier"), metrics.get("grade_source")
+    if tier:
+        if source == "tre":
+            how = f"from the ground truth: TRE mean {metrics['tre']['mean']:.2f} px, p95 {metrics['tre']['p95']:.2f} px"
+        else:
+            d = metrics.get("grade_details") or {}
+            cons = d.get("consistency_px")
+            how = f"estimated by the grader, no ground truth: NCC {d.get('styled_ncc_after') or float('nan'):.3f}" + ("" if cons is None else f", consistency {cons:.2f} px")
+        loud = tier in ("poor", "bad")
+        text = f"verdict: {tier.upper()} ({how})"
+        if loud:
+            text += "; the result is probably wrong: look at overlay.png before using it"
+        lines.append((text, loud))
+    return lines
+
+
+def model_chain(model, style: str, backend: str, backend_options: dict, coarse_sigma: float | None, echo: Callable[[str], None] = click.echo):
+    """The backend, its options and coarse sigma to use: the model's chain (``train --target auto``)
+    unless ``--backend`` was given on the command line. Returns ``(backend, options, coarse_sigma)``."""
+    from ..style.chain import resolve_backend
+
+    explicit = click.get_current_context().get_parameter_source("backend") != click.core.ParameterSource.DEFAULT
+    backend, backend_options, coarse_sigma, chain = resolve_backend(model, style, backend, dict(backend_options or {}), coarse_sigma, explicit)
+    if chain is not None:
+        echo(f"model chain: {chain.representation} -> {backend}" + (" (--backend given)" if explicit else ""))
+    return backend, backend_options, coarse_sigma

@@ -60,6 +60,9 @@ class PairJob:
     prealign: bool
     coarse_sigma: float | None = None
     backend_options: dict = field(default_factory=dict)
+    coarse: str = "auto"
+    lom_pixel_size: float | None = None
+    cbs_pixel_size: float | None = None
 
 
 @dataclass
@@ -144,6 +147,9 @@ def process_pair(job: PairJob) -> str:
             prealign=job.prealign,
             coarse_sigma=job.coarse_sigma,
             backend_options=job.backend_options,
+            coarse=job.coarse,
+            lom_pixel_size=job.spec.lom_pixel_size or job.lom_pixel_size,
+            cbs_pixel_size=job.spec.cbs_pixel_size or job.cbs_pixel_size,
         )
     except Exception as exc:  # noqa: BLE001 - every failure of one pair is recorded, the batch goes on
         status = "failed"
@@ -230,6 +236,9 @@ def run_batch(
     prealign: bool = False,
     coarse_sigma: float | None = None,
     backend_options: dict | None = None,
+    coarse: str = "auto",
+    lom_pixel_size: float | None = None,
+    cbs_pixel_size: float | None = None,
     lom_pattern: str = DEFAULT_LOM_PATTERN,
     cbs_pattern: str = DEFAULT_CBS_PATTERN,
     progress: bool = True,
@@ -266,7 +275,7 @@ def run_batch(
     params = params or PIPELINE_DEFAULTS
     todo = [p for p in pairs if force or not is_done(out / p.name)]
     summary = BatchSummary(out, skipped=len(pairs) - len(todo), unpaired=len(unpaired), pairs=len(pairs), unpaired_files=list(unpaired))
-    jobs = [PairJob(p, out, None if model is None else str(model), style, backend, params, None if fiji_dir is None else str(fiji_dir), prealign, coarse_sigma, dict(backend_options or {})) for p in todo]
+    jobs = [PairJob(p, out, None if model is None else str(model), style, backend, params, None if fiji_dir is None else str(fiji_dir), prealign, coarse_sigma, dict(backend_options or {}), coarse, lom_pixel_size, cbs_pixel_size) for p in todo]
     if scheduler:  # remote workers do not share this process's working directory
         jobs = [absolute(job) for job in jobs]
     write_results(out, collect_results(out, pairs, unpaired))

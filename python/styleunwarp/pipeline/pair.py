@@ -12,7 +12,7 @@ from __future__ import annotations
 import json
 import logging
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field, replace
 from os import PathLike
 from pathlib import Path
 
@@ -21,18 +21,36 @@ import numpy as np
 from .. import __version__
 from ..errors import InputError
 from ..io import Micrograph, atomic_write_text, normalize, read_image, to_gray, write_png, write_tiff
-from ..quality import ncc, nmi, tier_from_tre, transform_stats, tre
+from ..quality import grade, grade_details, ncc, nmi, transform_stats, tre
 from ..registration import PIPELINE_DEFAULTS, BUnwarpJParams, Registration, register
-from ..transform import read_transform, warp_image, write_elastic
+from ..transform import ElasticTransform, identity_elastic, read_transform, warp_image, write_elastic
 from .grid import GridMatch, direct_to_original, inverse_to_original, match_pixel_size
 from .overlay import overlay_rgb
-from .prealign import compose_with_prealignment, estimate_similarity, inverse_through_prealignment, prealigned_source
+from .coarse import CoarseResult, compose_direct, inverse_through, warp_source
+from .coarse import align as coarse_align
 
 COARSE_SIGMA_FOR_EDGES = 3.0
 """Blur (px) of the first pass when registering boundary maps (measured: docs/style.md)."""
 
 MAX_AREA_RATIO = 16.0
 """LOM and CBS fields of view (in pixels, after pixel-size matching) differing more than this are refused."""
+
+SIZE_WARNING_RATIO = 1.5
+"""Without both pixel sizes, LOM and CBS sides differing more than this get a warning (the scale is searched)."""
+
+ELASTIC_MARGIN = 0.06
+"""NCC the elastic result must gain over its start to be kept. Measured (docs/quality.md) on
+9 as-delivered steel renderings, where the coarse start was already 0.2-0.8 px from the
+truth and bUnwarpJ gained 0.007-0.056 NCC while making every one worse (0.55-4.95 px), and
+3 near-aligned ones with 1.5-2 px of residual elastic deformation, where it gained
+0.055-0.068 and improved two of them."""
+
+ELASTIC_MAX_INCONSISTENCY = 0.75
+"""Direct/inverse disagreement (px) above which an elastic result is not trusted (Accurate mode).
+Elastic results that helped measured 0.37-0.64 px; two that made pairs worse 1.05 px."""
+
+FIELD_WARNING_RATIO = 3.0
+"""With both pixel sizes, fields whose sides differ more than this get a warning (pixel sizes suspect)."""
 
 log = logging.getLogger(__name__)
 
@@ -50,6 +68,13 @@ class PreparedPair:
     style_info: dict
     style_seconds: float
     grid: GridMatch
+    pixel_sizes: dict = field(default_factory=dict)
+    warnings: tuple[str, ...] = ()
+
+    @property
+    def scale_known(self) -> bool:
+        """Whether both pixel sizes are known (then the LOM is on the CBS pixel size)."""
+        return bool(self.lom.pixel_size) and bool(self.cbs.pixel_size)
 
 
 @dataclass(frozen=True)
@@ -90,6 +115,36 @@ def style_images(lom_gray: np.ndarray, cbs_gray: np.ndarray, model: PathLikeStr 
     return styled, target, info
 
 
+def with_pixel_size(image: Micrograph, pixel_size: float | None) -> tuple[Micrograph, dict]:
+    """The image with ``pixel_size`` (um) given by hand, if any, and where its pixel size came from."""
+    if pixel_size is not None:
+        if not pixel_size > 0 or not np.isfinite(pixel_size):
+            raise InputError(image.path, f"pixel size must be a positive number of micrometres, got {pixel_size}")
+        return replace(image, pixel_size=float(pixel_size)), {"um": float(pixel_size), "source": "given"}
+    if image.pixel_size:
+        return image, {"um": image.pixel_size, "source": f"metadata ({image.metadata.get('pixel_size_source') or 'file'})"}
+    return image, {"um": None, "source": "unknown"}
+
+
+def size_warnings(lom: Micrograph, cbs: Micrograph, lom_shape: tuple[int, int], cbs_shape: tuple[int, int]) -> list[str]:
+    """Warnings about a LOM/CBS size ratio the pixel sizes do not explain."""
+    ratio = float(np.sqrt((lom_shape[0] * lom_shape[1]) / (cbs_shape[0] * cbs_shape[1])))
+    if lom.pixel_size and cbs.pixel_size:
+        if not 1 / FIELD_WARNING_RATIO <= ratio <= FIELD_WARNING_RATIO:
+            return [
+                f"after pixel-size matching the LOM field is {ratio:.2g}x the CBS field per side "
+                f"(LOM {lom.pixel_size:.4g} um/px, CBS {cbs.pixel_size:.4g} um/px): check the pixel sizes"
+            ]
+        return []
+    if not 1 / SIZE_WARNING_RATIO <= ratio <= SIZE_WARNING_RATIO:
+        missing = "LOM and CBS" if not lom.pixel_size and not cbs.pixel_size else "LOM" if not lom.pixel_size else "CBS"
+        return [
+            f"the LOM ({lom_shape[1]}x{lom_shape[0]} px) is {ratio:.2g}x the CBS ({cbs_shape[1]}x{cbs_shape[0]} px) per side "
+            f"and the {missing} pixel size is unknown: the scale is searched; give --lom-pixel-size/--cbs-pixel-size if known"
+        ]
+    return []
+
+
 def prepare_pair(
     lom: PathLikeStr | Micrograph,
     cbs: PathLikeStr | Micrograph,
@@ -97,18 +152,25 @@ def prepare_pair(
     *,
     model: PathLikeStr | None = None,
     style: str = "model",
+    lom_pixel_size: float | None = None,
+    cbs_pixel_size: float | None = None,
 ) -> PreparedPair:
     """Read a pair and make the two images bUnwarpJ compares: ``styled.tif`` and ``target.tif``.
 
     This is everything before registration; the Fiji macro and script call it (through
     ``styleunwarp prepare``) and run bUnwarpJ themselves on the two files.
+    ``lom_pixel_size`` / ``cbs_pixel_size`` (um) override the files' metadata.
     """
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
-    lom_m, cbs_m = _as_micrograph(lom), _as_micrograph(cbs)
+    lom_m, lom_px = with_pixel_size(_as_micrograph(lom), lom_pixel_size)
+    cbs_m, cbs_px = with_pixel_size(_as_micrograph(cbs), cbs_pixel_size)
     cbs_gray = to_gray(cbs_m.data)
     target = cbs_gray
-    lom_gray, grid = match_pixel_size(to_gray(lom_m.data), lom_m.pixel_size, cbs_m.pixel_size)
+    try:
+        lom_gray, grid = match_pixel_size(to_gray(lom_m.data), lom_m.pixel_size, cbs_m.pixel_size)
+    except InputError as exc:
+        raise InputError(lom_m.path, exc.problem) from None
     ratio = (lom_gray.shape[0] * lom_gray.shape[1]) / (target.shape[0] * target.shape[1])
     if not 1 / MAX_AREA_RATIO <= ratio <= MAX_AREA_RATIO:
         raise InputError(
@@ -116,12 +178,45 @@ def prepare_pair(
             f"size does not match its CBS image {cbs_m.path}: {lom_gray.shape[1]}x{lom_gray.shape[0]} px ({grid.reason}) "
             f"vs {target.shape[1]}x{target.shape[0]} px; check the pairing and the pixel sizes",
         )
+    warnings = size_warnings(lom_m, cbs_m, lom_gray.shape, target.shape)
     t0 = time.perf_counter()
     styled, target, style_info = style_images(lom_gray, cbs_gray, model, style)
     style_seconds = time.perf_counter() - t0
     write_tiff(out / "styled.tif", styled, pixel_size=cbs_m.pixel_size if grid.factor != 1.0 else lom_m.pixel_size)
     write_tiff(out / "target.tif", target, pixel_size=cbs_m.pixel_size)
-    return PreparedPair(lom_m, cbs_m, target, styled, style_info, style_seconds, grid)
+    return PreparedPair(lom_m, cbs_m, target, styled, style_info, style_seconds, grid, {"lom": lom_px, "cbs": cbs_px}, tuple(warnings))
+
+
+def _keep_or_undo(target: np.ndarray, moving: np.ndarray, reg: Registration) -> tuple[ElasticTransform, ElasticTransform | None, np.ndarray, dict]:
+    """Never worse than the start: keep the elastic result only if the representations agree clearly better.
+
+    Compares the NCC of the target representation with the coarse start and with the
+    elastic result over the pixels both cover; the elastic result must gain
+    :data:`ELASTIC_MARGIN` (bUnwarpJ fits mismatched details of two representations too,
+    which raises the NCC a little while moving the image away from the truth) and, when it
+    has an inverse, its direct and inverse maps must agree within :data:`ELASTIC_MAX_INCONSISTENCY`. Returns ``(direct, inverse, moved, facts)``;
+    when the elastic result is worse, the identity on the start replaces it.
+    """
+    moved = warp_image(moving, reg.direct, target.shape)
+    start_inside = moving != 0
+    common = start_inside & (moved != 0)
+    before = ncc(moving, target, common)
+    after = ncc(moved, target, common)
+    consistency = None if reg.inverse is None else transform_stats(reg.direct, target.shape, target.shape, reg.inverse).consistency_error
+    facts = {"ncc_start": before, "ncc_elastic": after, "consistency_px": consistency}
+    consistent = consistency is None or consistency <= ELASTIC_MAX_INCONSISTENCY
+    if np.isfinite(after) and consistent and (not np.isfinite(before) or after >= before + ELASTIC_MARGIN):
+        facts.update(kept="elastic", reason=f"the elastic result agrees better with the target than its start (NCC {before:.3f} -> {after:.3f})")
+        return reg.direct, reg.inverse, moved, facts
+    n = reg.direct.intervals
+    why = (
+        f"its direct and inverse transforms disagree by {consistency:.2f} px (> {ELASTIC_MAX_INCONSISTENCY})"
+        if not consistent
+        else f"it does not agree clearly better with the target than its start (NCC {before:.3f} -> {after:.3f}, needs +{ELASTIC_MARGIN})"
+    )
+    facts.update(kept="start", reason=f"elastic result not trusted: {why}; kept the start")
+    inverse = None if reg.inverse is None else identity_elastic(reg.inverse.intervals, target.shape)
+    return identity_elastic(n, target.shape), inverse, moving, facts
 
 
 def register_pair(
@@ -135,6 +230,9 @@ def register_pair(
     params: BUnwarpJParams | None = None,
     fiji_dir: PathLikeStr | None = None,
     truth: PathLikeStr | None = None,
+    coarse: str = "auto",
+    lom_pixel_size: float | None = None,
+    cbs_pixel_size: float | None = None,
     prealign: bool = False,
     coarse_sigma: float | None = None,
     backend_options: dict | None = None,
@@ -153,10 +251,15 @@ def register_pair(
         Registration backend, bUnwarpJ parameters (default
         :data:`~styleunwarp.registration.PIPELINE_DEFAULTS`), and the Fiji/ImageJ folder.
     truth
-        Optional ground-truth direct transform file; adds TRE and a tier to the metrics.
+        Optional ground-truth direct transform file; adds TRE and the tier from it.
+    coarse
+        Coarse alignment before the elastic step (:mod:`.coarse`): ``"auto"`` (default,
+        the similarity search), ``"similarity"``, ``"affine"`` or ``"none"``. The identity
+        is always a candidate and is kept unless another hypothesis clearly wins.
+    lom_pixel_size, cbs_pixel_size
+        Pixel sizes in micrometres, overriding the files' metadata.
     prealign
-        Estimate a similarity transform (rotation, scale, shift) first, for pairs that
-        are not pre-aligned; it is composed into the saved transforms.
+        Deprecated alias of ``coarse="similarity"``.
     coarse_sigma
         Register blurred images first (Gaussian sigma in px), then the sharp ones. ``None``
         chooses: 3 px for boundary-map style models (thin lines give SSD a narrow capture
@@ -164,37 +267,42 @@ def register_pair(
     backend_options
         Extra keyword arguments of the backend (e.g. ``{"similarity": "nmi"}`` for native).
 
-    The LOM is brought to the CBS pixel size when both files carry one; the saved
-    transforms always refer to the original LOM file.
+    The LOM is brought to the CBS pixel size when both pixel sizes are known (else the
+    coarse step searches the scale); the saved transforms always refer to the original
+    LOM file. If the elastic result agrees worse with the target than its start, the start
+    is kept. ``metrics.json`` records every coarse candidate, the choice, the pixel sizes'
+    origin and the tier (from TRE with ``truth``, else estimated by the grader).
     """
     t_start = time.perf_counter()
     out = Path(out_dir)
-    prep = prepare_pair(lom, cbs, out, model=model, style=style)
+    if prealign:
+        coarse = "similarity"
+    prep = prepare_pair(lom, cbs, out, model=model, style=style, lom_pixel_size=lom_pixel_size, cbs_pixel_size=cbs_pixel_size)
     lom_m, cbs_m, target, styled = prep.lom, prep.cbs, prep.target, prep.styled
     lom_gray, cbs_gray = to_gray(lom_m.data), to_gray(cbs_m.data)
     params = params or PIPELINE_DEFAULTS
 
     options = {"fiji_dir": fiji_dir} if backend == "bunwarpj" else {}
     options.update(backend_options or {})
-    similarity = None
-    moving = styled
-    if prealign:
-        similarity = estimate_similarity(target, styled)
-        moving = prealigned_source(styled, similarity, target.shape)
+    t0 = time.perf_counter()
+    coarse_res: CoarseResult = coarse_align(coarse, target, styled, scale=1.0 if prep.scale_known else None)
+    coarse_seconds = time.perf_counter() - t0
+    a = coarse_res.chosen.matrix
+    moving = warp_source(styled, a, target.shape)
     if coarse_sigma is None:
         coarse_sigma = COARSE_SIGMA_FOR_EDGES if prep.style_info.get("style_target") == "edges" else 0.0
     reg = register(target, moving, params, backend=backend, coarse_sigma=coarse_sigma, **options)
-    direct, inverse = reg.direct, reg.inverse
-    moved = warp_image(moving, reg.direct, target.shape)  # what bUnwarpJ's image term compared
-    if similarity is not None:
-        direct = compose_with_prealignment(direct, similarity)
-        if inverse is not None:
-            inverse = inverse_through_prealignment(inverse, similarity, styled.shape, target.shape)
+    direct, inverse, moved, elastic = _keep_or_undo(target, moving, reg)
+    direct = compose_direct(direct, a)
+    if inverse is not None:
+        inverse = inverse_through(inverse, a, styled.shape, target.shape)
     direct = direct_to_original(direct, prep.grid)
     inverse = None if inverse is None else inverse_to_original(inverse, prep.grid)
     write_elastic(direct, out / "direct_transf.txt")
     if inverse is not None:
         write_elastic(inverse, out / "inverse_transf.txt")
+    else:
+        (out / "inverse_transf.txt").unlink(missing_ok=True)
 
     t0 = time.perf_counter()
     if backend == "bunwarpj":
@@ -208,7 +316,7 @@ def register_pair(
 
     reg_gray = to_gray(registered)
     inside = reg_gray != 0
-    common = tuple(min(a, b) for a, b in zip(lom_gray.shape, target.shape))
+    common = tuple(min(a_, b_) for a_, b_ in zip(lom_gray.shape, target.shape))
     metrics: dict = {
         "styleunwarp_version": __version__,
         "lom": str(lom_m.path) if lom_m.path else None,
@@ -217,6 +325,7 @@ def register_pair(
         "cbs_shape": list(target.shape),
         "lom_pixel_size_um": lom_m.pixel_size,
         "cbs_pixel_size_um": cbs_m.pixel_size,
+        "pixel_size_source": {k: v["source"] for k, v in prep.pixel_sizes.items()},
         "cbs_data_bar_rows": cbs_m.metadata.get("data_bar_rows", 0),
         **prep.style_info,
         "backend": reg.backend,
@@ -227,10 +336,13 @@ def register_pair(
         "styled_nmi_after": nmi(moved, target, moved != 0),
         "styled_ncc_after": ncc(moved, target, moved != 0),
         "pixel_grid": prep.grid.to_dict(),
-        "prealignment": None if similarity is None else similarity.to_dict(),
+        "coarse": coarse_res.to_dict(target.shape),
+        "elastic": elastic,
         "transform": transform_stats(direct, target.shape, lom_gray.shape, inverse).to_dict(),
+        "warnings": list(prep.warnings),
         "seconds": {
             "style": prep.style_seconds,
+            "coarse": coarse_seconds,
             "registration": reg.seconds,
             "apply": apply_seconds,
             "total": time.perf_counter() - t_start,
@@ -240,9 +352,11 @@ def register_pair(
     if truth is not None:
         true_t = read_transform(truth)
         err = tre(direct, true_t, target.shape, lom_gray.shape)
-        folded = metrics["transform"]["folded_fraction"] > 0
         metrics["tre"] = err.to_dict()
-        metrics["tier"] = tier_from_tre(err.mean, err.p95, folded)
+    tier, source = grade(metrics)
+    metrics["tier"] = tier
+    metrics["grade_source"] = source
+    metrics["grade_details"] = grade_details(metrics)
     write_png(out / "overlay.png", overlay_rgb(reg_gray, cbs_gray))
     atomic_write_text(out / "metrics.json", json.dumps(metrics, indent=2, default=float) + "\n")
     return PairResult(out, reg, registered, styled, metrics)

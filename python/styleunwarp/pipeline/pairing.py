@@ -4,7 +4,8 @@ By default a pair is ``STEM_LOM.<ext>`` + ``STEM_CBS.<ext>`` (or ``STEM_SEM.<ext
 case-insensitive, with ``<ext>`` one of tif, tiff, png, jpg, jpeg, bmp. Other naming
 schemes are given as two regular expressions with a named group ``stem``. A manifest is a
 CSV file with columns ``lom`` and ``cbs`` (paths relative to the manifest's folder) and
-optional ``name`` and ``truth`` (a ground-truth direct transform, for scoring).
+optional ``name``, ``truth`` (a ground-truth direct transform, for scoring),
+``lom_pixel_size`` and ``cbs_pixel_size`` (micrometres; override the files' metadata).
 """
 
 from __future__ import annotations
@@ -31,6 +32,8 @@ class PairSpec:
     lom: Path
     cbs: Path
     truth: Path | None = None
+    lom_pixel_size: float | None = None
+    cbs_pixel_size: float | None = None
 
 
 @dataclass(frozen=True)
@@ -100,8 +103,22 @@ def find_pairs(
     return pairs, unpaired
 
 
+def _pixel_size(path: Path, line: int, row: dict, column: str) -> float | None:
+    raw = row.get(column, "")
+    if not raw:
+        return None
+    try:
+        value = float(raw)
+    except ValueError:
+        value = float("nan")
+    if not value > 0 or value == float("inf"):
+        raise InputError(path, f"line {line}: {column} must be a positive number of micrometres, got {raw!r}")
+    return value
+
+
 def read_manifest(path: str | PathLike[str]) -> list[PairSpec]:
-    """Pairs listed in a CSV manifest (columns ``lom``, ``cbs``, optional ``name``, ``truth``)."""
+    """Pairs listed in a CSV manifest (columns ``lom``, ``cbs``; optional ``name``, ``truth``,
+    ``lom_pixel_size``, ``cbs_pixel_size`` in micrometres)."""
     p = Path(path)
     try:
         with p.open(newline="", encoding="utf-8-sig") as fh:
@@ -125,5 +142,6 @@ def read_manifest(path: str | PathLike[str]) -> list[PairSpec]:
             raise InputError(p, f"line {i}: pair name {name!r} is used twice")
         seen.add(name)
         truth = base / row["truth"] if row.get("truth") else None
-        pairs.append(PairSpec(name, lom, cbs, truth))
+        sizes = [_pixel_size(p, i, row, col) for col in ("lom_pixel_size", "cbs_pixel_size")]
+        pairs.append(PairSpec(name, lom, cbs, truth, *sizes))
     return pairs

@@ -1,0 +1,180 @@
+"""`styleunwarp register LOM CBS --out D` with no flags on pairs as delivered and on nearly aligned real pairs.
+
+Data sets (made here, from ``../shared/data``; each skipped when its folder is absent):
+
+* ``asdelivered-px``: as-delivered steel pairs (:mod:`styleunwarp.synth.asdelivered`: LOM
+  renderings of the real CBS images, RGB colour etch, scratches, dust, LOM pixel 1.3-2x the
+  CBS's, a larger rotated (+-8 deg) shifted elastic LOM field), both pixel sizes in the files;
+* ``asdelivered-nopx``: the same pairs, the LOM without a pixel size;
+* ``shale``: the 24 aligned BSE/SE pairs (BSE moved), the BSE deformed by a known smooth
+  deformation: near-identity (<= 0.5 deg, <= 1.5 px shift, <= 1 px elastic) for even
+  indices, small (1-3 deg, 2-6 px, 1-3 px) for odd ones;
+* ``clem``: the 4 aligned EM/FM pairs (EM moved), likewise.
+
+For each pair: the TRE tier, the grader's tier (recomputed from the saved metrics with the
+current grader, so a rerun after recalibration re-scores without re-registering), whether the start
+(no registration) was better than the result, and the time. Per data set: tiers, median
+TRE, poor results without a poor/bad verdict, pairs made worse than their start, and the
+grader's agreement. Rows go to ``OUT/results.json`` (``calibrate_grader.py --from`` reads them).
+
+    python benchmarks/bench_asdelivered.py [--out /tmp/bench_ad] [--sets asdelivered-px,asdelivered-nopx,shale,clem] [--n 10]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+
+ROOT = Path(__file__).resolve().parents[1]
+DATA = ROOT.parent / "shared" / "data"
+SETS = ("asdelivered-px", "asdelivered-nopx", "shale", "clem")
+WORSE_TOLERANCE_PX = 0.25
+"""A result is 'worse than its start' when its mean TRE exceeds the start's by more than this."""
+
+
+def _deformed_real_pairs(folder: Path, src_dir: str, tgt_dir: str, out: Path, seed: int, limit: int | None) -> list[dict]:
+    """Aligned real pairs with the source deformed by a known smooth deformation."""
+    from styleunwarp.io import read_image, to_gray, write_tiff
+    from styleunwarp.synth import random_deformation, source_positions
+    from styleunwarp.transform import warp_image, write_elastic
+
+    out.mkdir(parents=True, exist_ok=True)
+    rows = []
+    names = sorted(p.name for p in (folder / src_dir).iterdir() if p.suffix.lower() in (".png", ".tif", ".tiff"))[:limit]
+    for i, name in enumerate(names):
+        src = to_gray(read_image(folder / src_dir / name).data)
+        tgt = to_gray(read_image(folder / tgt_dir / name).data)
+        rng = np.random.default_rng([seed, i])
+        near = i % 2 == 0
+        d = random_deformation(
+            rng, tgt.shape, intervals=4,
+            rotation_deg=(0.0, 0.5) if near else (1.0, 3.0),
+            shift_px=(0.0, 1.5) if near else (2.0, 6.0),
+            elastic_px=(0.0, 1.0) if near else (1.0, 3.0),
+        )  # fmt: skip
+        moved = warp_image(src, source_positions(d, src.shape))
+        stem = Path(name).stem
+        write_tiff(out / f"{stem}_LOM.tif", moved)
+        write_tiff(out / f"{stem}_CBS.tif", tgt)
+        write_elastic(d.truth, out / f"{stem}_truth.txt")
+        rows.append({"name": stem, "lom": out / f"{stem}_LOM.tif", "cbs": out / f"{stem}_CBS.tif", "truth": out / f"{stem}_truth.txt", "kind": "near-identity" if near else "small"})
+    return rows
+
+
+def make_sets(out: Path, sets: list[str], n: int, seed: int) -> dict[str, list[dict]]:
+    from styleunwarp.synth.asdelivered import write_asdelivered
+
+    todo: dict[str, list[dict]] = {}
+    cbs_dir = DATA / "openecci-cbs"
+    if any(s.startswith("asdelivered") for s in sets) and cbs_dir.is_dir():
+        ad = out / "data" / "asdelivered"
+        desc = json.loads((ad / "asdelivered.json").read_text()) if (ad / "asdelivered.json").is_file() else write_asdelivered(ad, n, from_cbs=cbs_dir, seed=seed)
+        for key, sub in (("asdelivered-px", "with_pixel_size"), ("asdelivered-nopx", "without_pixel_size")):
+            if key in sets:
+                todo[key] = [
+                    {"name": p["name"], "lom": ad / sub / f"{p['name']}_LOM.tif", "cbs": ad / sub / f"{p['name']}_CBS.tif", "truth": ad / "truth" / f"{p['name']}_direct_transf.txt", "kind": "as-delivered"}
+                    for p in desc["pairs"][:n]
+                ]  # fmt: skip
+    if "shale" in sets and (DATA / "petrography-bse-se").is_dir():
+        todo["shale"] = _deformed_real_pairs(DATA / "petrography-bse-se", "bse", "se", out / "data" / "shale", seed, None)
+    if "clem" in sets and (DATA / "deepclem-em-fm").is_dir():
+        todo["clem"] = _deformed_real_pairs(DATA / "deepclem-em-fm", "em", "fm", out / "data" / "clem", seed, None)
+    return todo
+
+
+def run_pair(row: dict, out: Path, register: bool = True) -> dict:
+    """Run the CLI with no flags, then score the saved direct transform against the truth."""
+    from styleunwarp.io import read_image
+    from styleunwarp.quality import grade, grade_details, tier_from_tre, tre
+    from styleunwarp.transform import identity_elastic, read_transform
+
+    d = out / row["name"]
+    t0 = time.perf_counter()
+    if not (d / "metrics.json").is_file():
+        if not register:
+            return {**{k: str(v) for k, v in row.items()}, "status": "not run"}
+        env = dict(os.environ, PYTHONPATH=str(ROOT / "python"))
+        proc = subprocess.run([sys.executable, "-m", "styleunwarp", "register", str(row["lom"]), str(row["cbs"]), "--out", str(d)], capture_output=True, text=True, env=env)
+        console = proc.stdout + proc.stderr
+        if proc.returncode != 0:
+            return {**{k: str(v) for k, v in row.items()}, "status": "failed", "error": console.strip().splitlines()[-1:]}
+        (d / "console.txt").write_text(console)
+    m = json.loads((d / "metrics.json").read_text())
+    lom_shape = read_image(row["lom"]).data.shape[:2]
+    truth = read_transform(row["truth"])
+    cbs_shape = tuple(m["cbs_shape"])
+    err = tre(read_transform(d / "direct_transf.txt"), truth, cbs_shape, lom_shape)
+    start = tre(identity_elastic(4, cbs_shape), truth, cbs_shape, lom_shape)
+    folded = m["transform"]["folded_fraction"] > 0
+    return {
+        **{k: str(v) for k, v in row.items()},
+        "status": "done",
+        "tre_mean": err.mean, "tre_p95": err.p95, "tier_true": tier_from_tre(err.mean, err.p95, folded),
+        # the verdict of the current grader on the saved metrics (= what register prints now)
+        "tier_printed": grade(m)[0], "grade_source": grade(m)[1],
+        "start_tre_mean": start.mean, "worse_than_start": bool(err.mean > start.mean + WORSE_TOLERANCE_PX),
+        "coarse_kept": m["coarse"]["kept"], "elastic_kept": m["elastic"]["kept"],
+        "ncc": m.get("styled_ncc_after"), "consistency": grade_details(m)["consistency_px"], "folded": m["transform"]["folded_fraction"],
+        "seconds": time.perf_counter() - t0, "total_s": m["seconds"]["total"],
+    }  # fmt: skip
+
+
+def summarise(name: str, rows: list[dict]) -> str:
+    rows = [r for r in rows if r["status"] != "not run"]
+    done = [r for r in rows if r["status"] == "done"]
+    tiers = {t: sum(r["tier_true"] == t for r in done) for t in ("good", "decent", "bad", "poor")}
+    silent_poor = sum(r["tier_true"] == "poor" and r["tier_printed"] not in ("poor", "bad") for r in done)
+    worse = sum(r["worse_than_start"] for r in done)
+    agree = sum(r["tier_true"] == r["tier_printed"] for r in done)
+    med = float(np.median([r["tre_mean"] for r in done])) if done else float("nan")
+    secs = float(np.median([r["total_s"] for r in done])) if done else float("nan")
+    return (
+        f"| {name} | {len(rows)} | {tiers['good']} | {tiers['decent']} | {tiers['bad']} | {tiers['poor']} | {len(rows) - len(done)} | "
+        f"{med:.2f} | {silent_poor} | {worse} | {agree}/{len(done)} | {secs:.0f} |"
+    )
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--out", type=Path, default=Path("/tmp/bench_asdelivered"))
+    ap.add_argument("--sets", default=",".join(SETS))
+    ap.add_argument("--n", type=int, default=10, help="as-delivered pairs")
+    ap.add_argument("--seed", type=int, default=1)
+    ap.add_argument("--score-only", action="store_true", help="only re-score pairs already registered in OUT (current grader)")
+    ap.add_argument("--merge", type=Path, nargs="*", default=[], help="more OUT folders of earlier runs to include (score only)")
+    args = ap.parse_args(argv)
+    sets = [s for s in args.sets.split(",") if s]
+    unknown = sorted(set(sets) - set(SETS))
+    if unknown:
+        ap.error(f"unknown data sets {unknown}; choose from {', '.join(SETS)}")
+    todo = make_sets(args.out, sets, args.n, args.seed)
+    results: dict[str, list[dict]] = {}
+    res_file = args.out / "results.json"
+    outs = [args.out, *args.merge]
+    for name, rows in todo.items():
+        results[name] = []
+        for row in rows:
+            where = next((o for o in outs if (o / "runs" / name / row["name"] / "metrics.json").is_file()), args.out)
+            r = run_pair(row, where / "runs" / name, register=not args.score_only)
+            results[name].append(r)
+            if r["status"] == "not run":
+                continue
+            extra = f"TRE {r['tre_mean']:.2f} px ({r['tier_true']}), printed {r['tier_printed']}, start {r['start_tre_mean']:.2f}, coarse {r['coarse_kept']}, elastic {r['elastic_kept']}" if r["status"] == "done" else f"FAILED {r['error']}"
+            print(f"{name}/{r['name']}: {extra}", flush=True)
+            res_file.write_text(json.dumps(results, indent=1, default=str) + "\n")
+    print("\n| data set | pairs | good | decent | bad | poor | failed | median TRE px | poor without poor/bad verdict | worse than start | grader = true tier | median s |")
+    print("| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |")
+    for name, rows in results.items():
+        print(summarise(name, rows))
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

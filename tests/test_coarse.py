@@ -1,0 +1,125 @@
+"""Coarse alignment: hypotheses, scores, the identity kept unless beaten, exact composition (no Java)."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from styleunwarp.pipeline.coarse import align, compose_direct, inverse_through, warp_source
+from styleunwarp.pipeline.coarse.score import ShiftCorrelator, weighted
+from styleunwarp.pipeline.coarse.similarity import matrix
+from styleunwarp.synth import make_pair
+from styleunwarp.transform import affine_elastic, evaluate_elastic, identity_elastic, warp_image
+
+
+@pytest.fixture(scope="module")
+def texture():
+    return make_pair((320, 320), seed=5, deform=False).cbs_like_lom
+
+
+def _view(texture: np.ndarray, rot: float, scale: float, centre: tuple[float, float], shape=(192, 192)) -> tuple[np.ndarray, np.ndarray]:
+    """A target of ``shape`` seeing ``texture`` rotated and scaled, its centre at ``centre``; and the true map."""
+    a = matrix(rot, scale, (0.0, 0.0))
+    c = np.array([(shape[1] - 1) / 2, (shape[0] - 1) / 2])
+    a[:, 2] = np.asarray(centre) - a[:, :2] @ c
+    return warp_image(texture, affine_elastic(a, 1, shape), shape), a
+
+
+def _map_error(a: np.ndarray, b: np.ndarray, shape=(192, 192)) -> float:
+    return float(np.hypot(*(evaluate_elastic(affine_elastic(a, 1, shape), shape) - evaluate_elastic(affine_elastic(b, 1, shape), shape))).mean())
+
+
+@pytest.mark.parametrize(("rot", "centre"), [(37.0, (150.0, 170.0)), pytest.param(0.0, (160.0, 160.0), marks=pytest.mark.slow), pytest.param(-170.0, (165.0, 150.0), marks=pytest.mark.slow)])
+def test_a_field_inside_a_larger_rotated_one_is_found(texture, rot, centre):
+    target, truth = _view(texture, rot, 0.8, centre)
+    res = align("auto", target, texture, scale=0.8)
+    assert not res.is_identity, res.reason
+    assert _map_error(res.chosen.matrix, truth) < 1.5
+    assert res.chosen.rotation_deg == pytest.approx(rot, abs=1.0)
+    d = res.to_dict(target.shape)
+    assert d["candidates"][0]["method"] == "identity" and d["kept"] == "similarity"
+    assert all("score" in c for c in d["candidates"])
+
+
+@pytest.mark.slow
+def test_an_unknown_scale_is_searched(texture):
+    target, truth = _view(texture, 5.0, 0.6, (160.0, 160.0))
+    res = align("auto", target, texture, scale=None)
+    assert res.chosen.scale == pytest.approx(0.6, rel=0.03)
+    assert _map_error(res.chosen.matrix, truth) < 2.0
+
+
+def test_the_identity_is_kept_for_aligned_and_for_unrelated_pairs(texture):
+    near = warp_image(texture, affine_elastic(np.array([[1, 0, 0.4], [0, 1, -0.3]]), 1, texture.shape), texture.shape)
+    res = align("auto", near, texture, scale=1.0)
+    assert res.is_identity and res.chosen.method == "identity", res.reason
+    noise = np.random.default_rng(0).normal(100, 20, texture.shape).astype(np.float32)
+    res = align("similarity", noise, texture, scale=1.0)
+    assert res.is_identity, res.reason
+    assert align("none", near, texture).candidates == []
+
+
+@pytest.mark.slow
+def test_affine_method_refines_the_similarity(texture):
+    shape = (192, 192)
+    a = np.array([[0.84, 0.06, 60.0], [-0.02, 0.78, 70.0]])  # shear and unequal scales
+    target = warp_image(texture, affine_elastic(a, 1, shape), shape)
+    res = align("affine", target, texture, scale=0.8)
+    assert res.chosen.method == "affine"
+    assert _map_error(res.chosen.matrix, a) < 1.5
+
+
+def test_overlap_weighting_and_fft_ncc_match_direct_ncc(texture):
+    fixed = texture[100:140, 90:150]
+    corr = ShiftCorrelator(fixed)
+    nmap, origin = corr(texture, np.ones(texture.shape, bool))
+    iy, ix = np.unravel_index(np.argmax(nmap), nmap.shape)
+    assert (iy - origin[0], ix - origin[1]) == (100, 90)
+    assert nmap[iy, ix] == pytest.approx(1.0, abs=1e-3)
+    assert weighted(0.8, 0.25) == pytest.approx(0.4) and weighted(float("nan"), 1.0) == float("-inf")
+
+
+def test_composition_with_the_coarse_map_is_exact(texture):
+    shape = (192, 192)
+    a = np.array([[0.9, -0.1, 40.0], [0.1, 0.9, 30.0]])
+    moving = warp_source(texture, a, shape)
+    assert moving.shape == shape
+    assert warp_source(texture, np.eye(2, 3), texture.shape) is texture
+    d = affine_elastic(np.array([[1, 0, 2.0], [0, 1, -1.5]]), 4, shape)  # elastic step on the aligned source
+    composed = compose_direct(d, a)
+    yy, xx = np.mgrid[0:192, 0:192]
+    expect_x = a[0, 0] * (xx + 2.0) + a[0, 1] * (yy - 1.5) + a[0, 2]
+    assert np.abs(evaluate_elastic(composed, shape)[0] - expect_x).max() < 1e-3
+    # the inverse, re-expressed on the source grid, undoes the composed direct map inside the field
+    inv = affine_elastic(np.array([[1, 0, -2.0], [0, 1, 1.5]]), 4, shape)
+    inv_src = inverse_through(inv, a, texture.shape, shape)
+    m = evaluate_elastic(composed, shape)[:, 20:-20, 20:-20]
+    back = inv_src.at(texture.shape, m[0], m[1])
+    assert np.hypot(back[0] - xx[20:-20, 20:-20], back[1] - yy[20:-20, 20:-20]).mean() < 0.05
+    assert inverse_through(identity_elastic(4, shape), np.eye(2, 3), shape, shape).intervals == 4
+
+
+def test_an_elastic_result_that_does_not_clearly_improve_is_undone(texture):
+    from styleunwarp.pipeline.pair import ELASTIC_MARGIN, _keep_or_undo
+    from styleunwarp.registration import PIPELINE_DEFAULTS, Registration
+
+    shape = texture.shape
+    shifted = warp_image(texture, affine_elastic(np.array([[1, 0, 3.0], [0, 1, -2.0]]), 1, shape), shape)
+
+    def reg(a):
+        a = np.asarray(a, float)
+        inv = np.linalg.inv(np.vstack([a, [0, 0, 1]]))[:2]
+        return Registration(affine_elastic(a, 4, shape), affine_elastic(inv, 4, shape), shape, shape, "test", PIPELINE_DEFAULTS, 0.0, {})
+
+    # the start is 3 px off; a result that moves it onto the target gains a lot and is kept
+    direct, inverse, moved, facts = _keep_or_undo(texture, shifted, reg([[1, 0, -3.0], [0, 1, 2.0]]))
+    assert facts["kept"] == "elastic" and facts["ncc_elastic"] > facts["ncc_start"] + ELASTIC_MARGIN and facts["consistency_px"] < 0.01
+    # a result that moves an aligned start away is undone: identity on the start, and said so
+    direct, inverse, moved, facts = _keep_or_undo(texture, texture, reg([[1, 0, 1.0], [0, 1, 0.5]]))
+    assert facts["kept"] == "start" and "kept the start" in facts["reason"] and facts["consistency_px"] is not None
+    assert np.abs(evaluate_elastic(direct, shape) - evaluate_elastic(identity_elastic(4, shape), shape)).max() < 1e-6
+    assert moved is texture and inverse is not None
+    # a clear gain with direct and inverse maps that disagree is not trusted either
+    bad = Registration(affine_elastic(np.array([[1, 0, -3.0], [0, 1, 2.0]]), 4, shape), identity_elastic(4, shape), shape, shape, "test", PIPELINE_DEFAULTS, 0.0, {})
+    facts = _keep_or_undo(texture, shifted, bad)[3]
+    assert facts["kept"] == "start" and "disagree" in facts["reason"]
