@@ -56,4 +56,5 @@ def test_watch_prints_tier_and_time_and_keeps_the_report(tmp_path):
     assert (out / "report.html").is_file() and "w1" in (out / "report.html").read_text()
     assert '"max_samples": 64' in (out / "w1" / "metrics.json").read_text()
     helps = CliRunner().invoke(main, ["watch", "--help"]).output
-    assert "--prealign" in helps and "Estimate rotation/scale/shift" in helps and "KEY=VALUE" in helps
+    assert "--coarse" in helps and "rotation over the full circle" in helps and "KEY=VALUE" in helps
+    assert "--lom-pixel-size" in helps and "--scheduler" in helps

@@ -14,6 +14,20 @@ from styleunwarp.synth import make_pair
 
 README = Path(__file__).resolve().parents[1] / "README.md"
 BLOCKS = re.findall(r"```python\n(.*?)```", README.read_text(encoding="utf-8"), flags=re.S)
+CLUSTER_BLOCKS = re.findall(r"```python cluster-only\n(.*?)```", README.read_text(encoding="utf-8"), flags=re.S)
+"""Examples that need a cluster (Slurm): compiled, and the styleunwarp calls they make checked."""
+
+
+def test_cluster_examples_compile_and_call_real_api():
+    import inspect
+
+    from styleunwarp.pipeline.batch import run_batch
+
+    assert CLUSTER_BLOCKS, "the README's Slurm example is missing"
+    for i, code in enumerate(CLUSTER_BLOCKS):
+        compile(code, f"README.md cluster block {i + 1}", "exec")
+        for kw in re.findall(r"run_batch\([^)]*?(\w+)=", code):
+            assert kw in inspect.signature(run_batch).parameters, kw
 
 
 def test_readme_has_python_examples():
