@@ -9,7 +9,7 @@ from styleunwarp.errors import InputError
 from styleunwarp.pipeline.grid import direct_to_original, inverse_to_original, match_pixel_size
 from styleunwarp.pipeline.pairing import find_pairs, read_manifest, safe_name
 from styleunwarp.synth import make_pair
-from styleunwarp.transform import affine_elastic, evaluate_elastic, identity_elastic, warp_image
+from styleunwarp.transform import affine_elastic, evaluate_elastic, warp_image
 
 
 @pytest.fixture(scope="module")

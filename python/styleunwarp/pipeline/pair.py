@@ -20,7 +20,7 @@ import numpy as np
 
 from .. import __version__
 from ..errors import InputError
-from ..io import Micrograph, atomic_write_text, normalize, read_image, to_gray, write_png, write_tiff
+from ..io import Micrograph, atomic_write_text, read_image, to_gray, write_png, write_tiff
 from ..quality import grade, grade_details, ncc, nmi, transform_stats, tre
 from ..registration import PIPELINE_DEFAULTS, BUnwarpJParams, Registration, register
 from ..transform import ElasticTransform, identity_elastic, read_transform, warp_image, write_elastic

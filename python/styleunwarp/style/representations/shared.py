@@ -13,7 +13,6 @@ weights; both images use the same projection, each then stretched to 0..255 on i
 
 from __future__ import annotations
 
-import json
 import math
 import time
 from dataclasses import asdict, dataclass
