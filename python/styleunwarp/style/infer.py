@@ -60,6 +60,22 @@ def inference_network(generator: torch.nn.Module) -> torch.nn.Module:
     return net.to(memory_format=torch.channels_last)
 
 
+PRECISIONS = ("auto", "fp32", "bf16")
+
+
+def native_bf16() -> bool:
+    """Whether this CPU computes bfloat16 in hardware (AVX512-BF16 or AMX), read from ``/proc/cpuinfo``."""
+    try:
+        with open("/proc/cpuinfo", encoding="ascii", errors="replace") as fh:
+            for line in fh:
+                if line.startswith("flags"):
+                    flags = set(line.split(":", 1)[1].split())
+                    return bool(flags & {"avx512_bf16", "amx_bf16"}) and torch.backends.mkldnn.is_available()
+    except OSError:
+        pass
+    return False
+
+
 def _state_version(module: torch.nn.Module) -> tuple:
     """Changes whenever a parameter or buffer is modified in place (training between calls)."""
     tensors = list(module.parameters()) + list(module.buffers())
@@ -99,6 +115,13 @@ class StyleTransfer:
     Images larger than ``tile`` are processed in overlapping tiles blended with a smooth
     window. Evaluation is deterministic (eval mode, deterministic algorithms, inference mode).
 
+    ``precision``: ``"fp32"``, ``"bf16"`` (convolutions in bfloat16 through torch's CPU
+    autocast, accumulation in fp32; CPU only) or ``"auto"`` (default: bf16 on a CPU that
+    computes it in hardware, :func:`native_bf16`, else fp32). On this project's AVX512-BF16
+    CPU bf16 halves the time of a 512² image (0.41 → 0.19 s on one thread) and changes the
+    output by at most 0.8 grey levels of 255 (mean 0.13; docs/native.md); results are
+    deterministic for a given machine and precision.
+
     Examples
     --------
     >>> model = StyleTransfer.load_default()            # doctest: +SKIP
@@ -106,7 +129,8 @@ class StyleTransfer:
     """
 
     def __init__(self, generator: UNetGenerator, card: dict | None = None, *, tile: int = 512,
-                 overlap: int = 64, device: str | torch.device | None = None, source: Path | None = None) -> None:
+                 overlap: int = 64, device: str | torch.device | None = None, source: Path | None = None,
+                 precision: str = "auto") -> None:
         self.generator = generator.eval()
         self.card = card or {}
         self.arch = generator.arch
@@ -119,6 +143,9 @@ class StyleTransfer:
         self.device = torch.device(device) if device is not None else (
             torch.device("cuda") if torch.cuda.is_available() else torch.device("cpu"))
         self.generator.to(self.device)
+        if precision not in PRECISIONS:
+            raise ValueError(f"precision must be one of {', '.join(PRECISIONS)}, got {precision!r}")
+        self.precision = precision
         self.source = source
         self._net: torch.nn.Module | None = None
         self._net_key: tuple | None = None
@@ -158,8 +185,16 @@ class StyleTransfer:
         if ph or pw:
             x = np.pad(x, ((0, 0), (0, ph), (0, pw)), mode="symmetric")
         t = torch.from_numpy(np.ascontiguousarray(x))[None].to(self.device)
-        y = self._network()(t.contiguous(memory_format=torch.channels_last))[0, 0].float().cpu().numpy()
+        with torch.autocast("cpu", dtype=torch.bfloat16, enabled=self.uses_bf16):
+            y = self._network()(t.contiguous(memory_format=torch.channels_last))[0, 0].float().cpu().numpy()
         return y[:h, :w]
+
+    @property
+    def uses_bf16(self) -> bool:
+        """Whether inference runs its convolutions in bfloat16 (see ``precision``)."""
+        if self.device.type != "cpu" or self.precision == "fp32":
+            return False
+        return self.precision == "bf16" or native_bf16()
 
     def _network(self) -> torch.nn.Module:
         """The fused channels-last copy of the generator, rebuilt when its weights changed."""
