@@ -207,7 +207,9 @@ class StyleTransfer:
         was_training = self.generator.training
         self.generator.eval()
         try:
-            with deterministic(), torch.inference_mode():
+            # CPU inference kernels are deterministic already; the global switch costs ~1.5 s
+            # at its first use (it imports torch's compiler stack) and matters on CUDA only
+            with (deterministic() if self.device.type == "cuda" else contextlib.nullcontext()), torch.inference_mode():
                 return self._tiled(x)
         finally:
             self.generator.train(was_training)
