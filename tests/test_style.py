@@ -440,3 +440,18 @@ def test_target_representations():
     st = StyleTransfer(_gen(), card={"target": {"kind": "edges"}})
     np.testing.assert_array_equal(st.prepare_target(p.cbs), e)
     assert StyleTransfer(_gen()).target_kind == "cbs"
+
+
+def test_inference_threads_are_restored_and_do_not_change_the_output():
+    g = _gen()
+    img = _image((64, 64))
+    before = torch.get_num_threads()
+    one = StyleTransfer(g, tile=64)(img)
+    assert torch.get_num_threads() == before
+    torch.set_num_threads(2)
+    try:
+        np.testing.assert_array_equal(StyleTransfer(g, tile=64)(img), one)  # one thread whatever the caller's
+    finally:
+        torch.set_num_threads(before)
+    with pytest.raises(ValueError, match="threads"):
+        StyleTransfer(g, threads=0)
