@@ -123,9 +123,9 @@ class StyleTransfer:
     ``precision``: ``"fp32"``, ``"bf16"`` (convolutions in bfloat16 through torch's CPU
     autocast, accumulation in fp32; CPU only) or ``"auto"`` (default: bf16 on a CPU that
     computes it in hardware, :func:`native_bf16`, else fp32). On this project's AVX512-BF16
-    CPU bf16 halves the time of a 512² image (0.41 → 0.19 s on one thread) and changes the
-    output by at most 0.8 grey levels of 255 (mean 0.13; docs/native.md); results are
-    deterministic for a given machine and precision.
+    CPU bf16 takes 0.19–0.25 s CPU per 512² image on one thread (fp32 0.36–0.42 s) and
+    changes the output by at most 0.8 grey levels of 255 (mean 0.13; docs/native.md);
+    results are deterministic for a given machine and precision.
 
     Examples
     --------
