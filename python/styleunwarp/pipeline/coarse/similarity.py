@@ -203,9 +203,12 @@ def search_near(target: np.ndarray, source: np.ndarray, *, scale: float | None =
 def _refined(target: np.ndarray, source: np.ndarray, best: list, scale_fixed: bool) -> list[Candidate]:
     """The search hypotheses ``best`` refined on the :data:`REFINE_SIZE` level, best first."""
     fine = Level.of(target, REFINE_SIZE)
+    reduced: dict[float, tuple[np.ndarray, float]] = {}  # hypotheses of one scale share the reduced source
     out = []
     for v, a, rot, s, flip in best:
-        src, ks = _reduced_source(source, fine, s)
+        if s not in reduced:
+            reduced[s] = _reduced_source(source, fine, s)
+        src, ks = reduced[s]
         score, a_ref = _refine(fine, src, ks, a, flip, scale_fixed=scale_fixed)
         out.append(Candidate.from_matrix("similarity", a_ref, score, mirrored=flip, search_score=v))
     return sorted(out, key=lambda c: -c.score)
