@@ -21,6 +21,9 @@ from __future__ import annotations
 
 import argparse
 import csv
+import json
+import os
+import resource
 import statistics
 import subprocess
 import sys
@@ -29,10 +32,15 @@ import time
 from pathlib import Path
 
 
-def _run(cmd: list[str]) -> float:
+def _run(cmd: list[str]) -> tuple[float, float, tuple[float, float]]:
+    """Wall seconds, CPU seconds (user + system of the command) and the 1-minute load average before and after."""
+    load0 = os.getloadavg()[0]
+    r0 = resource.getrusage(resource.RUSAGE_CHILDREN)
     t0 = time.perf_counter()
     subprocess.run(cmd, check=False, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    return time.perf_counter() - t0
+    wall = time.perf_counter() - t0
+    r1 = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return wall, (r1.ru_utime - r0.ru_utime) + (r1.ru_stime - r0.ru_stime), (load0, os.getloadavg()[0])
 
 
 def _summary(out: Path) -> dict:
@@ -41,7 +49,12 @@ def _summary(out: Path) -> dict:
     reg = [float(r["registration_s"]) for r in rows]
     tre = [float(r["tre_mean_px"]) for r in rows]
     tiers = {t: sum(r["tier"] == t for r in rows) for t in ("good", "decent", "bad", "poor")}
-    return {"done": len(rows), "reg_median": statistics.median(reg), "tre_mean": statistics.fmean(tre), "tre_max": max(tre), "tiers": tiers}
+    stages = {"style": 0.0, "coarse": 0.0, "registration": 0.0, "apply": 0.0, "total": 0.0}
+    for r in rows:
+        sec = json.loads((out / r["pair"] / "metrics.json").read_text())["seconds"]
+        for k in stages:
+            stages[k] += sec.get(k, 0.0)
+    return {"done": len(rows), "reg_median": statistics.median(reg), "tre_mean": statistics.fmean(tre), "tre_max": max(tre), "tiers": tiers, "stages": stages}
 
 
 def main() -> None:
@@ -53,6 +66,7 @@ def main() -> None:
     ap.add_argument("--chain", choices=["perfect", "styled"], default="perfect")
     ap.add_argument("--defaults", action="store_true", help="project defaults instead of --mode mono --final-deformation very_fine")
     ap.add_argument("--seed", type=int, default=3000)
+    ap.add_argument("--backends", default="bunwarpj,native", help="which runs (bunwarpj, native; the speed-up needs both)")
     args = ap.parse_args()
     native_opts = args.native_option or []
 
@@ -81,16 +95,23 @@ def main() -> None:
         f"bUnwarpJ ({what})": [exe, *common, "--out", str(work / "bunwarpj"), "--backend", "bunwarpj"],
         f"native ({what}{', ' if native_opts else ''}{' '.join(native_opts)})": [exe, *common, "--out", str(work / "native"), "--backend", "native", *sum((["-o", o] for o in native_opts), [])],
     }
+    wanted = [b.strip() for b in args.backends.split(",")]
+    runs = {k: v for k, v in runs.items() if v[v.index("--backend") + 1] in wanted}
     results = {}
     for label, cmd in runs.items():
-        wall = _run(cmd)
+        wall, cpu, load = _run(cmd)
         print(" ".join(cmd[1:]), flush=True)
-        results[label] = (wall, _summary(Path(cmd[cmd.index("--out") + 1])))
+        summ = _summary(Path(cmd[cmd.index("--out") + 1]))
+        print(f"  wall {wall:.1f} s, CPU {cpu:.1f} s, load average {load[0]:.1f} -> {load[1]:.1f}; per-stage sums (s): "
+              + ", ".join(f"{k} {v:.1f}" for k, v in summ["stages"].items()), flush=True)
+        results[label] = (wall, summ)
     print(f"{args.pairs} {args.chain} pairs of {args.size}x{args.size} px through `styleunwarp batch`, one run, side by side:")
     print(f"{'backend':<58} {'reg. s/pair (median)':>21} {'wall s (whole batch)':>21} {'mean TRE':>9} {'max TRE':>8}  tiers")
     for label, (wall, s) in results.items():
         tiers = ", ".join(f"{k} {v}" for k, v in s["tiers"].items() if v)
         print(f"{label:<58} {s['reg_median']:>21.3f} {wall:>21.1f} {s['tre_mean']:>9.3f} {s['tre_max']:>8.3f}  {tiers} ({s['done']} done)")
+    if len(results) < 2:
+        return
     (b_wall, b), (n_wall, n) = results.values()
     print(f"speed-up of native over bUnwarpJ: {b['reg_median'] / n['reg_median']:.1f}x per registration, {b_wall / n_wall:.1f}x for the whole command")
 

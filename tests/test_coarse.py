@@ -123,3 +123,21 @@ def test_an_elastic_result_that_does_not_clearly_improve_is_undone(texture):
     bad = Registration(affine_elastic(np.array([[1, 0, -3.0], [0, 1, 2.0]]), 4, shape), identity_elastic(4, shape), shape, shape, "test", PIPELINE_DEFAULTS, 0.0, {})
     facts = _keep_or_undo(texture, shifted, bad)[3]
     assert facts["kept"] == "start" and "disagree" in facts["reason"]
+
+
+def test_near_identity_shortcut_finds_what_the_global_search_finds(texture):
+    """A roughly aligned pair: the near-identity search (or the unbeatable identity) stands for
+    the global search and gives its map; an unrelated pair (identity not credible) searches globally."""
+    c = np.array([(texture.shape[1] - 1) / 2, (texture.shape[0] - 1) / 2])
+    a = matrix(4.0, 1.0, (0.0, 0.0))
+    a[:, 2] = c + np.array([5.0, -3.0]) - a[:, :2] @ c
+    target = warp_image(texture, affine_elastic(a, 1, texture.shape), texture.shape)
+    fast = align("auto", target, texture, scale=1.0)
+    full = align("auto", target, texture, scale=1.0, shortcut=False)
+    assert fast.search == "near" and full.search == "global", (fast.reason, fast.identity.score)
+    assert not fast.is_identity and _map_error(fast.chosen.matrix, a, texture.shape) < 1.0
+    assert _map_error(fast.chosen.matrix, full.chosen.matrix, texture.shape) < 0.5
+    assert fast.to_dict()["search"] == "near"
+    noise = np.random.default_rng(1).normal(100, 20, texture.shape).astype(np.float32)
+    res = align("similarity", noise, texture, scale=1.0)
+    assert res.search == "global" and res.is_identity

@@ -101,7 +101,7 @@ def test_inference_rgb_input():
 def test_single_tile_equals_untiled_forward():
     g = _gen()
     img = _image((64, 64))
-    st = StyleTransfer(g, tile=64, overlap=16)
+    st = StyleTransfer(g, tile=64, overlap=16, precision="fp32")
     x = normalize_input(img)
     with torch.inference_mode():
         direct = g(torch.from_numpy(x)[None])[0, 0].numpy()
@@ -109,6 +109,14 @@ def test_single_tile_equals_untiled_forward():
     # the inference copy fuses BatchNorm into the convolutions and runs channels-last: the
     # same function, rounded differently (float32)
     np.testing.assert_allclose(st(img), expected.astype(np.float32), rtol=0, atol=1e-3)
+    # bfloat16 convolutions (the default on CPUs that have them): close, and deterministic
+    half = StyleTransfer(g, tile=64, overlap=16, precision="bf16")
+    assert half.uses_bf16 and not st.uses_bf16
+    out = half(img)
+    assert np.abs(out - expected).max() < 2.0 and np.abs(out - expected).mean() < 0.5
+    np.testing.assert_array_equal(out, half(img))
+    with pytest.raises(ValueError, match="precision"):
+        StyleTransfer(g, precision="fp16")
     with torch.inference_mode():
         fused = inference_network(g)(torch.from_numpy(x)[None].contiguous(memory_format=torch.channels_last))
     assert float((fused[0, 0] - torch.from_numpy(direct)).abs().max()) < 1e-5
@@ -432,3 +440,18 @@ def test_target_representations():
     st = StyleTransfer(_gen(), card={"target": {"kind": "edges"}})
     np.testing.assert_array_equal(st.prepare_target(p.cbs), e)
     assert StyleTransfer(_gen()).target_kind == "cbs"
+
+
+def test_inference_threads_are_restored_and_do_not_change_the_output():
+    g = _gen()
+    img = _image((64, 64))
+    before = torch.get_num_threads()
+    one = StyleTransfer(g, tile=64)(img)
+    assert torch.get_num_threads() == before
+    torch.set_num_threads(2)
+    try:
+        np.testing.assert_array_equal(StyleTransfer(g, tile=64)(img), one)  # one thread whatever the caller's
+    finally:
+        torch.set_num_threads(before)
+    with pytest.raises(ValueError, match="threads"):
+        StyleTransfer(g, threads=0)

@@ -678,6 +678,10 @@ def as_file_dtype(array: np.ndarray, dtype: str | np.dtype | None) -> np.ndarray
     return np.clip(np.rint(np.nan_to_num(arr.astype(np.float64))), info.min, info.max).astype(name)
 
 
+PNG_COMPRESS_LEVEL = 1
+"""zlib level of the PNG previews (overlays, report pictures): fast; they are previews."""
+
+
 def write_png(
     path: str | PathLike[str], array: np.ndarray, *, low: float = 0.5, high: float = 99.5
 ) -> Path:
@@ -702,5 +706,6 @@ def write_png(
         out = np.clip(np.where(finite, arr, 0.0), 0, 255)
     out = np.where(finite, out, 0.0)
     with atomic_path(p) as tmp:
-        Image.fromarray(np.rint(out).astype(np.uint8)).save(tmp, format="PNG")
+        # previews: fast zlib level (level 6, PIL's default, took 3-4x longer for ~20 % smaller files)
+        Image.fromarray(np.rint(out).astype(np.uint8)).save(tmp, format="PNG", compress_level=PNG_COMPRESS_LEVEL)
     return p

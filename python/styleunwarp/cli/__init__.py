@@ -16,9 +16,15 @@ import importlib
 import logging
 import os
 
-import click
+# numpy's BLAS on one thread unless the user says otherwise (before numpy loads it): the
+# pipeline's matrix products are small (B-spline maps, 512 x 19 @ 19 x 512), and two BLAS
+# threads on a busy 2-core machine made them ~10x slower in wall time (docs/native.md);
+# torch keeps its own thread setting. Must run before anything imports numpy.
+os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
 
-from .. import __version__
+import click  # noqa: E402
+
+from .. import __version__  # noqa: E402
 
 # (module, attribute) of every sub-command, in the order ``--help`` lists them.
 _COMMANDS: tuple[tuple[str, str], ...] = (

@@ -104,9 +104,10 @@ def style_images(lom_gray: np.ndarray, cbs_gray: np.ndarray, model: PathLikeStr 
     """
     if style not in ("model", "none"):
         raise ValueError(f"style must be 'model' or 'none', got {style!r}")
-    from ..style.chain import chain_file, load_representation
+    from ..style.cache import cached_representation
+    from ..style.chain import chain_file
 
-    rep = load_representation(model, style)
+    rep = cached_representation(model, style)  # loaded once per process while its files are unchanged
     styled, target = rep.represent(lom_gray, cbs_gray)
     if style == "none":
         return styled, target, {"style": "none", "representation": "none"}

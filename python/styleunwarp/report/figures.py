@@ -21,7 +21,7 @@ from pathlib import Path
 
 import numpy as np
 
-from ..io import atomic_path, to_gray, write_png
+from ..io import PNG_COMPRESS_LEVEL, atomic_path, to_gray, write_png
 from ..pipeline.overlay import checkerboard
 from ..transform import ElasticTransform, RawTransform, jacobian_determinant, to_dense
 
@@ -63,7 +63,7 @@ def write_rgb_png(path: PathLikeStr, rgb: np.ndarray) -> Path:
     if arr.dtype != np.uint8:
         arr = np.clip(np.rint(np.nan_to_num(arr.astype(np.float64))), 0, 255).astype(np.uint8)
     with atomic_path(p) as tmp:
-        Image.fromarray(np.ascontiguousarray(arr)).save(tmp, format="PNG")
+        Image.fromarray(np.ascontiguousarray(arr)).save(tmp, format="PNG", compress_level=PNG_COMPRESS_LEVEL)
     return p
 
 

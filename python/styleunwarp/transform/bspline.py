@@ -123,17 +123,17 @@ def evaluate_points(coeffs: np.ndarray, shape: tuple[int, int], x: np.ndarray, y
     x, y = np.broadcast_arrays(np.asarray(x, dtype=np.float64), np.asarray(y, dtype=np.float64))
     bu, wu = knot_weights(spline_coordinate(x, w, n), "x")
     bv, wv = knot_weights(spline_coordinate(y, h, n), "y")
+    # coefficients outside the grid weigh 0: a 4-wide zero border, and indices clipped into it
+    m = n + 3
+    flat = np.pad(np.asarray(coeffs, np.float64), 4).ravel()
+    bi = np.clip(bv + 6, 3, m + 7)  # padded row of the coefficient with weight wv[0]
+    bj = np.clip(bu + 6, 3, m + 7)
     out = np.zeros(x.shape, dtype=np.float64)
     for ky in range(4):
-        i = bv + 2 - ky
-        iv = (i >= 0) & (i < n + 3)
-        ic = np.clip(i, 0, n + 2)
+        rows = (bi - ky) * (m + 8)
         row = np.zeros(x.shape, dtype=np.float64)
         for kx in range(4):
-            j = bu + 2 - kx
-            valid = iv & (j >= 0) & (j < n + 3)
-            jc = np.clip(j, 0, n + 2)
-            row += np.where(valid, wu[kx] * coeffs[ic, jc], 0.0)
+            row += wu[kx] * flat[rows + (bj - kx)]
         out += wv[ky] * row
     return out
 

@@ -38,6 +38,19 @@ pair (rotated 154 deg, scaled 0.33x) led three unrelated hypotheses by 0.03."""
 MIN_SCORE = 0.15
 """Score below which no hypothesis is credible (the best of thousands of unrelated ones reaches about 0.1)."""
 
+UNBEATABLE = 1.0 / (1.0 + MARGIN_RELATIVE)
+"""Identity score above which no hypothesis can beat it by the margins (scores are at most 1):
+the search is skipped, with the same result it would have had."""
+
+NEAR_CLEAR = 0.5
+"""Score from which the best near-identity hypothesis (:func:`.similarity.search_near`: rotation
+within 10 deg, the known scale or about 1) stands for the global search over the full circle
+and every scale (5-8x cheaper), provided the identity itself is credible (scores at least
+:data:`MIN_SCORE`: the pair is roughly aligned as delivered). Without that proviso a false
+near-identity match on a texture seen rotated by 170 deg scored 0.55 (the truth 0.999);
+right near-identity winners on synthetic pairs scored 0.67-0.98 (docs/coarse.md,
+`benchmarks/bench_coarse.py`)."""
+
 
 @dataclass(frozen=True)
 class CoarseResult:
@@ -48,6 +61,9 @@ class CoarseResult:
     identity: Candidate
     candidates: list[Candidate] = field(default_factory=list)
     reason: str = ""
+    search: str = "global"
+    """``"near"`` (the near-identity search found a clear peak), ``"global"`` (full circle and
+    scales), ``"skipped"`` (the identity could not be beaten) or ``"off"``."""
 
     @property
     def is_identity(self) -> bool:
@@ -58,6 +74,7 @@ class CoarseResult:
             "method": self.method,
             "kept": "identity" if self.is_identity else self.chosen.method,
             "reason": self.reason,
+            "search": self.search,
             "chosen": self.chosen.to_dict(target_shape),
             "candidates": [self.identity.to_dict(target_shape)] + [c.to_dict(target_shape) for c in self.candidates],
         }
@@ -78,12 +95,18 @@ def _beats(c: Candidate, identity: Candidate) -> bool:
     return bool(np.isfinite(c.score) and c.score >= MIN_SCORE and c.score - base >= max(MARGIN, MARGIN_RELATIVE * abs(base)))
 
 
-def align(method: str, target: np.ndarray, source: np.ndarray, *, scale: float | None = None, mirror: bool = False) -> CoarseResult:
+def align(method: str, target: np.ndarray, source: np.ndarray, *, scale: float | None = None, mirror: bool = False,
+          shortcut: bool = True) -> CoarseResult:
     """Coarse alignment of ``source`` (representation, any size) to ``target`` (representation).
 
     ``method``: ``"auto"`` (= ``"similarity"``), ``"none"``, ``"similarity"`` or ``"affine"``.
     ``scale`` is the known source/target pixel-size ratio (1 after pixel-size matching),
     ``None`` to search it. ``mirror`` adds mirrored hypotheses (samples mounted flipped).
+    With ``shortcut`` (default) the search is skipped when the identity scores above
+    :data:`UNBEATABLE`; when the identity is credible (at least :data:`MIN_SCORE`) a
+    near-identity search runs first and, when its best scores at least :data:`NEAR_CLEAR`,
+    stands for the global one (``shortcut=False``: always the global search, the behaviour
+    before the shortcut).
     """
     if method not in METHODS:
         raise ValueError(f"coarse method must be one of {', '.join(METHODS)}, got {method!r}")
@@ -95,18 +118,29 @@ def align(method: str, target: np.ndarray, source: np.ndarray, *, scale: float |
     id_score = weighted(id_ncc, id_overlap)
     identity = Candidate.from_matrix("identity", eye, id_score)
     if method == "none":
-        return CoarseResult("none", identity, identity, [], "coarse alignment off")
+        return CoarseResult("none", identity, identity, [], "coarse alignment off", "off")
+    if shortcut and id_score > UNBEATABLE:
+        return CoarseResult(method, identity, identity, [], f"the identity scores {id_score:.3f}: no hypothesis can beat it by the margins (search skipped)", "skipped")
+    near: list[Candidate] = []
+    if shortcut and id_score >= MIN_SCORE:
+        from .similarity import search_near
+
+        near = search_near(target, source, scale=scale)
+    clear = bool(near) and near[0].score >= NEAR_CLEAR
+    searched = "near" if clear else "global"
     if method == "affine":
         from .affine import search_affine
 
-        cands = search_affine(target, source, scale=scale, mirror=mirror)
+        cands = search_affine(target, source, scale=scale, mirror=mirror, similarity=near if clear else None)
+    elif clear:
+        cands = near
     else:
         from .similarity import search
 
         cands = search(target, source, scale=scale, mirror=mirror)
     best = cands[0] if cands else None
     if best is None:
-        return CoarseResult(method, identity, identity, cands, "no hypothesis could be scored")
+        return CoarseResult(method, identity, identity, cands, "no hypothesis could be scored", searched)
     second = _runner_up(best, cands, target.shape)
     gap = best.score - (second.score if second is not None else -np.inf)
     if not _beats(best, identity):
@@ -115,8 +149,12 @@ def align(method: str, target: np.ndarray, source: np.ndarray, *, scale: float |
         reason = f"no unique winner: the best hypothesis ({best.score:.3f}) leads a different one by only {gap:.3f}"
     else:
         reason = f"{best.method} NCC {best.score:.3f} beats the identity's {id_score:.3f} and every different hypothesis by the margins"
-        return CoarseResult(method, best, identity, cands, reason)
-    return CoarseResult(method, identity, identity, cands, reason)
+        return CoarseResult(method, best, identity, cands, reason + _searched(searched), searched)
+    return CoarseResult(method, identity, identity, cands, reason + _searched(searched), searched)
+
+
+def _searched(searched: str) -> str:
+    return f" (near-identity search: clear peak >= {NEAR_CLEAR}, global search skipped)" if searched == "near" else ""
 
 
 __all__ = ["METHODS", "Candidate", "CoarseResult", "align", "compose_direct", "inverse_through", "warp_source"]

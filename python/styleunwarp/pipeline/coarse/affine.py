@@ -40,9 +40,10 @@ def refine_affine(target: np.ndarray, source: np.ndarray, start: Candidate) -> C
     return Candidate.from_matrix("affine", build(res.x), 1.0 - float(res.fun), mirrored=start.mirrored)
 
 
-def search_affine(target: np.ndarray, source: np.ndarray, *, scale: float | None = None, mirror: bool = False) -> list[Candidate]:
-    """The similarity hypotheses, plus the best one refined to an affine map."""
-    sims = search(target, source, scale=scale, mirror=mirror)
+def search_affine(target: np.ndarray, source: np.ndarray, *, scale: float | None = None, mirror: bool = False,
+                  similarity: list[Candidate] | None = None) -> list[Candidate]:
+    """The similarity hypotheses (``similarity``, else :func:`.similarity.search`'s), plus the best one refined to an affine map."""
+    sims = similarity if similarity is not None else search(target, source, scale=scale, mirror=mirror)
     if not sims:
         return []
     # the similarity the affine map was refined from is the same hypothesis, not a rival
