@@ -61,6 +61,7 @@ class UnalignedConfig:
     lom_pattern: str | None = None
     cbs_pattern: str | None = None
     kinds: tuple[str, ...] | None = None  # train_auto's candidate kinds (None: its default)
+    starting: tuple[str, ...] | None = None  # labels of the starting chains to use (None: all of starting_chains())
 
 
 @dataclass(frozen=True)
@@ -176,8 +177,9 @@ def _valid_box(outcome: Outcome) -> tuple[slice, slice] | None:
     from ..transform.warp import inside_source
 
     inside = inside_source(to_dense(outcome.direct, outcome.target_shape), outcome.source_shape)
-    rows = np.flatnonzero(inside.mean(axis=1) > 0.98)
-    cols = np.flatnonzero(inside.mean(axis=0) > 0.98)
+    cols = np.flatnonzero(inside.mean(axis=0) > 0.5)
+    rows = np.flatnonzero(inside[:, cols].mean(axis=1) > 0.98) if cols.size else cols
+    cols = np.flatnonzero(inside[rows].mean(axis=0) > 0.98) if rows.size else rows
     if rows.size < MIN_CROP or cols.size < MIN_CROP:
         return None
     box = (slice(rows[0], rows[-1] + 1), slice(cols[0], cols[-1] + 1))
@@ -350,7 +352,9 @@ def _train_unaligned(pairs: Path, root: Path, cfg: UnalignedConfig, say: Callabl
     for msg in problems:
         say(f"skipped: {msg}")
     bad: dict[str, str] = {}
-    runs0 = starting_chains()
+    runs0 = [r for r in starting_chains() if cfg.starting is None or r.label in cfg.starting]
+    if not runs0:
+        raise InputError(None, f"none of the starting chains {cfg.starting} is available here")
     progress = Progress(say)
     say(f"unaligned: {len(specs)} pairs from {pairs}; budget {cfg.max_minutes:g} min; starting chains: "
         + ", ".join(r.label for r in runs0))
