@@ -107,7 +107,8 @@ def test_train_unaligned_learns_resumes_and_register_uses_it(tmp_path):
 
     pairs = _unaligned_folder(tmp_path / "pairs", 3)
     out = tmp_path / "m"
-    cfg = UnalignedConfig(max_minutes=4.0, kinds=("none",), starting=("none->elastix", "none->native[similarity=mind]"))
+    cfg = UnalignedConfig(max_minutes=6.0, kinds=("none",), starting=("none->elastix", "none->native[similarity=mind]"),
+                          cases_per_pair=1, min_train_minutes=0.5)
     card = train_unaligned(pairs, out, cfg)
     ua = card["unaligned"]
     assert ua["learned_without_aligned_pairs"] and ua["starting_chains"] == list(cfg.starting)

@@ -62,6 +62,8 @@ class UnalignedConfig:
     cbs_pattern: str | None = None
     kinds: tuple[str, ...] | None = None  # train_auto's candidate kinds (None: its default)
     starting: tuple[str, ...] | None = None  # labels of the starting chains to use (None: all of starting_chains())
+    cases_per_pair: int = 2  # train_auto's held-out cases per held-out pair
+    min_train_minutes: float = MIN_TRAIN_MINUTES
 
 
 @dataclass(frozen=True)
@@ -79,18 +81,21 @@ class ChainRun:
 
 
 def starting_chains() -> list[ChainRun]:
-    """Round 0's training-free chains: raw images through elastix MI and native MIND (native NMI
-    where MIND is absent), and the shipped style model where it is installed."""
+    """Round 0's training-free chains, in the order they are tried on a pair (a pair two of them
+    verify is not registered by the rest): raw images through native MIND (native NMI where
+    MIND is absent) and elastix MI, then the shipped style model through native and elastix
+    (where raw similarities fail, as on steel LOM -> CBS, the two shipped chains can still
+    verify each other)."""
     from .auto import _shipped_model, training_free_chains
 
     free = training_free_chains()
     if any(c.backend_options.get("similarity") == "mind" for c in free):
         free = [c for c in free if c.backend_options.get("similarity") != "nmi"]
+    free.sort(key=lambda c: c.backend != "native")
     runs = [ChainRun(c, "none", None, _slug(c)) for c in free]
-    shipped = _shipped_model()
-    if shipped is not None:
-        c = Chain("shipped", "native")
-        runs.append(ChainRun(c, "model", None, _slug(c)))
+    if _shipped_model() is not None:
+        backends = ["native"] + (["elastix"] if any(c.backend == "elastix" for c in free) else [])
+        runs += [ChainRun(Chain("shipped", b), "model", None, _slug(Chain("shipped", b))) for b in backends]
     return runs
 
 
@@ -131,44 +136,44 @@ class Progress:
         return f"{self.left} left in this round, ETA {statistics.median(self.seconds) * self.left / 60.0:.1f} min"
 
 
-def register_all(run: ChainRun, specs, folder: Path, deadline: float, bad: dict[str, str],
-                 progress: Progress, tag: str) -> dict[str, Outcome] | None:
-    """Register every pair with ``run`` into ``folder/<pair>``; finished ones are read back, not redone.
+class OutOfTime(Exception):
+    """The deadline came before a registration could start."""
 
-    A pair whose files cannot be read is recorded in ``bad`` (named, skipped from then on).
-    Returns ``None`` when the deadline came before every pair was registered.
+
+def register_one(run: ChainRun, spec, folder: Path, deadline: float, bad: dict[str, str], progress: Progress,
+                 tag: str) -> Outcome | None:
+    """Register one pair with ``run`` into ``folder/<pair>`` (a finished one is read back, not redone).
+
+    A pair whose files cannot be read is recorded in ``bad`` (named, skipped from then on); a
+    failed registration gives ``None``. Raises :class:`OutOfTime` after ``deadline``.
     """
     from ..pipeline.pair import register_pair
 
-    out: dict[str, Outcome] = {}
-    todo = [s for s in specs if s.name not in bad]
-    for i, spec in enumerate(todo):
-        progress.left = max(0, progress.left - 1)
-        d = folder / spec.name
-        o = Outcome.read(run.label, run.chain.representation, run.chain.backend, d)
-        if o is None:
-            if time.monotonic() > deadline:
-                return None
-            t0 = time.monotonic()
-            try:
-                register_pair(spec.lom, spec.cbs, d, model=run.model, style=run.style, backend=run.chain.backend,
-                              backend_options=dict(run.chain.backend_options), coarse_sigma=run.chain.coarse_sigma,
-                              lom_pixel_size=spec.lom_pixel_size, cbs_pixel_size=spec.cbs_pixel_size)
-            except InputError as exc:
-                bad[spec.name] = str(exc)
-                progress.say(f"skipped pair {spec.name}: {exc}")
-                continue
-            except (StyleunwarpError, ValueError, RuntimeError) as exc:
-                progress.say(f"  {tag} {run.label} on {spec.name} failed: {exc}")
-                continue
-            progress.seconds.append(time.monotonic() - t0)
-            o = Outcome.read(run.label, run.chain.representation, run.chain.backend, d)
-            if o is None:
-                continue
-            progress.say(f"  {tag} {run.label:<28} {i + 1}/{len(todo)} {spec.name}: {o.tier}, NCC "
-                         f"{o.ncc if o.ncc is None else round(o.ncc, 3)} ({progress.eta()})")
-        out[spec.name] = o
-    return out
+    progress.left = max(0, progress.left - 1)
+    d = folder / spec.name
+    o = Outcome.read(run.label, run.chain.representation, run.chain.backend, d)
+    if o is not None:
+        return o
+    if time.monotonic() > deadline:
+        raise OutOfTime
+    t0 = time.monotonic()
+    try:
+        register_pair(spec.lom, spec.cbs, d, model=run.model, style=run.style, backend=run.chain.backend,
+                      backend_options=dict(run.chain.backend_options), coarse_sigma=run.chain.coarse_sigma,
+                      lom_pixel_size=spec.lom_pixel_size, cbs_pixel_size=spec.cbs_pixel_size)
+    except InputError as exc:
+        bad[spec.name] = str(exc)
+        progress.say(f"skipped pair {spec.name}: {exc}")
+        return None
+    except (StyleunwarpError, ValueError, RuntimeError) as exc:
+        progress.say(f"  {tag} {run.label} on {spec.name} failed: {exc}")
+        return None
+    progress.seconds.append(time.monotonic() - t0)
+    o = Outcome.read(run.label, run.chain.representation, run.chain.backend, d)
+    if o is not None:
+        progress.say(f"  {tag} {spec.name:<16} {run.label:<30} {o.tier:<6} NCC "
+                     f"{o.ncc if o.ncc is None else round(o.ncc, 3)}  ({progress.eta()})")
+    return o
 
 
 def _valid_box(outcome: Outcome) -> tuple[slice, slice] | None:
@@ -225,14 +230,24 @@ def run_round(k: int, runs: list[ChainRun], specs, root: Path, base: dict[str, l
     rdir = root / "rounds" / f"{k:02d}"
     t0 = time.monotonic()
     new: dict[str, list[Outcome]] = {s.name: [] for s in specs}
-    progress.left = len(runs) * sum(s.name not in bad for s in specs)
-    for run in runs:
-        folder = root / "registrations" / run.slug if run.model is None else rdir / "registrations"
-        got = register_all(run, specs, folder, deadline, bad, progress, f"round {k}")
-        if got is None:
-            return None
-        for name, o in got.items():
-            new[name].append(o)
+    todo = [s for s in specs if s.name not in bad]
+    progress.left = len(runs) * len(todo)
+    try:
+        for spec in todo:  # pair by pair: once two chains verify a pair, the others are not needed
+            for j, run in enumerate(runs):
+                folder = root / "registrations" / run.slug if run.model is None else rdir / "registrations"
+                o = register_one(run, spec, folder, deadline, bad, progress, f"round {k}")
+                if spec.name in bad:
+                    progress.left = max(0, progress.left - (len(runs) - j - 1))
+                    break
+                if o is not None:
+                    new[spec.name].append(o)
+                if j < len(runs) - 1 and len(new[spec.name]) + len(base.get(spec.name, [])) >= 2 and \
+                        verdict(new[spec.name] + base.get(spec.name, []), cfg.rule, cfg.agree_px).trusted:
+                    progress.left = max(0, progress.left - (len(runs) - j - 1))
+                    break
+    except OutOfTime:
+        return None
     pairs_dir = rdir / "pairs"
     if pairs_dir.exists():
         shutil.rmtree(pairs_dir)
@@ -401,12 +416,13 @@ def _train_unaligned(pairs: Path, root: Path, cfg: UnalignedConfig, say: Callabl
         if not (model / CHAIN_NAME).is_file():
             left = deadline - time.monotonic()
             train_min = (left - 1.3 * per_reg * len(specs) - 20.0) / 60.0
-            if train_min < MIN_TRAIN_MINUTES:
+            if train_min < cfg.min_train_minutes:
                 stop = f"not enough time left for round {k} ({left / 60:.1f} min)"
                 break
             say(f"round {k}: train --target auto on {last['row']['trusted']} trusted pairs for up to {train_min:.1f} min "
                 f"(then {len(specs)} registrations, ~{per_reg * len(specs) / 60:.1f} min)")
-            auto = AutoConfig(max_minutes=train_min, seed=cfg.seed + k, channels=cfg.channels, threads=cfg.threads)
+            auto = AutoConfig(max_minutes=train_min, seed=cfg.seed + k, channels=cfg.channels, threads=cfg.threads,
+                              cases_per_pair=cfg.cases_per_pair)
             if cfg.kinds is not None:
                 auto.kinds = cfg.kinds
             try:
@@ -487,5 +503,5 @@ def _train_unaligned(pairs: Path, root: Path, cfg: UnalignedConfig, say: Callabl
     return card
 
 
-__all__ = ["ChainRun", "UnalignedConfig", "collect_pairs", "register_all", "starting_chains", "train_unaligned",
+__all__ = ["ChainRun", "OutOfTime", "UnalignedConfig", "collect_pairs", "register_one", "starting_chains", "train_unaligned",
            "verdict", "write_pseudo_pair"]
