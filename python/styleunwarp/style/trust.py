@@ -95,6 +95,7 @@ class Verdict:
     chosen: Outcome | None
     reason: str
     disagreement_px: float | None = None
+    agreeing: tuple[str, ...] = ()  # the chains whose agreement (or good grade) made it trusted
 
 
 def verdict(outcomes: list[Outcome], rule: str = "agree", agree_px: float = AGREE_PX) -> Verdict:
@@ -113,11 +114,11 @@ def verdict(outcomes: list[Outcome], rule: str = "agree", agree_px: float = AGRE
     if best is not None and best[0] <= agree_px:
         d, a, b = best
         chosen = a if TIERS.index(a.tier) >= TIERS.index(b.tier) else b
-        return Verdict(True, chosen, f"{a.chain} and {b.chain} agree within {d:.2f} px", d)
+        return Verdict(True, chosen, f"{a.chain} and {b.chain} agree within {d:.2f} px", d, (a.chain, b.chain))
     if rule == "agree-or-good":
         for o in outcomes:
             if o.tier == "good":
-                return Verdict(True, o, f"{o.chain} graded good", None if best is None else best[0])
+                return Verdict(True, o, f"{o.chain} graded good", None if best is None else best[0], (o.chain,))
     if best is None:
         why = "no two independent chains that moved from the start" if len(outcomes) > 1 else "only one chain"
         return Verdict(False, None, why)

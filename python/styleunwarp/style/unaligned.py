@@ -258,6 +258,7 @@ def run_round(k: int, runs: list[ChainRun], specs, root: Path, base: dict[str, l
             continue
         v: Verdict = verdict(new[spec.name] + base.get(spec.name, []), cfg.rule, cfg.agree_px)
         entry = {"trusted": v.trusted, "reason": v.reason, "chain": None if v.chosen is None else v.chosen.chain,
+                 "agreeing": list(v.agreeing),
                  "disagreement_px": None if v.disagreement_px is None else round(v.disagreement_px, 3),
                  "tiers": {o.chain: o.tier for o in new[spec.name] + base.get(spec.name, [])}}
         if v.trusted and v.chosen is not None:
@@ -272,6 +273,19 @@ def run_round(k: int, runs: list[ChainRun], specs, root: Path, base: dict[str, l
            "median_ncc": median_ncc, "tiers": tiers, "minutes": round((time.monotonic() - t0) / 60.0, 2)}
     state = {"row": row, "trusted": trusted, "verdicts": verdicts, "chains": [r.label for r in runs],
              "slugs": [r.slug for r in runs], "bad": dict(bad)}
+    rdir.mkdir(parents=True, exist_ok=True)
+    atomic_write_text(rdir / "round.json", json.dumps(state, indent=2, default=float) + "\n")
+    return state
+
+
+def _carry_round(root: Path, k: int, last: dict, chain_label: str) -> dict:
+    """Round ``k`` when every pair was already trusted: its model, trained on all of them, is
+    not used to re-register (the trusted set cannot grow); the verdicts are round k-1's."""
+    from ..io import atomic_write_text
+
+    row = {**last["row"], "round": k, "chain": chain_label, "minutes": 0.0, "re_registered": False}
+    state = {**last, "row": row}
+    rdir = root / "rounds" / f"{k:02d}"
     rdir.mkdir(parents=True, exist_ok=True)
     atomic_write_text(rdir / "round.json", json.dumps(state, indent=2, default=float) + "\n")
     return state
@@ -307,9 +321,9 @@ def _outcomes(root: Path, state: dict, runs: list[ChainRun]) -> dict[str, list[O
 
 
 def best_training_free(runs: list[ChainRun], base: dict[str, list[Outcome]], state0: dict | None) -> ChainRun:
-    """The starting chain to deliver when no model was learned: the one chosen for most trusted
-    pairs, then with the most good/decent grades, then the highest median NCC."""
-    chosen = [v.get("chain") for v in (state0 or {}).get("verdicts", {}).values() if v.get("trusted")]
+    """The starting chain to deliver when no model was learned: the one in most of the agreements
+    that made pairs trusted, then with the most good/decent grades, then the highest median NCC."""
+    chosen = [c for v in (state0 or {}).get("verdicts", {}).values() if v.get("trusted") for c in v.get("agreeing", [])]
 
     def score(run: ChainRun):
         outs = [o for os_ in base.values() for o in os_ if o.chain == run.label]
@@ -413,14 +427,19 @@ def _train_unaligned(pairs: Path, root: Path, cfg: UnalignedConfig, say: Callabl
             k += 1
             continue
         model = rdir / "model"
+        usable = len(specs) - len(bad)
+        everything = last["row"]["trusted"] >= usable  # the trusted set cannot grow: no re-registration needed
         if not (model / CHAIN_NAME).is_file():
             left = deadline - time.monotonic()
-            train_min = (left - 1.3 * per_reg * len(specs) - 20.0) / 60.0
+            reserve = 0.0 if everything else 1.3 * per_reg * usable
+            train_min = (left - reserve - 20.0) / 60.0
             if train_min < cfg.min_train_minutes:
                 stop = f"not enough time left for round {k} ({left / 60:.1f} min)"
                 break
+            then = "every pair is trusted already: no re-registration" if everything else \
+                f"then {usable} registrations, ~{per_reg * usable / 60:.1f} min"
             say(f"round {k}: train --target auto on {last['row']['trusted']} trusted pairs for up to {train_min:.1f} min "
-                f"(then {len(specs)} registrations, ~{per_reg * len(specs) / 60:.1f} min)")
+                f"({then})")
             auto = AutoConfig(max_minutes=train_min, seed=cfg.seed + k, channels=cfg.channels, threads=cfg.threads,
                               cases_per_pair=cfg.cases_per_pair)
             if cfg.kinds is not None:
@@ -433,6 +452,11 @@ def _train_unaligned(pairs: Path, root: Path, cfg: UnalignedConfig, say: Callabl
                 break
         chain = load_chain(model)
         assert chain is not None
+        if everything:
+            state = _carry_round(root, k, last, f"{chain.label} (round {k} model)")
+            states.append(state)
+            stop = f"every pair was trusted by round {k - 1}: round {k}'s model was trained on all of them, not re-registered"
+            break
         same = [r for r in runs0 if r.chain == chain]  # a starting chain won: its registrations are reused
         run = same[0] if same else ChainRun(chain, "model", model, "model")
         state = run_round(k, [run], specs, root, base, cfg, deadline, bad, progress, f"{chain.label} (round {k} model)")
@@ -460,8 +484,8 @@ def _train_unaligned(pairs: Path, root: Path, cfg: UnalignedConfig, say: Callabl
         src = None
         run = best_training_free(runs0, base, state0)
         n0 = state0["row"]["trusted"] if state0 else 0
-        warning = (f"no model was learned ({stop}; {n0} pairs trusted in round 0): the training-free chain chosen "
-                   f"for most trusted pairs, else graded best, was written ({run.label})")
+        warning = (f"no model was learned ({stop}; {n0} pairs trusted in round 0): the training-free chain in "
+                   f"most agreements, else graded best, was written ({run.label})")
         delivered = {"round": 0, "chain": run.label, "why": "no learned model (see warning)"}
     if src is not None:
         for item in src.iterdir():
