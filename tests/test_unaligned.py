@@ -31,7 +31,7 @@ def _outcome(root: Path, name: str, shift: float, *, rep="none", backend="native
 
 def test_trust_needs_two_independent_chains_that_agree(tmp_path):
     a = _outcome(tmp_path, "a", 10.0, backend="elastix")
-    b = _outcome(tmp_path, "b", 11.0, backend="native")
+    b = _outcome(tmp_path, "b", 11.0, rep="shipped", backend="native")
     far = _outcome(tmp_path, "far", 16.0, rep="shipped")
     same = _outcome(tmp_path, "same", 10.5, backend="elastix")  # another elastix run: not independent
     assert disagreement_px(a, b) == pytest.approx(1.0, abs=0.05)
@@ -42,9 +42,20 @@ def test_trust_needs_two_independent_chains_that_agree(tmp_path):
     assert a.tier == "bad"  # graded from the NCC (0.2) without the truth: the metrics' TRE (poor) is never read
 
 
+def test_one_representation_through_two_backends_needs_the_graders_word(tmp_path):
+    """They share the coarse step (a wrong coarse alignment too): both must be graded decent or better."""
+    a = _outcome(tmp_path, "a", 10.0, backend="elastix")
+    b = _outcome(tmp_path, "b", 10.5, backend="native")
+    assert a.tier == b.tier == "bad" and not verdict([a, b]).trusted
+    g1 = _outcome(tmp_path, "g1", 10.0, backend="elastix", ncc=0.5)
+    g2 = _outcome(tmp_path, "g2", 10.5, backend="native", ncc=0.45)
+    v = verdict([g1, g2])
+    assert v.trusted and set(v.agreeing) == {g1.chain, g2.chain}
+
+
 def test_two_chains_that_both_kept_the_identity_prove_nothing(tmp_path):
     a = _outcome(tmp_path, "a", 0.0, backend="elastix", moved=False)
-    b = _outcome(tmp_path, "b", 0.0, backend="native", moved=False, ncc=0.9)
+    b = _outcome(tmp_path, "b", 0.0, rep="shipped", backend="native", moved=False, ncc=0.9)
     assert not verdict([a, b]).trusted
     good = verdict([a, b], rule="agree-or-good")  # a single chain the grader calls good, when asked for
     assert good.trusted and good.chosen is b and "graded good" in good.reason

@@ -1,16 +1,18 @@
 """Which registrations of an unaligned pair to trust, without ground truth.
 
 ``train --unaligned`` learns only from pairs whose registration is *verified*. The rule
-(:func:`verdict`): a pair is trusted when two independent chains (different representation
-or different backend) give direct maps whose mean displacement difference over the target
-pixels both map into the source is at most :data:`AGREE_PX`, and at least one of the two
-moved away from the start (a coarse hypothesis other than the identity was chosen, or the
-elastic result was kept): two chains that both kept the identity "agree" without evidence.
-The grader's tier is not required: it reads the NCC of the two representations, which is
-meaningless (often negative) for raw images of two modalities that a MI/MIND chain aligned
-well. ``rule="agree-or-good"`` also trusts a single chain the grader
-(:func:`styleunwarp.quality.grade_without_truth`) calls ``good``. How often trusted pairs are really within 5 px is measured in
-``benchmarks/bench_unaligned.py`` (docs/unaligned.md).
+(:func:`verdict`): a pair is trusted when two independent chains give direct maps whose mean
+displacement difference over the target pixels both map into the source is at most
+:data:`AGREE_PX`, and at least one of the two moved away from the start (a coarse
+hypothesis other than the identity, or a kept elastic result: two chains that both kept the
+identity "agree" without evidence). Independent means different representations (each
+searched its own coarse alignment); one representation through two backends shares the
+coarse step, so that agreement counts only when the grader calls both at least ``decent``.
+The grader is not required otherwise: it reads the NCC of the two compared images, which is
+meaningless for raw images of two modalities that MI/MIND aligned well.
+``rule="agree-or-good"`` also trusts a single chain the grader
+(:func:`styleunwarp.quality.grade_without_truth`) calls ``good``. How often trusted pairs are
+really within 5 px is measured in ``benchmarks/bench_unaligned.py`` (docs/unaligned.md).
 """
 
 from __future__ import annotations
@@ -31,6 +33,10 @@ AGREE_PX = 3.0
 """Two direct maps agree when their mean displacement difference is at most this (px, target grid)."""
 
 RULES = ("agree", "agree-or-good")
+WEAK_TIERS = ("good", "decent")
+"""Two backends on one representation share the coarse step: their agreement counts only when
+the grader calls both at least decent (measured: raw MI and raw MIND shared a wrong 172-degree
+coarse alignment on an as-delivered steel pair and agreed; docs/unaligned.md)."""
 
 
 @dataclass(frozen=True)
@@ -82,9 +88,13 @@ def disagreement_px(a: Outcome, b: Outcome) -> float:
     return float(displacement_error(ma, mb, a.target_shape, mask).mean())
 
 
-def independent(a: Outcome, b: Outcome) -> bool:
-    """Chains that differ in representation or backend (two options of one backend are not independent)."""
-    return a.representation != b.representation or a.backend != b.backend
+def independence(a: Outcome, b: Outcome) -> str | None:
+    """``"strong"``: different representations (each chain searched its own coarse alignment);
+    ``"weak"``: one representation through two backends (they share the coarse step, so a wrong
+    coarse alignment is shared too); ``None``: the same chain."""
+    if a.representation != b.representation:
+        return "strong"
+    return "weak" if a.backend != b.backend else None
 
 
 @dataclass(frozen=True)
@@ -106,7 +116,10 @@ def verdict(outcomes: list[Outcome], rule: str = "agree", agree_px: float = AGRE
     best: tuple[float, Outcome, Outcome] | None = None
     for i, a in enumerate(outcomes):
         for b in outcomes[i + 1:]:
-            if not independent(a, b) or not (a.moved or b.moved):
+            kind = independence(a, b)
+            if kind is None or not (a.moved or b.moved):
+                continue
+            if kind == "weak" and not (a.tier in WEAK_TIERS and b.tier in WEAK_TIERS):
                 continue
             d = disagreement_px(a, b)
             if best is None or d < best[0]:
@@ -120,9 +133,9 @@ def verdict(outcomes: list[Outcome], rule: str = "agree", agree_px: float = AGRE
             if o.tier == "good":
                 return Verdict(True, o, f"{o.chain} graded good", None if best is None else best[0], (o.chain,))
     if best is None:
-        why = "no two independent chains that moved from the start" if len(outcomes) > 1 else "only one chain"
+        why = "no two independent chains that moved from the start (and graded decent where they share a representation)" if len(outcomes) > 1 else "only one chain"
         return Verdict(False, None, why)
     return Verdict(False, None, f"closest chains disagree by {best[0]:.2f} px (> {agree_px:g})", best[0])
 
 
-__all__ = ["AGREE_PX", "Outcome", "RULES", "Verdict", "disagreement_px", "independent", "verdict"]
+__all__ = ["AGREE_PX", "Outcome", "RULES", "Verdict", "disagreement_px", "independence", "verdict"]

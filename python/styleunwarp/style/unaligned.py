@@ -83,19 +83,22 @@ class ChainRun:
 def starting_chains() -> list[ChainRun]:
     """Round 0's training-free chains, in the order they are tried on a pair (a pair two of them
     verify is not registered by the rest): raw images through native MIND (native NMI where
-    MIND is absent) and elastix MI, then the shipped style model through native and elastix
-    (where raw similarities fail, as on steel LOM -> CBS, the two shipped chains can still
-    verify each other)."""
+    MIND is absent), the shipped style model through native, raw images through elastix MI,
+    the shipped model through elastix (where raw similarities fail, as on steel LOM -> CBS, the
+    two shipped chains can still verify each other when the grader calls both decent)."""
     from .auto import _shipped_model, training_free_chains
 
     free = training_free_chains()
     if any(c.backend_options.get("similarity") == "mind" for c in free):
         free = [c for c in free if c.backend_options.get("similarity") != "nmi"]
     free.sort(key=lambda c: c.backend != "native")
-    runs = [ChainRun(c, "none", None, _slug(c)) for c in free]
+    raw = [ChainRun(c, "none", None, _slug(c)) for c in free]
+    shipped: list[ChainRun] = []
     if _shipped_model() is not None:
         backends = ["native"] + (["elastix"] if any(c.backend == "elastix" for c in free) else [])
-        runs += [ChainRun(Chain("shipped", b), "model", None, _slug(Chain("shipped", b))) for b in backends]
+        shipped = [ChainRun(Chain("shipped", b), "model", None, _slug(Chain("shipped", b))) for b in backends]
+    # alternate representations: the first two chains can already verify each other strongly
+    runs = [r for pair in zip(raw, shipped) for r in pair] + raw[len(shipped):] + shipped[len(raw):]
     return runs
 
 
@@ -402,6 +405,8 @@ def _train_unaligned(pairs: Path, root: Path, cfg: UnalignedConfig, say: Callabl
     else:
         states.append(state0)
         bad.update(state0.get("bad", {}))
+        for name, why in state0.get("bad", {}).items():
+            say(f"skipped pair {name}: {why}")
         say(f"round 0: {state0['row']['trusted']}/{state0['row']['pairs']} pairs trusted")
     secs = progress.seconds or [o.seconds for os_ in base.values() for o in os_ if o.seconds]
     per_reg = statistics.median(secs) if secs else 20.0
@@ -507,10 +512,13 @@ def _train_unaligned(pairs: Path, root: Path, cfg: UnalignedConfig, say: Callabl
         "n_rounds": len(states),
         "stopped": stop or "done",
         "trust_rule": {"rule": cfg.rule, "agree_px": cfg.agree_px,
-                       "why": ("two independent chains (different representation or backend) whose direct maps agree "
-                               f"within {cfg.agree_px:g} px mean, one of them moved from the identity start: agreement "
-                               "of independent methods is evidence no single similarity gives (the grader's NCC is "
-                               "meaningless on raw multimodal images); precision measured in docs/unaligned.md")},
+                       "why": ("two chains whose direct maps agree within "
+                               f"{cfg.agree_px:g} px mean, one of them moved from the identity start, of different "
+                               "representations (each searched its own coarse alignment) or of one representation "
+                               "through two backends both graded at least decent (they share the coarse step): "
+                               "agreement of independent methods is evidence no single similarity gives; the grader "
+                               "alone is not trusted (its NCC is meaningless on raw multimodal images); precision "
+                               "measured in docs/unaligned.md")},
         "starting_chains": [r.label for r in runs0],
         "delivered": delivered,
         "warning": warning,
