@@ -26,7 +26,7 @@ import click
 @click.option("--resume", is_flag=True, help="Continue from OUT/checkpoint_latest.pt (its hyper-parameters are kept).")
 @click.option("--no-progress", is_flag=True, help="No progress bar.")
 @click.option("--unaligned", is_flag=True, help="PAIRS are NOT aligned (as `batch` takes them: NAME_LOM/NAME_CBS files, --lom-pattern/--cbs-pattern, or a CSV manifest; sizes, pixel sizes, rotations may differ): self-train from the pairs the trust rule verifies (docs/unaligned.md); writes OUT/chain.json like --target auto [default --max-minutes 30]. A rerun continues from the last finished round.")
-@click.option("--trust", type=click.Choice(["agree", "agree-or-good"]), default="agree", show_default=True, help="With --unaligned: trust a pair when two independent chains agree (within 3 px, one moved from the identity start); agree-or-good also trusts one chain the grader calls good.")
+@click.option("--trust", type=click.Choice(["agree", "agree-or-good"]), default="agree", show_default=True, help="With --unaligned: trust a pair when two independent chains agree (within 3 px, one moved from the identity start; one representation through two backends only when both are graded decent); agree-or-good also trusts one chain the grader calls good.")
 @click.option("--lom-pattern", default=None, help="With --unaligned: regular expression for LOM files, with a group (?P<stem>...) [default: as batch].")
 @click.option("--cbs-pattern", default=None, help="With --unaligned: regular expression for CBS files, with a group (?P<stem>...) [default: as batch].")
 def train(pairs, out, epochs, max_minutes, mode, target, seed, crop, batch_size, val_fraction, steps_per_epoch,
