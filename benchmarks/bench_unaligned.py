@@ -169,6 +169,8 @@ def run_set(name: str, out: Path, n_train: int, n_test: int, ua_min: float, al_m
     trust = []
     for rj in sorted((m / "rounds").glob("*/round.json")):
         st = json.loads(rj.read_text())
+        if st["row"].get("re_registered") is False:
+            continue  # a round that only trained (every pair was trusted already): its verdicts are the last round's
         for n, v in st["verdicts"].items():
             if v.get("trusted") and v.get("registration"):
                 trust.append({"round": st["row"]["round"], "pair": n, "tre": round(_tre(m / v["registration"] / "direct_transf.txt", byname[n]), 2)})

@@ -55,7 +55,7 @@ class UnalignedConfig:
     rule: str = "agree"
     agree_px: float = AGREE_PX
     max_rounds: int = 4
-    min_trusted: int = 2
+    min_trusted: int = 1  # one verified pair already lets train_auto choose among chains by TRE on its deformations
     channels: int | None = None
     threads: int | None = 1
     lom_pattern: str | None = None
@@ -415,7 +415,8 @@ def _train_unaligned(pairs: Path, root: Path, cfg: UnalignedConfig, say: Callabl
     while not stop:
         last = states[-1]
         if last["row"]["trusted"] < cfg.min_trusted:
-            stop = f"fewer than {cfg.min_trusted} trusted pairs after round {k - 1}: nothing to learn from"
+            stop = (f"no trusted pair after round {k - 1}: nothing to learn from" if cfg.min_trusted == 1 else
+                    f"fewer than {cfg.min_trusted} trusted pairs after round {k - 1}: nothing to learn from")
             break
         if k >= 2 and last["row"]["trusted"] <= states[-2]["row"]["trusted"]:
             stop = f"the trusted set stopped growing in round {k - 1}"
