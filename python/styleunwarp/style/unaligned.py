@@ -354,6 +354,77 @@ def _write_training_free_card(out: Path, run: ChainRun) -> None:
     write_chain_card(out, run.chain, section)
 
 
+def _support(outcomes: dict[str, Outcome], verified: dict[str, Outcome], agree_px: float) -> int:
+    """On how many verified pairs a chain's own map agrees with the verified transform."""
+    from .trust import disagreement_px
+
+    return sum(1 for n, v in verified.items() if n in outcomes and disagreement_px(outcomes[n], v) <= agree_px)
+
+
+def _choose_delivery(root: Path, states: list[dict], runs0: list[ChainRun], base: dict[str, list[Outcome]],
+                     cfg: UnalignedConfig, k: int, stop: str):
+    """``(model folder or None, starting chain or None, delivered, warning)``.
+
+    Every candidate — each learned round's model and each starting chain — is scored by its
+    *support*: on how many trusted pairs (of the round that trusted most) its own registration
+    agrees with the verified transform within ``agree_px``. A model trained when every pair was
+    already trusted (not re-registered) counts as its chain's starting twin when it has one, else
+    with the support of everything it was trained on. Ties go to the later learned model, then to
+    the starting chains in their order.
+    """
+    from .chain import CHAIN_NAME
+
+    verified: dict[str, Outcome] = {}
+    if states:
+        best_state = max(states, key=lambda s: (s["row"]["trusted"], s["row"]["round"]))
+        for name, v in best_state["verdicts"].items():
+            if v.get("trusted") and v.get("registration"):
+                o = Outcome.read(v.get("chain") or "", "", "", root / v["registration"])
+                if o is not None:
+                    verified[name] = o
+    start = {r.label: {n: o for n, outs in base.items() for o in outs if o.chain == r.label} for r in runs0}
+    start_support = {label: _support(outs, verified, cfg.agree_px) for label, outs in start.items()}
+    candidates = []  # (support, order, kind, payload, label)
+    for s in states:
+        kk = s["row"]["round"]
+        model = root / "rounds" / f"{kk:02d}" / "model"
+        if kk < 1 or not (model / CHAIN_NAME).is_file():
+            continue
+        chain = load_chain(model)
+        twin = next((r.label for r in runs0 if r.chain == chain), None)
+        if twin is not None:
+            sup = start_support[twin]
+        elif s["row"].get("re_registered") is False:
+            sup = len(verified)
+        else:
+            outs = {}
+            for d in sorted((model.parent / "registrations").glob("*")):
+                o = Outcome.read(chain.label, chain.representation, chain.backend, d)
+                if o is not None:
+                    outs[d.name] = o
+            sup = _support(outs, verified, cfg.agree_px)
+        candidates.append((sup, 1000 + kk, "model", model, f"{chain.label} (round {kk} model)"))
+    for i, r in enumerate(runs0):
+        candidates.append((start_support[r.label], -i, "start", r, r.label))
+    if not candidates:
+        raise StyleunwarpError("train --unaligned: no starting chain is available")
+    sup, _, kind, payload, label = max(candidates, key=lambda c: (c[0], c[1]))
+    scores = {c[4]: c[0] for c in candidates}
+    why = (f"its own registrations agree with {sup} of the {len(verified)} verified transforms (within "
+           f"{cfg.agree_px:g} px), the most of every candidate: {scores}")
+    partial = root / "rounds" / f"{k:02d}" / "model"
+    if not verified and (partial / CHAIN_NAME).is_file():
+        return partial, None, {"round": k, "chain": load_chain(partial).label, "why": "the only model trained; "
+                                "its re-registration of the pairs did not finish within the budget"}, None
+    if not verified:
+        run = best_training_free(runs0, base, states[0] if states else None)
+        warning = (f"nothing was verified ({stop}): the training-free chain graded best was written ({run.label})")
+        return None, run, {"round": 0, "chain": run.label, "why": "no verified pair (see warning)"}, warning
+    if kind == "model":
+        return payload, None, {"round": int(payload.parent.name), "chain": label, "why": why}, None
+    return None, payload, {"round": 0, "chain": label, "why": why}, None
+
+
 def train_unaligned(pairs: str | PathLike[str], out: str | PathLike[str], config: UnalignedConfig | None = None, *,
                     echo: Callable[[str], None] | None = None) -> dict:
     """Learn a chain from unaligned ``pairs`` into ``out`` (``out/chain.json`` with section ``unaligned``).
@@ -473,26 +544,8 @@ def _train_unaligned(pairs: Path, root: Path, cfg: UnalignedConfig, say: Callabl
         say(f"round {k}: {state['row']['trusted']}/{state['row']['pairs']} pairs trusted")
         k += 1
 
-    # what to deliver
-    learned = [s for s in states if s["row"]["round"] >= 1]
-    partial_model = root / "rounds" / f"{k:02d}" / "model"
-    warning = None
-    if learned:
-        pick = max(learned, key=lambda s: (s["row"]["trusted"], s["row"]["round"]))
-        src = root / "rounds" / f"{pick['row']['round']:02d}" / "model"
-        delivered = {"round": pick["row"]["round"], "chain": pick["row"]["chain"],
-                     "why": "the round whose model trusted the most pairs (the later on a tie)"}
-    elif (partial_model / CHAIN_NAME).is_file():
-        src = partial_model
-        delivered = {"round": k, "chain": load_chain(src).label,
-                     "why": "the only model trained; its re-registration of the pairs did not finish within the budget"}
-    else:
-        src = None
-        run = best_training_free(runs0, base, state0)
-        n0 = state0["row"]["trusted"] if state0 else 0
-        warning = (f"no model was learned ({stop}; {n0} pairs trusted in round 0): the training-free chain in "
-                   f"most agreements, else graded best, was written ({run.label})")
-        delivered = {"round": 0, "chain": run.label, "why": "no learned model (see warning)"}
+    # what to deliver: the chain whose own registrations agree with the most verified transforms
+    src, run, delivered, warning = _choose_delivery(root, states, runs0, base, cfg, k, stop)
     if src is not None:
         for item in src.iterdir():
             if item.is_dir():
