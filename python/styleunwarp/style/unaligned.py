@@ -470,7 +470,7 @@ def _train_unaligned(pairs: Path, root: Path, cfg: UnalignedConfig, say: Callabl
     else:
         state0 = run_round(0, runs0, specs, root, {}, cfg, deadline, bad, progress,
                            "training-free: " + ", ".join(r.label for r in runs0))
-    base = _outcomes(root, state0, runs0) if state0 is not None else {}
+    base = _outcomes(root, state0, runs0)  # also what a round 0 cut short by the budget registered
     if state0 is None:
         stop = "the time budget ran out during round 0"
     else:
