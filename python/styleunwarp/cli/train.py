@@ -25,9 +25,15 @@ import click
 @click.option("--description", default=None, help="Training-data description for the model card.")
 @click.option("--resume", is_flag=True, help="Continue from OUT/checkpoint_latest.pt (its hyper-parameters are kept).")
 @click.option("--no-progress", is_flag=True, help="No progress bar.")
+@click.option("--unaligned", is_flag=True, help="PAIRS are NOT aligned (as `batch` takes them: NAME_LOM/NAME_CBS files, --lom-pattern/--cbs-pattern, or a CSV manifest; sizes, pixel sizes, rotations may differ): self-train from the pairs the trust rule verifies (docs/unaligned.md); writes OUT/chain.json like --target auto [default --max-minutes 30]. A rerun continues from the last finished round.")
+@click.option("--trust", type=click.Choice(["agree", "agree-or-good"]), default="agree", show_default=True, help="With --unaligned: trust a pair when two independent chains agree (within 3 px, one moved from the identity start; one representation through two backends only when both are graded decent); agree-or-good also trusts one chain the grader calls good.")
+@click.option("--lom-pattern", default=None, help="With --unaligned: regular expression for LOM files, with a group (?P<stem>...) [default: as batch].")
+@click.option("--cbs-pattern", default=None, help="With --unaligned: regular expression for CBS files, with a group (?P<stem>...) [default: as batch].")
 def train(pairs, out, epochs, max_minutes, mode, target, seed, crop, batch_size, val_fraction, steps_per_epoch,
-          base, depth, channels, lr, edge_weight, description, resume, no_progress) -> None:
-    """Train on aligned pairs PAIRS/{lom,cbs}/NAME.tif, PAIRS/NAME_LOM.tif + NAME_CBS.tif, or a CSV manifest (lom,cbs).
+          base, depth, channels, lr, edge_weight, description, resume, no_progress, unaligned, trust, lom_pattern,
+          cbs_pattern) -> None:
+    """Train on aligned pairs PAIRS/{lom,cbs}/NAME.tif, PAIRS/NAME_LOM.tif + NAME_CBS.tif, or a CSV manifest (lom,cbs);
+    with --unaligned on pairs nobody aligned.
 
     --target auto (default) writes OUT/chain.json (the chain chosen by held-out TRE, every
     candidate's TRE) and the chosen representation's weights; `register --model OUT` uses that
@@ -38,6 +44,16 @@ def train(pairs, out, epochs, max_minutes, mode, target, seed, crop, batch_size,
     from ..style import Architecture, TrainConfig
     from ..style import train as run
 
+    if unaligned:
+        from ..style.unaligned import UnalignedConfig, train_unaligned
+
+        try:
+            train_unaligned(pairs, out, UnalignedConfig(
+                max_minutes=max_minutes or 30.0, seed=seed, rule=trust, lom_pattern=lom_pattern, cbs_pattern=cbs_pattern,
+                channels=None if channels == "auto" else int(channels)), echo=click.echo)
+        except StyleunwarpError as exc:
+            raise click.ClickException(str(exc)) from exc
+        return
     if target == "auto":
         from ..style.auto import AutoConfig, train_auto
 
