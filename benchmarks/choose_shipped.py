@@ -1,0 +1,98 @@
+"""Choose the shipped style model by registration TRE on held-out varied steel renderings.
+
+    PYTHONPATH=python python benchmarks/choose_shipped.py MODEL_DIR [MODEL_DIR ...] [--cases 8] [--size 384]
+        [--seed 50000] [--grey-too] [--out /tmp/choose_shipped.json]
+
+Cases: :func:`styleunwarp.synth.variety.varied_pair` with ``deform=True`` (the ``synth`` default
+deformation: 1.5-4 deg, 3-8 px shift, 1-3 px elastic), seeds ``seed..seed+cases-1`` (the training
+data uses seeds from 0, far below), half colour-etched. Every model registers every case with
+the chain the pipeline uses for an edges model (its representation, bUnwarpJ with the pipeline
+defaults and the 3 px coarse pass; no coarse search: the deformations are within bUnwarpJ's
+capture range) and is scored by the mean TRE (px) per case. ``--grey-too`` also registers the
+grey (luminance) version of every colour case, to see what colour adds for a 3-channel model.
+Prints one line per model (cases within 1.5 px, mean and median TRE, style seconds per 512²
+image) and writes every number to ``--out``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import statistics
+import time
+from pathlib import Path
+
+import numpy as np
+
+
+def make_cases(n: int, size: int, seed: int, grey_too: bool):
+    from styleunwarp.io import to_gray
+    from styleunwarp.style.heldout import Case
+    from styleunwarp.synth.variety import varied_pair
+
+    cases = []
+    for i in range(n):
+        p = varied_pair((size, size), seed=seed + i, deform=True, colour=i % 2 == 1)
+        kind = "colour" if p.lom.ndim == 3 else "grey"
+        cases.append(Case(f"c{seed + i}", p.lom, p.cbs, p.truth, kind))
+        if grey_too and p.lom.ndim == 3:
+            cases.append(Case(f"c{seed + i}-grey", to_gray(p.lom), p.cbs, p.truth, "colour as grey"))
+    return cases
+
+
+def style_seconds(rep, reps: int = 3) -> float:
+    """Median seconds to style one 512x512 grey image (after a warm-up)."""
+    img = np.random.default_rng(0).uniform(0, 255, (512, 512)).astype(np.float32)
+    rep.model(img)
+    times = []
+    for _ in range(reps):
+        t = time.perf_counter()
+        rep.model(img)
+        times.append(time.perf_counter() - t)
+    return float(statistics.median(times))
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("models", nargs="+", help="style model folders ('shipped' = the installed default)")
+    ap.add_argument("--cases", type=int, default=8)
+    ap.add_argument("--size", type=int, default=384)
+    ap.add_argument("--seed", type=int, default=50_000)
+    ap.add_argument("--grey-too", action="store_true")
+    ap.add_argument("--threads", type=int, default=1)
+    ap.add_argument("--out", default="/tmp/choose_shipped.json")
+    args = ap.parse_args()
+
+    import torch
+
+    from styleunwarp.registration import PIPELINE_DEFAULTS
+    from styleunwarp.style.auto import evaluate
+    from styleunwarp.style.chain import Chain
+    from styleunwarp.style.representations.translation import Translation
+
+    torch.set_num_threads(args.threads)
+    cases = make_cases(args.cases, args.size, args.seed, args.grey_too)
+    out = Path(args.out)
+    results = json.loads(out.read_text()) if out.is_file() else {}
+    for m in args.models:
+        if m in results:
+            continue
+        rep = Translation.load_model(None if m == "shipped" else m)
+        chain = Chain("edges", "bunwarpj", coarse_sigma=3.0)
+        r = evaluate(rep, chain, cases, PIPELINE_DEFAULTS)
+        secs = style_seconds(rep)
+        by_kind: dict[str, list[float]] = {}
+        for c, t in zip(cases, r.tres):
+            by_kind.setdefault(c.kind, []).append(t)
+        results[m] = {"arch": rep.model.arch.as_dict(), "tre_px": dict(zip([c.name for c in cases], r.tres)),
+                      "style_s_512": secs,
+                      "by_kind": {k: {"n": len(v), "good": sum(x <= 1.5 for x in v), "mean": float(np.mean(v)),
+                                      "median": float(np.median(v))} for k, v in by_kind.items()}}
+        out.write_text(json.dumps(results, indent=1, default=float) + "\n")
+        kinds = "; ".join(f"{k}: {d['good']}/{d['n']} good, mean {d['mean']:.2f}, median {d['median']:.2f}"
+                          for k, d in results[m]["by_kind"].items())
+        print(f"{m}: {kinds}; style {secs:.3f} s/512²", flush=True)
+
+
+if __name__ == "__main__":
+    main()
