@@ -14,7 +14,9 @@ Data sets (made here):
 * ``synth-ad``: as-delivered pairs from synthetic microstructures (``synth --as-delivered``), seed 7;
 * ``real-near``: LOM renderings of the real openECCI CBS images, the default deformation (as
   ``bench_registration_table.py --synthetic 0``, seed 1000);
-* ``real-ad``: as-delivered pairs from the real CBS images (as ``bench_asdelivered.py``, seed 0).
+* ``real-ad``: as-delivered pairs from the real CBS images (as ``bench_asdelivered.py``, seed 1);
+* ``shale``, ``clem``: the first N aligned real pairs of another modality, the source deformed
+  near-identity (even indices) or small (odd), as ``bench_asdelivered.py`` (seed 1).
 
 The ``synth-*`` sets tune, the ``real-*`` sets test (they are not used to choose).
 
@@ -41,6 +43,14 @@ def make_set(name: str, out: Path, n: int) -> list[dict]:
     from styleunwarp.synth.asdelivered import write_asdelivered
 
     d = out / "data" / name
+    if name in ("shale", "clem"):  # aligned real pairs of other modalities, source deformed (bench_asdelivered.py)
+        import sys
+
+        sys.path.insert(0, str(ROOT / "benchmarks"))
+        from bench_asdelivered import _deformed_real_pairs
+
+        folder, src, tgt = {"shale": ("petrography-bse-se", "bse", "se"), "clem": ("deepclem-em-fm", "em", "fm")}[name]
+        return _deformed_real_pairs(DATA / folder, src, tgt, d, 1, n)
     if name.endswith("near"):
         if not (d / "dataset.json").is_file():
             if name == "synth-near":
@@ -53,7 +63,7 @@ def make_set(name: str, out: Path, n: int) -> list[dict]:
         if name == "synth-ad":
             write_asdelivered(d, n, seed=7)
         else:
-            write_asdelivered(d, n, from_cbs=DATA / "openecci-cbs", seed=0)
+            write_asdelivered(d, n, from_cbs=DATA / "openecci-cbs", seed=1)
     desc = json.loads((d / "asdelivered.json").read_text())
     return [{"name": p["name"], "lom": d / "with_pixel_size" / f"{p['name']}_LOM.tif",
              "cbs": d / "with_pixel_size" / f"{p['name']}_CBS.tif", "truth": d / "truth" / f"{p['name']}_direct_transf.txt"}
@@ -131,6 +141,27 @@ RULES = {
 }
 
 
+def scale_rule(m: float, k: float):
+    """Keep when the sharp NCC gains at least ``m`` and the gain after a 4 px blur is at most ``k`` times it."""
+    def keep(r: dict) -> bool:
+        d0, d4 = r["ncc0_elastic"] - r["ncc0_start"], r["ncc4_elastic"] - r["ncc4_start"]
+        return d0 >= m and d4 <= k * d0
+    return keep
+
+
+def fit(rows: list[dict]) -> tuple[float, float]:
+    """The (m, k) of :func:`scale_rule` that makes no tuning pair worse, then makes most good, then
+    has the lowest mean TRE; ties go to the middle of the tied ranges."""
+    ms = [0.0, 0.005, 0.01, 0.015, 0.02, 0.025, 0.03, 0.04, 0.05, 0.06]
+    ks = [0.2, 0.25, 0.3, 0.35, 0.4, 0.45, 0.5, 0.6, 0.8, 1.0, 1e9]
+    scored = {(m, k): score(rows, scale_rule(m, k)) for m in ms for k in ks}
+    best = max(scored.values(), key=lambda s: (-s[2], s[0], -round(s[1], 3)))
+    tied = [mk for mk, s in scored.items() if (s[2], s[0], round(s[1], 3)) == (best[2], best[0], round(best[1], 3))]
+    m = sorted({mk[0] for mk in tied})[len({mk[0] for mk in tied}) // 2]
+    kk = sorted(mk[1] for mk in tied if mk[0] == m)
+    return m, kk[len(kk) // 2]
+
+
 def score(rows: list[dict], keep) -> tuple[int, float, int]:
     tres, worse = [], 0
     for r in rows:
@@ -148,6 +179,8 @@ def main() -> None:
     ap.add_argument("--model", default=None)
     ap.add_argument("--out", default="/tmp/bench_keep")
     ap.add_argument("--rules", action="store_true", help="only print the rules' results from saved rows")
+    ap.add_argument("--fit", default=None, help="tuning sets (comma-separated; 'set:even' = its even-numbered rows): "
+                    "fit scale_rule's (m, k) on them and add the fitted rule to the table")
     args = ap.parse_args()
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
@@ -168,6 +201,19 @@ def main() -> None:
                 path.write_text(json.dumps(rows, indent=1, default=float) + "\n")
         if path.is_file():
             all_rows[name] = json.loads(path.read_text())
+    if args.fit:
+        tune = []
+        for spec in args.fit.split(","):
+            name, _, part = spec.partition(":")
+            rows = all_rows.get(name, [])
+            tune += rows[::2] if part == "even" else rows[1::2] if part == "odd" else rows
+        m, k = fit(tune)
+        print(f"fitted on {args.fit} ({len(tune)} pairs): m = {m}, k = {k}")
+        RULES[f"fitted: ncc0 +{m}, ncc4 gain <= {k} x ncc0 gain"] = scale_rule(m, k)
+        split = {}
+        for name, rows in all_rows.items():
+            split[f"{name}:even"], split[f"{name}:odd"] = rows[::2], rows[1::2]
+        all_rows = {**all_rows, **{n: r for n, r in split.items() if n.split(":")[0] in ("real-ad", "shale")}}
     names = list(all_rows)
     print("\n| rule | " + " | ".join(f"{n}: good / mean px / worse" for n in names) + " |")
     print("|---|" + "---|" * len(names))
