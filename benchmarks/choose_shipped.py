@@ -5,7 +5,8 @@
 
 Cases: :func:`styleunwarp.synth.variety.varied_pair` with ``deform=True`` (the ``synth`` default
 deformation: 1.5-4 deg, 3-8 px shift, 1-3 px elastic), seeds ``seed..seed+cases-1`` (the training
-data uses seeds from 0, far below), half colour-etched. Every model registers every case with
+data uses seeds from 0, far below), half colour-etched; ``--renderers geometry,from-cbs`` renders
+every other two cases' LOM from the CBS image instead (:func:`~styleunwarp.synth.variety.varied_pair`). Every model registers every case with
 the chain the pipeline uses for an edges model (its representation, bUnwarpJ with the pipeline
 defaults and the 3 px coarse pass; no coarse search: the deformations are within bUnwarpJ's
 capture range) and is scored by the mean TRE (px) per case. ``--grey-too`` also registers the
@@ -25,15 +26,16 @@ from pathlib import Path
 import numpy as np
 
 
-def make_cases(n: int, size: int, seed: int, grey_too: bool):
+def make_cases(n: int, size: int, seed: int, grey_too: bool, renderers: tuple[str, ...] = ("geometry",)):
     from styleunwarp.io import to_gray
     from styleunwarp.style.heldout import Case
     from styleunwarp.synth.variety import varied_pair
 
     cases = []
     for i in range(n):
-        p = varied_pair((size, size), seed=seed + i, deform=True, colour=i % 2 == 1)
-        kind = "colour" if p.lom.ndim == 3 else "grey"
+        renderer = renderers[(i // 2) % len(renderers)]
+        p = varied_pair((size, size), seed=seed + i, deform=True, colour=i % 2 == 1, renderer=renderer)
+        kind = ("colour" if p.lom.ndim == 3 else "grey") + ("" if renderer == "geometry" else f" {renderer}")
         cases.append(Case(f"c{seed + i}", p.lom, p.cbs, p.truth, kind))
         if grey_too and p.lom.ndim == 3:
             cases.append(Case(f"c{seed + i}-grey", to_gray(p.lom), p.cbs, p.truth, "colour as grey"))
@@ -59,6 +61,7 @@ def main() -> None:
     ap.add_argument("--size", type=int, default=384)
     ap.add_argument("--seed", type=int, default=50_000)
     ap.add_argument("--grey-too", action="store_true")
+    ap.add_argument("--renderers", default="geometry", help="comma-separated, cycled every two cases: geometry, from-cbs")
     ap.add_argument("--threads", type=int, default=1)
     ap.add_argument("--out", default="/tmp/choose_shipped.json")
     args = ap.parse_args()
@@ -71,7 +74,7 @@ def main() -> None:
     from styleunwarp.style.representations.translation import Translation
 
     torch.set_num_threads(args.threads)
-    cases = make_cases(args.cases, args.size, args.seed, args.grey_too)
+    cases = make_cases(args.cases, args.size, args.seed, args.grey_too, tuple(args.renderers.split(",")))
     out = Path(args.out)
     results = json.loads(out.read_text()) if out.is_file() else {}
     for m in args.models:

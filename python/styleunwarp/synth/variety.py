@@ -6,7 +6,9 @@ islands and pits; a grey or a colour-etched LOM (per-grain colours that differ s
 from grain to grain, as tint etchants give, on top of the usual tint); the LOM look
 (:class:`.LOMStyle` widened: sharper or blurrier optics, stronger uneven illumination, more
 noise); and defects of the LOM frame: polishing scratches and dust
-(:mod:`.asdelivered`), extra defocus blur. The CBS is the usual rendering. With
+(:mod:`.asdelivered`), extra defocus blur. The CBS is the usual rendering. ``renderer="from-cbs"``
+renders the LOM another way: from the CBS image itself (:func:`.fromcbs.lom_from_cbs`: its
+steps as etched lines, a non-monotone tint of its grey), as the real-CBS test renderings are. With
 ``deform=True`` the LOM sees the structure through a known smooth deformation (held-out
 test renderings); otherwise the pair is aligned (training).
 """
@@ -66,17 +68,30 @@ def defects(lom: np.ndarray, rng: np.random.Generator) -> tuple[np.ndarray, dict
 
 
 def varied_pair(shape: tuple[int, int], *, seed: int, deform: bool = False, name: str | None = None,
-                colour: bool | None = None, **deformation) -> SyntheticPair:
-    """One pair of a widely varied steel look (see the module docstring); ``colour`` forces grey/RGB."""
+                colour: bool | None = None, renderer: str = "geometry", **deformation) -> SyntheticPair:
+    """One pair of a widely varied steel look (see the module docstring); ``colour`` forces grey/RGB;
+    ``renderer``: ``"geometry"`` (the LOM from the microstructure) or ``"from-cbs"`` (from the CBS image)."""
+    if renderer not in ("geometry", "from-cbs"):
+        raise ValueError(f"renderer must be 'geometry' or 'from-cbs', got {renderer!r}")
     rng = np.random.default_rng(np.random.SeedSequence([int(seed), 71]))
     rgb = bool(rng.random() < COLOUR_FRACTION) if colour is None else bool(colour)
     grain = float(np.exp(rng.uniform(*np.log(GRAIN_SIZE_PX))))
     micro = {"grain_size": grain, "twins": float(rng.uniform(0.2, 1.5)), "islands": float(rng.uniform(0.0, 1.0)),
              "pits": float(rng.uniform(0.0, 2.0))}
     style = varied_style(rng, rgb)
-    pair = make_pair(shape, seed=int(seed), deform=deform, rgb=rgb, lom_style=style, name=name, **micro, **deformation)
+    pair, _, deformation_ = make_pair(shape, seed=int(seed), deform=deform, rgb=rgb, lom_style=style, name=name,
+                                      return_structure=True, **micro, **deformation)
+    if renderer == "from-cbs":
+        from .fromcbs import lom_from_cbs
+
+        lom = lom_from_cbs(pair.cbs, rng, rgb=rgb, style=style)
+        if deformation_ is not None:
+            from ..style.heldout import deform_source
+
+            lom = deform_source(lom, deformation_)
+        pair.lom = lom
     pair.lom, added = defects(pair.lom, rng)
-    pair.meta["variety"] = {"colour_etched": rgb, **added}
+    pair.meta["variety"] = {"colour_etched": rgb, "renderer": renderer, **added}
     return pair
 
 
