@@ -2,6 +2,8 @@
 
     PYTHONPATH=python python benchmarks/choose_shipped.py MODEL_DIR [MODEL_DIR ...] [--cases 8] [--size 384]
         [--seed 50000] [--grey-too] [--out /tmp/choose_shipped.json]
+    PYTHONPATH=python python benchmarks/choose_shipped.py CHOSEN --install models/lom2cbs-synthetic --out R1.json --also R2.json
+        --training OUT/train_shipped.json
 
 Cases: :func:`styleunwarp.synth.variety.varied_pair` with ``deform=True`` (the ``synth`` default
 deformation: 1.5-4 deg, 3-8 px shift, 1-3 px elastic), seeds ``seed..seed+cases-1`` (the training
@@ -54,6 +56,28 @@ def style_seconds(rep, reps: int = 3) -> float:
     return float(statistics.median(times))
 
 
+def install(model: str, results: list[Path], dest: Path, training: list[Path]) -> None:
+    """Copy ``model`` (model.safetensors + model.json) to ``dest`` and record in its card how it was
+    trained (``training``: a ``train_shipped.json``) and chosen (every model's held-out TRE in ``results``)."""
+    import shutil
+
+    dest.mkdir(parents=True, exist_ok=True)
+    shutil.copy2(Path(model) / "model.safetensors", dest / "model.safetensors")
+    card = json.loads((Path(model) / "model.json").read_text())
+    if training:  # one train_shipped.json per stage (a first run, then a --resume on more data)
+        stages = [json.loads(f.read_text()) for f in training]
+        card["training_command"] = [t["command"] for t in stages]
+        card["training_slices"] = [s for t in stages for s in t["slices"]]
+    card["chosen_by"] = {
+        "rule": "registration TRE (bUnwarpJ, the pipeline's edges chain) on held-out varied renderings "
+                "(benchmarks/choose_shipped.py): cases within 1.5 px, then mean TRE; among equals the faster net",
+        "candidates": {str(f): {m: {"arch": r["arch"], "by_kind": r["by_kind"], "style_s_512": r["style_s_512"]}
+                                for m, r in json.loads(f.read_text()).items()} for f in results},
+        "chosen": str(model),
+    }
+    (dest / "model.json").write_text(json.dumps(card, indent=2) + "\n")
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("models", nargs="+", help="style model folders ('shipped' = the installed default)")
@@ -64,7 +88,15 @@ def main() -> None:
     ap.add_argument("--renderers", default="geometry", help="comma-separated, cycled every two cases: geometry, from-cbs")
     ap.add_argument("--threads", type=int, default=1)
     ap.add_argument("--out", default="/tmp/choose_shipped.json")
+    ap.add_argument("--install", default=None, metavar="DEST",
+                    help="copy the first MODEL_DIR to DEST with the selection (--out, --also) in its card")
+    ap.add_argument("--also", default="", help="comma-separated further result files to record with --install")
+    ap.add_argument("--training", default=None, help="comma-separated train_shipped.json files of the installed model's stages")
     args = ap.parse_args()
+    if args.install:
+        files = [Path(args.out)] + [Path(f) for f in args.also.split(",") if f]
+        install(args.models[0], files, Path(args.install), [Path(f) for f in (args.training or "").split(",") if f])
+        return
 
     import torch
 
