@@ -223,3 +223,59 @@ def test_heldout_crop_avoids_an_empty_centre():
     assert busiest_window(flat, 128) == (86, 86)  # the centre unless another window is clearly busier
     cases = make_cases([("p", img, img)], 1, max_side=128)
     assert cases[0].target.std() > 10
+
+
+# ----------------------------------------------------------------------------- colour stays colour
+def _isoluminant_rgb(shape=(64, 64), seed=3) -> np.ndarray:
+    """An RGB image whose structure is all in the chroma: its BT.709 luminance is one constant."""
+    from styleunwarp.io import to_gray
+
+    p = _texture(shape, seed) - 120.0  # about -100..100
+    r, b = 128.0 + 0.6 * p, 128.0 - 0.6 * p
+    rgb = np.stack([r, np.zeros(shape), b], axis=2)
+    lum = to_gray(rgb.astype(np.float32))
+    g_w = float(to_gray(np.array([[[0.0, 1.0, 0.0]]], np.float32))[0, 0])
+    rgb[..., 1] = (128.0 - lum) / g_w  # fill green so the luminance is 128 everywhere
+    assert np.ptp(to_gray(rgb.astype(np.float32))) < 1e-2
+    return rgb.astype(np.float32)
+
+
+def test_prepare_pair_gives_a_colour_model_the_colour(tmp_path):
+    """A 3-channel model, trained here, sees the LOM's colour through prepare_pair (with and
+    without pixel-size matching); a grey model gets grey."""
+    from styleunwarp.io import normalize, read_image, to_gray
+    from styleunwarp.pipeline.grid import match_pixel_size
+    from styleunwarp.pipeline.pair import prepare_pair
+    from styleunwarp.style import StyleTransfer, TrainConfig, train
+    from styleunwarp.style.networks import Architecture
+
+    rgb = _isoluminant_rgb()
+    data = tmp_path / "pairs"
+    for sub in ("lom", "cbs"):
+        (data / sub).mkdir(parents=True)
+    for i in range(2):
+        write_tiff(data / "lom" / f"p{i}.tif", np.clip(np.roll(rgb, 7 * i, axis=1), 0, 255).round().astype(np.uint8))
+        write_tiff(data / "cbs" / f"p{i}.tif", _texture((64, 64), 3 + i))
+    models = {}
+    for c in (3, 1):
+        cfg = TrainConfig(mode="unet", target="cbs", epochs=1, crop=32, batch_size=2, val_fraction=0.0, steps_per_epoch=2,
+                          arch=Architecture(in_channels=c, base=4, depth=2))
+        train(data, tmp_path / f"m{c}", cfg, progress=False)
+        models[c] = StyleTransfer.load(tmp_path / f"m{c}")
+        assert models[c].arch.in_channels == c
+    write_tiff(tmp_path / "cbs.tif", _texture((64, 64), 9), pixel_size=0.2)
+    for lom_pixel in (None, 0.4):
+        lom_file = tmp_path / f"lom_{lom_pixel}.tif"
+        small = rgb if lom_pixel is None else rgb[::2, ::2]  # LOM pixel twice the CBS's
+        write_tiff(lom_file, np.clip(small, 0, 255).round().astype(np.uint8), pixel_size=lom_pixel)
+        colour = read_image(lom_file).data
+        assert colour.ndim == 3
+        matched, grid = match_pixel_size(colour, lom_pixel, 0.2)
+        assert matched.shape == (64, 64, 3) and grid.factor == (2.0 if lom_pixel else 1.0)
+        for c, net in models.items():
+            prep = prepare_pair(lom_file, tmp_path / "cbs.tif", tmp_path / f"out{c}_{lom_pixel}", model=tmp_path / f"m{c}")
+            seen_colour, seen_grey = normalize(net(matched)), normalize(net(to_gray(matched)))
+            assert prep.styled.shape == (64, 64)
+            np.testing.assert_allclose(prep.styled, seen_colour if c == 3 else seen_grey, atol=1e-3)
+            if c == 3:  # the colour made a difference: the grey rendering of this image is another image
+                assert np.abs(seen_colour - seen_grey).mean() > 5.0

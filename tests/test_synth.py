@@ -340,3 +340,23 @@ def test_bunwarpj_fails_on_raw_lom_and_succeeds_on_cbs_like(bunwarpj):
     bad = tre(register(p.cbs, p.lom, params).direct, p.truth, p.cbs.shape)
     assert good.mean <= 1.5, good
     assert bad.mean > 8.0, bad
+
+
+def test_varied_pairs_are_reproducible_and_varied():
+    from styleunwarp.synth.variety import varied_pair
+
+    a = varied_pair((96, 96), seed=3, colour=True)
+    b = varied_pair((96, 96), seed=3, colour=True)
+    np.testing.assert_array_equal(a.lom, b.lom)
+    assert a.lom.shape == (96, 96, 3) and a.truth is None and a.meta["variety"]["colour_etched"]
+    # colour etching: neighbouring grains differ in hue, not only in brightness
+    chroma = a.lom[..., 0] / np.maximum(a.lom[..., 2], 1)
+    assert np.std(chroma) > 0.05
+    g = varied_pair((96, 96), seed=3, colour=False)
+    assert g.lom.shape == (96, 96)
+    sizes = {round(varied_pair((32, 32), seed=s).meta["microstructure"]["grain_size"]) for s in range(6)}
+    assert len(sizes) == 6 and min(sizes) >= 35 and max(sizes) <= 180
+    f = varied_pair((96, 96), seed=4, deform=True, renderer="from-cbs")
+    assert f.truth is not None and f.meta["variety"]["renderer"] == "from-cbs" and f.lom.shape[:2] == (96, 96)
+    with pytest.raises(ValueError, match="renderer"):
+        varied_pair((32, 32), seed=1, renderer="paint")

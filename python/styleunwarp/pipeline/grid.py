@@ -47,7 +47,8 @@ class GridMatch:
 
 
 def match_pixel_size(lom: np.ndarray, lom_pixel: float | None, cbs_pixel: float | None) -> tuple[np.ndarray, GridMatch]:
-    """Resample a grey LOM image to the CBS pixel size when both are known and differ."""
+    """Resample a LOM image (grey ``(H, W)`` or colour ``(H, W, C)``) to the CBS pixel size when both
+    are known and differ; colour channels are resampled alike and kept."""
     shape = lom.shape[:2]
     if not lom_pixel or not cbs_pixel:
         return lom, GridMatch(1.0, shape, shape, "pixel size unknown for " + ("both images" if not lom_pixel and not cbs_pixel else "LOM" if not lom_pixel else "CBS"))
@@ -57,7 +58,7 @@ def match_pixel_size(lom: np.ndarray, lom_pixel: float | None, cbs_pixel: float 
     new_shape = (int(round(shape[0] * factor)), int(round(shape[1] * factor)))
     if new_shape[0] * new_shape[1] > MAX_PIXELS or min(new_shape) < 16:
         raise InputError(None, f"LOM pixel {lom_pixel:.4g} um vs CBS pixel {cbs_pixel:.4g} um would resample the LOM to {new_shape[1]}x{new_shape[0]} px: check the pixel-size metadata")
-    zoom = (new_shape[0] / shape[0], new_shape[1] / shape[1])
+    zoom = (new_shape[0] / shape[0], new_shape[1] / shape[1]) + (1.0,) * (lom.ndim - 2)
     out = ndimage.zoom(lom.astype(np.float32), zoom, order=3, mode="grid-mirror", grid_mode=True)
     return out, GridMatch(factor, shape, out.shape[:2], f"LOM resampled by {factor:.4g} to the CBS pixel size {cbs_pixel:.4g} um")
 

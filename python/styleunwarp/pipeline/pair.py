@@ -92,7 +92,7 @@ def _as_micrograph(image: PathLikeStr | Micrograph) -> Micrograph:
     return image if isinstance(image, Micrograph) else read_image(image)
 
 
-def style_images(lom_gray: np.ndarray, cbs_gray: np.ndarray, model: PathLikeStr | None, style: str) -> tuple[np.ndarray, np.ndarray, dict]:
+def style_images(lom: np.ndarray, cbs_gray: np.ndarray, model: PathLikeStr | None, style: str) -> tuple[np.ndarray, np.ndarray, dict]:
     """The two images the registration compares: ``(source, target, info)``, both about 0..255.
 
     A thin call into :mod:`styleunwarp.style.representations`: ``style="none"`` gives the raw
@@ -108,7 +108,7 @@ def style_images(lom_gray: np.ndarray, cbs_gray: np.ndarray, model: PathLikeStr 
     from ..style.chain import chain_file
 
     rep = cached_representation(model, style)  # loaded once per process while its files are unchanged
-    styled, target = rep.represent(lom_gray, cbs_gray)
+    styled, target = rep.represent(lom, cbs_gray)
     if style == "none":
         return styled, target, {"style": "none", "representation": "none"}
     source = chain_file(model) or getattr(getattr(rep, "model", None), "source", None) or model or "default"
@@ -168,20 +168,21 @@ def prepare_pair(
     cbs_m, cbs_px = with_pixel_size(_as_micrograph(cbs), cbs_pixel_size)
     cbs_gray = to_gray(cbs_m.data)
     target = cbs_gray
-    try:
-        lom_gray, grid = match_pixel_size(to_gray(lom_m.data), lom_m.pixel_size, cbs_m.pixel_size)
+    try:  # on the LOM as read (colour stays colour): the representation takes what its model expects
+        lom_matched, grid = match_pixel_size(lom_m.data, lom_m.pixel_size, cbs_m.pixel_size)
     except InputError as exc:
         raise InputError(lom_m.path, exc.problem) from None
-    ratio = (lom_gray.shape[0] * lom_gray.shape[1]) / (target.shape[0] * target.shape[1])
+    lom_shape = lom_matched.shape[:2]
+    ratio = (lom_shape[0] * lom_shape[1]) / (target.shape[0] * target.shape[1])
     if not 1 / MAX_AREA_RATIO <= ratio <= MAX_AREA_RATIO:
         raise InputError(
             lom_m.path,
-            f"size does not match its CBS image {cbs_m.path}: {lom_gray.shape[1]}x{lom_gray.shape[0]} px ({grid.reason}) "
+            f"size does not match its CBS image {cbs_m.path}: {lom_shape[1]}x{lom_shape[0]} px ({grid.reason}) "
             f"vs {target.shape[1]}x{target.shape[0]} px; check the pairing and the pixel sizes",
         )
-    warnings = size_warnings(lom_m, cbs_m, lom_gray.shape, target.shape)
+    warnings = size_warnings(lom_m, cbs_m, lom_shape, target.shape)
     t0 = time.perf_counter()
-    styled, target, style_info = style_images(lom_gray, cbs_gray, model, style)
+    styled, target, style_info = style_images(lom_matched, cbs_gray, model, style)
     style_seconds = time.perf_counter() - t0
     write_tiff(out / "styled.tif", styled, pixel_size=cbs_m.pixel_size if grid.factor != 1.0 else lom_m.pixel_size)
     write_tiff(out / "target.tif", target, pixel_size=cbs_m.pixel_size)

@@ -58,6 +58,7 @@ def make_pair(
     elastic_px: tuple[float, float] = (1.0, 3.0),
     name: str | None = None,
     return_structure: bool = False,
+    lom_style: LOMStyle | None = None,
 ) -> SyntheticPair | tuple[SyntheticPair, Microstructure, Deformation | None]:
     """Render one synthetic pair: a random microstructure seen by the CBS and by the LOM.
 
@@ -80,13 +81,17 @@ def make_pair(
         File-name stem (default ``synth_<seed>``).
     return_structure
         Also return the microstructure and the deformation (for tests and inspection).
+    lom_style
+        The LOM look (default: :meth:`.LOMStyle.random`, drawn from the seed either way so the
+        other draws do not change).
     """
     seq = seed if isinstance(seed, np.random.SeedSequence) else np.random.SeedSequence(int(seed))
     r_micro, r_style, r_deform, r_cbs, r_lom, r_like = (np.random.default_rng(s) for s in seq.spawn(6))
     shape = (int(shape[0]), int(shape[1]))
     micro = random_microstructure(r_micro, shape, grain_size=grain_size, twins=twins, islands=islands, pits=pits)
     cbs_style = CBSStyle.random(r_style)
-    lom_style = LOMStyle.random(r_style)
+    drawn = LOMStyle.random(r_style)
+    lom_style = drawn if lom_style is None else lom_style
 
     h, w = shape
     yy, xx = np.mgrid[0:h, 0:w].astype(np.float64)

@@ -1,0 +1,229 @@
+"""The "never worse than the start" rule, measured: features of every elastic step vs its true effect.
+
+For every pair of each data set, runs the default pipeline up to the elastic step
+(prepare -> coarse -> registration backend, exactly as ``register_pair``) and records the
+TRE of the coarse start and of the elastic result against the truth, together with the
+similarities a keep/undo rule can use: NCC of the representations (as today), NCC after
+Gaussian blur of sigma 1, 2, 4 px, NMI, the direct/inverse consistency. Rows go to
+``OUT/rows_SET.json``; ``--rules`` prints, per data set, what each candidate rule would give
+(pairs good <= 1.5 px, mean TRE, pairs made worse than the start by > 0.25 px).
+
+Data sets (made here):
+
+* ``synth-near``: synthetic pairs (``synth`` default deformation: 1.5-4 deg, 3-8 px, 1-3 px elastic), seed 2000;
+* ``synth-ad``: as-delivered pairs from synthetic microstructures (``synth --as-delivered``), seed 7;
+* ``real-near``: LOM renderings of the real openECCI CBS images, the default deformation (as
+  ``bench_registration_table.py --synthetic 0``, seed 1000);
+* ``real-ad``: as-delivered pairs from the real CBS images (as ``bench_asdelivered.py``, seed 1);
+* ``shale``, ``clem``: the first N aligned real pairs of another modality, the source deformed
+  near-identity (even indices) or small (odd), as ``bench_asdelivered.py`` (seed 1).
+
+The ``synth-*`` sets tune, the ``real-*`` sets test (they are not used to choose).
+
+    python benchmarks/bench_keep_rule.py [--sets synth-near,synth-ad,real-near,real-ad] [--n 8] [--model DIR]
+        [--out /tmp/bench_keep] [--rules]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import time
+from pathlib import Path
+
+import numpy as np
+from scipy import ndimage
+
+ROOT = Path(__file__).resolve().parents[1]
+DATA = ROOT.parent / "shared" / "data"
+
+
+def make_set(name: str, out: Path, n: int) -> list[dict]:
+    from styleunwarp.synth import write_dataset
+    from styleunwarp.synth.asdelivered import write_asdelivered
+
+    d = out / "data" / name
+    if name in ("shale", "clem"):  # aligned real pairs of other modalities, source deformed (bench_asdelivered.py)
+        import sys
+
+        sys.path.insert(0, str(ROOT / "benchmarks"))
+        from bench_asdelivered import _deformed_real_pairs
+
+        folder, src, tgt = {"shale": ("petrography-bse-se", "bse", "se"), "clem": ("deepclem-em-fm", "em", "fm")}[name]
+        return _deformed_real_pairs(DATA / folder, src, tgt, d, 1, n)
+    if name.endswith("near"):
+        if not (d / "dataset.json").is_file():
+            if name == "synth-near":
+                write_dataset(d, 0, n_test=n, size=512, seed=2000, progress=False)
+            else:
+                write_dataset(d, 0, size=512, seed=1000, from_cbs=DATA / "openecci-cbs", progress=False)
+        desc = json.loads((d / "dataset.json").read_text())
+        return [{"name": e["name"], "lom": d / e["lom"], "cbs": d / e["cbs"], "truth": d / e["truth"]} for e in desc["test"]]
+    if not (d / "asdelivered.json").is_file():
+        if name == "synth-ad":
+            write_asdelivered(d, n, seed=7)
+        else:
+            write_asdelivered(d, n, from_cbs=DATA / "openecci-cbs", seed=1)
+    desc = json.loads((d / "asdelivered.json").read_text())
+    return [{"name": p["name"], "lom": d / "with_pixel_size" / f"{p['name']}_LOM.tif",
+             "cbs": d / "with_pixel_size" / f"{p['name']}_CBS.tif", "truth": d / "truth" / f"{p['name']}_direct_transf.txt"}
+            for p in desc["pairs"][:n]]
+
+
+def _blur_ncc(a: np.ndarray, b: np.ndarray, mask: np.ndarray, sigma: float) -> float:
+    from styleunwarp.quality import ncc
+
+    if sigma <= 0:
+        return ncc(a, b, mask)
+    inner = ndimage.binary_erosion(mask, iterations=int(np.ceil(2 * sigma)))
+    return ncc(ndimage.gaussian_filter(a, sigma), ndimage.gaussian_filter(b, sigma), inner)
+
+
+def features(target: np.ndarray, moving: np.ndarray, moved: np.ndarray) -> dict:
+    """Similarities of the target with the start and with the elastic result, over the pixels both cover."""
+    from styleunwarp.quality import nmi
+
+    common = (moving != 0) & (moved != 0)
+    f = {}
+    for s in (0, 1, 2, 4):
+        f[f"ncc{s}_start"] = _blur_ncc(moving, target, common, s)
+        f[f"ncc{s}_elastic"] = _blur_ncc(moved, target, common, s)
+    f["nmi_start"], f["nmi_elastic"] = nmi(moving, target, common), nmi(moved, target, common)
+    return f
+
+
+def run_pair(row: dict, out: Path, model: str | None) -> dict:
+    from styleunwarp.io import to_gray
+    from styleunwarp.pipeline.coarse import align as coarse_align
+    from styleunwarp.pipeline.coarse import compose_direct, warp_source
+    from styleunwarp.pipeline.grid import direct_to_original
+    from styleunwarp.pipeline.pair import COARSE_SIGMA_FOR_EDGES, prepare_pair
+    from styleunwarp.quality import transform_stats, tre
+    from styleunwarp.registration import PIPELINE_DEFAULTS, register
+    from styleunwarp.transform import identity_elastic, read_transform, warp_image
+
+    t0 = time.perf_counter()
+    prep = prepare_pair(row["lom"], row["cbs"], out / row["name"], model=model)
+    target, styled = prep.target, prep.styled
+    coarse = coarse_align("auto", target, styled, scale=1.0 if prep.scale_known else None)
+    a = coarse.chosen.matrix
+    moving = warp_source(styled, a, target.shape)
+    sigma = COARSE_SIGMA_FOR_EDGES if prep.style_info.get("style_target") == "edges" else 0.0
+    reg = register(target, moving, PIPELINE_DEFAULTS, backend="bunwarpj", coarse_sigma=sigma)
+    moved = warp_image(moving, reg.direct, target.shape)
+    truth = read_transform(row["truth"])
+    lom_shape = to_gray(prep.lom.data).shape
+    n = reg.direct.intervals
+
+    def err(direct):
+        return tre(direct_to_original(compose_direct(direct, a), prep.grid), truth, target.shape, lom_shape).mean
+
+    consistency = None if reg.inverse is None else transform_stats(reg.direct, target.shape, target.shape, reg.inverse).consistency_error
+    return {"name": row["name"], "tre_start": err(identity_elastic(n, target.shape)), "tre_elastic": err(reg.direct),
+            "consistency": consistency, **features(target, moving, moved), "seconds": time.perf_counter() - t0}
+
+
+RULES = {
+    "always elastic": lambda r: True,
+    "ncc0 +0.06 (old)": lambda r: r["ncc0_elastic"] >= r["ncc0_start"] + 0.06,
+    "ncc0 > start": lambda r: r["ncc0_elastic"] > r["ncc0_start"],
+    "ncc1 > start": lambda r: r["ncc1_elastic"] > r["ncc1_start"],
+    "ncc2 > start": lambda r: r["ncc2_elastic"] > r["ncc2_start"],
+    "ncc4 > start": lambda r: r["ncc4_elastic"] > r["ncc4_start"],
+    "ncc2 +0.01": lambda r: r["ncc2_elastic"] >= r["ncc2_start"] + 0.01,
+    "ncc2 +0.02": lambda r: r["ncc2_elastic"] >= r["ncc2_start"] + 0.02,
+    "ncc2 +0.03": lambda r: r["ncc2_elastic"] >= r["ncc2_start"] + 0.03,
+    "ncc4 +0.01": lambda r: r["ncc4_elastic"] >= r["ncc4_start"] + 0.01,
+    "ncc4 +0.02": lambda r: r["ncc4_elastic"] >= r["ncc4_start"] + 0.02,
+    "ncc4 +0.03": lambda r: r["ncc4_elastic"] >= r["ncc4_start"] + 0.03,
+    "nmi > start": lambda r: r["nmi_elastic"] > r["nmi_start"],
+    "blur gain > sharp gain": lambda r: (r["ncc2_elastic"] - r["ncc2_start"]) > (r["ncc0_elastic"] - r["ncc0_start"]),
+}
+
+
+def scale_rule(m: float, k: float):
+    """Keep when the sharp NCC gains at least ``m`` and the gain after a 4 px blur is at most ``k`` times it."""
+    def keep(r: dict) -> bool:
+        d0, d4 = r["ncc0_elastic"] - r["ncc0_start"], r["ncc4_elastic"] - r["ncc4_start"]
+        return d0 >= m and d4 <= k * d0
+    return keep
+
+
+def fit(rows: list[dict]) -> tuple[float, float]:
+    """The (m, k) of :func:`scale_rule` that makes no tuning pair worse, then makes most good, then
+    has the lowest mean TRE; ties go to the middle of the tied ranges."""
+    ms = [0.0, 0.005, 0.01, 0.015, 0.02, 0.025, 0.03, 0.04, 0.05, 0.06]
+    ks = [0.2, 0.25, 0.3, 0.35, 0.4, 0.45, 0.5, 0.6, 0.8, 1.0, 1e9]
+    scored = {(m, k): score(rows, scale_rule(m, k)) for m in ms for k in ks}
+    best = max(scored.values(), key=lambda s: (-s[2], s[0], -round(s[1], 3)))
+    tied = [mk for mk, s in scored.items() if (s[2], s[0], round(s[1], 3)) == (best[2], best[0], round(best[1], 3))]
+    m = sorted({mk[0] for mk in tied})[len({mk[0] for mk in tied}) // 2]
+    kk = sorted(mk[1] for mk in tied if mk[0] == m)
+    return m, kk[len(kk) // 2]
+
+
+def score(rows: list[dict], keep) -> tuple[int, float, int]:
+    tres, worse = [], 0
+    for r in rows:
+        consistent = r["consistency"] is None or r["consistency"] <= 0.75
+        t = r["tre_elastic"] if (consistent and keep(r)) else r["tre_start"]
+        tres.append(t)
+        worse += t > r["tre_start"] + 0.25
+    return sum(t <= 1.5 for t in tres), float(np.mean(tres)), worse
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--sets", default="synth-near,synth-ad,real-near,real-ad")
+    ap.add_argument("--n", type=int, default=8)
+    ap.add_argument("--model", default=None)
+    ap.add_argument("--out", default="/tmp/bench_keep")
+    ap.add_argument("--rules", action="store_true", help="only print the rules' results from saved rows")
+    ap.add_argument("--fit", default=None, help="tuning sets (comma-separated; 'set:even' = its even-numbered rows): "
+                    "fit scale_rule's (m, k) on them and add the fitted rule to the table")
+    args = ap.parse_args()
+    out = Path(args.out)
+    out.mkdir(parents=True, exist_ok=True)
+    all_rows = {}
+    for name in args.sets.split(","):
+        path = out / f"rows_{name}.json"
+        if not args.rules:
+            rows = json.loads(path.read_text()) if path.is_file() else []
+            done = {r["name"] for r in rows}
+            for row in make_set(name, out, args.n):
+                if row["name"] in done:
+                    continue
+                rows.append(run_pair(row, out / "runs" / name, args.model))
+                r = rows[-1]
+                print(f"{name} {r['name']}: start {r['tre_start']:.2f} elastic {r['tre_elastic']:.2f} px; "
+                      f"ncc0 {r['ncc0_start']:.3f}->{r['ncc0_elastic']:.3f} ncc2 {r['ncc2_start']:.3f}->{r['ncc2_elastic']:.3f} "
+                      f"ncc4 {r['ncc4_start']:.3f}->{r['ncc4_elastic']:.3f} ({r['seconds']:.0f} s)", flush=True)
+                path.write_text(json.dumps(rows, indent=1, default=float) + "\n")
+        if path.is_file():
+            all_rows[name] = json.loads(path.read_text())
+    if args.fit:
+        tune = []
+        for spec in args.fit.split(","):
+            name, _, part = spec.partition(":")
+            rows = all_rows.get(name, [])
+            tune += rows[::2] if part == "even" else rows[1::2] if part == "odd" else rows
+        m, k = fit(tune)
+        print(f"fitted on {args.fit} ({len(tune)} pairs): m = {m}, k = {k}")
+        RULES[f"fitted: ncc0 +{m}, ncc4 gain <= {k} x ncc0 gain"] = scale_rule(m, k)
+        split = {}
+        for name, rows in all_rows.items():
+            split[f"{name}:even"], split[f"{name}:odd"] = rows[::2], rows[1::2]
+        all_rows = {**all_rows, **{n: r for n, r in split.items() if n.split(":")[0] in ("real-ad", "shale")}}
+    names = list(all_rows)
+    print("\n| rule | " + " | ".join(f"{n}: good / mean px / worse" for n in names) + " |")
+    print("|---|" + "---|" * len(names))
+    for label, keep in RULES.items():
+        cells = []
+        for n in names:
+            g, m, w = score(all_rows[n], keep)
+            cells.append(f"{g}/{len(all_rows[n])} / {m:.2f} / {w}")
+        print(f"| {label} | " + " | ".join(cells) + " |")
+
+
+if __name__ == "__main__":
+    main()

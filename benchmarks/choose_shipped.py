@@ -1,0 +1,133 @@
+"""Choose the shipped style model by registration TRE on held-out varied steel renderings.
+
+    PYTHONPATH=python python benchmarks/choose_shipped.py MODEL_DIR [MODEL_DIR ...] [--cases 8] [--size 384]
+        [--seed 50000] [--grey-too] [--out /tmp/choose_shipped.json]
+    PYTHONPATH=python python benchmarks/choose_shipped.py CHOSEN --install models/lom2cbs-synthetic --out R1.json --also R2.json
+        --training OUT/train_shipped.json
+
+Cases: :func:`styleunwarp.synth.variety.varied_pair` with ``deform=True`` (the ``synth`` default
+deformation: 1.5-4 deg, 3-8 px shift, 1-3 px elastic), seeds ``seed..seed+cases-1`` (the training
+data uses seeds from 0, far below), half colour-etched; ``--renderers geometry,from-cbs`` renders
+every other two cases' LOM from the CBS image instead (:func:`~styleunwarp.synth.variety.varied_pair`). Every model registers every case with
+the chain the pipeline uses for an edges model (its representation, bUnwarpJ with the pipeline
+defaults and the 3 px coarse pass; no coarse search: the deformations are within bUnwarpJ's
+capture range) and is scored by the mean TRE (px) per case. ``--grey-too`` also registers the
+grey (luminance) version of every colour case, to see what colour adds for a 3-channel model.
+Prints one line per model (cases within 1.5 px, mean and median TRE, style seconds per 512²
+image) and writes every number to ``--out``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import statistics
+import time
+from pathlib import Path
+
+import numpy as np
+
+
+def make_cases(n: int, size: int, seed: int, grey_too: bool, renderers: tuple[str, ...] = ("geometry",)):
+    from styleunwarp.io import to_gray
+    from styleunwarp.style.heldout import Case
+    from styleunwarp.synth.variety import varied_pair
+
+    cases = []
+    for i in range(n):
+        renderer = renderers[(i // 2) % len(renderers)]
+        p = varied_pair((size, size), seed=seed + i, deform=True, colour=i % 2 == 1, renderer=renderer)
+        kind = ("colour" if p.lom.ndim == 3 else "grey") + ("" if renderer == "geometry" else f" {renderer}")
+        cases.append(Case(f"c{seed + i}", p.lom, p.cbs, p.truth, kind))
+        if grey_too and p.lom.ndim == 3:
+            cases.append(Case(f"c{seed + i}-grey", to_gray(p.lom), p.cbs, p.truth, "colour as grey"))
+    return cases
+
+
+def style_seconds(rep, reps: int = 3) -> float:
+    """Median seconds to style one 512x512 grey image (after a warm-up)."""
+    img = np.random.default_rng(0).uniform(0, 255, (512, 512)).astype(np.float32)
+    rep.model(img)
+    times = []
+    for _ in range(reps):
+        t = time.perf_counter()
+        rep.model(img)
+        times.append(time.perf_counter() - t)
+    return float(statistics.median(times))
+
+
+def install(model: str, results: list[Path], dest: Path, training: list[Path]) -> None:
+    """Copy ``model`` (model.safetensors + model.json) to ``dest`` and record in its card how it was
+    trained (``training``: a ``train_shipped.json``) and chosen (every model's held-out TRE in ``results``)."""
+    import shutil
+
+    dest.mkdir(parents=True, exist_ok=True)
+    shutil.copy2(Path(model) / "model.safetensors", dest / "model.safetensors")
+    card = json.loads((Path(model) / "model.json").read_text())
+    if training:  # one train_shipped.json per stage (a first run, then a --resume on more data)
+        stages = [json.loads(f.read_text()) for f in training]
+        card["training_command"] = [t["command"] for t in stages]
+        card["training_slices"] = [s for t in stages for s in t["slices"]]
+    card["chosen_by"] = {
+        "rule": "registration TRE (bUnwarpJ, the pipeline's edges chain) on held-out varied renderings "
+                "(benchmarks/choose_shipped.py): cases within 1.5 px, then mean TRE; among equals the faster net",
+        "candidates": {str(f): {m: {"arch": r["arch"], "by_kind": r["by_kind"], "style_s_512": r["style_s_512"]}
+                                for m, r in json.loads(f.read_text()).items()} for f in results},
+        "chosen": str(model),
+    }
+    (dest / "model.json").write_text(json.dumps(card, indent=2) + "\n")
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("models", nargs="+", help="style model folders ('shipped' = the installed default)")
+    ap.add_argument("--cases", type=int, default=8)
+    ap.add_argument("--size", type=int, default=384)
+    ap.add_argument("--seed", type=int, default=50_000)
+    ap.add_argument("--grey-too", action="store_true")
+    ap.add_argument("--renderers", default="geometry", help="comma-separated, cycled every two cases: geometry, from-cbs")
+    ap.add_argument("--threads", type=int, default=1)
+    ap.add_argument("--out", default="/tmp/choose_shipped.json")
+    ap.add_argument("--install", default=None, metavar="DEST",
+                    help="copy the first MODEL_DIR to DEST with the selection (--out, --also) in its card")
+    ap.add_argument("--also", default="", help="comma-separated further result files to record with --install")
+    ap.add_argument("--training", default=None, help="comma-separated train_shipped.json files of the installed model's stages")
+    args = ap.parse_args()
+    if args.install:
+        files = [Path(args.out)] + [Path(f) for f in args.also.split(",") if f]
+        install(args.models[0], files, Path(args.install), [Path(f) for f in (args.training or "").split(",") if f])
+        return
+
+    import torch
+
+    from styleunwarp.registration import PIPELINE_DEFAULTS
+    from styleunwarp.style.auto import evaluate
+    from styleunwarp.style.chain import Chain
+    from styleunwarp.style.representations.translation import Translation
+
+    torch.set_num_threads(args.threads)
+    cases = make_cases(args.cases, args.size, args.seed, args.grey_too, tuple(args.renderers.split(",")))
+    out = Path(args.out)
+    results = json.loads(out.read_text()) if out.is_file() else {}
+    for m in args.models:
+        if m in results:
+            continue
+        rep = Translation.load_model(None if m == "shipped" else m)
+        chain = Chain("edges", "bunwarpj", coarse_sigma=3.0)
+        r = evaluate(rep, chain, cases, PIPELINE_DEFAULTS)
+        secs = style_seconds(rep)
+        by_kind: dict[str, list[float]] = {}
+        for c, t in zip(cases, r.tres):
+            by_kind.setdefault(c.kind, []).append(t)
+        results[m] = {"arch": rep.model.arch.as_dict(), "tre_px": dict(zip([c.name for c in cases], r.tres)),
+                      "style_s_512": secs,
+                      "by_kind": {k: {"n": len(v), "good": sum(x <= 1.5 for x in v), "mean": float(np.mean(v)),
+                                      "median": float(np.median(v))} for k, v in by_kind.items()}}
+        out.write_text(json.dumps(results, indent=1, default=float) + "\n")
+        kinds = "; ".join(f"{k}: {d['good']}/{d['n']} good, mean {d['mean']:.2f}, median {d['median']:.2f}"
+                          for k, d in results[m]["by_kind"].items())
+        print(f"{m}: {kinds}; style {secs:.3f} s/512²", flush=True)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,102 @@
+"""Train a candidate shipped style model on widely varied steel renderings, keeping snapshots.
+
+    PYTHONPATH=python python benchmarks/train_shipped.py OUT [--pairs 40] [--size 512]
+        [--base 12] [--channels 3] [--minutes 22] [--chunks 4] [--threads 1] [--data DIR]
+
+Writes ``DATA`` (default ``OUT/data``): ``lom/NAME.tif`` + ``cbs/NAME.tif`` aligned pairs from
+:func:`styleunwarp.synth.variety.varied_pair` (seed ``i``, half colour-etched, scratches, dust,
+blur, uneven light, grain sizes 35-180 px); then trains an ``edges`` U-Net in ``--chunks``
+equal time slices (``train --resume``), copying the model kept so far (best validation L1)
+into ``OUT/snap{k}/`` after each slice, so that the registration TRE on held-out renderings
+(``benchmarks/choose_shipped.py``) chooses the checkpoint. ``OUT/train_shipped.json`` records
+the command, the data and each slice.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import shutil
+import sys
+import time
+from pathlib import Path
+
+
+def write_data(root: Path, n: int, size: int, seed0: int, renderer: str = "geometry") -> list[dict]:
+    from styleunwarp.io import write_tiff
+    from styleunwarp.synth.variety import varied_pair
+
+    metas = []
+    for sub in ("lom", "cbs"):
+        (root / sub).mkdir(parents=True, exist_ok=True)
+    for i in range(n):
+        name = f"v{i:03d}" if renderer == "geometry" else f"f{i:03d}"
+        if not (root / "cbs" / f"{name}.tif").is_file():
+            p = varied_pair((size, size), seed=seed0 + i, name=name, renderer=renderer)
+            write_tiff(root / "lom" / f"{name}.tif", p.lom if p.lom.ndim == 2 else p.lom.round().astype("uint8"))
+            write_tiff(root / "cbs" / f"{name}.tif", p.cbs)
+            metas.append({"name": name, "seed": seed0 + i, "grain_size": p.meta["microstructure"]["grain_size"],
+                          **p.meta["variety"]})
+    return metas
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("out")
+    ap.add_argument("--data", default=None)
+    ap.add_argument("--pairs", type=int, default=40)
+    ap.add_argument("--size", type=int, default=512)
+    ap.add_argument("--seed", type=int, default=0, help="first pair seed (pair i: seed + i)")
+    ap.add_argument("--from-cbs-pairs", type=int, default=0,
+                    help="also this many pairs whose LOM is rendered from the CBS image (seeds seed+pairs onwards)")
+    ap.add_argument("--resume", action="store_true", help="continue OUT/model's training (first slice too)")
+    ap.add_argument("--base", type=int, default=12)
+    ap.add_argument("--depth", type=int, default=5)
+    ap.add_argument("--channels", type=int, default=3, choices=(1, 3))
+    ap.add_argument("--crop", type=int, default=192)
+    ap.add_argument("--minutes", type=float, default=22.0)
+    ap.add_argument("--chunks", type=int, default=4)
+    ap.add_argument("--threads", type=int, default=1)
+    args = ap.parse_args(argv)
+
+    import torch
+
+    from styleunwarp.style.networks import Architecture
+    from styleunwarp.style.train import TrainConfig, train
+
+    torch.set_num_threads(args.threads)
+    out = Path(args.out)
+    out.mkdir(parents=True, exist_ok=True)
+    data = Path(args.data) if args.data else out / "data"
+    t0 = time.monotonic()
+    metas = write_data(data, args.pairs, args.size, args.seed)
+    if args.from_cbs_pairs:
+        metas += write_data(data, args.from_cbs_pairs, args.size, args.seed + args.pairs, renderer="from-cbs")
+    record = {"command": "python benchmarks/train_shipped.py " + " ".join(sys.argv[1:] if argv is None else argv),
+              "data": str(data), "data_seconds": round(time.monotonic() - t0, 1), "pairs": metas, "slices": []}
+    desc = (f"{args.pairs} aligned {args.size}x{args.size} varied steel renderings "
+            f"(styleunwarp.synth.variety.varied_pair, seeds {args.seed}..{args.seed + args.pairs - 1}: grain size 35-180 px, "
+            f"half colour-etched RGB, scratches, dust, defocus, uneven light, noise)"
+            + (f" + {args.from_cbs_pairs} whose LOM is rendered from the CBS image (renderer='from-cbs', seeds "
+               f"{args.seed + args.pairs}..{args.seed + args.pairs + args.from_cbs_pairs - 1})" if args.from_cbs_pairs else "")
+            + "; benchmarks/train_shipped.py")
+    cfg = TrainConfig(mode="unet", target="edges", epochs=10_000, seed=0, crop=args.crop, batch_size=4,
+                      arch=Architecture(in_channels=args.channels, base=args.base, depth=args.depth))
+    model = out / "model"
+    for k in range(args.chunks):
+        cfg.max_minutes = args.minutes / args.chunks
+        t = time.monotonic()
+        res = train(data, model, cfg, resume=k > 0 or args.resume, progress=False, data_description=desc)
+        snap = out / f"snap{k + 10 * args.resume}"
+        snap.mkdir(exist_ok=True)
+        for f in ("model.safetensors", "model.json"):
+            shutil.copy2(model / f, snap / f)
+        record["slices"].append({"snapshot": snap.name, "seconds": round(time.monotonic() - t, 1),
+                                 "steps_done": res.get("steps_done"), "best": res.get("best")})
+        (out / "train_shipped.json").write_text(json.dumps(record, indent=1, default=str) + "\n")
+        print(f"slice {k}: {record['slices'][-1]}", flush=True)
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
