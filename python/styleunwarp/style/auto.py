@@ -193,16 +193,11 @@ def train_auto(pairs: str | PathLike[str], out: str | PathLike[str], config: Aut
 
     Returns the card written.
     """
-    import torch
+    from ..threads import torch_threads
 
     cfg = config or AutoConfig()
-    prev = torch.get_num_threads()
-    if cfg.threads:
-        torch.set_num_threads(cfg.threads)
-    try:
+    with torch_threads(cfg.threads or None):
         return _train_auto(pairs, out, cfg, echo, description)
-    finally:
-        torch.set_num_threads(prev)
 
 
 def _train_auto(pairs, out, cfg: AutoConfig, echo, description) -> dict:

@@ -13,6 +13,7 @@ import numpy as np
 import torch
 
 from ..errors import InputError
+from ..threads import torch_threads
 from .data import normalize_input, to_output_range
 from .networks import UNetGenerator
 
@@ -214,17 +215,13 @@ class StyleTransfer:
     def _run(self, x: np.ndarray) -> np.ndarray:
         was_training = self.generator.training
         self.generator.eval()
-        threads = torch.get_num_threads()
-        if self.threads is not None and self.device.type == "cpu" and self.threads != threads:
-            torch.set_num_threads(self.threads)
         try:
             # CPU inference kernels are deterministic already; the global switch costs ~1.5 s
             # at its first use (it imports torch's compiler stack) and matters on CUDA only
-            with (deterministic() if self.device.type == "cuda" else contextlib.nullcontext()), torch.inference_mode():
+            with (torch_threads(self.threads if self.device.type == "cpu" else None),
+                  deterministic() if self.device.type == "cuda" else contextlib.nullcontext(), torch.inference_mode()):
                 return self._tiled(x)
         finally:
-            if torch.get_num_threads() != threads:
-                torch.set_num_threads(threads)
             self.generator.train(was_training)
 
     def _tiled(self, x: np.ndarray) -> np.ndarray:

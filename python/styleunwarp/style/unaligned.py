@@ -431,16 +431,11 @@ def train_unaligned(pairs: str | PathLike[str], out: str | PathLike[str], config
 
     Returns the card written.
     """
-    import torch
+    from ..threads import torch_threads
 
     cfg = config or UnalignedConfig()
-    prev = torch.get_num_threads()
-    if cfg.threads:
-        torch.set_num_threads(cfg.threads)
-    try:
+    with torch_threads(cfg.threads or None):
         return _train_unaligned(Path(pairs), Path(out), cfg, echo or (lambda s: log.info(s)))
-    finally:
-        torch.set_num_threads(prev)
 
 
 def _train_unaligned(pairs: Path, root: Path, cfg: UnalignedConfig, say: Callable[[str], None]) -> dict:

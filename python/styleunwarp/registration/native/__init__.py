@@ -25,6 +25,7 @@ import numpy as np
 import torch
 
 from ...errors import InputError
+from ...threads import torch_threads
 from ...transform import ElasticTransform, affine_elastic, identity_elastic, jacobian_determinant
 from ..params import BUnwarpJParams
 from ..result import Points, Registration
@@ -279,16 +280,11 @@ def register_batch(
                "landmark": p.landmark_weight, "consistency": p.consistency_weight}
 
     stages = []
-    old_threads = torch.get_num_threads()
-    if threads is not None and dev.type == "cpu":
-        torch.set_num_threads(int(threads))
-    try:
+    with torch_threads(threads if dev.type == "cpu" else None):
         if levenberg:
             coeffs = _run_stages_lm(coeffs, tside, sside, p, settings, weights, lm_t, both, stages)
         else:
             coeffs = _run_stages(coeffs, tside, sside, p, settings, weights, lm_t, both, stages, dev)
-    finally:
-        torch.set_num_threads(old_threads)
     seconds = (time.perf_counter() - t_start) / b
     out_c = coeffs.cpu().numpy().astype(np.float64)
     return _results(out_c, stages, tshape, sshape, p, seconds, similarity, dev, dt, seed, b, both)

@@ -29,6 +29,7 @@ import torch
 import torch.nn.functional as F
 from scipy import ndimage
 
+from ...threads import torch_threads
 from . import energy, sampler, spline
 from .optimize import subgrid_step
 from .spline import row_kron, separable_gram
@@ -81,12 +82,8 @@ def solve(lhs: torch.Tensor, rhs: torch.Tensor) -> torch.Tensor:
     """Batched ``lhs⁻¹ rhs``; on the CPU on one thread (LAPACK's result depends on the count)."""
     if lhs.device.type != "cpu":
         return torch.linalg.solve(lhs, rhs)
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    try:
+    with torch_threads(1):
         return torch.linalg.solve(lhs, rhs)
-    finally:
-        torch.set_num_threads(before)
 
 
 class SSDLevel:
