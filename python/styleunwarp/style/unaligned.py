@@ -34,12 +34,14 @@ from typing import Callable
 import numpy as np
 
 from ..errors import InputError, StyleunwarpError
+from ..quality import TIERS
 from .chain import Chain, load_chain
 from .trust import AGREE_PX, Outcome, Verdict, verdict
 
 log = logging.getLogger(__name__)
 
-TIER_ORDER = ("good", "decent", "bad", "poor")
+TIER_ORDER = tuple(reversed(TIERS))
+"""The grader's tiers, best first."""
 MIN_TRAIN_MINUTES = 1.0
 """A round is not started with less training time than this."""
 MIN_CROP = 64
@@ -110,17 +112,16 @@ def _slug(chain: Chain) -> str:
 def collect_pairs(pairs: str | PathLike[str], cfg: UnalignedConfig):
     """The pairs as ``batch`` takes them (folder of NAME_LOM/NAME_CBS, regexes, or a CSV manifest)
     and the files that could not be paired (named, skipped)."""
-    from ..pipeline.pairing import DEFAULT_CBS_PATTERN, DEFAULT_LOM_PATTERN, find_pairs, read_manifest
+    from ..pipeline.batch import discover
+    from ..pipeline.pairing import DEFAULT_CBS_PATTERN, DEFAULT_LOM_PATTERN
 
     p = Path(pairs)
-    if p.is_file():
-        if p.suffix.lower() != ".csv":
-            raise InputError(p, "PAIRS must be a folder of NAME_LOM/NAME_CBS images or a CSV manifest (lom,cbs)")
-        return read_manifest(p), []
-    specs, unpaired = find_pairs(p, lom_pattern=cfg.lom_pattern or DEFAULT_LOM_PATTERN,
-                                 cbs_pattern=cfg.cbs_pattern or DEFAULT_CBS_PATTERN)
+    if p.is_file() and p.suffix.lower() != ".csv":
+        raise InputError(p, "PAIRS must be a folder of NAME_LOM/NAME_CBS images or a CSV manifest (lom,cbs)")
+    specs, unpaired = discover(p, lom_pattern=cfg.lom_pattern or DEFAULT_LOM_PATTERN,
+                               cbs_pattern=cfg.cbs_pattern or DEFAULT_CBS_PATTERN)
     problems = [f"{u.path}: {u.reason}; skipped" for u in unpaired]
-    if not specs:
+    if not specs and not p.is_file():  # an empty manifest is returned as it is
         raise InputError(p, "no LOM/CBS pair found" + (f" ({len(problems)} unpaired files)" if problems else ""))
     return specs, problems
 
