@@ -15,8 +15,23 @@ def _pairing_options(func):
     return func
 
 
+def _parse_threads(ctx: click.Context, param: click.Parameter, value: str) -> int | None:
+    if value is None or value == "auto":
+        return None
+    try:
+        n = int(value)
+    except ValueError:
+        n = 0
+    if n < 1:
+        raise click.BadParameter(f"{value!r}: give a number of threads >= 1, or auto")
+    return n
+
+
 def _executor_options(func):
-    """``--workers N``, ``--cluster local:N``, ``--scheduler ADDRESS``: where the pairs run."""
+    """``--threads N|auto``, ``--workers N``, ``--cluster local:N``, ``--scheduler ADDRESS``: where the pairs run."""
+    func = click.option("--threads", default="auto", show_default=True, metavar="N|auto", callback=_parse_threads,
+                        help="Pairs registered at once in this process, on threads. auto: one per core for the native backend "
+                             "(one registration uses one core), 1 for bUnwarpJ and elastix (they use the cores themselves).")(func)
     func = click.option("--scheduler", default=None, metavar="ADDRESS", help="A running dask.distributed scheduler (tcp://host:8786); its workers must share the filesystem (inputs, --out, Fiji, model).")(func)
     func = click.option("--cluster", default=None, metavar="local:N", help="Start a local dask cluster of N worker processes for the run (same as --workers N).")(func)
     func = click.option("--workers", type=click.IntRange(1, 64), default=1, show_default=True, help="Parallel worker processes on this machine, each with its own JVM (a local dask cluster).")(func)
@@ -38,7 +53,7 @@ def _executor_options(func):
 @_pairing_options
 @fiji_option
 @bunwarpj_options
-def batch(source, out_dir, model, style, backend, workers, cluster, scheduler, force, coarse, prealign, lom_pixel_size, cbs_pixel_size, progress, coarse_sigma, backend_options, lom_pattern, cbs_pattern, fiji_dir, params) -> None:
+def batch(source, out_dir, model, style, backend, threads, workers, cluster, scheduler, force, coarse, prealign, lom_pixel_size, cbs_pixel_size, progress, coarse_sigma, backend_options, lom_pattern, cbs_pattern, fiji_dir, params) -> None:
     """Register every LOM/CBS pair of SOURCE (an acquisition folder or a CSV manifest).
 
     Pairs are NAME_LOM + NAME_CBS (or NAME_SEM) by default. Writes OUT/<pair>/ (the files
@@ -51,7 +66,7 @@ def batch(source, out_dir, model, style, backend, workers, cluster, scheduler, f
     try:
         backend, backend_options, coarse_sigma = model_chain(model, style, backend, backend_options, coarse_sigma)
         summary = run_batch(
-            source, out_dir, model=model, style=style, backend=backend, params=params, fiji_dir=fiji_dir, workers=workers, cluster=cluster, scheduler=scheduler,
+            source, out_dir, model=model, style=style, backend=backend, params=params, fiji_dir=fiji_dir, workers=workers, cluster=cluster, scheduler=scheduler, threads=threads,
             force=force, prealign=prealign, coarse=coarse, lom_pixel_size=lom_pixel_size, cbs_pixel_size=cbs_pixel_size, coarse_sigma=coarse_sigma, backend_options=backend_options, lom_pattern=lom_pattern,
             cbs_pattern=cbs_pattern, progress=progress,
             echo=click.echo,
@@ -113,7 +128,7 @@ def _ignored_files(source: str, lom_pattern: str, cbs_pattern: str) -> list:
 @_pairing_options
 @fiji_option
 @bunwarpj_options
-def watch(folder, out_dir, model, style, backend, interval, settle, max_idle, coarse, prealign, lom_pixel_size, cbs_pixel_size, workers, cluster, scheduler, coarse_sigma, backend_options, lom_pattern, cbs_pattern, fiji_dir, params) -> None:
+def watch(folder, out_dir, model, style, backend, interval, settle, max_idle, coarse, prealign, lom_pixel_size, cbs_pixel_size, threads, workers, cluster, scheduler, coarse_sigma, backend_options, lom_pattern, cbs_pattern, fiji_dir, params) -> None:
     """Process pairs in FOLDER as the microscope writes them, until stopped.
 
     Prints each pair's tier and time, and keeps OUT/results.csv and OUT/report.html up to date.
@@ -125,7 +140,7 @@ def watch(folder, out_dir, model, style, backend, interval, settle, max_idle, co
         backend, backend_options, coarse_sigma = model_chain(model, style, backend, backend_options, coarse_sigma)
         n = run_watch(
             folder, out_dir, interval=interval, settle=settle, max_idle=max_idle, lom_pattern=lom_pattern, cbs_pattern=cbs_pattern,
-            echo=click.echo, workers=workers, cluster=cluster, scheduler=scheduler,
+            echo=click.echo, workers=workers, cluster=cluster, scheduler=scheduler, threads=threads,
             model=model, style=style, backend=backend, params=params, fiji_dir=fiji_dir, prealign=prealign, coarse_sigma=coarse_sigma, coarse=coarse,
             lom_pixel_size=lom_pixel_size, cbs_pixel_size=cbs_pixel_size, backend_options=dict(backend_options or {}),
         )  # fmt: skip

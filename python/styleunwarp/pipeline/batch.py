@@ -34,7 +34,7 @@ from typing import Callable
 from ..io import atomic_write_text
 from ..quality import grade
 from ..registration import PIPELINE_DEFAULTS, BUnwarpJParams
-from .executors import check_options, make_executor
+from .executors import auto_threads, check_options, make_executor
 from .pairing import DEFAULT_CBS_PATTERN, DEFAULT_LOM_PATTERN, PairSpec, Unpaired, find_pairs, read_manifest
 
 log = logging.getLogger(__name__)
@@ -122,6 +122,18 @@ def _swap_into_place(tmp: Path, final: Path) -> None:
         shutil.rmtree(trash, ignore_errors=True)
 
 
+def _make_figures(pair_dir: Path) -> None:
+    """The report's pictures of a finished pair, made where the pair ran (in parallel with the
+    other pairs, not one after the other when the report is written); a picture that cannot be
+    made is noted by the report, never a failure of the pair."""
+    from ..report import ensure_figures
+
+    try:
+        ensure_figures(pair_dir, json.loads((pair_dir / "metrics.json").read_text()))
+    except Exception as exc:  # noqa: BLE001 - the report retries and says what is missing
+        log.warning("%s: report pictures not made now (%s); the report makes them", pair_dir.name, exc)
+
+
 def process_pair(job: PairJob) -> str:
     """Register one pair into ``out_dir/<name>/``; returns ``"done"`` or ``"failed"``.
 
@@ -151,6 +163,7 @@ def process_pair(job: PairJob) -> str:
             lom_pixel_size=job.spec.lom_pixel_size or job.lom_pixel_size,
             cbs_pixel_size=job.spec.cbs_pixel_size or job.cbs_pixel_size,
         )
+        _make_figures(tmp)
     except Exception as exc:  # noqa: BLE001 - every failure of one pair is recorded, the batch goes on
         status = "failed"
         (tmp / "metrics.json").unlink(missing_ok=True)
@@ -232,6 +245,7 @@ def run_batch(
     workers: int = 1,
     cluster: str | None = None,
     scheduler: str | None = None,
+    threads: int | None = None,
     force: bool = False,
     prealign: bool = False,
     coarse_sigma: float | None = None,
@@ -261,13 +275,19 @@ def run_batch(
         run; ``scheduler``: the address of a running dask scheduler whose workers share the
         filesystem (inputs, ``out_dir``, Fiji, the model). One task per pair; a pair whose
         worker dies is retried once elsewhere, then recorded as failed.
+    threads
+        Pairs registered at once on threads of this process (with ``workers`` 1 and no
+        cluster). ``None``: :func:`~styleunwarp.pipeline.executors.auto_threads` (one per
+        core for the native backend, 1 for bUnwarpJ and elastix).
     force
         Redo pairs that are already done.
     Other parameters as in :func:`styleunwarp.pipeline.register_pair`.
     """
     from tqdm import tqdm
 
-    check_options(workers=workers, cluster=cluster, scheduler=scheduler)
+    if threads is None:
+        threads = 1 if (workers > 1 or cluster or scheduler) else auto_threads(backend)
+    check_options(workers=workers, cluster=cluster, scheduler=scheduler, threads=threads)
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     clean_partials(out)
@@ -293,7 +313,7 @@ def run_batch(
 
     try:
         if jobs:
-            with make_executor(process_pair, workers=workers, cluster=cluster, scheduler=scheduler, jobs=None if scheduler else len(jobs)) as executor:
+            with make_executor(process_pair, workers=workers, cluster=cluster, scheduler=scheduler, jobs=None if scheduler else len(jobs), threads=threads) as executor:
                 log.info("batch of %d pairs on %s", len(jobs), executor.description)
                 executor.require_paths([p.absolute() for p in (Path(source), out, *(Path(q) for q in (model, fiji_dir) if q is not None)) if p.exists()])
                 for job in jobs:

@@ -17,7 +17,7 @@ from pathlib import Path
 from typing import Callable
 
 from .batch import PairJob, _row_from_folder, _write_report, absolute, clean_partials, collect_results, is_done, process_pair, record_lost, write_results
-from .executors import check_options, make_executor
+from .executors import auto_threads, check_options, make_executor
 from .pairing import DEFAULT_CBS_PATTERN, DEFAULT_LOM_PATTERN, PairSpec, find_pairs
 
 log = logging.getLogger(__name__)
@@ -55,21 +55,24 @@ def watch(
     workers: int = 1,
     cluster: str | None = None,
     scheduler: str | None = None,
+    threads: int | None = None,
     **pair_options,
 ) -> int:
     """Process complete new pairs of ``folder`` until interrupted (or idle for ``max_idle`` s).
 
-    ``workers`` / ``cluster`` / ``scheduler`` choose where pairs run, as in :func:`run_batch`.
+    ``workers`` / ``cluster`` / ``scheduler`` / ``threads`` choose where pairs run, as in :func:`run_batch`.
     ``pair_options`` are :class:`PairJob` fields (model, style, backend, params, fiji_dir,
     prealign, coarse_sigma, coarse, lom_pixel_size, cbs_pixel_size). Returns the number of pairs processed.
     """
     from ..registration import PIPELINE_DEFAULTS
 
-    check_options(workers=workers, cluster=cluster, scheduler=scheduler)
-    out = Path(out_dir)
-    out.mkdir(parents=True, exist_ok=True)
     opts = {"model": None, "style": "model", "backend": "bunwarpj", "params": PIPELINE_DEFAULTS, "fiji_dir": None, "prealign": False, "coarse_sigma": None}
     opts.update(pair_options)
+    if threads is None:
+        threads = 1 if (workers > 1 or cluster or scheduler) else auto_threads(opts["backend"])
+    check_options(workers=workers, cluster=cluster, scheduler=scheduler, threads=threads)
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
     seen: dict[Path, tuple[tuple[int, float], float]] = {}
     running: set[str] = set()
     started: dict[str, float] = {}
@@ -77,7 +80,7 @@ def watch(
     echo(f"watching {folder} (every {interval:g} s, files settle after {settle:g} s); Ctrl-C stops")
     clean_partials(out)
     try:
-        with make_executor(process_pair, workers=workers, cluster=cluster, scheduler=scheduler) as executor:
+        with make_executor(process_pair, workers=workers, cluster=cluster, scheduler=scheduler, threads=threads) as executor:
             executor.require_paths([Path(folder).absolute(), out.absolute()])
             last_work = time.monotonic()  # idle time counts from when the workers are ready
             while True:

@@ -1,6 +1,8 @@
 """Where a batch's pairs run: one small interface, one module per variant.
 
 * :class:`~.local.InProcessExecutor`: one pair after the other in this process (``--workers 1``).
+* :class:`~.threads.ThreadedExecutor`: N pairs at once on threads of this process
+  (``--threads N``; ``auto``, the default, is :func:`auto_threads`).
 * :class:`~.dask.DaskExecutor`: one task per pair on a ``dask.distributed`` cluster, either a
   running scheduler (``--scheduler ADDRESS``) or a ``LocalCluster`` of N worker processes
   started for the run (``--cluster local:N``; ``--workers N`` is the same). Each worker
@@ -91,23 +93,37 @@ def threads_per_worker(workers: int, cores: int | None = None) -> int:
     return max(1, (cores or available_cores()) // max(1, workers))
 
 
-def check_options(*, workers: int = 1, cluster: str | None = None, scheduler: str | None = None) -> None:
+def auto_threads(backend: str, cores: int | None = None) -> int:
+    """Pairs registered at once in this process by ``--threads auto``.
+
+    The native engine runs one registration on one thread, so it gets a pair per core;
+    bUnwarpJ (and elastix) spread one registration over the cores themselves, so they get one
+    pair at a time (measured: ``benchmarks/bench_native_cli.py``, docs/native.md).
+    """
+    return (cores or available_cores()) if backend == "native" else 1
+
+
+def check_options(*, workers: int = 1, cluster: str | None = None, scheduler: str | None = None, threads: int = 1) -> None:
     """Raise :class:`ExecutorError` for contradictory or malformed executor options (before any work)."""
-    given = [name for name, v in (("--scheduler", scheduler), ("--cluster", cluster), ("--workers", workers > 1)) if v]
+    if threads < 1:
+        raise ExecutorError(f"--threads {threads}: need at least 1")
+    given = [name for name, v in (("--scheduler", scheduler), ("--cluster", cluster), ("--workers", workers > 1), ("--threads", threads > 1)) if v]
     if len(given) > 1:
         raise ExecutorError(f"{' and '.join(given)} exclude each other: give one")
     if cluster:
         parse_cluster(cluster)
 
 
-def make_executor(task: Task, *, workers: int = 1, cluster: str | None = None, scheduler: str | None = None, jobs: int | None = None) -> Executor:
+def make_executor(task: Task, *, workers: int = 1, cluster: str | None = None, scheduler: str | None = None, jobs: int | None = None,
+                  threads: int = 1) -> Executor:
     """The executor the batch options ask for.
 
     ``scheduler``: a running ``dask.distributed`` scheduler; ``cluster`` (``local:N``) or
     ``workers`` > 1: a ``LocalCluster`` of that many worker processes, at most ``jobs``
-    (a single job runs in this process); else in this process.
+    (a single job runs in this process); ``threads`` > 1: that many threads of this process
+    (at most ``jobs``); else one pair after the other in this process.
     """
-    check_options(workers=workers, cluster=cluster, scheduler=scheduler)
+    check_options(workers=workers, cluster=cluster, scheduler=scheduler, threads=threads)
     if scheduler:
         from .dask import DaskExecutor
 
@@ -119,9 +135,15 @@ def make_executor(task: Task, *, workers: int = 1, cluster: str | None = None, s
         from .dask import DaskExecutor
 
         return DaskExecutor(task, local_workers=n)
+    if jobs is not None:
+        threads = min(threads, jobs)
+    if threads > 1:
+        from .threads import ThreadedExecutor
+
+        return ThreadedExecutor(task, threads)
     from .local import InProcessExecutor
 
     return InProcessExecutor(task)
 
 
-__all__ = ["Executor", "ExecutorError", "Finished", "available_cores", "check_options", "make_executor", "parse_cluster", "threads_per_worker"]
+__all__ = ["Executor", "ExecutorError", "Finished", "auto_threads", "available_cores", "check_options", "make_executor", "parse_cluster", "threads_per_worker"]
