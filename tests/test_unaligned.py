@@ -159,3 +159,15 @@ def test_train_unaligned_names_a_bad_pairs_argument(tmp_path):
     (tmp_path / "empty").mkdir()
     r = CliRunner().invoke(main, ["train", str(tmp_path / "empty"), "--unaligned", "--out", str(tmp_path / "m")])
     assert r.exit_code != 0 and "no LOM/CBS pair" in r.output
+
+
+def test_progress_eta_names_the_round_and_the_budgets_end():
+    import time
+
+    from styleunwarp.style.unaligned import Progress
+
+    p = Progress(print, seconds=[30.0, 90.0, 60.0], left=4, deadline=time.monotonic() + 600.0)
+    text = p.eta()
+    assert text.startswith("4 left in this round, ETA 4.0 min; the run ends by ")
+    assert text.endswith("at the latest (10 min of budget left)")
+    assert Progress(print).eta() == "ETA unknown"

@@ -21,6 +21,7 @@ training-free chain the grader liked best, with a warning in the card.
 
 from __future__ import annotations
 
+import datetime as _dt
 import json
 import logging
 import shutil
@@ -133,11 +134,18 @@ class Progress:
     say: Callable[[str], None]
     seconds: list[float] = field(default_factory=list)
     left: int = 0  # registrations left in this round
+    deadline: float | None = None  # time.monotonic() at which the whole run stops (--max-minutes)
 
     def eta(self) -> str:
         if not self.seconds:
             return "ETA unknown"
-        return f"{self.left} left in this round, ETA {statistics.median(self.seconds) * self.left / 60.0:.1f} min"
+        round_min = statistics.median(self.seconds) * self.left / 60.0
+        text = f"{self.left} left in this round, ETA {round_min:.1f} min"
+        if self.deadline is not None:  # the run's end is bounded by its budget, whatever the rounds do
+            left_min = max(0.0, (self.deadline - time.monotonic()) / 60.0)
+            ends = _dt.datetime.now() + _dt.timedelta(minutes=left_min)
+            text += f"; the run ends by {ends:%H:%M} at the latest ({left_min:.0f} min of budget left)"
+        return text
 
 
 class OutOfTime(Exception):
@@ -454,7 +462,7 @@ def _train_unaligned(pairs: Path, root: Path, cfg: UnalignedConfig, say: Callabl
     runs0 = [r for r in starting_chains() if cfg.starting is None or r.label in cfg.starting]
     if not runs0:
         raise InputError(None, f"none of the starting chains {cfg.starting} is available here")
-    progress = Progress(say)
+    progress = Progress(say, deadline=deadline)
     say(f"unaligned: {len(specs)} pairs from {pairs}; budget {cfg.max_minutes:g} min; starting chains: "
         + ", ".join(r.label for r in runs0))
 
