@@ -26,7 +26,7 @@ import numpy as np
 
 from ..errors import InputError, StyleunwarpError
 from .chain import Chain, write_chain_card
-from .heldout import Case, make_cases
+from .heldout import KINDS, Case, make_cases, ranges
 from .representations import Representation
 
 log = logging.getLogger(__name__)
@@ -115,16 +115,23 @@ def learned_chains(kind: str) -> list[Chain]:
 
 
 def evaluate(rep: Representation, chain: Chain, cases: list[Case], params, *, must_reach: int = 0,
-             deadline: float | None = None) -> Result:
-    """Register every case with ``chain`` and record its TRE (inf for a failure).
+             deadline: float | None = None, coarse: str = "auto", coarse_cache: dict | None = None) -> Result:
+    """Register every case with ``chain`` as ``register --model M`` would, and record its TRE (inf for a failure).
 
-    Stops early when the count of cases within 5 px can no longer reach ``must_reach``, or
-    at ``deadline`` (``time.monotonic()``), noting why.
+    Each case runs the representation, then :func:`~styleunwarp.pipeline.chain.register_representations`:
+    the coarse alignment (``coarse``, the pipeline's default ``"auto"``), the chain's backend
+    with its options and blurred first pass (as ``register`` resolves it), and the
+    never-worse rule. ``coarse_cache`` (a dict kept across calls) reuses a representation's
+    coarse alignment of a case for its other backends (it depends on the images only).
+    Stops early when the count of cases within 5 px can no longer reach ``must_reach``, or at
+    ``deadline`` (``time.monotonic()``), noting why.
     """
+    from ..pipeline.coarse import align as coarse_align
+    from ..pipeline.chain import default_coarse_sigma, register_representations
     from ..quality import tre
-    from ..registration import register
 
     res = Result(chain)
+    sigma = chain.coarse_sigma if chain.coarse_sigma is not None else default_coarse_sigma(rep.kind)
     t0 = time.monotonic()
     for i, c in enumerate(cases):
         if deadline is not None and time.monotonic() > deadline:
@@ -132,9 +139,15 @@ def evaluate(rep: Representation, chain: Chain, cases: list[Case], params, *, mu
             break
         try:
             src, tgt = rep.represent(c.source, c.target)
-            reg = register(tgt, src, params, backend=chain.backend, coarse_sigma=chain.coarse_sigma or 0.0,
-                           **chain.backend_options)
-            err = tre(reg.direct, c.truth, tgt.shape, src.shape).mean
+            key = (id(rep), c.name, coarse, c.scale_known)
+            hit = None if coarse_cache is None else coarse_cache.get(key)
+            if hit is None or hit[0] is not rep or hit[1] is not c:
+                hit = (rep, c, coarse_align(coarse, tgt, src, scale=1.0 if c.scale_known else None))
+                if coarse_cache is not None:
+                    coarse_cache[key] = hit
+            out = register_representations(tgt, src, params, backend=chain.backend, backend_options=chain.backend_options,
+                                           coarse_sigma=sigma, coarse_result=hit[2])
+            err = tre(out.direct, c.truth, tgt.shape, src.shape[:2]).mean
         except (StyleunwarpError, ValueError, RuntimeError) as exc:
             log.warning("%s on %s failed: %s", chain.label, c.name, exc)
             err = float("inf")
@@ -147,20 +160,27 @@ def evaluate(rep: Representation, chain: Chain, cases: list[Case], params, *, mu
     return res
 
 
+def case_ranges(side: int) -> dict:
+    """The deformation ranges of each held-out case kind on a ``side``-px crop, for the card."""
+    return {kind: {k: [round(float(v), 2) for v in r] for k, r in ranges(kind, (side, side)).items()} for kind in KINDS}
+
+
 def is_colour(image: np.ndarray) -> bool:
     """An RGB image whose channels differ (a grey image stored as RGB is not colour)."""
     a = np.asarray(image)
     return a.ndim == 3 and a.shape[2] >= 3 and not (np.array_equal(a[..., 0], a[..., 1]) and np.array_equal(a[..., 0], a[..., 2]))
 
 
-def _load_images(files, problems: list[str]) -> tuple[list[tuple[str, np.ndarray, np.ndarray]], list]:
-    """The readable aligned pairs (and their files); a bad pair is reported in ``problems`` and skipped."""
+def _load_images(files, problems: list[str]) -> tuple[list[tuple[str, np.ndarray, np.ndarray]], list, set[str]]:
+    """The readable aligned pairs, their files, and the names of those whose two pixel sizes
+    are both known; a bad pair is reported in ``problems`` and skipped."""
     from ..io import read_image, to_gray
 
-    out, kept = [], []
+    out, kept, scaled = [], [], set()
     for pf in files:
         try:
-            s, t = read_image(pf.lom).data, read_image(pf.cbs).data
+            sm, tm = read_image(pf.lom), read_image(pf.cbs)
+            s, t = sm.data, tm.data
             if s.shape[:2] != t.shape[:2]:
                 raise InputError(pf.lom, f"size {s.shape[:2]} differs from its target {pf.cbs} {t.shape[:2]}: "
                                          "training needs aligned pairs on one grid")
@@ -170,9 +190,11 @@ def _load_images(files, problems: list[str]) -> tuple[list[tuple[str, np.ndarray
             continue
         out.append((pf.name, s, to_gray(t)))
         kept.append(pf)
+        if sm.pixel_size and tm.pixel_size:
+            scaled.add(pf.name)
     if not out:
         raise InputError(None, "no usable aligned pair: " + "; ".join(problems[-3:]))
-    return out, kept
+    return out, kept, scaled
 
 
 def _write_manifest(path: Path, files) -> Path:
@@ -211,7 +233,7 @@ def _train_auto(pairs, out, cfg: AutoConfig, echo, description) -> dict:
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
     files, problems = find_pairs(pairs)
-    images, files = _load_images(files, problems)
+    images, files, scaled = _load_images(files, problems)
     for msg in problems:
         say(f"skipped: {msg}")
     channels = cfg.channels or (3 if any(is_colour(s) for _, s, _ in images) else 1)
@@ -224,13 +246,16 @@ def _train_auto(pairs, out, cfg: AutoConfig, echo, description) -> dict:
         held, note_data = trn, "only one pair: the held-out cases are deformations of the training pair"
     else:
         note_data = f"{len(trn)} training pairs, {len(held)} held out"
-    cases = make_cases(held, cfg.cases_per_pair, seed=cfg.seed, max_side=cfg.eval_side)
+    # as register: with both pixel sizes known the coarse step keeps the scale, else it searches it
+    scale_known = all(n in scaled for n, _, _ in held)
+    cases = make_cases(held, cfg.cases_per_pair, seed=cfg.seed, max_side=cfg.eval_side, scale_known=scale_known)
     say(f"auto: {note_data}; {len(cases)} held-out cases (deformed, {cfg.eval_side} px a side); "
         f"budget {cfg.max_minutes:g} min; source channels {channels}")
     params = PIPELINE_DEFAULTS
     results: list[Result] = []
     reps: dict[str, Representation] = {"none": Raw()}
     skipped: list[str] = []
+    coarse_cache: dict = {}  # a representation's coarse alignment of a case, shared by its backends
 
     def best() -> Result | None:
         return max(results, key=lambda r: r.score) if results else None
@@ -238,7 +263,7 @@ def _train_auto(pairs, out, cfg: AutoConfig, echo, description) -> dict:
     def run(rep: Representation, chain: Chain, checkpoint: str | None = None) -> Result:
         b = best()
         need = b.score[0] if b is not None else 0
-        r = evaluate(rep, chain, cases, params, must_reach=need, deadline=deadline - 10.0)
+        r = evaluate(rep, chain, cases, params, must_reach=need, deadline=deadline - 10.0, coarse_cache=coarse_cache)
         r.checkpoint = checkpoint
         results.append(r)
         d = r.as_dict(len(cases))
@@ -343,7 +368,10 @@ def _train_auto(pairs, out, cfg: AutoConfig, echo, description) -> dict:
                           "train": [n for n, _, _ in trn], "held_out": [n for n, _, _ in held],
                           "note": note_data, "skipped_files": problems, "source_channels": channels},
         "evaluation": {"cases": len(cases), "cases_per_pair": cfg.cases_per_pair, "eval_side_px": cfg.eval_side,
-                       "kinds": [c.kind for c in cases], "params": params.to_dict()},
+                       "kinds": [c.kind for c in cases], "case_ranges": case_ranges(cfg.eval_side),
+                       "chain": "as register runs it: representation -> coarse alignment (auto) -> backend -> never worse "
+                                "than the start (pipeline.chain.register_representations)",
+                       "scale_known": scale_known, "params": params.to_dict()},
         "minutes": round((time.monotonic() - t_start) / 60.0, 2),
         "max_minutes": cfg.max_minutes,
     }
