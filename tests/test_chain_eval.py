@@ -55,8 +55,12 @@ def test_evaluate_runs_the_coarse_step_that_register_runs():
     bare = register(c.target, c.source, PIPELINE_DEFAULTS, backend="native", similarity="ncc")
     assert tre(bare.direct, c.truth, t.shape, t.shape).mean > 5  # what evaluate() measured before
     cache: dict = {}
-    res = evaluate(Raw(), NCC, [c], PIPELINE_DEFAULTS, coarse_cache=cache)
+    raw = Raw()
+    res = evaluate(raw, NCC, [c], PIPELINE_DEFAULTS, coarse_cache=cache)
     assert res.tres[0] <= 1.5, res.tres
+    assert res.coarse_seconds > 0
+    again = evaluate(raw, Chain("none", "native", {"similarity": "ncc"}), [c], PIPELINE_DEFAULTS, coarse_cache=cache)
+    assert again.coarse_seconds == 0 and again.tres == res.tres  # reused, same result
     (coarse,) = [hit[2] for hit in cache.values()]  # kept for the representation's other backends
     assert not coarse.is_identity and coarse.chosen.method == "similarity"
     out = register_representations(c.target, c.source, PIPELINE_DEFAULTS, backend="native",

@@ -59,6 +59,7 @@ class Result:
     chain: Chain
     tres: list[float] = field(default_factory=list)
     seconds: float = 0.0
+    coarse_seconds: float = 0.0  # of ``seconds``: coarse alignments computed (not reused from the cache)
     note: str = ""
     checkpoint: str | None = None
 
@@ -75,7 +76,7 @@ class Result:
                 "within_5px": sum(v <= OK_PX for v in self.tres), "within_1.5px": sum(v <= GOOD_PX for v in self.tres),
                 "median_tre_px": None if not done else round(float(statistics.median(self.tres)), 3),
                 "tre_px": [round(float(v), 3) if np.isfinite(v) else None for v in self.tres],
-                "seconds": round(self.seconds, 1), "note": self.note}
+                "seconds": round(self.seconds, 1), "coarse_seconds": round(self.coarse_seconds, 1), "note": self.note}
 
 
 def training_free_chains() -> list[Chain]:
@@ -142,7 +143,9 @@ def evaluate(rep: Representation, chain: Chain, cases: list[Case], params, *, mu
             key = (id(rep), c.name, coarse, c.scale_known)
             hit = None if coarse_cache is None else coarse_cache.get(key)
             if hit is None or hit[0] is not rep or hit[1] is not c:
+                tc = time.monotonic()
                 hit = (rep, c, coarse_align(coarse, tgt, src, scale=1.0 if c.scale_known else None))
+                res.coarse_seconds += time.monotonic() - tc
                 if coarse_cache is not None:
                     coarse_cache[key] = hit
             out = register_representations(tgt, src, params, backend=chain.backend, backend_options=chain.backend_options,
@@ -303,8 +306,8 @@ def _train_auto(pairs, out, cfg: AutoConfig, echo, description) -> dict:
             skipped.append(f"{chain.label}: not enough time left")
             continue
         r = run(reps["none"], chain)
-        if r.tres:
-            per_case = r.seconds / len(r.tres) if per_case is None else per_case
+        if r.tres:  # the next raw-image chains reuse this one's coarse alignments
+            per_case = (r.seconds - r.coarse_seconds) / len(r.tres) if per_case is None else per_case
 
     if "shipped" in cfg.kinds and left() > 60:
         shipped = _shipped_model()
