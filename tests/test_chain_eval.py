@@ -99,3 +99,15 @@ def test_evaluate_far_start_on_real_shale():
     res = evaluate(Raw(), chain, [far, near], PIPELINE_DEFAULTS)
     assert res.tres[0] <= 1.5, res.tres
     assert res.tres[1] <= _start(near) + 0.1, (res.tres, _start(near))
+
+
+def test_equal_results_tie_and_a_nearer_failure_wins():
+    """Rounding noise does not decide between equal results; among equal medians the nearer failures win."""
+    from styleunwarp.style.auto import Result
+
+    a = Result(Chain("none", "elastix"), [1.2969999, 7.569, 1.233, 13.585])
+    b = Result(Chain("shipped", "native"), [1.2970001, 7.569, 1.233, 120.13])
+    c = Result(Chain("none", "native"), [1.297, 7.569, 1.233, 13.585])
+    assert max([a, b], key=lambda r: r.score) is a and max([b, a], key=lambda r: r.score) is a
+    assert a.score == c.score and max([a, c], key=lambda r: r.score) is a  # a tie: the earlier candidate
+    assert Result(c.chain, [1.0, float("inf")]).score < Result(c.chain, [1.0, 50.0]).score

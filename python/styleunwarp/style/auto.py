@@ -32,7 +32,12 @@ from .representations import Representation
 log = logging.getLogger(__name__)
 
 GOOD_PX, OK_PX = 1.5, 5.0
-"""Success thresholds (mean TRE, px): the score is (cases <= 5 px, cases <= 1.5 px, -median TRE)."""
+"""Success thresholds (mean TRE, px): the score is (cases <= 5 px, cases <= 1.5 px, -median TRE,
+-mean TRE capped at :data:`FAR_PX`), TREs compared to 0.01 px so that equal results tie (and the
+earlier candidate wins) instead of being decided by rounding noise."""
+
+FAR_PX = 1000.0
+"""Cap of a case's TRE in the last tie-break (a failure counts as this far)."""
 
 
 @dataclass
@@ -64,10 +69,11 @@ class Result:
     checkpoint: str | None = None
 
     @property
-    def score(self) -> tuple[int, int, float]:
+    def score(self) -> tuple[int, int, float, float]:
         t = [v for v in self.tres if np.isfinite(v)]
         med = statistics.median(self.tres) if self.tres else float("inf")
-        return (sum(v <= OK_PX for v in t), sum(v <= GOOD_PX for v in t), -med)
+        far = float(np.mean(np.minimum(self.tres, FAR_PX))) if self.tres else float("inf")
+        return (sum(v <= OK_PX for v in t), sum(v <= GOOD_PX for v in t), -round(med, 2), -round(far, 2))
 
     def as_dict(self, n_cases: int) -> dict:
         done = len(self.tres)
@@ -361,7 +367,8 @@ def _train_auto(pairs, out, cfg: AutoConfig, echo, description) -> dict:
     card = {
         "task": "registration chain chosen by held-out TRE (styleunwarp train --target auto)",
         "chosen_by": (f"most held-out cases within {OK_PX:g} px mean TRE, then within {GOOD_PX:g} px, then lowest "
-                      f"median TRE; ties go to the earlier (training-free first) candidate"),
+                      f"median TRE, then lowest mean TRE (each case capped at {FAR_PX:g} px; TREs to 0.01 px); "
+                      f"ties go to the earlier (training-free first) candidate"),
         "winner": win.as_dict(len(cases)),
         "candidates": [r.as_dict(len(cases)) for r in results],
         "skipped": skipped,
