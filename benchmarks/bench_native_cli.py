@@ -63,7 +63,7 @@ def _summary(out: Path) -> dict:
 
 def real_cases(chain: str, n: int, seed: int, side: int) -> list:
     """Cases from the first ``n`` aligned pairs of a real data set (bench_representations' loaders,
-    its test pairs first): each pair once near the identity and once moderately deformed."""
+    its test pairs first): each pair once near the identity and once misaligned (``style.heldout``)."""
     import importlib.util
 
     from styleunwarp.style.heldout import make_cases
