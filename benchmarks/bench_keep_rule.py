@@ -94,22 +94,23 @@ def features(target: np.ndarray, moving: np.ndarray, moved: np.ndarray) -> dict:
 
 def run_pair(row: dict, out: Path, model: str | None) -> dict:
     from styleunwarp.io import to_gray
-    from styleunwarp.pipeline.coarse import align as coarse_align
+    from styleunwarp.pipeline.chain import default_coarse_sigma, register_representations
     from styleunwarp.pipeline.coarse import compose_direct, warp_source
     from styleunwarp.pipeline.grid import direct_to_original
-    from styleunwarp.pipeline.pair import COARSE_SIGMA_FOR_EDGES, prepare_pair
+    from styleunwarp.pipeline.pair import prepare_pair
     from styleunwarp.quality import transform_stats, tre
-    from styleunwarp.registration import PIPELINE_DEFAULTS, register
+    from styleunwarp.registration import PIPELINE_DEFAULTS
     from styleunwarp.transform import identity_elastic, read_transform, warp_image
 
     t0 = time.perf_counter()
     prep = prepare_pair(row["lom"], row["cbs"], out / row["name"], model=model)
     target, styled = prep.target, prep.styled
-    coarse = coarse_align("auto", target, styled, scale=1.0 if prep.scale_known else None)
-    a = coarse.chosen.matrix
-    moving = warp_source(styled, a, target.shape)
-    sigma = COARSE_SIGMA_FOR_EDGES if prep.style_info.get("style_target") == "edges" else 0.0
-    reg = register(target, moving, PIPELINE_DEFAULTS, backend="bunwarpj", coarse_sigma=sigma)
+    chain = register_representations(target, styled, PIPELINE_DEFAULTS, backend="bunwarpj",
+                                     coarse_sigma=default_coarse_sigma(prep.style_info.get("style_target")),
+                                     scale_known=prep.scale_known)
+    a = chain.coarse.chosen.matrix
+    moving = warp_source(styled, a, target.shape)  # the start the elastic step saw
+    reg = chain.registration  # before the keep rule: this benchmark measures candidate rules
     moved = warp_image(moving, reg.direct, target.shape)
     truth = read_transform(row["truth"])
     lom_shape = to_gray(prep.lom.data).shape

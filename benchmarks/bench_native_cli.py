@@ -9,7 +9,7 @@ Writes N synthetic 512x512 pairs with their ground truth in a CSV manifest, then
 problem). ``--chain styled``: the LOM is the LOM-like rendering and the batch runs
 ``--style model`` (the shipped model). Real data sets (``../shared/data``; aligned pairs made
 misaligned by known smooth deformations, ``style.heldout.make_cases``: one near-identity and
-one moderate case per pair, 512 px windows at most): ``--chain steel`` (real openECCI CBS
+one misaligned case per pair, 512 px windows at most): ``--chain steel`` (real openECCI CBS
 crops with LOM renderings, ``--style model``), ``--chain shale`` (SE -> BSE, ``--style none``),
 ``--chain clem`` (EM -> fluorescence tiles, ``--style none``). ``--defaults``: the project's default parameters
 (no ``--mode``/``--final-deformation``), as the issue's acceptance test runs it.
@@ -63,7 +63,7 @@ def _summary(out: Path) -> dict:
 
 def real_cases(chain: str, n: int, seed: int, side: int) -> list:
     """Cases from the first ``n`` aligned pairs of a real data set (bench_representations' loaders,
-    its test pairs first): each pair once near the identity and once moderately deformed."""
+    its test pairs first): each pair once near the identity and once misaligned (``style.heldout``)."""
     import importlib.util
 
     from styleunwarp.style.heldout import make_cases

@@ -49,7 +49,8 @@ def one(size: int, backend: str, work: Path) -> dict:
     import numpy as np
 
     from styleunwarp.io import to_gray, write_tiff
-    from styleunwarp.pipeline.pair import COARSE_SIGMA_FOR_EDGES, prepare_pair
+    from styleunwarp.pipeline.chain import default_coarse_sigma
+    from styleunwarp.pipeline.pair import prepare_pair
     from styleunwarp.registration import PIPELINE_DEFAULTS, register
     from styleunwarp.synth import make_pair
     from styleunwarp.transform import displacement_error, warp_image
@@ -68,7 +69,7 @@ def one(size: int, backend: str, work: Path) -> dict:
     t0, c0 = time.perf_counter(), time.process_time()
     prep = prepare_pair(work / "lom.tif", work / "cbs.tif", work / "out", style="model")
     out["style_s"], out["style_cpu_s"], out["style_peak_mb"] = time.perf_counter() - t0, time.process_time() - c0, _hwm_mb()
-    sigma = COARSE_SIGMA_FOR_EDGES if prep.style_info.get("style_target") == "edges" else 0.0
+    sigma = default_coarse_sigma(prep.style_info.get("style_target"))
     _hwm_reset()
     t0, c0 = time.perf_counter(), time.process_time()
     reg = register(prep.target, prep.styled, PIPELINE_DEFAULTS, backend=backend, coarse_sigma=sigma)

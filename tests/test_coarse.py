@@ -100,7 +100,7 @@ def test_composition_with_the_coarse_map_is_exact(texture):
 
 
 def test_an_elastic_result_that_does_not_clearly_improve_is_undone(texture):
-    from styleunwarp.pipeline.pair import ELASTIC_MARGIN, _keep_or_undo
+    from styleunwarp.pipeline.chain import ELASTIC_MARGIN, keep_or_undo as _keep_or_undo
     from styleunwarp.registration import PIPELINE_DEFAULTS, Registration
 
     shape = texture.shape

@@ -22,32 +22,17 @@ from .. import __version__
 from ..errors import InputError
 from ..io import Micrograph, atomic_write_text, read_image, to_gray, write_png, write_tiff
 from ..quality import grade, grade_details, ncc, nmi, transform_stats, tre
-from ..registration import PIPELINE_DEFAULTS, BUnwarpJParams, Registration, register
-from ..transform import ElasticTransform, identity_elastic, read_transform, warp_image, write_elastic
+from ..registration import PIPELINE_DEFAULTS, BUnwarpJParams, Registration
+from ..transform import read_transform, warp_image, write_elastic
 from .grid import GridMatch, direct_to_original, inverse_to_original, match_pixel_size
 from .overlay import overlay_rgb
-from .coarse import CoarseResult, compose_direct, inverse_through, warp_source
-from .coarse import align as coarse_align
-
-COARSE_SIGMA_FOR_EDGES = 3.0
-"""Blur (px) of the first pass when registering boundary maps (measured: docs/style.md)."""
+from .chain import default_coarse_sigma, register_representations
 
 MAX_AREA_RATIO = 16.0
 """LOM and CBS fields of view (in pixels, after pixel-size matching) differing more than this are refused."""
 
 SIZE_WARNING_RATIO = 1.5
 """Without both pixel sizes, LOM and CBS sides differing more than this get a warning (the scale is searched)."""
-
-ELASTIC_MARGIN = 0.06
-"""NCC the elastic result must gain over its start to be kept. Measured (docs/quality.md) on
-9 as-delivered steel renderings, where the coarse start was already 0.2-0.8 px from the
-truth and bUnwarpJ gained 0.007-0.056 NCC while making every one worse (0.55-4.95 px), and
-3 near-aligned ones with 1.5-2 px of residual elastic deformation, where it gained
-0.055-0.068 and improved two of them."""
-
-ELASTIC_MAX_INCONSISTENCY = 0.75
-"""Direct/inverse disagreement (px) above which an elastic result is not trusted (Accurate mode).
-Elastic results that helped measured 0.37-0.64 px; two that made pairs worse 1.05 px."""
 
 FIELD_WARNING_RATIO = 3.0
 """With both pixel sizes, fields whose sides differ more than this get a warning (pixel sizes suspect)."""
@@ -189,38 +174,6 @@ def prepare_pair(
     return PreparedPair(lom_m, cbs_m, target, styled, style_info, style_seconds, grid, {"lom": lom_px, "cbs": cbs_px}, tuple(warnings))
 
 
-def _keep_or_undo(target: np.ndarray, moving: np.ndarray, reg: Registration) -> tuple[ElasticTransform, ElasticTransform | None, np.ndarray, dict]:
-    """Never worse than the start: keep the elastic result only if the representations agree clearly better.
-
-    Compares the NCC of the target representation with the coarse start and with the
-    elastic result over the pixels both cover; the elastic result must gain
-    :data:`ELASTIC_MARGIN` (bUnwarpJ fits mismatched details of two representations too,
-    which raises the NCC a little while moving the image away from the truth) and, when it
-    has an inverse, its direct and inverse maps must agree within :data:`ELASTIC_MAX_INCONSISTENCY`. Returns ``(direct, inverse, moved, facts)``;
-    when the elastic result is worse, the identity on the start replaces it.
-    """
-    moved = warp_image(moving, reg.direct, target.shape)
-    start_inside = moving != 0
-    common = start_inside & (moved != 0)
-    before = ncc(moving, target, common)
-    after = ncc(moved, target, common)
-    consistency = None if reg.inverse is None else transform_stats(reg.direct, target.shape, target.shape, reg.inverse).consistency_error
-    facts = {"ncc_start": before, "ncc_elastic": after, "consistency_px": consistency}
-    consistent = consistency is None or consistency <= ELASTIC_MAX_INCONSISTENCY
-    if np.isfinite(after) and consistent and (not np.isfinite(before) or after >= before + ELASTIC_MARGIN):
-        facts.update(kept="elastic", reason=f"the elastic result agrees better with the target than its start (NCC {before:.3f} -> {after:.3f})")
-        return reg.direct, reg.inverse, moved, facts
-    n = reg.direct.intervals
-    why = (
-        f"its direct and inverse transforms disagree by {consistency:.2f} px (> {ELASTIC_MAX_INCONSISTENCY})"
-        if not consistent
-        else f"it does not agree clearly better with the target than its start (NCC {before:.3f} -> {after:.3f}, needs +{ELASTIC_MARGIN})"
-    )
-    facts.update(kept="start", reason=f"elastic result not trusted: {why}; kept the start")
-    inverse = None if reg.inverse is None else identity_elastic(reg.inverse.intervals, target.shape)
-    return identity_elastic(n, target.shape), inverse, moving, facts
-
-
 def register_pair(
     lom: PathLikeStr | Micrograph,
     cbs: PathLikeStr | Micrograph,
@@ -286,20 +239,13 @@ def register_pair(
 
     options = {"fiji_dir": fiji_dir} if backend == "bunwarpj" else {}
     options.update(backend_options or {})
-    t0 = time.perf_counter()
-    coarse_res: CoarseResult = coarse_align(coarse, target, styled, scale=1.0 if prep.scale_known else None)
-    coarse_seconds = time.perf_counter() - t0
-    a = coarse_res.chosen.matrix
-    moving = warp_source(styled, a, target.shape)
     if coarse_sigma is None:
-        coarse_sigma = COARSE_SIGMA_FOR_EDGES if prep.style_info.get("style_target") == "edges" else 0.0
-    reg = register(target, moving, params, backend=backend, coarse_sigma=coarse_sigma, **options)
-    direct, inverse, moved, elastic = _keep_or_undo(target, moving, reg)
-    direct = compose_direct(direct, a)
-    if inverse is not None:
-        inverse = inverse_through(inverse, a, styled.shape, target.shape)
-    direct = direct_to_original(direct, prep.grid)
-    inverse = None if inverse is None else inverse_to_original(inverse, prep.grid)
+        coarse_sigma = default_coarse_sigma(prep.style_info.get("style_target"))
+    chain = register_representations(target, styled, params, backend=backend, backend_options=options, coarse=coarse,
+                                     coarse_sigma=coarse_sigma, scale_known=prep.scale_known)
+    reg, moved, elastic, coarse_res = chain.registration, chain.moved, chain.elastic, chain.coarse
+    direct = direct_to_original(chain.direct, prep.grid)
+    inverse = None if chain.inverse is None else inverse_to_original(chain.inverse, prep.grid)
     write_elastic(direct, out / "direct_transf.txt")
     if inverse is not None:
         write_elastic(inverse, out / "inverse_transf.txt")
@@ -344,7 +290,7 @@ def register_pair(
         "warnings": list(prep.warnings),
         "seconds": {
             "style": prep.style_seconds,
-            "coarse": coarse_seconds,
+            "coarse": chain.coarse_seconds,
             "registration": reg.seconds,
             "apply": apply_seconds,
             "total": time.perf_counter() - t_start,

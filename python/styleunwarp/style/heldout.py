@@ -1,9 +1,12 @@
 """Held-out test cases for choosing a chain by registration accuracy.
 
 An aligned pair (source, target on one grid) becomes a test case by deforming the source
-with a random smooth known deformation (rotation, shift, elastic part; some cases near the
-identity): the registration of the deformed source to the target should recover it, and
-the target registration error (TRE) against the known deformation scores the chain.
+with a random smooth known deformation: the first case of each pair near the identity (a
+pair acquired almost aligned, which no chain may make worse), the others misaligned as real
+acquisitions are (shift up to 8 % of the field, rotation up to 4 deg, smooth elastic part),
+so that the coarse alignment step matters as it does in ``register``. The registration of
+the deformed source to the target should recover it, and the target registration error
+(TRE) against the known deformation scores the chain.
 """
 
 from __future__ import annotations
@@ -16,9 +19,11 @@ from scipy import ndimage
 from ..synth.deform import Deformation, random_deformation, source_positions
 from ..transform import ElasticTransform
 
-#: Deformation ranges (rotation deg, shift px, elastic RMS px) of the two kinds of test case.
+#: Deformation ranges of the two kinds of test case: rotation (deg, either sign), shift
+#: (``shift_px`` in px, or ``shift_fraction`` of the crop's shorter side), elastic part (RMS px).
 NEAR_IDENTITY = {"rotation_deg": (0.0, 0.5), "shift_px": (0.0, 1.5), "elastic_px": (0.0, 0.7)}
-MODERATE = {"rotation_deg": (0.5, 3.0), "shift_px": (1.5, 8.0), "elastic_px": (0.7, 3.0)}
+MISALIGNED = {"rotation_deg": (0.5, 4.0), "shift_fraction": (0.01, 0.08), "elastic_px": (0.7, 3.0)}
+KINDS = {"near-identity": NEAR_IDENTITY, "misaligned": MISALIGNED}
 
 
 @dataclass
@@ -29,7 +34,18 @@ class Case:
     source: np.ndarray  # deformed source, (H, W) or (H, W, 3), original intensities
     target: np.ndarray  # (H, W)
     truth: ElasticTransform  # direct transform: target pixel -> source position
-    kind: str  # "near-identity" or "moderate"
+    kind: str  # "near-identity" or "misaligned" (:data:`KINDS`)
+    scale_known: bool = False  # both pixel sizes known: the coarse step fixes the scale, as register does
+
+
+def ranges(kind: str, shape: tuple[int, int]) -> dict:
+    """The :func:`~styleunwarp.synth.deform.random_deformation` ranges of a case ``kind`` on a ``shape`` crop."""
+    r = dict(KINDS[kind])
+    if "shift_fraction" in r:
+        lo, hi = r.pop("shift_fraction")
+        side = min(shape[:2])
+        r["shift_px"] = (lo * side, hi * side)
+    return r
 
 
 def deform_source(source: np.ndarray, deformation: Deformation) -> np.ndarray:
@@ -58,10 +74,11 @@ def busiest_window(image: np.ndarray, side: int) -> tuple[int, int]:
 
 
 def make_cases(pairs: list[tuple[str, np.ndarray, np.ndarray]], per_pair: int, seed: int = 0,
-               max_side: int | None = None) -> list[Case]:
+               max_side: int | None = None, scale_known: bool = False) -> list[Case]:
     """``per_pair`` deformed cases for each aligned ``(name, source, target)``; the first of
-    each pair is near the identity, the others moderate. ``max_side`` crops a window of at
-    most this many pixels a side (faster evaluations on large images; :func:`busiest_window`)."""
+    each pair is near the identity, the others misaligned (:data:`KINDS`). ``max_side`` crops a window of at
+    most this many pixels a side (faster evaluations on large images; :func:`busiest_window`).
+    ``scale_known``: the pairs' pixel sizes are known (the coarse step then keeps the scale)."""
     cases = []
     for i, (name, src, tgt) in enumerate(pairs):
         if max_side is not None:
@@ -70,7 +87,7 @@ def make_cases(pairs: list[tuple[str, np.ndarray, np.ndarray]], per_pair: int, s
             tgt = tgt[y0:y0 + max_side, x0:x0 + max_side]
         for k in range(per_pair):
             rng = np.random.default_rng([seed, i, k, 11])
-            kind = "near-identity" if k == 0 else "moderate"
-            d = random_deformation(rng, tgt.shape[:2], **(NEAR_IDENTITY if k == 0 else MODERATE))
-            cases.append(Case(f"{name}#{k}", deform_source(src, d), np.asarray(tgt, np.float32), d.truth, kind))
+            kind = "near-identity" if k == 0 else "misaligned"
+            d = random_deformation(rng, tgt.shape[:2], **ranges(kind, tgt.shape[:2]))
+            cases.append(Case(f"{name}#{k}", deform_source(src, d), np.asarray(tgt, np.float32), d.truth, kind, scale_known))
     return cases

@@ -1,0 +1,113 @@
+"""``train --target auto`` scores the chain ``register --model M`` runs (pipeline.chain), on held-out
+cases as misaligned as real acquisitions (style.heldout)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+pytest.importorskip("torch")
+
+from styleunwarp.io import read_image, to_gray  # noqa: E402
+from styleunwarp.pipeline.chain import register_representations  # noqa: E402
+from styleunwarp.quality import tre  # noqa: E402
+from styleunwarp.registration import PIPELINE_DEFAULTS, register  # noqa: E402
+from styleunwarp.style.auto import evaluate  # noqa: E402
+from styleunwarp.style.chain import Chain  # noqa: E402
+from styleunwarp.style.heldout import MISALIGNED, Case, deform_source, make_cases  # noqa: E402
+from styleunwarp.style.representations.raw import Raw  # noqa: E402
+from styleunwarp.synth.deform import random_deformation  # noqa: E402
+from styleunwarp.transform import identity_elastic  # noqa: E402
+
+SHALE = Path(__file__).resolve().parents[1] / ".." / "shared" / "data" / "petrography-bse-se"
+NCC = Chain("none", "native", {"similarity": "ncc"})
+
+
+def _pair(shape=(128, 128), seed=5) -> tuple[np.ndarray, np.ndarray]:
+    """Two modalities of one texture: the source is the target through a gamma, with noise."""
+    from scipy.ndimage import gaussian_filter
+
+    rng = np.random.default_rng(seed)
+    t = gaussian_filter(rng.normal(size=shape), 2.5)
+    t = ((t - t.min()) / (t.max() - t.min()) * 200 + 20).astype(np.float32)
+    s = 255.0 * (t / 255.0) ** 1.7 + rng.normal(0, 2, shape)
+    return s.astype(np.float32), t
+
+
+def _case(source, target, rotation_deg, shift_px, elastic_px=0.5, seed=0, scale_known=False) -> Case:
+    d = random_deformation(np.random.default_rng(seed), target.shape, rotation_deg=(rotation_deg,) * 2,
+                           shift_px=(shift_px,) * 2, elastic_px=(elastic_px,) * 2)
+    return Case("c", deform_source(source, d), np.asarray(target, np.float32), d.truth, "test", scale_known)
+
+
+def _start(c: Case) -> float:
+    return tre(identity_elastic(4, c.target.shape), c.truth, c.target.shape, c.source.shape[:2]).mean
+
+
+@pytest.mark.slow
+def test_evaluate_runs_the_coarse_step_that_register_runs():
+    """A far start (12 px, 3 deg): the bare backend call stays there, the register chain gets it."""
+    s, t = _pair()
+    c = _case(s, t, 3.0, 12.0, scale_known=True)  # pixel sizes known: the coarse step keeps the scale (fast)
+    assert _start(c) > 10
+    bare = register(c.target, c.source, PIPELINE_DEFAULTS, backend="native", similarity="ncc")
+    assert tre(bare.direct, c.truth, t.shape, t.shape).mean > 5  # what evaluate() measured before
+    cache: dict = {}
+    raw = Raw()
+    res = evaluate(raw, NCC, [c], PIPELINE_DEFAULTS, coarse_cache=cache)
+    assert res.tres[0] <= 1.5, res.tres
+    assert res.coarse_seconds > 0
+    again = evaluate(raw, Chain("none", "native", {"similarity": "ncc"}), [c], PIPELINE_DEFAULTS, coarse_cache=cache)
+    assert again.coarse_seconds == 0 and again.tres == res.tres  # reused, same result
+    (coarse,) = [hit[2] for hit in cache.values()]  # kept for the representation's other backends
+    assert not coarse.is_identity and coarse.chosen.method == "similarity"
+    out = register_representations(c.target, c.source, PIPELINE_DEFAULTS, backend="native",
+                                   backend_options={"similarity": "ncc"}, coarse_result=coarse)  # what register_pair runs
+    assert tre(out.direct, c.truth, t.shape, t.shape).mean == pytest.approx(res.tres[0])
+
+
+def test_evaluate_never_makes_a_near_identity_case_worse():
+    s, t = _pair(seed=7)
+    c = _case(s, t, 0.2, 0.8, 0.3, seed=1)
+    res = evaluate(Raw(), NCC, [c], PIPELINE_DEFAULTS)
+    assert res.tres[0] <= _start(c) + 0.1, (res.tres, _start(c))
+
+
+def test_heldout_cases_span_a_real_misalignment():
+    s, t = _pair((200, 200))
+    cases = make_cases([(f"p{i}", s, t) for i in range(6)], 3, seed=0)
+    starts = {k: [_start(c) for c in cases if c.kind == k] for k in ("near-identity", "misaligned")}
+    assert len(starts["near-identity"]) == 6 and max(starts["near-identity"]) < 2.5
+    lo, hi = MISALIGNED["shift_fraction"]
+    assert max(starts["misaligned"]) > 0.5 * hi * 200 and min(starts["misaligned"]) >= 0.5 * lo * 200
+    assert all(not c.scale_known for c in cases) and make_cases([("p", s, t)], 1, scale_known=True)[0].scale_known
+
+
+@pytest.mark.slow
+@pytest.mark.skipif(not SHALE.is_dir(), reason="real data ../shared/data/petrography-bse-se absent")
+def test_evaluate_far_start_on_real_shale():
+    """Real BSE/SE shale: raw native NMI from a 12 px, 3 deg start, as register runs it."""
+    name = sorted(p.name for p in (SHALE / "se").glob("*.png"))[0]
+    s = to_gray(read_image(SHALE / "se" / name).data)[100:292, 100:292]
+    t = to_gray(read_image(SHALE / "bse" / name).data)[100:292, 100:292]
+    far, near = _case(s, t, 3.0, 12.0), _case(s, t, 0.2, 0.8, 0.3, seed=1)
+    chain = Chain("none", "native", {"similarity": "nmi"})
+    bare = register(far.target, far.source, PIPELINE_DEFAULTS, backend="native", similarity="nmi")
+    assert tre(bare.direct, far.truth, t.shape, t.shape).mean > 5
+    res = evaluate(Raw(), chain, [far, near], PIPELINE_DEFAULTS)
+    assert res.tres[0] <= 1.5, res.tres
+    assert res.tres[1] <= _start(near) + 0.1, (res.tres, _start(near))
+
+
+def test_equal_results_tie_and_a_nearer_failure_wins():
+    """Rounding noise does not decide between equal results; among equal medians the nearer failures win."""
+    from styleunwarp.style.auto import Result
+
+    a = Result(Chain("none", "elastix"), [1.2969999, 7.569, 1.233, 13.585])
+    b = Result(Chain("shipped", "native"), [1.2970001, 7.569, 1.233, 120.13])
+    c = Result(Chain("none", "native"), [1.297, 7.569, 1.233, 13.585])
+    assert max([a, b], key=lambda r: r.score) is a and max([b, a], key=lambda r: r.score) is a
+    assert a.score == c.score and max([a, c], key=lambda r: r.score) is a  # a tie: the earlier candidate
+    assert Result(c.chain, [1.0, float("inf")]).score < Result(c.chain, [1.0, 50.0]).score
