@@ -111,3 +111,18 @@ def test_equal_results_tie_and_a_nearer_failure_wins():
     assert max([a, b], key=lambda r: r.score) is a and max([b, a], key=lambda r: r.score) is a
     assert a.score == c.score and max([a, c], key=lambda r: r.score) is a  # a tie: the earlier candidate
     assert Result(c.chain, [1.0, float("inf")]).score < Result(c.chain, [1.0, 50.0]).score
+
+
+def test_never_worse_rule_reads_inverted_contrast_by_the_correlations_magnitude():
+    """Raw images of two detectors with inverted contrast: a good MIND result makes the NCC more
+    negative; the keep rule must keep it (it used to undo it and keep the start)."""
+    s, t = _pair(shape=(128, 128), seed=9)
+    inverted = (275.0 - s).astype(np.float32)
+    c = _case(inverted, t, 1.0, 3.0, elastic_px=1.5, seed=2)
+    start = _start(c)
+    out = register_representations(c.target, c.source, PIPELINE_DEFAULTS, backend="native",
+                                   backend_options={"similarity": "mind"}, coarse="none")
+    got = tre(out.direct, c.truth, t.shape, t.shape).mean
+    assert out.elastic["polarity"] == "inverted" and out.elastic["ncc_start"] > 0, out.elastic
+    assert out.elastic["kept"] == "elastic", out.elastic
+    assert got < 1.0 < start, (got, start)

@@ -64,7 +64,8 @@ def keep_or_undo(target: np.ndarray, moving: np.ndarray, reg: Registration) -> t
     """Never worse than the start: keep the elastic result only if the representations agree clearly better.
 
     Compares the NCC of the target representation with the coarse start and with the
-    elastic result over the pixels both cover; the elastic result must gain
+    elastic result over the pixels both cover (its magnitude when both are negative: a
+    contrast-inverted pair, ``facts["polarity"] = "inverted"``); the elastic result must gain
     :data:`ELASTIC_MARGIN` (bUnwarpJ fits mismatched details of two representations too,
     which raises the NCC a little while moving the image away from the truth) and, when it
     has an inverse, its direct and inverse maps must agree within :data:`ELASTIC_MAX_INCONSISTENCY`. Returns ``(direct, inverse, moved, facts)``;
@@ -75,8 +76,15 @@ def keep_or_undo(target: np.ndarray, moving: np.ndarray, reg: Registration) -> t
     common = start_inside & (moved != 0)
     before = ncc(moving, target, common)
     after = ncc(moved, target, common)
+    if np.isfinite(before) and np.isfinite(after) and before < 0 and after < 0:
+        # contrast inverted between the two images (raw images of two detectors): better alignment
+        # makes the correlation more negative, so the rule compares its magnitude
+        before, after = -before, -after
+        polarity = "inverted"
+    else:
+        polarity = "same"
     consistency = None if reg.inverse is None else transform_stats(reg.direct, target.shape, target.shape, reg.inverse).consistency_error
-    facts = {"ncc_start": before, "ncc_elastic": after, "consistency_px": consistency}
+    facts = {"ncc_start": before, "ncc_elastic": after, "consistency_px": consistency, "polarity": polarity}
     consistent = consistency is None or consistency <= ELASTIC_MAX_INCONSISTENCY
     if np.isfinite(after) and consistent and (not np.isfinite(before) or after >= before + ELASTIC_MARGIN):
         facts.update(kept="elastic", reason=f"the elastic result agrees better with the target than its start (NCC {before:.3f} -> {after:.3f})")
