@@ -29,8 +29,13 @@ from .overlay import overlay_rgb
 from .coarse import CoarseResult, compose_direct, inverse_through, warp_source
 from .coarse import align as coarse_align
 
-COARSE_SIGMA_FOR_EDGES = 3.0
-"""Blur (px) of the first pass when registering boundary maps (measured: docs/style.md)."""
+COARSE_SIGMA_FOR_EDGES = 0.0
+"""Blur (px) of a first pass when registering boundary maps; 0 = one pass on the sharp maps.
+
+Measured (docs/study-table.md, ``benchmarks/bench_styled_defaults.py``): behind the coarse
+alignment step, one pass is more accurate than a 3 px blurred pass first, on the tuning sets
+(varied LOM looks) and held out (real-CBS renderings), and twice as fast. The two-pass
+registration (``--coarse-sigma``) was needed before the coarse step existed."""
 
 MAX_AREA_RATIO = 16.0
 """LOM and CBS fields of view (in pixels, after pixel-size matching) differing more than this are refused."""
@@ -264,8 +269,8 @@ def register_pair(
         Deprecated alias of ``coarse="similarity"``.
     coarse_sigma
         Register blurred images first (Gaussian sigma in px), then the sharp ones. ``None``
-        chooses: 3 px for boundary-map style models (thin lines give SSD a narrow capture
-        range), off otherwise; 0 turns it off.
+        chooses: :data:`COARSE_SIGMA_FOR_EDGES` for boundary-map style models (one pass,
+        measured), off otherwise; 0 turns it off.
     backend_options
         Extra keyword arguments of the backend (e.g. ``{"similarity": "nmi"}`` for native).
 
