@@ -128,7 +128,8 @@ def run_pair(test: Path, name: str, configs: list[str], model, backend: str, wri
     truth = read_transform(test / "truth" / f"{name}_direct_transf.txt")
     cbs_gray = to_gray(cbs.data)
     styled, target, info = style_images(lom.data, cbs_gray, model, "model")
-    coarse = coarse_align("auto", target, styled, scale=1.0)
+    known = bool(lom.pixel_size) and bool(cbs.pixel_size)  # as register_pair: else the coarse step searches the scale
+    coarse = coarse_align("auto", target, styled, scale=1.0 if known else None)
     a = coarse.chosen.matrix
     moving = warp_source(styled, a, target.shape)
     src_shape = to_gray(lom.data).shape
