@@ -41,3 +41,24 @@ def test_two_pass_registration_with_bunwarpj(bunwarpj):
     back = reg.inverse.at((256, 256), d[0][64:192, 64:192], d[1][64:192, 64:192])
     yy, xx = np.mgrid[64:192, 64:192]
     assert np.hypot(back[0] - xx, back[1] - yy).mean() < 1.0
+
+
+@pytest.mark.slow
+def test_boundary_maps_register_in_one_pass_by_default(tmp_path):
+    """The shipped boundary-map model registers in one sharp pass unless --coarse-sigma asks for two
+    (COARSE_SIGMA_FOR_EDGES, measured: benchmarks/bench_styled_defaults.py, docs/study-table.md)."""
+    pytest.importorskip("torch")
+    from styleunwarp.io import write_tiff
+    from styleunwarp.pipeline import register_pair
+    from styleunwarp.pipeline.chain import COARSE_SIGMA_FOR_EDGES
+
+    p = make_pair((96, 96), seed=3, deform=True)
+    write_tiff(tmp_path / "lom.tif", p.lom)
+    write_tiff(tmp_path / "cbs.tif", p.cbs)
+    params = BUnwarpJParams(mode="mono", max_scale_deformation="coarse")
+    one = register_pair(tmp_path / "lom.tif", tmp_path / "cbs.tif", tmp_path / "one", backend="native", params=params, coarse="none").metrics
+    assert one["style_target"] == "edges" and COARSE_SIGMA_FOR_EDGES == 0.0
+    assert "coarse_sigma" not in one["registration_info"]
+    two = register_pair(tmp_path / "lom.tif", tmp_path / "cbs.tif", tmp_path / "two", backend="native", params=params, coarse="none",
+                        coarse_sigma=3.0).metrics
+    assert two["registration_info"]["coarse_sigma"] == 3.0 and "fine" in two["registration_info"]

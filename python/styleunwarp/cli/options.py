@@ -69,7 +69,7 @@ def coarse_option(func: Callable) -> Callable:
         "--coarse-sigma",
         type=click.FloatRange(0, 50),
         default=None,
-        help="Register images blurred by this Gaussian sigma (px) first, then the sharp ones; 0 = off (default: 3 for boundary-map style models, off otherwise).",
+        help="Register images blurred by this Gaussian sigma (px) first, then the sharp ones; 0 = off (default: off, or what the model's chain.json prescribes; boundary maps register best in one sharp pass behind the coarse step, docs/study-table.md).",
     )(func)
 
 

@@ -217,8 +217,8 @@ def register_pair(
         Deprecated alias of ``coarse="similarity"``.
     coarse_sigma
         Register blurred images first (Gaussian sigma in px), then the sharp ones. ``None``
-        chooses: 3 px for boundary-map style models (thin lines give SSD a narrow capture
-        range), off otherwise; 0 turns it off.
+        chooses: :data:`COARSE_SIGMA_FOR_EDGES` for boundary-map style models (one pass,
+        measured), off otherwise; 0 turns it off.
     backend_options
         Extra keyword arguments of the backend (e.g. ``{"similarity": "nmi"}`` for native).
 

@@ -117,7 +117,7 @@ def learned_chains(kind: str) -> list[Chain]:
     if kind == "shared":
         return [Chain("shared", "native", {"similarity": "ncc"}), Chain("shared", "elastix"), Chain("shared", "native")]
     if kind == "edges":
-        return [Chain("edges", "native", coarse_sigma=3.0)]
+        return [Chain("edges", "native")]  # the blurred first pass: the pipeline default (pipeline.chain.default_coarse_sigma)
     return [Chain("cbs", "native")]
 
 

@@ -1,0 +1,239 @@
+"""Which registration defaults of a style chain limit its accuracy: a parameter sweep on held-out sets.
+
+For each test set the representation and the coarse start of every pair are computed once,
+then the elastic step runs with every configuration (final deformation, coarse sigma,
+divergence/curl weights, mode, image subsampling). Each row records the TRE of the elastic
+result and of its start, and the keep-or-undo facts (NCC before/after, consistency), so the
+margin of :data:`styleunwarp.pipeline.chain.ELASTIC_MARGIN` can be re-judged offline.
+
+Test sets (``--sets``; all made with seeds that neither benchmarks/train_shipped.py, seeds 0-59,
+nor the training of any shipped model used):
+
+- ``real:SEED[:rgb]`` — LOM-like renderings of the real CBS images (openecci-cbs), as
+  ``bench_registration_table.py`` makes them (its set is ``real:1000``);
+- ``variety:SEED`` — 10 :func:`styleunwarp.synth.variety.varied_pair` test pairs (seeds SEED..SEED+9,
+  alternating the geometry and the from-CBS renderer), other LOM looks;
+- ``synthetic:SEED`` — 10 :func:`styleunwarp.synth.write_dataset` test pairs.
+
+    python benchmarks/bench_styled_defaults.py --sets real:1000,variety:900 \
+        --configs base,vfine,sigma0 --out /tmp/styled-defaults [--model DIR] [--backend bunwarpj]
+
+Writes ``rows.csv`` (one row per set, pair and configuration) and prints a summary per set
+and configuration: good / decent / bad / poor (the tiers of DESIGN.md) and mean TRE, with the
+keep-or-undo rule applied at the current margin.
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import json
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+
+from styleunwarp.registration import PIPELINE_DEFAULTS
+
+CONFIGS: dict[str, dict] = {
+    "base": {},
+    "sigma3": {"sigma": 3.0},
+    "vfine": {"max_scale_deformation": "very_fine"},
+    "coarse_grid": {"max_scale_deformation": "coarse"},
+    "sigma0": {"sigma": 0.0},
+    "sigma1.5": {"sigma": 1.5},
+    "sigma5": {"sigma": 5.0},
+    "vfine_sigma0": {"max_scale_deformation": "very_fine", "sigma": 0.0},
+    "sigma0_reg0.3": {"sigma": 0.0, "divergence_weight": 0.3, "curl_weight": 0.3},
+    "sigma0_reg1": {"sigma": 0.0, "divergence_weight": 1.0, "curl_weight": 1.0},
+    "sigma0_mono": {"sigma": 0.0, "mode": "mono"},
+    "blur1": {"sigma": 0.0, "blur": 1.0},
+    "blur2": {"sigma": 0.0, "blur": 2.0},
+    "blur1_reg0.3": {"sigma": 0.0, "blur": 1.0, "divergence_weight": 0.3, "curl_weight": 0.3},
+    "vfine_sigma1.5": {"max_scale_deformation": "very_fine", "sigma": 1.5},
+    "reg0": {"divergence_weight": 0.0, "curl_weight": 0.0},
+    "reg0.3": {"divergence_weight": 0.3, "curl_weight": 0.3},
+    "reg1": {"divergence_weight": 1.0, "curl_weight": 1.0},
+    "vfine_reg0.3": {"max_scale_deformation": "very_fine", "divergence_weight": 0.3, "curl_weight": 0.3},
+    "vfine_reg1": {"max_scale_deformation": "very_fine", "divergence_weight": 1.0, "curl_weight": 1.0},
+    "mono": {"mode": "mono"},
+    "sub1": {"img_subsamp_fact": 1},
+    "stop0.001": {"stop_threshold": 0.001},
+}
+"""Named changes to the styled chain's defaults (``sigma``: the coarse-to-fine blur; ``blur``: one pass on
+both images blurred by this sigma; the rest: bUnwarpJ parameters)."""
+
+TIERS = ((1.5, 3.0, "good"), (3.0, 6.0, "decent"), (8.0, float("inf"), "bad"))
+
+
+def tier(mean: float, p95: float) -> str:
+    """The tier of DESIGN.md from a mean and p95 TRE."""
+    if not np.isfinite(mean):
+        return "failed"
+    for m, p, name in TIERS:
+        if mean <= m and p95 <= p:
+            return name
+    return "poor"
+
+
+def write_variety(out: Path, seed0: int, n: int = 10, size: int = 512) -> Path:
+    """``n`` deformed varied-look pairs (test layout: lom/, cbs/, truth/)."""
+    from styleunwarp.io import write_tiff
+    from styleunwarp.synth.variety import varied_pair
+    from styleunwarp.transform import write_elastic
+
+    for sub in ("lom", "cbs", "truth"):
+        (out / sub).mkdir(parents=True, exist_ok=True)
+    for i in range(n):
+        name = f"v{seed0 + i:04d}"
+        if (out / "truth" / f"{name}_direct_transf.txt").exists():
+            continue
+        p = varied_pair((size, size), seed=seed0 + i, deform=True, name=name, renderer="geometry" if i % 2 == 0 else "from-cbs")
+        write_tiff(out / "lom" / f"{name}.tif", p.lom)
+        write_tiff(out / "cbs" / f"{name}.tif", p.cbs)
+        write_elastic(p.truth, out / "truth" / f"{name}_direct_transf.txt")
+    return out
+
+
+def make_set(spec: str, out: Path, real: Path, size: int) -> Path:
+    """The test folder of ``spec`` (written once, reused)."""
+    from styleunwarp.synth import write_dataset
+
+    kind, seed, *flags = spec.split(":")
+    folder = out / "data" / spec.replace(":", "_")
+    if kind == "variety":
+        return write_variety(folder / "test", int(seed), size=size)
+    if not (folder / "dataset.json").exists():
+        if kind == "real":
+            write_dataset(folder, 0, size=size, seed=int(seed), from_cbs=real, rgb="rgb" in flags, progress=False)
+        elif kind == "synthetic":
+            write_dataset(folder, 0, n_test=10, size=size, seed=int(seed), rgb="rgb" in flags, progress=False)
+        else:
+            raise SystemExit(f"unknown set kind {kind!r} (real, variety, synthetic)")
+    return folder / "test"
+
+
+def run_pair(test: Path, name: str, configs: list[str], model, backend: str, writer, set_name: str) -> None:
+    from styleunwarp.io import read_image, to_gray
+    from styleunwarp.pipeline.coarse import align as coarse_align
+    from styleunwarp.pipeline.coarse import compose_direct, warp_source
+    from styleunwarp.pipeline.chain import COARSE_SIGMA_FOR_EDGES, ELASTIC_MAX_INCONSISTENCY
+    from styleunwarp.pipeline.pair import style_images
+    from styleunwarp.quality import ncc, transform_stats, tre
+    from styleunwarp.registration import register
+    from styleunwarp.transform import identity_elastic, read_transform, warp_image
+
+    lom = read_image(test / "lom" / f"{name}.tif")
+    cbs = read_image(test / "cbs" / f"{name}.tif")
+    truth = read_transform(test / "truth" / f"{name}_direct_transf.txt")
+    cbs_gray = to_gray(cbs.data)
+    styled, target, info = style_images(lom.data, cbs_gray, model, "model")
+    known = bool(lom.pixel_size) and bool(cbs.pixel_size)  # as register_pair: else the coarse step searches the scale
+    coarse = coarse_align("auto", target, styled, scale=1.0 if known else None)
+    a = coarse.chosen.matrix
+    moving = warp_source(styled, a, target.shape)
+    src_shape = to_gray(lom.data).shape
+    start = compose_direct(identity_elastic(4, target.shape), a)
+    tre_start = tre(start, truth, target.shape, src_shape)
+    default_sigma = COARSE_SIGMA_FOR_EDGES if info.get("style_target") == "edges" else 0.0
+    for cfg in configs:
+        change = dict(CONFIGS[cfg])
+        sigma = float(change.pop("sigma", default_sigma))
+        blur = float(change.pop("blur", 0.0))
+        params = PIPELINE_DEFAULTS.with_(**change)
+        t0 = time.perf_counter()
+        try:
+            if blur > 0:
+                from styleunwarp.registration.coarse_to_fine import _blur
+
+                reg = register(_blur(target, blur), _blur(moving, blur), params, backend=backend, coarse_sigma=sigma)
+            else:
+                reg = register(target, moving, params, backend=backend, coarse_sigma=sigma)
+        except Exception as exc:  # a failing configuration is a result too
+            print(f"  {set_name} {name} {cfg}: FAILED {exc}", file=sys.stderr)
+            continue
+        secs = time.perf_counter() - t0
+        moved = warp_image(moving, reg.direct, target.shape)
+        common = (moving != 0) & (moved != 0)
+        before, after = ncc(moving, target, common), ncc(moved, target, common)
+        cons = None if reg.inverse is None else transform_stats(reg.direct, target.shape, target.shape, reg.inverse).consistency_error
+        e = tre(compose_direct(reg.direct, a), truth, target.shape, src_shape)
+        row = {"set": set_name, "pair": name, "config": cfg, "tre_elastic": e.mean, "p95_elastic": e.p95,
+               "tre_start": tre_start.mean, "p95_start": tre_start.p95, "ncc_start": before, "ncc_elastic": after,
+               "consistency": cons, "consistent": cons is None or cons <= ELASTIC_MAX_INCONSISTENCY, "seconds": secs}
+        writer(row)
+        print(f"  {set_name:<16} {name:<16} {cfg:<14} start {tre_start.mean:6.2f}  elastic {e.mean:6.2f} (p95 {e.p95:5.2f})  "
+              f"NCC {before:.3f}->{after:.3f}  cons {cons if cons is None else round(cons, 2)}  {secs:5.1f} s", flush=True)
+
+
+def kept(row: dict, margin: float) -> tuple[float, float]:
+    """(mean, p95) TRE after the keep-or-undo rule at ``margin``."""
+    ok = bool(row["consistent"]) and float(row["ncc_elastic"]) >= float(row["ncc_start"]) + margin
+    return (float(row["tre_elastic"]), float(row["p95_elastic"])) if ok else (float(row["tre_start"]), float(row["p95_start"]))
+
+
+def summary(rows: list[dict], margin: float) -> str:
+    lines = [f"{'set':<16} {'config':<14} {'good':>4} {'dec':>4} {'bad':>4} {'poor':>4}  {'mean TRE':>8}  {'elastic-only':>12}  {'s/pair':>6}"]
+    for s in dict.fromkeys(r["set"] for r in rows):
+        for c in dict.fromkeys(r["config"] for r in rows if r["set"] == s):
+            sel = [r for r in rows if r["set"] == s and r["config"] == c]
+            k = [kept(r, margin) for r in sel]
+            tiers = [tier(m, p) for m, p in k]
+            el = np.mean([float(r["tre_elastic"]) for r in sel])
+            lines.append(f"{s:<16} {c:<14} {tiers.count('good'):>4} {tiers.count('decent'):>4} {tiers.count('bad'):>4} "
+                         f"{tiers.count('poor'):>4}  {np.mean([m for m, _ in k]):8.3f}  {el:12.3f}  "
+                         f"{np.mean([float(r['seconds']) for r in sel]):6.1f}   (n={len(sel)})")
+    return "\n".join(lines)
+
+
+def main() -> None:
+    repo = Path(__file__).resolve().parents[1]
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--sets", default="real:1000,variety:900")
+    ap.add_argument("--configs", default="base,vfine")
+    ap.add_argument("--model", default=None, help="style model (default: the shipped one)")
+    ap.add_argument("--backend", default="bunwarpj")
+    ap.add_argument("--real", default=str(repo.parent / "shared" / "data" / "openecci-cbs"))
+    ap.add_argument("--size", type=int, default=512)
+    ap.add_argument("--pairs", type=int, default=0, help="first N pairs of each set only (0: all)")
+    ap.add_argument("--out", default="/tmp/styled-defaults")
+    ap.add_argument("--summary-only", action="store_true", help="only summarise OUT/rows.csv")
+    args = ap.parse_args()
+
+    from styleunwarp.pipeline.chain import ELASTIC_MARGIN
+
+    out = Path(args.out)
+    out.mkdir(parents=True, exist_ok=True)
+    path = out / "rows.csv"
+    if not args.summary_only:
+        configs = args.configs.split(",")
+        unknown = [c for c in configs if c not in CONFIGS]
+        if unknown:
+            raise SystemExit(f"unknown configs {unknown}; known: {', '.join(CONFIGS)}")
+        fields = ["set", "pair", "config", "tre_elastic", "p95_elastic", "tre_start", "p95_start", "ncc_start", "ncc_elastic", "consistency", "consistent", "seconds"]
+        new = not path.exists()
+        with path.open("a", newline="") as fh:
+            w = csv.DictWriter(fh, fields)
+            if new:
+                w.writeheader()
+
+            def writer(row: dict) -> None:
+                w.writerow(row)
+                fh.flush()
+
+            for spec in args.sets.split(","):
+                test = make_set(spec, out, Path(args.real), args.size)
+                names = sorted(p.stem for p in (test / "lom").glob("*.tif"))
+                for name in names[: args.pairs or None]:
+                    run_pair(test, name, configs, args.model, args.backend, writer, spec)
+    with path.open() as fh:
+        rows = list(csv.DictReader(fh))
+    print(f"\nkeep-or-undo margin {ELASTIC_MARGIN}; 'mean TRE' after keep-or-undo, 'elastic-only' without it; command: "
+          f"python benchmarks/{Path(__file__).name} {' '.join(sys.argv[1:])}")
+    print(summary(rows, ELASTIC_MARGIN))
+    print(json.dumps({"rows": len(rows), "csv": str(path)}))
+
+
+if __name__ == "__main__":
+    main()
