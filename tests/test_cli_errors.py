@@ -57,3 +57,24 @@ def test_prepare_writes_its_reason_to_the_error_file(files):
     assert err.read_text().strip() == line[len("Error: "):]
     args[1] = str(files / "img.tif")  # a good run removes a stale reason
     assert CliRunner().invoke(main, args).exit_code == 0 and not err.exists()
+
+
+def test_console_command_keeps_status_output_and_exit_handlers_through_its_fast_exit(tmp_path):
+    """`styleunwarp` (cli.run) leaves through os._exit after the command: what it printed into a
+    pipe, its exit status and the exit handlers (the JVM's shutdown) must all survive that."""
+    import subprocess
+    import sys
+
+    probe = ("import atexit, sys; atexit.register(lambda: print('exit handler ran', flush=True)); "
+             "from styleunwarp.cli import run; run(sys.argv[1:])")
+    ok = subprocess.run([sys.executable, "-c", probe, "--version"], capture_output=True, text=True, timeout=120)
+    assert ok.returncode == 0 and ok.stdout.splitlines() == ["styleunwarp, version " + __import__("styleunwarp").__version__,
+                                                            "exit handler ran"], ok
+    bad = tmp_path / "bad.tif"
+    bad.write_bytes(b"II*\x00garbage")
+    write_tiff(tmp_path / "cbs.tif", np.zeros((32, 32), np.float32))
+    err = subprocess.run([sys.executable, "-m", "styleunwarp", "register", str(bad), str(tmp_path / "cbs.tif"), "--out", str(tmp_path / "o")],
+                         capture_output=True, text=True, timeout=300)
+    assert err.returncode == 1 and "bad.tif" in err.stderr.splitlines()[-1], err
+    usage = subprocess.run([sys.executable, "-m", "styleunwarp", "batch"], capture_output=True, text=True, timeout=120)
+    assert usage.returncode == 2 and "Missing argument 'SOURCE'" in usage.stderr

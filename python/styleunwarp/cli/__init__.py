@@ -97,3 +97,38 @@ def main(verbose: int, debug: bool) -> None:
     """
     level = logging.WARNING - 10 * min(verbose, 2)
     logging.basicConfig(level=level, format="%(levelname)s %(name)s: %(message)s")
+
+
+def run(args: list[str] | None = None) -> None:
+    """The ``styleunwarp`` console command: :func:`main`, then a fast exit.
+
+    After the command has finished, its files are closed and the exit handlers (the JVM's
+    shutdown among them) have run, the interpreter would still spend about a second tearing
+    down torch and numba modules (measured: 0.86 s for ``import torch`` alone on the 2-core
+    development machine), a cost every command paid. ``run`` flushes the output streams and
+    logging, runs the exit handlers, then leaves with the command's exit status through
+    ``os._exit``. Python callers use :func:`main` (or ``CliRunner``), which exits normally.
+    Set ``STYLEUNWARP_SLOW_EXIT=1`` to exit the ordinary way.
+    """
+    import atexit
+    import sys
+
+    try:
+        main(args=args, prog_name="styleunwarp")
+        code = 0
+    except SystemExit as exc:
+        if exc.code is None or isinstance(exc.code, int):
+            code = int(exc.code or 0)
+        else:  # a message as exit status: printed, status 1 (as the interpreter does)
+            print(exc.code, file=sys.stderr)
+            code = 1
+    if os.environ.get("STYLEUNWARP_SLOW_EXIT") == "1":
+        sys.exit(code)
+    atexit._run_exitfuncs()
+    logging.shutdown()
+    for stream in (sys.stdout, sys.stderr):
+        try:
+            stream.flush()
+        except (OSError, ValueError):  # a closed pipe: nothing more can be written anyway
+            pass
+    os._exit(code)
