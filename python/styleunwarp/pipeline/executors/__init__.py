@@ -1,6 +1,7 @@
 """Where a batch's pairs run: one small interface, one module per variant.
 
-* :class:`~.local.InProcessExecutor`: one pair after the other in this process (``--workers 1``).
+* :class:`~.local.InProcessExecutor`: one pair after the other in this process (``--threads 1``;
+  with ``--threads auto`` for bUnwarpJ and elastix).
 * :class:`~.threads.ThreadedExecutor`: N pairs at once on threads of this process
   (``--threads N``; ``auto``, the default, is :func:`auto_threads`).
 * :class:`~.dask.DaskExecutor`: one task per pair on a ``dask.distributed`` cluster, either a
