@@ -12,7 +12,7 @@ from click.testing import CliRunner
 
 from styleunwarp.cli import main
 from styleunwarp.io import write_tiff
-from styleunwarp.pipeline.executors import ExecutorError, auto_threads, check_options, make_executor
+from styleunwarp.pipeline.executors import ExecutorError, auto_threads, check_options, make_executor, resolve_threads
 from styleunwarp.pipeline.executors.threads import ThreadedExecutor
 from styleunwarp.synth import make_pair
 from styleunwarp.transform import write_elastic
@@ -60,6 +60,9 @@ def test_finished_without_waiting_yields_only_what_is_done():
 
 def test_thread_options_checked_before_any_work():
     assert auto_threads("native", cores=4) == 4 and auto_threads("bunwarpj", cores=4) == 1 and auto_threads("elastix", cores=4) == 1
+    assert resolve_threads(3, "bunwarpj") == 3 and resolve_threads(None, "bunwarpj") == 1
+    assert resolve_threads(None, "native") == auto_threads("native")
+    assert resolve_threads(None, "native", workers=2) == resolve_threads(None, "native", cluster="local:2") == resolve_threads(None, "native", scheduler="tcp://x:1") == 1
     with pytest.raises(ExecutorError, match="--workers and --threads exclude each other"):
         check_options(workers=2, threads=2)
     with pytest.raises(ExecutorError, match="at least 1"):

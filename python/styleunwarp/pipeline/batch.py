@@ -34,7 +34,7 @@ from typing import Callable
 from ..io import atomic_write_text
 from ..quality import grade
 from ..registration import PIPELINE_DEFAULTS, BUnwarpJParams
-from .executors import auto_threads, check_options, make_executor
+from .executors import check_options, make_executor, resolve_threads
 from .pairing import DEFAULT_CBS_PATTERN, DEFAULT_LOM_PATTERN, PairSpec, Unpaired, find_pairs, read_manifest
 
 log = logging.getLogger(__name__)
@@ -285,8 +285,7 @@ def run_batch(
     """
     from tqdm import tqdm
 
-    if threads is None:
-        threads = 1 if (workers > 1 or cluster or scheduler) else auto_threads(backend)
+    threads = resolve_threads(threads, backend, workers=workers, cluster=cluster, scheduler=scheduler)
     check_options(workers=workers, cluster=cluster, scheduler=scheduler, threads=threads)
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)

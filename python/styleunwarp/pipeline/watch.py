@@ -17,7 +17,7 @@ from pathlib import Path
 from typing import Callable
 
 from .batch import PairJob, _row_from_folder, _write_report, absolute, clean_partials, collect_results, is_done, process_pair, record_lost, write_results
-from .executors import auto_threads, check_options, make_executor
+from .executors import check_options, make_executor, resolve_threads
 from .pairing import DEFAULT_CBS_PATTERN, DEFAULT_LOM_PATTERN, PairSpec, find_pairs
 
 log = logging.getLogger(__name__)
@@ -68,8 +68,7 @@ def watch(
 
     opts = {"model": None, "style": "model", "backend": "bunwarpj", "params": PIPELINE_DEFAULTS, "fiji_dir": None, "prealign": False, "coarse_sigma": None}
     opts.update(pair_options)
-    if threads is None:
-        threads = 1 if (workers > 1 or cluster or scheduler) else auto_threads(opts["backend"])
+    threads = resolve_threads(threads, opts["backend"], workers=workers, cluster=cluster, scheduler=scheduler)
     check_options(workers=workers, cluster=cluster, scheduler=scheduler, threads=threads)
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)

@@ -104,6 +104,15 @@ def auto_threads(backend: str, cores: int | None = None) -> int:
     return (cores or available_cores()) if backend == "native" else 1
 
 
+def resolve_threads(threads: int | None, backend: str, *, workers: int = 1, cluster: str | None = None,
+                    scheduler: str | None = None) -> int:
+    """``threads`` as given; ``None`` (``--threads auto``): :func:`auto_threads` when the pairs run
+    in this process, 1 when worker processes (``workers``, ``cluster``, ``scheduler``) run them."""
+    if threads is not None:
+        return threads
+    return 1 if (workers > 1 or cluster or scheduler) else auto_threads(backend)
+
+
 def check_options(*, workers: int = 1, cluster: str | None = None, scheduler: str | None = None, threads: int = 1) -> None:
     """Raise :class:`ExecutorError` for contradictory or malformed executor options (before any work)."""
     if threads < 1:
@@ -147,4 +156,4 @@ def make_executor(task: Task, *, workers: int = 1, cluster: str | None = None, s
     return InProcessExecutor(task)
 
 
-__all__ = ["Executor", "ExecutorError", "Finished", "auto_threads", "available_cores", "check_options", "make_executor", "parse_cluster", "threads_per_worker"]
+__all__ = ["Executor", "ExecutorError", "Finished", "auto_threads", "available_cores", "check_options", "make_executor", "parse_cluster", "resolve_threads", "threads_per_worker"]
