@@ -125,4 +125,5 @@ def test_never_worse_rule_reads_inverted_contrast_by_the_correlations_magnitude(
     got = tre(out.direct, c.truth, t.shape, t.shape).mean
     assert out.elastic["polarity"] == "inverted" and out.elastic["ncc_start"] > 0, out.elastic
     assert out.elastic["kept"] == "elastic", out.elastic
+    assert "|NCC|" in out.elastic["reason"], out.elastic  # the record says which number it compared
     assert got < 1.0 < start, (got, start)

@@ -85,20 +85,20 @@ def keep_or_undo(target: np.ndarray, moving: np.ndarray, reg: Registration) -> t
         # contrast inverted between the two images (raw images of two detectors): better alignment
         # makes the correlation more negative, so the rule compares its magnitude
         before, after = -before, -after
-        polarity = "inverted"
+        polarity, label = "inverted", "|NCC|"
     else:
-        polarity = "same"
+        polarity, label = "same", "NCC"
     consistency = None if reg.inverse is None else transform_stats(reg.direct, target.shape, target.shape, reg.inverse).consistency_error
     facts = {"ncc_start": before, "ncc_elastic": after, "consistency_px": consistency, "polarity": polarity}
     consistent = consistency is None or consistency <= ELASTIC_MAX_INCONSISTENCY
     if np.isfinite(after) and consistent and (not np.isfinite(before) or after >= before + ELASTIC_MARGIN):
-        facts.update(kept="elastic", reason=f"the elastic result agrees better with the target than its start (NCC {before:.3f} -> {after:.3f})")
+        facts.update(kept="elastic", reason=f"the elastic result agrees better with the target than its start ({label} {before:.3f} -> {after:.3f})")
         return reg.direct, reg.inverse, moved, facts
     n = reg.direct.intervals
     why = (
         f"its direct and inverse transforms disagree by {consistency:.2f} px (> {ELASTIC_MAX_INCONSISTENCY})"
         if not consistent
-        else f"it does not agree clearly better with the target than its start (NCC {before:.3f} -> {after:.3f}, needs +{ELASTIC_MARGIN})"
+        else f"it does not agree clearly better with the target than its start ({label} {before:.3f} -> {after:.3f}, needs +{ELASTIC_MARGIN})"
     )
     facts.update(kept="start", reason=f"elastic result not trusted: {why}; kept the start")
     inverse = None if reg.inverse is None else identity_elastic(reg.inverse.intervals, target.shape)
@@ -131,16 +131,15 @@ def register_representations(
     t0 = time.perf_counter()
     if coarse_result is None:
         coarse_result = coarse_align(coarse, target, source, scale=1.0 if scale_known else None)
-    coarse_res = coarse_result
     coarse_seconds = time.perf_counter() - t0
-    a = coarse_res.chosen.matrix
+    a = coarse_result.chosen.matrix
     moving = warp_source(source, a, target.shape)
     reg = register(target, moving, params, backend=backend, coarse_sigma=coarse_sigma, **(backend_options or {}))
     direct, inverse, moved, elastic = keep_or_undo(target, moving, reg)
     direct = compose_direct(direct, a)
     if inverse is not None:
         inverse = inverse_through(inverse, a, source.shape[:2], target.shape)
-    return ChainOutcome(direct, inverse, moved, coarse_res, reg, elastic, coarse_seconds)
+    return ChainOutcome(direct, inverse, moved, coarse_result, reg, elastic, coarse_seconds)
 
 
 __all__ = [
