@@ -82,6 +82,7 @@ def _blur_ncc(a: np.ndarray, b: np.ndarray, mask: np.ndarray, sigma: float) -> f
 def features(target: np.ndarray, moving: np.ndarray, moved: np.ndarray) -> dict:
     """Similarities of the target with the start and with the elastic result, over the pixels both cover."""
     from styleunwarp.quality import nmi
+    from styleunwarp.structure import gradient_agreement
 
     common = (moving != 0) & (moved != 0)
     f = {}
@@ -89,6 +90,7 @@ def features(target: np.ndarray, moving: np.ndarray, moved: np.ndarray) -> dict:
         f[f"ncc{s}_start"] = _blur_ncc(moving, target, common, s)
         f[f"ncc{s}_elastic"] = _blur_ncc(moved, target, common, s)
     f["nmi_start"], f["nmi_elastic"] = nmi(moving, target, common), nmi(moved, target, common)
+    f["grad_start"], f["grad_elastic"] = gradient_agreement(moving, target, common), gradient_agreement(moved, target, common)
     return f
 
 
@@ -126,7 +128,7 @@ def run_pair(row: dict, out: Path, model: str | None) -> dict:
 
 RULES = {
     "always elastic": lambda r: True,
-    "ncc0 +0.06 (old)": lambda r: r["ncc0_elastic"] >= r["ncc0_start"] + 0.06,
+    "ncc0 +0.06 (the rule before)": lambda r: r["ncc0_elastic"] >= r["ncc0_start"] + 0.06,
     "ncc0 > start": lambda r: r["ncc0_elastic"] > r["ncc0_start"],
     "ncc1 > start": lambda r: r["ncc1_elastic"] > r["ncc1_start"],
     "ncc2 > start": lambda r: r["ncc2_elastic"] > r["ncc2_start"],
@@ -138,6 +140,9 @@ RULES = {
     "ncc4 +0.02": lambda r: r["ncc4_elastic"] >= r["ncc4_start"] + 0.02,
     "ncc4 +0.03": lambda r: r["ncc4_elastic"] >= r["ncc4_start"] + 0.03,
     "nmi > start": lambda r: r["nmi_elastic"] > r["nmi_start"],
+    "gradient agreement > start": lambda r: "grad_start" in r and r["grad_elastic"] > r["grad_start"],
+    "gradient agreement > start + 0.0005 (pipeline, look-alike images)": lambda r: "grad_start" in r and r["grad_elastic"] > r["grad_start"] + 0.0005,
+    "gradient agreement > start + 0.005 (pipeline, raw images)": lambda r: "grad_start" in r and r["grad_elastic"] > r["grad_start"] + 0.005,
     "blur gain > sharp gain": lambda r: (r["ncc2_elastic"] - r["ncc2_start"]) > (r["ncc0_elastic"] - r["ncc0_start"]),
 }
 

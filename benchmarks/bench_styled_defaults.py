@@ -3,8 +3,8 @@
 For each test set the representation and the coarse start of every pair are computed once,
 then the elastic step runs with every configuration (final deformation, coarse sigma,
 divergence/curl weights, mode, image subsampling). Each row records the TRE of the elastic
-result and of its start, and the keep-or-undo facts (NCC before/after, consistency), so the
-margin of :data:`styleunwarp.pipeline.chain.ELASTIC_MARGIN` can be re-judged offline.
+result and of its start, and the keep-or-undo facts (gradient agreement and NCC before/after,
+consistency); the summary applies the pipeline's rule (:func:`styleunwarp.pipeline.chain.trusts`).
 
 Test sets (``--sets``; all made with seeds that neither benchmarks/train_shipped.py, seeds 0-59,
 nor the training of any shipped model used):
@@ -20,7 +20,7 @@ nor the training of any shipped model used):
 
 Writes ``rows.csv`` (one row per set, pair and configuration) and prints a summary per set
 and configuration: good / decent / bad / poor (the tiers of DESIGN.md) and mean TRE, with the
-keep-or-undo rule applied at the current margin.
+keep-or-undo rule of the pipeline applied.
 """
 
 from __future__ import annotations
@@ -121,6 +121,7 @@ def run_pair(test: Path, name: str, configs: list[str], model, backend: str, wri
     from styleunwarp.pipeline.chain import COARSE_SIGMA_FOR_EDGES, ELASTIC_MAX_INCONSISTENCY
     from styleunwarp.pipeline.pair import style_images
     from styleunwarp.quality import ncc, transform_stats, tre
+    from styleunwarp.structure import gradient_agreement
     from styleunwarp.registration import register
     from styleunwarp.transform import identity_elastic, read_transform, warp_image
 
@@ -157,28 +158,33 @@ def run_pair(test: Path, name: str, configs: list[str], model, backend: str, wri
         moved = warp_image(moving, reg.direct, target.shape)
         common = (moving != 0) & (moved != 0)
         before, after = ncc(moving, target, common), ncc(moved, target, common)
+        g_before, g_after = gradient_agreement(moving, target, common), gradient_agreement(moved, target, common)
         cons = None if reg.inverse is None else transform_stats(reg.direct, target.shape, target.shape, reg.inverse).consistency_error
         e = tre(compose_direct(reg.direct, a), truth, target.shape, src_shape)
         row = {"set": set_name, "pair": name, "config": cfg, "tre_elastic": e.mean, "p95_elastic": e.p95,
                "tre_start": tre_start.mean, "p95_start": tre_start.p95, "ncc_start": before, "ncc_elastic": after,
-               "consistency": cons, "consistent": cons is None or cons <= ELASTIC_MAX_INCONSISTENCY, "seconds": secs}
+               "gradient_start": g_before, "gradient_elastic": g_after, "consistency": cons, "consistent": cons is None or cons <= ELASTIC_MAX_INCONSISTENCY, "seconds": secs}
         writer(row)
         print(f"  {set_name:<16} {name:<16} {cfg:<14} start {tre_start.mean:6.2f}  elastic {e.mean:6.2f} (p95 {e.p95:5.2f})  "
               f"NCC {before:.3f}->{after:.3f}  cons {cons if cons is None else round(cons, 2)}  {secs:5.1f} s", flush=True)
 
 
-def kept(row: dict, margin: float) -> tuple[float, float]:
-    """(mean, p95) TRE after the keep-or-undo rule at ``margin``."""
-    ok = bool(row["consistent"]) and float(row["ncc_elastic"]) >= float(row["ncc_start"]) + margin
+def kept(row: dict) -> tuple[float, float]:
+    """(mean, p95) TRE after the pipeline's keep-or-undo rule (rows without gradient columns: the elastic result)."""
+    from styleunwarp.pipeline.chain import trusts
+
+    g0, g1 = row.get("gradient_start"), row.get("gradient_elastic")
+    gain_ok = True if g0 in (None, "") else trusts("alike", float(g0), float(g1))
+    ok = row["consistent"] in (True, "True") and gain_ok
     return (float(row["tre_elastic"]), float(row["p95_elastic"])) if ok else (float(row["tre_start"]), float(row["p95_start"]))
 
 
-def summary(rows: list[dict], margin: float) -> str:
+def summary(rows: list[dict]) -> str:
     lines = [f"{'set':<16} {'config':<14} {'good':>4} {'dec':>4} {'bad':>4} {'poor':>4}  {'mean TRE':>8}  {'elastic-only':>12}  {'s/pair':>6}"]
     for s in dict.fromkeys(r["set"] for r in rows):
         for c in dict.fromkeys(r["config"] for r in rows if r["set"] == s):
             sel = [r for r in rows if r["set"] == s and r["config"] == c]
-            k = [kept(r, margin) for r in sel]
+            k = [kept(r) for r in sel]
             tiers = [tier(m, p) for m, p in k]
             el = np.mean([float(r["tre_elastic"]) for r in sel])
             lines.append(f"{s:<16} {c:<14} {tiers.count('good'):>4} {tiers.count('decent'):>4} {tiers.count('bad'):>4} "
@@ -201,8 +207,6 @@ def main() -> None:
     ap.add_argument("--summary-only", action="store_true", help="only summarise OUT/rows.csv")
     args = ap.parse_args()
 
-    from styleunwarp.pipeline.chain import ELASTIC_MARGIN
-
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
     path = out / "rows.csv"
@@ -211,7 +215,7 @@ def main() -> None:
         unknown = [c for c in configs if c not in CONFIGS]
         if unknown:
             raise SystemExit(f"unknown configs {unknown}; known: {', '.join(CONFIGS)}")
-        fields = ["set", "pair", "config", "tre_elastic", "p95_elastic", "tre_start", "p95_start", "ncc_start", "ncc_elastic", "consistency", "consistent", "seconds"]
+        fields = ["set", "pair", "config", "tre_elastic", "p95_elastic", "tre_start", "p95_start", "ncc_start", "ncc_elastic", "gradient_start", "gradient_elastic", "consistency", "consistent", "seconds"]
         new = not path.exists()
         with path.open("a", newline="") as fh:
             w = csv.DictWriter(fh, fields)
@@ -229,9 +233,9 @@ def main() -> None:
                     run_pair(test, name, configs, args.model, args.backend, writer, spec)
     with path.open() as fh:
         rows = list(csv.DictReader(fh))
-    print(f"\nkeep-or-undo margin {ELASTIC_MARGIN}; 'mean TRE' after keep-or-undo, 'elastic-only' without it; command: "
+    print(f"\n'mean TRE' after the pipeline's keep-or-undo rule, 'elastic-only' without it; command: "
           f"python benchmarks/{Path(__file__).name} {' '.join(sys.argv[1:])}")
-    print(summary(rows, ELASTIC_MARGIN))
+    print(summary(rows))
     print(json.dumps({"rows": len(rows), "csv": str(path)}))
 
 

@@ -110,5 +110,5 @@ def test_register_prints_a_verdict_and_records_coarse_and_elastic_choices(tmp_pa
     assert m["tier"] in ("good", "decent", "bad", "poor") and m["grade_source"] == "grader"
     assert f"verdict: {m['tier'].upper()} (estimated by the grader" in res.output
     assert m["coarse"]["method"] == "auto" and m["coarse"]["candidates"][0]["method"] == "identity"
-    assert m["elastic"]["kept"] in ("elastic", "start") and "ncc_start" in m["elastic"]
+    assert m["elastic"]["kept"] in ("elastic", "start") and m["elastic"]["check"] == "structure" and "gradient_start" in m["elastic"]  # raw images: checked by structure
     assert m["pixel_size_source"] == {"lom": "given", "cbs": "given"}

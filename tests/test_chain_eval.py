@@ -11,7 +11,7 @@ import pytest
 pytest.importorskip("torch")
 
 from styleunwarp.io import read_image, to_gray  # noqa: E402
-from styleunwarp.pipeline.chain import register_representations  # noqa: E402
+from styleunwarp.pipeline.chain import check_for, register_representations  # noqa: E402
 from styleunwarp.quality import tre  # noqa: E402
 from styleunwarp.registration import PIPELINE_DEFAULTS, register  # noqa: E402
 from styleunwarp.style.auto import evaluate  # noqa: E402
@@ -63,8 +63,10 @@ def test_evaluate_runs_the_coarse_step_that_register_runs():
     assert again.coarse_seconds == 0 and again.tres == res.tres  # reused, same result
     (coarse,) = [hit[2] for hit in cache.values()]  # kept for the representation's other backends
     assert not coarse.is_identity and coarse.chosen.method == "similarity"
-    out = register_representations(c.target, c.source, PIPELINE_DEFAULTS, backend="native",
-                                   backend_options={"similarity": "ncc"}, coarse_result=coarse)  # what register_pair runs
+    src, tgt = raw.represent(c.source, c.target)
+    out = register_representations(tgt, src, PIPELINE_DEFAULTS, backend="native",
+                                   backend_options={"similarity": "ncc"}, coarse_result=coarse,
+                                   check=check_for("none"))  # what register_pair runs on raw images
     assert tre(out.direct, c.truth, t.shape, t.shape).mean == pytest.approx(res.tres[0])
 
 

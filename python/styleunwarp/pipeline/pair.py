@@ -26,7 +26,7 @@ from ..registration import PIPELINE_DEFAULTS, BUnwarpJParams, Registration
 from ..transform import read_transform, warp_image, write_elastic
 from .grid import GridMatch, direct_to_original, inverse_to_original, match_pixel_size
 from .overlay import overlay_rgb
-from .chain import default_coarse_sigma, register_representations
+from .chain import check_for, default_coarse_sigma, register_representations
 
 MAX_AREA_RATIO = 16.0
 """LOM and CBS fields of view (in pixels, after pixel-size matching) differing more than this are refused."""
@@ -242,7 +242,8 @@ def register_pair(
     if coarse_sigma is None:
         coarse_sigma = default_coarse_sigma(prep.style_info.get("style_target"))
     chain = register_representations(target, styled, params, backend=backend, backend_options=options, coarse=coarse,
-                                     coarse_sigma=coarse_sigma, scale_known=prep.scale_known)
+                                     coarse_sigma=coarse_sigma, scale_known=prep.scale_known,
+                                     check=check_for(prep.style_info.get("representation")))
     reg, moved, elastic, coarse_res = chain.registration, chain.moved, chain.elastic, chain.coarse
     direct = direct_to_original(chain.direct, prep.grid)
     inverse = None if chain.inverse is None else inverse_to_original(chain.inverse, prep.grid)

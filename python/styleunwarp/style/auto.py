@@ -134,11 +134,12 @@ def evaluate(rep: Representation, chain: Chain, cases: list[Case], params, *, mu
     ``deadline`` (``time.monotonic()``), noting why.
     """
     from ..pipeline.coarse import align as coarse_align
-    from ..pipeline.chain import default_coarse_sigma, register_representations
+    from ..pipeline.chain import check_for, default_coarse_sigma, register_representations
     from ..quality import tre
 
     res = Result(chain)
     sigma = chain.coarse_sigma if chain.coarse_sigma is not None else default_coarse_sigma(rep.kind)
+    check = check_for(rep.kind)
     t0 = time.monotonic()
     for i, c in enumerate(cases):
         if deadline is not None and time.monotonic() > deadline:
@@ -150,12 +151,12 @@ def evaluate(rep: Representation, chain: Chain, cases: list[Case], params, *, mu
             hit = None if coarse_cache is None else coarse_cache.get(key)
             if hit is None or hit[0] is not rep or hit[1] is not c:
                 tc = time.monotonic()
-                hit = (rep, c, coarse_align(coarse, tgt, src, scale=1.0 if c.scale_known else None))
+                hit = (rep, c, coarse_align(coarse, tgt, src, scale=1.0 if c.scale_known else None, check=check))
                 res.coarse_seconds += time.monotonic() - tc
                 if coarse_cache is not None:
                     coarse_cache[key] = hit
             out = register_representations(tgt, src, params, backend=chain.backend, backend_options=chain.backend_options,
-                                           coarse_sigma=sigma, coarse_result=hit[2])
+                                           coarse_sigma=sigma, coarse_result=hit[2], check=check)
             err = tre(out.direct, c.truth, tgt.shape, src.shape[:2]).mean
         except (StyleunwarpError, ValueError, RuntimeError) as exc:
             log.warning("%s on %s failed: %s", chain.label, c.name, exc)

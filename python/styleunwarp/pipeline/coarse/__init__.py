@@ -22,6 +22,9 @@ from .similarity import REFINE_SIZE
 from .types import Candidate
 
 METHODS = ("auto", "none", "similarity", "affine")
+CHECKS = ("alike", "structure")
+"""How a winner is verified: by its NCC alone (``alike``: representations made to look alike), or
+also by local structure (``structure``: raw images of two modalities, :mod:`.confirm`)."""
 
 MARGIN = 0.05
 """NCC a hypothesis must gain over the identity to replace it (absolute)."""
@@ -64,6 +67,8 @@ class CoarseResult:
     search: str = "global"
     """``"near"`` (the near-identity search found a clear peak), ``"global"`` (full circle and
     scales), ``"skipped"`` (the identity could not be beaten) or ``"off"``."""
+    confirmation: dict | None = None
+    """The structure check of the winner (:func:`.confirm.confirm`), when one ran."""
 
     @property
     def is_identity(self) -> bool:
@@ -75,6 +80,7 @@ class CoarseResult:
             "kept": "identity" if self.is_identity else self.chosen.method,
             "reason": self.reason,
             "search": self.search,
+            **({"confirmation": self.confirmation} if self.confirmation else {}),
             "chosen": self.chosen.to_dict(target_shape),
             "candidates": [self.identity.to_dict(target_shape)] + [c.to_dict(target_shape) for c in self.candidates],
         }
@@ -96,7 +102,7 @@ def _beats(c: Candidate, identity: Candidate) -> bool:
 
 
 def align(method: str, target: np.ndarray, source: np.ndarray, *, scale: float | None = None, mirror: bool = False,
-          shortcut: bool = True) -> CoarseResult:
+          shortcut: bool = True, check: str = "alike") -> CoarseResult:
     """Coarse alignment of ``source`` (representation, any size) to ``target`` (representation).
 
     ``method``: ``"auto"`` (= ``"similarity"``), ``"none"``, ``"similarity"`` or ``"affine"``.
@@ -106,10 +112,13 @@ def align(method: str, target: np.ndarray, source: np.ndarray, *, scale: float |
     :data:`UNBEATABLE`; when the identity is credible (at least :data:`MIN_SCORE`) a
     near-identity search runs first and, when its best scores at least :data:`NEAR_CLEAR`,
     stands for the global one (``shortcut=False``: always the global search, the behaviour
-    before the shortcut).
+    before the shortcut). ``check="structure"`` (raw images of two modalities, whose NCC
+    misleads): a winner must also be confirmed by local structure (:mod:`.confirm`).
     """
     if method not in METHODS:
         raise ValueError(f"coarse method must be one of {', '.join(METHODS)}, got {method!r}")
+    if check not in CHECKS:
+        raise ValueError(f"coarse check must be one of {', '.join(CHECKS)}, got {check!r}")
     level = Level.of(target, REFINE_SIZE)
     eye = np.array([[1.0, 0.0, 0.0], [0.0, 1.0, 0.0]])
     ks = max(1.0, level.k)
@@ -149,6 +158,14 @@ def align(method: str, target: np.ndarray, source: np.ndarray, *, scale: float |
         reason = f"no unique winner: the best hypothesis ({best.score:.3f}) leads a different one by only {gap:.3f}"
     else:
         reason = f"{best.method} NCC {best.score:.3f} beats the identity's {id_score:.3f} and every different hypothesis by the margins"
+        if check == "structure":
+            from .confirm import confirm
+
+            ok, facts = confirm(target, source, best)
+            if not ok:
+                return CoarseResult(method, identity, identity, cands, f"{reason}, but {facts['reason']}: identity kept" + _searched(searched),
+                                    searched, facts)
+            return CoarseResult(method, best, identity, cands, f"{reason}; {facts['reason']}" + _searched(searched), searched, facts)
         return CoarseResult(method, best, identity, cands, reason + _searched(searched), searched)
     return CoarseResult(method, identity, identity, cands, reason + _searched(searched), searched)
 
@@ -157,4 +174,4 @@ def _searched(searched: str) -> str:
     return f" (near-identity search: clear peak >= {NEAR_CLEAR}, global search skipped)" if searched == "near" else ""
 
 
-__all__ = ["METHODS", "Candidate", "CoarseResult", "align", "compose_direct", "inverse_through", "warp_source"]
+__all__ = ["CHECKS", "METHODS", "Candidate", "CoarseResult", "align", "compose_direct", "inverse_through", "warp_source"]
