@@ -1,14 +1,13 @@
-"""Verifying steps on raw images of two modalities: the checks for look-alike images vs structure checks.
+"""Verifying steps on raw images of two modalities: the margin for look-alike images vs the one for raw images.
 
 Chains that compare the raw images (representation ``none``: elastix MI, native NMI) run
-the pipeline's coarse step and never-worse rule (``pipeline.chain.register_representations``)
-once with the checks made for representations that look alike (``check="alike"``: the coarse
-winner by NCC alone, the elastic result kept on any gain of gradient agreement) and once with
-the structure checks (``check="structure"``, what ``register`` uses on raw images: the coarse
-winner also confirmed by MIND-SSC agreement far above chance, the elastic result kept on a gain
-of gradient agreement above 0.005; ``styleunwarp.structure``). Rows labelled ``ncc`` in an
-output folder come from the rule before both (coarse winner by NCC, elastic result kept on an
-NCC gain of 0.06). Cases are the real aligned pairs of
+the pipeline's coarse step (winner confirmed by MIND-SSC agreement far above chance,
+``coarse.confirm``) and never-worse rule (``pipeline.chain.register_representations``) once
+with the gradient-agreement margin for representations that look alike (``check="alike"``)
+and once with the one for raw images (``check="structure"``, what ``register`` uses on raw
+images; ``styleunwarp.structure``). Rows labelled ``ncc`` in an output folder come from the
+rules of earlier versions (coarse winner by NCC alone, elastic result kept on an NCC gain of 0.06),
+rows labelled ``structure`` written before the coarse confirmation applied to every chain are the same as now. Cases are the real aligned pairs of
 ``bench_representations.load_dataset`` deformed by known smooth deformations
 (``style.heldout``: one near-identity and one misaligned case per pair, 256 px crops).
 

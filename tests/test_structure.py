@@ -1,5 +1,5 @@
-"""Structure checks for raw images of two modalities (styleunwarp.structure, coarse.confirm,
-the never-worse rule with check="structure"), on real arrays and the real chain."""
+"""Structure checks (styleunwarp.structure): coarse winners confirmed by MIND agreement
+(coarse.confirm), the never-worse rule on gradient agreement, on real arrays and the real chain."""
 
 from __future__ import annotations
 
@@ -60,9 +60,9 @@ def _shaded_pair(offset=(36, 28)):
 
 def test_coarse_winner_on_raw_images_needs_the_structure_to_agree():
     source, target = _shaded_pair()
-    by_ncc = align("auto", target, source, scale=1.0)
-    assert not by_ncc.is_identity  # the NCC of raw intensities follows the light
-    checked = align("auto", target, source, scale=1.0, check="structure")
+    by_ncc = align("auto", target, source, scale=1.0, confirm_structure=False)
+    assert not by_ncc.is_identity and by_ncc.confirmation is None  # the NCC of raw intensities follows the light
+    checked = align("auto", target, source, scale=1.0)
     assert checked.is_identity and "structure disagrees" in checked.reason, checked.reason
     assert checked.confirmation["mind_identity"] > checked.confirmation["mind_winner"]
     assert checked.to_dict(target.shape)["confirmation"]["z"] == checked.confirmation["z"]
@@ -71,7 +71,7 @@ def test_coarse_winner_on_raw_images_needs_the_structure_to_agree():
 def test_coarse_winner_confirmed_when_structure_agrees():
     t = _texture((224, 224), seed=4, sigma=1.5)
     source = np.roll(255.0 * (t / 255.0) ** 2, (30, -24), axis=(0, 1)).astype(np.float32)  # another grey mapping, shifted
-    res = align("auto", t, source, scale=1.0, check="structure")
+    res = align("auto", t, source, scale=1.0)
     assert not res.is_identity and res.confirmation["z"] >= 5, (res.reason, res.confirmation)
     assert np.allclose(res.chosen.matrix[:, 2], [-24, 30], atol=1.0), res.chosen.matrix
 

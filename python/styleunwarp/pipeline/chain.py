@@ -20,7 +20,7 @@ from ..quality import ncc, transform_stats
 from ..structure import gradient_agreement
 from ..registration import BUnwarpJParams, Registration, register
 from ..transform import ElasticTransform, identity_elastic, warp_image
-from .coarse import CHECKS, CoarseResult, compose_direct, inverse_through, warp_source
+from .coarse import CoarseResult, compose_direct, inverse_through, warp_source
 from .coarse import align as coarse_align
 
 COARSE_SIGMA_FOR_EDGES = 0.0
@@ -30,6 +30,10 @@ Measured (docs/study-table.md, ``benchmarks/bench_styled_defaults.py``): behind 
 alignment step, one pass is more accurate than a 3 px blurred pass first, on the tuning sets
 (varied LOM looks) and held out (real-CBS renderings), and twice as fast. The two-pass
 registration (``--coarse-sigma``) was needed before the coarse step existed."""
+
+CHECKS = ("alike", "structure")
+"""How an elastic result is verified (:func:`check_for`): ``alike`` for representations made to
+look alike, ``structure`` for raw images of two modalities."""
 
 GRADIENT_MARGIN = {"alike": 0.0005, "structure": 0.005}
 """Gradient agreement (:func:`styleunwarp.structure.gradient_agreement`) an elastic result must
@@ -153,14 +157,14 @@ def register_representations(
     pass (0: off). ``backend_options`` are the backend's keyword arguments (e.g.
     ``fiji_dir``, ``similarity``). ``coarse_result``: the coarse alignment of these same two
     images, already computed (it does not depend on the backend: ``train --target auto``
-    reuses it across the backends of one representation). ``check``: how the coarse winner
-    and the elastic result are verified, ``"alike"`` for representations made to look alike,
+    reuses it across the backends of one representation). ``check``: how the elastic result
+    is verified (:func:`keep_or_undo`), ``"alike"`` for representations made to look alike,
     ``"structure"`` for raw images of two modalities (:func:`check_for`). The result's
     transforms refer to ``source``'s grid.
     """
     t0 = time.perf_counter()
     if coarse_result is None:
-        coarse_result = coarse_align(coarse, target, source, scale=1.0 if scale_known else None, check=check)
+        coarse_result = coarse_align(coarse, target, source, scale=1.0 if scale_known else None)
     coarse_seconds = time.perf_counter() - t0
     a = coarse_result.chosen.matrix
     moving = warp_source(source, a, target.shape)
@@ -173,6 +177,7 @@ def register_representations(
 
 
 __all__ = [
+    "CHECKS",
     "COARSE_SIGMA_FOR_EDGES",
     "ELASTIC_MAX_INCONSISTENCY",
     "GRADIENT_MARGIN",

@@ -22,9 +22,6 @@ from .similarity import REFINE_SIZE
 from .types import Candidate
 
 METHODS = ("auto", "none", "similarity", "affine")
-CHECKS = ("alike", "structure")
-"""How a winner is verified: by its NCC alone (``alike``: representations made to look alike), or
-also by local structure (``structure``: raw images of two modalities, :mod:`.confirm`)."""
 
 MARGIN = 0.05
 """NCC a hypothesis must gain over the identity to replace it (absolute)."""
@@ -102,7 +99,7 @@ def _beats(c: Candidate, identity: Candidate) -> bool:
 
 
 def align(method: str, target: np.ndarray, source: np.ndarray, *, scale: float | None = None, mirror: bool = False,
-          shortcut: bool = True, check: str = "alike") -> CoarseResult:
+          shortcut: bool = True, confirm_structure: bool = True) -> CoarseResult:
     """Coarse alignment of ``source`` (representation, any size) to ``target`` (representation).
 
     ``method``: ``"auto"`` (= ``"similarity"``), ``"none"``, ``"similarity"`` or ``"affine"``.
@@ -112,13 +109,12 @@ def align(method: str, target: np.ndarray, source: np.ndarray, *, scale: float |
     :data:`UNBEATABLE`; when the identity is credible (at least :data:`MIN_SCORE`) a
     near-identity search runs first and, when its best scores at least :data:`NEAR_CLEAR`,
     stands for the global one (``shortcut=False``: always the global search, the behaviour
-    before the shortcut). ``check="structure"`` (raw images of two modalities, whose NCC
-    misleads): a winner must also be confirmed by local structure (:mod:`.confirm`).
+    before the shortcut). With ``confirm_structure`` (default) a winner must also be confirmed
+    by local structure (:mod:`.confirm`: MIND-SSC agreement above the identity's and far above
+    chance); ``False`` gives the NCC-only choice of earlier versions.
     """
     if method not in METHODS:
         raise ValueError(f"coarse method must be one of {', '.join(METHODS)}, got {method!r}")
-    if check not in CHECKS:
-        raise ValueError(f"coarse check must be one of {', '.join(CHECKS)}, got {check!r}")
     level = Level.of(target, REFINE_SIZE)
     eye = np.array([[1.0, 0.0, 0.0], [0.0, 1.0, 0.0]])
     ks = max(1.0, level.k)
@@ -158,7 +154,7 @@ def align(method: str, target: np.ndarray, source: np.ndarray, *, scale: float |
         reason = f"no unique winner: the best hypothesis ({best.score:.3f}) leads a different one by only {gap:.3f}"
     else:
         reason = f"{best.method} NCC {best.score:.3f} beats the identity's {id_score:.3f} and every different hypothesis by the margins"
-        if check == "structure":
+        if confirm_structure:
             from .confirm import confirm
 
             ok, facts = confirm(target, source, best)
@@ -174,4 +170,4 @@ def _searched(searched: str) -> str:
     return f" (near-identity search: clear peak >= {NEAR_CLEAR}, global search skipped)" if searched == "near" else ""
 
 
-__all__ = ["CHECKS", "METHODS", "Candidate", "CoarseResult", "align", "compose_direct", "inverse_through", "warp_source"]
+__all__ = ["METHODS", "Candidate", "CoarseResult", "align", "compose_direct", "inverse_through", "warp_source"]

@@ -1,14 +1,17 @@
-"""A second opinion on a coarse winner, by local structure: for raw images of two modalities.
+"""A second opinion on a coarse winner, by local structure.
 
-The coarse search ranks hypotheses by the NCC of the two images, which is right for
-representations made to look alike and unreliable for raw images of two detectors (see
-:mod:`styleunwarp.structure`). When the chain compares raw images, a hypothesis that beat the
-identity by NCC replaces it only if the MIND-SSC descriptors agree too: better than at the
-identity, and far above chance (:data:`Z_MIN` standard deviations of the agreement at large
-shifts). Measured on deformed held-out crops (``benchmarks/bench_raw_checks.py``): a false
-match on a CLEM pair reached z = 3.3, one on steel agreed worse than the identity, three
-imprecise winners on near-aligned shale pairs agreed worse than the identity; every right
-winner on shale reached z >= 7.
+The coarse search ranks hypotheses by the NCC of the two images, which a false match can win:
+on raw images of two detectors (see :mod:`styleunwarp.structure`), and on a representation that
+does not fit the modality (the shipped steel model on CLEM). A hypothesis that beat the
+identity by NCC replaces it only if the MIND-SSC descriptors of the two images agree too:
+better than at the identity, and far above chance (:data:`Z_MIN` standard deviations of the
+agreement at large shifts). Measured (docs/coarse.md): on raw images
+(``benchmarks/bench_raw_checks.py``) a false match on a CLEM pair reached z = 3.3, one on steel
+agreed worse than the identity, three imprecise winners on near-aligned shale pairs agreed
+worse than the identity, every right winner on shale reached z >= 7; on the shipped model's
+representations, a false match on CLEM (14 px -> 784 px) reached z = 2.2 and agreed worse than
+the identity, while the right winners on 8 as-delivered steel pairs (z 12-25) and 4 shale pairs
+(z 6.4-12.6) were all confirmed.
 """
 
 from __future__ import annotations
