@@ -123,3 +123,16 @@ def test_raw_shale_pair_near_identity_is_not_made_worse():
     out = register_representations(t, s, PIPELINE_DEFAULTS, backend="native", backend_options={"similarity": "nmi"}, check="structure")
     got = tre(out.direct, d.truth, t.shape).mean
     assert got <= start + 0.1, (got, start, out.coarse.reason, out.elastic)
+
+
+def test_raw_images_of_reversed_contrast_are_aligned_coarsely_by_either_polarity():
+    t = _texture((224, 224), seed=4, sigma=1.5)
+    source = np.roll(255.0 - t, (30, -24), axis=(0, 1)).astype(np.float32)  # another detector: reversed, shifted
+    same = align("auto", t, source, scale=1.0)
+    assert same.is_identity  # positive NCC finds nothing credible
+    either = align("auto", t, source, scale=1.0, polarity="either")
+    assert not either.is_identity and either.chosen.extra.get("inverted") is True, either.reason
+    assert "grey scale reversed" in either.reason and either.confirmation["z"] >= 5
+    assert np.allclose(either.chosen.matrix[:, 2], [-24, 30], atol=1.0), either.chosen.matrix
+    with pytest.raises(ValueError, match="polarity"):
+        align("auto", t, source, polarity="inverted")

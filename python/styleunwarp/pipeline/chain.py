@@ -78,6 +78,16 @@ def check_for(representation: str | None) -> str:
     return "structure" if representation in (None, "none") else "alike"
 
 
+def coarse_alignment(method: str, target: np.ndarray, source: np.ndarray, *, scale_known: bool = False) -> CoarseResult:
+    """The coarse step of the chain (:func:`.coarse.align`), the scale fixed at 1 when ``scale_known``.
+
+    Hypotheses of the source's own polarity only: searching the reversed grey scale too
+    (``polarity="either"``) changed no coarse result on the raw CLEM, steel and shale cases of
+    ``benchmarks/bench_raw_checks.py`` (CLEM's reversed matches were not unique peaks) and
+    doubles the search, so it stays off (docs/coarse.md)."""
+    return coarse_align(method, target, source, scale=1.0 if scale_known else None)
+
+
 def default_coarse_sigma(kind: str | None) -> float:
     """The blurred first pass a representation gets when nobody chose one: :data:`COARSE_SIGMA_FOR_EDGES` for boundary maps, else off."""
     return COARSE_SIGMA_FOR_EDGES if kind == "edges" else 0.0
@@ -164,7 +174,7 @@ def register_representations(
     """
     t0 = time.perf_counter()
     if coarse_result is None:
-        coarse_result = coarse_align(coarse, target, source, scale=1.0 if scale_known else None)
+        coarse_result = coarse_alignment(coarse, target, source, scale_known=scale_known)
     coarse_seconds = time.perf_counter() - t0
     a = coarse_result.chosen.matrix
     moving = warp_source(source, a, target.shape)
@@ -183,6 +193,7 @@ __all__ = [
     "GRADIENT_MARGIN",
     "ChainOutcome",
     "check_for",
+    "coarse_alignment",
     "trusts",
     "default_coarse_sigma",
     "keep_or_undo",

@@ -133,8 +133,7 @@ def evaluate(rep: Representation, chain: Chain, cases: list[Case], params, *, mu
     Stops early when the count of cases within 5 px can no longer reach ``must_reach``, or at
     ``deadline`` (``time.monotonic()``), noting why.
     """
-    from ..pipeline.coarse import align as coarse_align
-    from ..pipeline.chain import check_for, default_coarse_sigma, register_representations
+    from ..pipeline.chain import check_for, coarse_alignment, default_coarse_sigma, register_representations
     from ..quality import tre
 
     res = Result(chain)
@@ -151,7 +150,7 @@ def evaluate(rep: Representation, chain: Chain, cases: list[Case], params, *, mu
             hit = None if coarse_cache is None else coarse_cache.get(key)
             if hit is None or hit[0] is not rep or hit[1] is not c:
                 tc = time.monotonic()
-                hit = (rep, c, coarse_align(coarse, tgt, src, scale=1.0 if c.scale_known else None))
+                hit = (rep, c, coarse_alignment(coarse, tgt, src, scale_known=c.scale_known))
                 res.coarse_seconds += time.monotonic() - tc
                 if coarse_cache is not None:
                     coarse_cache[key] = hit

@@ -12,7 +12,7 @@ matching) and keeps it unless another hypothesis beats it by :data:`MARGIN`, rea
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 import numpy as np
 
@@ -98,8 +98,34 @@ def _beats(c: Candidate, identity: Candidate) -> bool:
     return bool(np.isfinite(c.score) and c.score >= MIN_SCORE and c.score - base >= max(MARGIN, MARGIN_RELATIVE * abs(base)))
 
 
+def inverted(image: np.ndarray) -> np.ndarray:
+    """``image`` with its grey scale reversed (same range): the other polarity of a detector."""
+    a = np.asarray(image, np.float32)
+    return (float(a.max()) + float(a.min()) - a).astype(np.float32)
+
+
+def _hypotheses(method: str, target: np.ndarray, source: np.ndarray, scale: float | None, mirror: bool,
+                near_first: bool) -> tuple[list[Candidate], str]:
+    """The method's hypotheses, best first, and which search gave them (``"near"`` or ``"global"``)."""
+    near: list[Candidate] = []
+    if near_first:
+        from .similarity import search_near
+
+        near = search_near(target, source, scale=scale)
+    clear = bool(near) and near[0].score >= NEAR_CLEAR
+    if method == "affine":
+        from .affine import search_affine
+
+        return search_affine(target, source, scale=scale, mirror=mirror, similarity=near if clear else None), "near" if clear else "global"
+    if clear:
+        return near, "near"
+    from .similarity import search
+
+    return search(target, source, scale=scale, mirror=mirror), "global"
+
+
 def align(method: str, target: np.ndarray, source: np.ndarray, *, scale: float | None = None, mirror: bool = False,
-          shortcut: bool = True, confirm_structure: bool = True) -> CoarseResult:
+          shortcut: bool = True, confirm_structure: bool = True, polarity: str = "same") -> CoarseResult:
     """Coarse alignment of ``source`` (representation, any size) to ``target`` (representation).
 
     ``method``: ``"auto"`` (= ``"similarity"``), ``"none"``, ``"similarity"`` or ``"affine"``.
@@ -111,38 +137,36 @@ def align(method: str, target: np.ndarray, source: np.ndarray, *, scale: float |
     stands for the global one (``shortcut=False``: always the global search, the behaviour
     before the shortcut). With ``confirm_structure`` (default) a winner must also be confirmed
     by local structure (:mod:`.confirm`: MIND-SSC agreement above the identity's and far above
-    chance); ``False`` gives the NCC-only choice of earlier versions.
+    chance); ``False`` gives the NCC-only choice of earlier versions. ``polarity="either"``
+    (raw images of two detectors, whose contrast may be reversed) also searches the source with
+    its grey scale reversed (:func:`inverted`; such candidates say ``inverted``), the identity
+    scoring its better polarity.
     """
+    if polarity not in ("same", "either"):
+        raise ValueError(f"polarity must be 'same' or 'either', got {polarity!r}")
     if method not in METHODS:
         raise ValueError(f"coarse method must be one of {', '.join(METHODS)}, got {method!r}")
     level = Level.of(target, REFINE_SIZE)
     eye = np.array([[1.0, 0.0, 0.0], [0.0, 1.0, 0.0]])
     ks = max(1.0, level.k)
-    src = reduce(source, ks, (max(8, int(round(source.shape[0] / ks))), max(8, int(round(source.shape[1] / ks)))), level.blur)
-    id_ncc, id_overlap = level.score(src, eye, ks)
-    id_score = weighted(id_ncc, id_overlap)
+    sources = [(source, False)] + ([(inverted(source), True)] if polarity == "either" else [])
+    id_scores = []
+    for img, _ in sources:
+        src = reduce(img, ks, (max(8, int(round(img.shape[0] / ks))), max(8, int(round(img.shape[1] / ks)))), level.blur)
+        id_scores.append(weighted(*level.score(src, eye, ks)))
+    id_score = max(id_scores, key=lambda v: v if np.isfinite(v) else -np.inf)
     identity = Candidate.from_matrix("identity", eye, id_score)
     if method == "none":
         return CoarseResult("none", identity, identity, [], "coarse alignment off", "off")
     if shortcut and id_score > UNBEATABLE:
         return CoarseResult(method, identity, identity, [], f"the identity scores {id_score:.3f}: no hypothesis can beat it by the margins (search skipped)", "skipped")
-    near: list[Candidate] = []
-    if shortcut and id_score >= MIN_SCORE:
-        from .similarity import search_near
-
-        near = search_near(target, source, scale=scale)
-    clear = bool(near) and near[0].score >= NEAR_CLEAR
-    searched = "near" if clear else "global"
-    if method == "affine":
-        from .affine import search_affine
-
-        cands = search_affine(target, source, scale=scale, mirror=mirror, similarity=near if clear else None)
-    elif clear:
-        cands = near
-    else:
-        from .similarity import search
-
-        cands = search(target, source, scale=scale, mirror=mirror)
+    cands, searches = [], []
+    for (img, inv), own_id_score in zip(sources, id_scores):
+        found, how = _hypotheses(method, target, img, scale, mirror, shortcut and own_id_score >= MIN_SCORE)
+        cands += [replace(c, extra={**c.extra, "inverted": True}) for c in found] if inv else found
+        searches.append(how)
+    cands.sort(key=lambda c: -c.score if np.isfinite(c.score) else np.inf)
+    searched = "near" if all(h == "near" for h in searches) else "global"
     best = cands[0] if cands else None
     if best is None:
         return CoarseResult(method, identity, identity, cands, "no hypothesis could be scored", searched)
@@ -154,6 +178,8 @@ def align(method: str, target: np.ndarray, source: np.ndarray, *, scale: float |
         reason = f"no unique winner: the best hypothesis ({best.score:.3f}) leads a different one by only {gap:.3f}"
     else:
         reason = f"{best.method} NCC {best.score:.3f} beats the identity's {id_score:.3f} and every different hypothesis by the margins"
+        if best.extra.get("inverted"):
+            reason = f"{best.method} NCC {best.score:.3f} with the source's grey scale reversed beats the identity's {id_score:.3f} and every different hypothesis by the margins"
         if confirm_structure:
             from .confirm import confirm
 
@@ -170,4 +196,4 @@ def _searched(searched: str) -> str:
     return f" (near-identity search: clear peak >= {NEAR_CLEAR}, global search skipped)" if searched == "near" else ""
 
 
-__all__ = ["METHODS", "Candidate", "CoarseResult", "align", "compose_direct", "inverse_through", "warp_source"]
+__all__ = ["METHODS", "Candidate", "CoarseResult", "align", "inverted", "compose_direct", "inverse_through", "warp_source"]
