@@ -171,10 +171,10 @@ def run_pair(test: Path, name: str, configs: list[str], model, backend: str, wri
 
 def kept(row: dict) -> tuple[float, float]:
     """(mean, p95) TRE after the pipeline's keep-or-undo rule (rows without gradient columns: the elastic result)."""
-    from styleunwarp.pipeline.chain import trusts
+    from styleunwarp.pipeline.chain import GRADIENT_MARGIN, trusts
 
     g0, g1 = row.get("gradient_start"), row.get("gradient_elastic")
-    gain_ok = True if g0 in (None, "") else trusts("alike", float(g0), float(g1))
+    gain_ok = True if g0 in (None, "") else trusts(float(g0), float(g1), GRADIENT_MARGIN["alike"])
     ok = row["consistent"] in (True, "True") and gain_ok
     return (float(row["tre_elastic"]), float(row["p95_elastic"])) if ok else (float(row["tre_start"]), float(row["p95_start"]))
 

@@ -13,7 +13,7 @@ from styleunwarp.pipeline.chain import GRADIENT_MARGIN, check_for, keep_or_undo,
 from styleunwarp.pipeline.coarse import align
 from styleunwarp.quality import tre
 from styleunwarp.registration import PIPELINE_DEFAULTS, Registration
-from styleunwarp.structure import chance, gradient_agreement, mind_agreement
+from styleunwarp.structure import chance, gradient_agreement, gradient_chance, mind_agreement
 from styleunwarp.synth.deform import random_deformation
 from styleunwarp.transform import ElasticTransform, identity_elastic
 
@@ -136,3 +136,28 @@ def test_raw_images_of_reversed_contrast_are_aligned_coarsely_by_either_polarity
     assert np.allclose(either.chosen.matrix[:, 2], [-24, 30], atol=1.0), either.chosen.matrix
     with pytest.raises(ValueError, match="polarity"):
         align("auto", t, source, polarity="inverted")
+
+
+def test_gradient_gain_on_raw_images_is_judged_against_its_chance_spread():
+    """Few edges (a smooth fluorescence-like image): the agreement varies a lot between unrelated
+    views, so a gain above the fixed margin but within that spread does not keep a result."""
+    from styleunwarp.pipeline.chain import GRADIENT_CHANCE_SDS
+
+    busy = _texture((160, 160), seed=7, sigma=1.0)
+    blobs = _texture((160, 160), seed=8, sigma=12.0)  # smooth: few, wide edges
+    mu_b, sd_b = gradient_chance(busy, (255.0 - busy))
+    mu_s, sd_s = gradient_chance(blobs, blobs ** 1.5)
+    assert sd_s > 2 * sd_b, (sd_b, sd_s)
+    from styleunwarp.style.heldout import deform_source
+
+    t = blobs
+    d = random_deformation(np.random.default_rng(2), t.shape, rotation_deg=(0.5, 0.5), shift_px=(2.0, 2.0), elastic_px=(0.5, 0.5))
+    moving = deform_source(t.max() - t, d)
+    _, _, _, facts = keep_or_undo(t, moving, _registration(d.truth, t.shape), "structure")
+    from styleunwarp.transform import warp_image
+
+    spread = gradient_chance(moving, t, (moving != 0) & (warp_image(moving, d.truth, t.shape) != 0))[1]
+    assert facts["gradient_margin"] == pytest.approx(max(GRADIENT_MARGIN["structure"], GRADIENT_CHANCE_SDS * spread))
+    assert facts["gradient_margin"] > GRADIENT_MARGIN["structure"]  # the spread decides here
+    gain = facts["gradient_elastic"] - facts["gradient_start"]
+    assert (facts["kept"] == "elastic") == (gain > facts["gradient_margin"]), facts
