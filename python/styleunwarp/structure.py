@@ -26,6 +26,8 @@ from __future__ import annotations
 import numpy as np
 from scipy import ndimage
 
+from .quality import ncc
+
 ANALYSIS_SIDE = 512
 """Images are block-averaged to at most this many pixels a side before MIND descriptors are
 computed (every measurement of docs/coarse.md was on images of at most 512 px, unreduced; a
@@ -60,13 +62,6 @@ def _inner(mask: np.ndarray, factor: int, margin: int = 4) -> np.ndarray:
     return ndimage.binary_erosion(m, iterations=margin) if margin > 0 else m
 
 
-def _ncc(x: np.ndarray, y: np.ndarray) -> float:
-    x, y = np.asarray(x, np.float64).ravel(), np.asarray(y, np.float64).ravel()
-    if x.size < 16 or x.std() == 0 or y.std() == 0:
-        return float("nan")
-    return float(np.corrcoef(x, y)[0, 1])
-
-
 def mind_agreement(a: np.ndarray, b: np.ndarray, mask: np.ndarray | None = None, factor: int | None = None) -> float:
     """NCC of the MIND-SSC descriptors of ``a`` and ``b`` (same shape) over ``mask`` (eroded 4 px).
 
@@ -86,25 +81,33 @@ def chance(a: np.ndarray, b: np.ndarray, mask: np.ndarray | None = None, factor:
 
 
 def agreement_and_chance(a: np.ndarray, b: np.ndarray, mask: np.ndarray | None = None, factor: int | None = None,
-                         with_chance: bool = True) -> tuple[float, float, float]:
-    """``(mind_agreement, chance mean, chance sd)`` from one computation of the descriptors."""
+                         with_chance: bool = True, b_descriptors: np.ndarray | None = None) -> tuple[float, float, float]:
+    """``(mind_agreement, chance mean, chance sd)`` from one computation of the descriptors;
+    ``b_descriptors``: ``descriptors(b, factor)`` when the caller already has them."""
     f = analysis_factor(a.shape) if factor is None else factor
     m = _inner(np.ones(a.shape[:2], bool) if mask is None else mask, f)
     if m.sum() < 16:
         return float("nan"), float("nan"), float("nan")
-    da, db = descriptors(a, f), descriptors(b, f)
-    value = _ncc(da[:, m], db[:, m])
+    da = descriptors(a, f)
+    db = descriptors(b, f) if b_descriptors is None else b_descriptors
+    value = ncc(da[:, m], db[:, m])
     if not with_chance:
         return value, float("nan"), float("nan")
+    return (value, *_chance(m, lambda sa, sb, both: ncc(da[(slice(None), *sa)][:, both], db[(slice(None), *sb)][:, both])))
+
+
+def _chance(m: np.ndarray, score) -> tuple[float, float]:
+    """Mean and standard deviation of ``score(slices of a, slices of b, mask)`` over the
+    :data:`CHANCE_SHIFTS` that leave at least 16 pixels of ``m`` in both (NaN with fewer than 4)."""
     values = []
     for sa, sb in _shifts(m.shape):
         both = m[sa] & m[sb]
         if both.sum() >= 16:
-            values.append(_ncc(da[(slice(None), *sa)][:, both], db[(slice(None), *sb)][:, both]))
+            values.append(score(sa, sb, both))
     v = np.asarray([x for x in values if np.isfinite(x)])
     if v.size < 4:
-        return value, float("nan"), float("nan")
-    return value, float(v.mean()), float(v.std())
+        return float("nan"), float("nan")
+    return float(v.mean()), float(v.std())
 
 
 def _gradients(image: np.ndarray, sigma: float) -> tuple[np.ndarray, np.ndarray]:
@@ -132,6 +135,10 @@ def _shifts(shape: tuple[int, int]):
                    (slice(max(0, -dy), h + min(0, -dy)), slice(max(0, -dx), w + min(0, -dx))))
 
 
+def _inner_gradient_mask(mask: np.ndarray | None, shape: tuple[int, int]) -> np.ndarray:
+    return ndimage.binary_erosion(np.ones(shape[:2], bool) if mask is None else mask, iterations=3)
+
+
 def gradient_agreement(a: np.ndarray, b: np.ndarray, mask: np.ndarray | None = None, sigma: float = 1.0) -> float:
     """Normalised gradient field agreement of ``a`` and ``b`` over ``mask`` (eroded 3 px).
 
@@ -142,7 +149,7 @@ def gradient_agreement(a: np.ndarray, b: np.ndarray, mask: np.ndarray | None = N
     directions: mean squared cosine 1/2), so gains, not levels, carry the information. NaN when
     fewer than 16 pixels are left.
     """
-    m = ndimage.binary_erosion(np.ones(a.shape[:2], bool) if mask is None else mask, iterations=3)
+    m = _inner_gradient_mask(mask, a.shape)
     if m.sum() < 16:
         return float("nan")
     return _ngf(_gradients(a, sigma), _gradients(b, sigma), m)
@@ -153,17 +160,24 @@ def gradient_chance(a: np.ndarray, b: np.ndarray, mask: np.ndarray | None = None
     against each other by :data:`CHANCE_SHIFTS` of their size in 8 directions: how much the
     measure varies between unrelated views of these two images. Images with few edges (a
     fluorescence channel) vary much more than busy ones, so a gain must be judged against it."""
-    m = ndimage.binary_erosion(np.ones(a.shape[:2], bool) if mask is None else mask, iterations=3)
-    ga, gb = _gradients(a, sigma), _gradients(b, sigma)
-    values = []
-    for sa, sb in _shifts(m.shape):
-        both = m[sa] & m[sb]
-        if both.sum() >= 16:
-            values.append(_ngf((ga[0][sa], ga[1][sa]), (gb[0][sb], gb[1][sb]), both))
-    v = np.asarray([x for x in values if np.isfinite(x)])
-    if v.size < 4:
-        return float("nan"), float("nan")
-    return float(v.mean()), float(v.std())
+    return _gradient_chance(_gradients(a, sigma), _gradients(b, sigma), _inner_gradient_mask(mask, a.shape))
 
 
-__all__ = ["ANALYSIS_SIDE", "CHANCE_SHIFTS", "agreement_and_chance", "analysis_factor", "chance", "descriptors", "gradient_agreement", "gradient_chance", "mind_agreement"]
+def _gradient_chance(ga, gb, m: np.ndarray) -> tuple[float, float]:
+    return _chance(m, lambda sa, sb, both: _ngf((ga[0][sa], ga[1][sa]), (gb[0][sb], gb[1][sb]), both))
+
+
+def gradient_gain(start: np.ndarray, result: np.ndarray, target: np.ndarray, mask: np.ndarray | None = None,
+                  sigma: float = 1.0, with_spread: bool = False) -> tuple[float, float, float]:
+    """``(gradient_agreement(start, target), gradient_agreement(result, target), spread)`` with
+    each image's gradients computed once; ``spread`` is :func:`gradient_chance`'s standard
+    deviation of ``start`` against ``target`` (NaN unless ``with_spread``)."""
+    m = _inner_gradient_mask(mask, target.shape)
+    if m.sum() < 16:
+        return float("nan"), float("nan"), float("nan")
+    gs, gt = _gradients(start, sigma), _gradients(target, sigma)
+    before, after = _ngf(gs, gt, m), _ngf(_gradients(result, sigma), gt, m)
+    return before, after, _gradient_chance(gs, gt, m)[1] if with_spread else float("nan")
+
+
+__all__ = ["ANALYSIS_SIDE", "CHANCE_SHIFTS", "agreement_and_chance", "analysis_factor", "chance", "descriptors", "gradient_agreement", "gradient_chance", "gradient_gain", "mind_agreement"]

@@ -17,7 +17,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from ..quality import ncc, transform_stats
-from ..structure import gradient_agreement, gradient_chance
+from ..structure import gradient_gain
 from ..registration import BUnwarpJParams, Registration, register
 from ..transform import ElasticTransform, identity_elastic, warp_image
 from .coarse import CoarseResult, compose_direct, inverse_through, warp_source
@@ -129,7 +129,7 @@ def keep_or_undo(target: np.ndarray, moving: np.ndarray, reg: Registration, chec
         raise ValueError(f"check must be one of {', '.join(CHECKS)}, got {check!r}")
     moved = warp_image(moving, reg.direct, target.shape)
     common = (moving != 0) & (moved != 0)
-    before, after = gradient_agreement(moving, target, common), gradient_agreement(moved, target, common)
+    before, after, spread = gradient_gain(moving, moved, target, common, with_spread=check == "structure")
     ncc_before, ncc_after = ncc(moving, target, common), ncc(moved, target, common)
     polarity = "same"
     if np.isfinite(ncc_before) and np.isfinite(ncc_after) and ncc_before < 0 and ncc_after < 0:
@@ -138,9 +138,8 @@ def keep_or_undo(target: np.ndarray, moving: np.ndarray, reg: Registration, chec
         ncc_before, ncc_after, polarity = -ncc_before, -ncc_after, "inverted"
     consistency = None if reg.inverse is None else transform_stats(reg.direct, target.shape, target.shape, reg.inverse).consistency_error
     margin = GRADIENT_MARGIN[check]
-    if check == "structure":
-        spread = gradient_chance(moving, target, common)[1]
-        margin = max(margin, GRADIENT_CHANCE_SDS * spread) if np.isfinite(spread) else margin
+    if np.isfinite(spread):  # raw images: the gain must also exceed the measure's spread at large shifts
+        margin = max(margin, GRADIENT_CHANCE_SDS * spread)
     facts = {"check": check, "gradient_start": before, "gradient_elastic": after, "gradient_margin": margin,
              "ncc_start": ncc_before, "ncc_elastic": ncc_after, "polarity": polarity, "consistency_px": consistency}
     label = f"gradient agreement {before:.4f} -> {after:.4f}; {'|NCC|' if polarity == 'inverted' else 'NCC'} {ncc_before:.3f} -> {ncc_after:.3f}"

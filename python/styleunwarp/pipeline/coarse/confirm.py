@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from ...structure import agreement_and_chance, analysis_factor, mind_agreement
+from ...structure import agreement_and_chance, analysis_factor, descriptors
 from .compose import warp_source
 from .types import Candidate
 
@@ -35,8 +35,9 @@ def confirm(target: np.ndarray, source: np.ndarray, winner: Candidate) -> tuple[
     f = analysis_factor(target.shape)
     at_identity = warp_source(source, eye, target.shape)
     moved = warp_source(source, winner.matrix, target.shape)
-    s_id = mind_agreement(at_identity, target, at_identity != 0, f)
-    s_win, mu, sd = agreement_and_chance(moved, target, moved != 0, f)
+    dt = descriptors(target, f)  # once, for both comparisons
+    s_id = agreement_and_chance(at_identity, target, at_identity != 0, f, with_chance=False, b_descriptors=dt)[0]
+    s_win, mu, sd = agreement_and_chance(moved, target, moved != 0, f, b_descriptors=dt)
     z = (s_win - mu) / max(sd, SD_FLOOR) if np.isfinite(s_win) and np.isfinite(mu) else float("nan")
     facts = {"mind_identity": s_id, "mind_winner": s_win, "mind_chance": mu, "mind_chance_sd": sd, "z": z}
     better = np.isfinite(s_win) and (not np.isfinite(s_id) or s_win > s_id)
