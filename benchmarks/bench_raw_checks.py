@@ -36,7 +36,6 @@ sys.path.insert(0, str(ROOT / "python"))
 sys.path.insert(0, str(ROOT / "benchmarks"))
 
 CHAINS = (("elastix", {}), ("native", {"similarity": "nmi"}))
-CHECKS = ("alike", "structure")
 
 
 def cases_for(name: str, split: str, pairs_at_most: int) -> list:
@@ -73,6 +72,8 @@ def summary(rows: list[dict]) -> str:
 
 
 def main() -> None:
+    from styleunwarp.pipeline.chain import CHECKS
+
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--sets", default="shale,clem,steel")
     ap.add_argument("--split", default="check", choices=("tune", "check"))
