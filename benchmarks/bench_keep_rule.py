@@ -82,7 +82,7 @@ def _blur_ncc(a: np.ndarray, b: np.ndarray, mask: np.ndarray, sigma: float) -> f
 def features(target: np.ndarray, moving: np.ndarray, moved: np.ndarray) -> dict:
     """Similarities of the target with the start and with the elastic result, over the pixels both cover."""
     from styleunwarp.quality import nmi
-    from styleunwarp.structure import gradient_agreement
+    from styleunwarp.structure import gradient_gain
 
     common = (moving != 0) & (moved != 0)
     f = {}
@@ -90,7 +90,7 @@ def features(target: np.ndarray, moving: np.ndarray, moved: np.ndarray) -> dict:
         f[f"ncc{s}_start"] = _blur_ncc(moving, target, common, s)
         f[f"ncc{s}_elastic"] = _blur_ncc(moved, target, common, s)
     f["nmi_start"], f["nmi_elastic"] = nmi(moving, target, common), nmi(moved, target, common)
-    f["grad_start"], f["grad_elastic"] = gradient_agreement(moving, target, common), gradient_agreement(moved, target, common)
+    f["grad_start"], f["grad_elastic"], _ = gradient_gain(moving, moved, target, common)
     return f
 
 

@@ -121,7 +121,7 @@ def run_pair(test: Path, name: str, configs: list[str], model, backend: str, wri
     from styleunwarp.pipeline.chain import COARSE_SIGMA_FOR_EDGES, ELASTIC_MAX_INCONSISTENCY
     from styleunwarp.pipeline.pair import style_images
     from styleunwarp.quality import ncc, transform_stats, tre
-    from styleunwarp.structure import gradient_agreement
+    from styleunwarp.structure import gradient_gain
     from styleunwarp.registration import register
     from styleunwarp.transform import identity_elastic, read_transform, warp_image
 
@@ -158,7 +158,7 @@ def run_pair(test: Path, name: str, configs: list[str], model, backend: str, wri
         moved = warp_image(moving, reg.direct, target.shape)
         common = (moving != 0) & (moved != 0)
         before, after = ncc(moving, target, common), ncc(moved, target, common)
-        g_before, g_after = gradient_agreement(moving, target, common), gradient_agreement(moved, target, common)
+        g_before, g_after, _ = gradient_gain(moving, moved, target, common)
         cons = None if reg.inverse is None else transform_stats(reg.direct, target.shape, target.shape, reg.inverse).consistency_error
         e = tre(compose_direct(reg.direct, a), truth, target.shape, src_shape)
         row = {"set": set_name, "pair": name, "config": cfg, "tre_elastic": e.mean, "p95_elastic": e.p95,
