@@ -36,6 +36,15 @@ coarse winner needs no finer check, and 1024 px would cost 3-4 s per check on 2 
 CHANCE_SHIFTS = (0.25, 0.4)
 """Shifts (fractions of the image side, in 8 directions each) at which :func:`chance` compares the images."""
 
+Z_MIN = 5.0
+"""Standard deviations above chance at which a MIND agreement counts as evidence of alignment
+(coarse winners, :func:`mind_verdict`). Measured (docs/coarse.md, docs/unaligned.md): false
+matches and results 13-800 px off reached at most z = 3.5; correct results on shale 6-40,
+on as-delivered steel (the shipped model's results, raw LOM against raw CBS) 3.7-8.9."""
+
+SD_FLOOR = 0.002
+"""Smallest chance spread used (a spread estimated as ~0 would make any excess look significant)."""
+
 
 def _reduce(image: np.ndarray, factor: int) -> np.ndarray:
     if factor <= 1:
@@ -94,6 +103,27 @@ def agreement_and_chance(a: np.ndarray, b: np.ndarray, mask: np.ndarray | None =
     if not with_chance:
         return value, float("nan"), float("nan")
     return (value, *_chance(m, lambda sa, sb, both: ncc(da[(slice(None), *sa)][:, both], db[(slice(None), *sb)][:, both])))
+
+
+def significance(value: float, mean: float, sd: float) -> float:
+    """How many chance spreads ``value`` lies above the chance ``mean`` (``sd`` at least
+    :data:`SD_FLOOR`); NaN when either is unknown."""
+    if not (np.isfinite(value) and np.isfinite(mean)):
+        return float("nan")
+    return float((value - mean) / max(sd if np.isfinite(sd) else 0.0, SD_FLOOR))
+
+
+def mind_verdict(a: np.ndarray, b: np.ndarray, mask: np.ndarray | None = None) -> dict:
+    """The structure evidence that ``a`` and ``b`` show the same scene aligned, in any two modalities.
+
+    ``{"mind", "chance", "chance_sd", "z", "aligned"}``: :func:`mind_agreement`, its
+    :func:`chance` mean and spread, the :func:`significance` of the agreement, and whether it
+    reaches :data:`Z_MIN`. Of two results of one pair, the one whose source agrees better with
+    the target is nearly always the closer to the truth (:mod:`styleunwarp.style.tournament`).
+    """
+    value, mu, sd = agreement_and_chance(a, b, mask)
+    z = significance(value, mu, sd)
+    return {"mind": value, "chance": mu, "chance_sd": sd, "z": z, "aligned": bool(np.isfinite(z) and z >= Z_MIN)}
 
 
 def _chance(m: np.ndarray, score) -> tuple[float, float]:
@@ -180,4 +210,5 @@ def gradient_gain(start: np.ndarray, result: np.ndarray, target: np.ndarray, mas
     return before, after, _gradient_chance(gs, gt, m)[1] if with_spread else float("nan")
 
 
-__all__ = ["ANALYSIS_SIDE", "CHANCE_SHIFTS", "agreement_and_chance", "analysis_factor", "chance", "descriptors", "gradient_agreement", "gradient_chance", "gradient_gain", "mind_agreement"]
+__all__ = ["ANALYSIS_SIDE", "CHANCE_SHIFTS", "SD_FLOOR", "Z_MIN", "agreement_and_chance", "analysis_factor", "chance", "descriptors",
+           "gradient_agreement", "gradient_chance", "gradient_gain", "mind_agreement", "mind_verdict", "significance"]

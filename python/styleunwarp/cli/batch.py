@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import click
 
-from .options import backend_options, bunwarpj_options, model_chain, coarse_alignment_option, coarse_option, fiji_option, pixel_size_options, style_options
+from .options import (backend_options, bunwarpj_options, coarse_alignment_option, coarse_option, fiji_option, model_alternatives, model_chain,
+                      pixel_size_options, second_opinion_option, style_options)
 
 
 def _pairing_options(func):
@@ -52,8 +53,9 @@ def _executor_options(func):
 @backend_options
 @_pairing_options
 @fiji_option
+@second_opinion_option
 @bunwarpj_options
-def batch(source, out_dir, model, style, backend, threads, workers, cluster, scheduler, force, coarse, prealign, lom_pixel_size, cbs_pixel_size, progress, coarse_sigma, backend_options, lom_pattern, cbs_pattern, fiji_dir, params) -> None:
+def batch(source, out_dir, model, style, backend, threads, workers, cluster, scheduler, force, coarse, prealign, lom_pixel_size, cbs_pixel_size, progress, coarse_sigma, backend_options, lom_pattern, cbs_pattern, fiji_dir, second_opinion, params) -> None:
     """Register every LOM/CBS pair of SOURCE (an acquisition folder or a CSV manifest).
 
     Pairs are NAME_LOM + NAME_CBS (or NAME_SEM) by default. Writes OUT/<pair>/ (the files
@@ -64,11 +66,12 @@ def batch(source, out_dir, model, style, backend, threads, workers, cluster, sch
     from ..pipeline.batch import run_batch
 
     try:
+        alternatives = model_alternatives(model, style, second_opinion)
         backend, backend_options, coarse_sigma = model_chain(model, style, backend, backend_options, coarse_sigma)
         summary = run_batch(
             source, out_dir, model=model, style=style, backend=backend, params=params, fiji_dir=fiji_dir, workers=workers, cluster=cluster, scheduler=scheduler, threads=threads,
             force=force, prealign=prealign, coarse=coarse, lom_pixel_size=lom_pixel_size, cbs_pixel_size=cbs_pixel_size, coarse_sigma=coarse_sigma, backend_options=backend_options, lom_pattern=lom_pattern,
-            cbs_pattern=cbs_pattern, progress=progress,
+            cbs_pattern=cbs_pattern, progress=progress, alternatives=alternatives,
             echo=click.echo,
         )  # fmt: skip
     except StyleunwarpError as exc:
@@ -127,8 +130,9 @@ def _ignored_files(source: str, lom_pattern: str, cbs_pattern: str) -> list:
 @backend_options
 @_pairing_options
 @fiji_option
+@second_opinion_option
 @bunwarpj_options
-def watch(folder, out_dir, model, style, backend, interval, settle, max_idle, coarse, prealign, lom_pixel_size, cbs_pixel_size, threads, workers, cluster, scheduler, coarse_sigma, backend_options, lom_pattern, cbs_pattern, fiji_dir, params) -> None:
+def watch(folder, out_dir, model, style, backend, interval, settle, max_idle, coarse, prealign, lom_pixel_size, cbs_pixel_size, threads, workers, cluster, scheduler, coarse_sigma, backend_options, lom_pattern, cbs_pattern, fiji_dir, second_opinion, params) -> None:
     """Process pairs in FOLDER as the microscope writes them, until stopped.
 
     Prints each pair's tier and time, and keeps OUT/results.csv and OUT/report.html up to date.
@@ -137,12 +141,14 @@ def watch(folder, out_dir, model, style, backend, interval, settle, max_idle, co
     from ..pipeline.watch import watch as run_watch
 
     try:
+        alternatives = model_alternatives(model, style, second_opinion)
         backend, backend_options, coarse_sigma = model_chain(model, style, backend, backend_options, coarse_sigma)
         n = run_watch(
             folder, out_dir, interval=interval, settle=settle, max_idle=max_idle, lom_pattern=lom_pattern, cbs_pattern=cbs_pattern,
             echo=click.echo, workers=workers, cluster=cluster, scheduler=scheduler, threads=threads,
             model=model, style=style, backend=backend, params=params, fiji_dir=fiji_dir, prealign=prealign, coarse_sigma=coarse_sigma, coarse=coarse,
             lom_pixel_size=lom_pixel_size, cbs_pixel_size=cbs_pixel_size, backend_options=dict(backend_options or {}),
+            alternatives=alternatives,
         )  # fmt: skip
     except StyleunwarpError as exc:
         raise click.ClickException(str(exc)) from exc

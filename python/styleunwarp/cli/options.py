@@ -147,6 +147,14 @@ def verdict_lines(metrics: dict) -> list[tuple[str, bool]]:
     e = metrics.get("elastic") or {}
     if e.get("kept") == "start":
         lines.append((f"elastic step not kept: {e.get('reason')}", False))
+    so = metrics.get("second_opinion")
+    if so:
+        lines.append((f"second opinion ({so.get('trigger')}): {so.get('reason')}", False))
+    ev = metrics.get("structure") or {}
+    if ev.get("z") is not None:
+        said = "aligned" if ev.get("aligned") else "NOT shown aligned"
+        lines.append((f"structure evidence (raw LOM vs raw CBS, any modality): {said}, MIND agreement {ev.get('mind', float('nan')):.3f}, "
+                      f"{ev['z']:.1f} sd above chance", False))
     tier, source = metrics.get("tier"), metrics.get("grade_source")
     if tier:
         if source == "tre":
@@ -161,6 +169,29 @@ def verdict_lines(metrics: dict) -> list[tuple[str, bool]]:
             text += "; the result is probably wrong: look at overlay.png before using it"
         lines.append((text, loud))
     return lines
+
+
+def second_opinion_option(func: Callable) -> Callable:
+    return click.option(
+        "--second-opinion/--no-second-opinion", default=True, show_default=True,
+        help="With a model from train (chain.json): where the model's chain gives a result that is not structure "
+             "evidence of alignment, also try the model's next-best chains and keep the result whose source agrees "
+             "best with the target (recorded in metrics.json 'second_opinion').",
+    )(func)
+
+
+def model_alternatives(model, style: str, second_opinion: bool, echo: Callable[[str], None] = click.echo) -> tuple:
+    """The chains of ``model``'s card for a second opinion (none when ``--backend`` was given,
+    ``--no-second-opinion``, or the model has no chain card)."""
+    from ..style.chain import alternatives, load_chain
+
+    explicit = click.get_current_context().get_parameter_source("backend") != click.core.ParameterSource.DEFAULT
+    if not second_opinion or explicit or style != "model" or load_chain(model) is None:
+        return ()
+    alts = tuple(alternatives(model))
+    if alts:
+        echo("second opinion where needed: " + ", ".join(c.label for c in alts))
+    return alts
 
 
 def model_chain(model, style: str, backend: str, backend_options: dict, coarse_sigma: float | None, echo: Callable[[str], None] = click.echo):

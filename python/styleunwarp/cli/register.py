@@ -10,8 +10,10 @@ from .options import (
     coarse_alignment_option,
     coarse_option,
     fiji_option,
+    model_alternatives,
     model_chain,
     pixel_size_options,
+    second_opinion_option,
     style_options,
     verdict_lines,
 )
@@ -29,10 +31,12 @@ from .options import (
 @pixel_size_options
 @coarse_option
 @backend_options
+@second_opinion_option
 @bunwarpj_options
 def register(
     lom: str, cbs: str, out_dir: str, model: str | None, style: str, backend: str, fiji_dir: str | None, truth: str | None, coarse: str,
-    prealign: bool, lom_pixel_size: float | None, cbs_pixel_size: float | None, coarse_sigma: float | None, backend_options: dict, params,
+    prealign: bool, lom_pixel_size: float | None, cbs_pixel_size: float | None, coarse_sigma: float | None, backend_options: dict,
+    second_opinion: bool, params,
 ) -> None:  # fmt: skip
     """Register the LOM image to the CBS image and re-apply the transform to the original LOM.
 
@@ -43,15 +47,16 @@ def register(
     "tier" in metrics.json.
     """
     from ..errors import StyleunwarpError
-    from ..pipeline import register_pair
+    from ..pipeline.second_opinion import register_pair_verified
 
     if prealign:
         click.echo("warning: --prealign is deprecated: coarse alignment is on by default (--coarse); using --coarse similarity", err=True)
         coarse = "similarity"
     try:
+        alternatives = model_alternatives(model, style, second_opinion)
         backend, backend_options, coarse_sigma = model_chain(model, style, backend, backend_options, coarse_sigma)
-        res = register_pair(
-            lom, cbs, out_dir, model=model, style=style, backend=backend, params=params, fiji_dir=fiji_dir, truth=truth, coarse=coarse,
+        res = register_pair_verified(
+            lom, cbs, out_dir, alternatives=alternatives, model=model, style=style, backend=backend, params=params, fiji_dir=fiji_dir, truth=truth, coarse=coarse,
             lom_pixel_size=lom_pixel_size, cbs_pixel_size=cbs_pixel_size, coarse_sigma=coarse_sigma, backend_options=backend_options,
         )  # fmt: skip
     except StyleunwarpError as exc:

@@ -29,7 +29,7 @@ import uuid
 from dataclasses import dataclass, field, replace
 from os import PathLike
 from pathlib import Path
-from typing import Callable
+from typing import Callable, Sequence
 
 from ..io import atomic_write_text
 from ..quality import grade
@@ -63,6 +63,7 @@ class PairJob:
     coarse: str = "auto"
     lom_pixel_size: float | None = None
     cbs_pixel_size: float | None = None
+    alternatives: tuple = ()  # chains (style.chain.Chain) for a second opinion (pipeline/second_opinion.py)
 
 
 @dataclass
@@ -139,17 +140,18 @@ def process_pair(job: PairJob) -> str:
 
     Never raises for a problem of the pair itself: the reason goes to ``error.json``.
     """
-    from .pair import register_pair
+    from .second_opinion import register_pair_verified
 
     final = job.out_dir / job.spec.name
     tmp = job.out_dir / f"{PARTIAL_PREFIX}{job.spec.name}-{uuid.uuid4().hex[:8]}"
     tmp.mkdir(parents=True)
     status = "done"
     try:
-        register_pair(
+        register_pair_verified(
             job.spec.lom,
             job.spec.cbs,
             tmp,
+            alternatives=job.alternatives,
             model=job.model,
             style=job.style,
             backend=job.backend,
@@ -258,6 +260,7 @@ def run_batch(
     progress: bool = True,
     report: bool = True,
     echo: Callable[[str], None] | None = None,
+    alternatives: Sequence = (),
 ) -> BatchSummary:
     """Register every pair of an acquisition folder (or CSV manifest) into ``out_dir``.
 
@@ -281,6 +284,9 @@ def run_batch(
         core for the native backend, 1 for bUnwarpJ and elastix).
     force
         Redo pairs that are already done.
+    alternatives
+        Chains of the model for a second opinion where the model's chain gives a result that is
+        not structure evidence of alignment (:mod:`.second_opinion`); ``()`` for none.
     Other parameters as in :func:`styleunwarp.pipeline.register_pair`.
     """
     from tqdm import tqdm
@@ -294,7 +300,7 @@ def run_batch(
     params = params or PIPELINE_DEFAULTS
     todo = [p for p in pairs if force or not is_done(out / p.name)]
     summary = BatchSummary(out, skipped=len(pairs) - len(todo), unpaired=len(unpaired), pairs=len(pairs), unpaired_files=list(unpaired))
-    jobs = [PairJob(p, out, None if model is None else str(model), style, backend, params, None if fiji_dir is None else str(fiji_dir), prealign, coarse_sigma, dict(backend_options or {}), coarse, lom_pixel_size, cbs_pixel_size) for p in todo]
+    jobs = [PairJob(p, out, None if model is None else str(model), style, backend, params, None if fiji_dir is None else str(fiji_dir), prealign, coarse_sigma, dict(backend_options or {}), coarse, lom_pixel_size, cbs_pixel_size, tuple(alternatives)) for p in todo]
     if scheduler:  # remote workers do not share this process's working directory
         jobs = [absolute(job) for job in jobs]
     write_results(out, collect_results(out, pairs, unpaired))

@@ -27,6 +27,7 @@ from ..transform import read_transform, warp_image, write_elastic
 from .grid import GridMatch, direct_to_original, inverse_to_original, match_pixel_size
 from .overlay import overlay_rgb
 from .chain import check_for, default_coarse_sigma, register_representations
+from .evidence import EVIDENCE_KEY, structure_evidence
 
 MAX_AREA_RATIO = 16.0
 """LOM and CBS fields of view (in pixels, after pixel-size matching) differing more than this are refused."""
@@ -77,7 +78,8 @@ def _as_micrograph(image: PathLikeStr | Micrograph) -> Micrograph:
     return image if isinstance(image, Micrograph) else read_image(image)
 
 
-def style_images(lom: np.ndarray, cbs_gray: np.ndarray, model: PathLikeStr | None, style: str) -> tuple[np.ndarray, np.ndarray, dict]:
+def style_images(lom: np.ndarray, cbs_gray: np.ndarray, model: PathLikeStr | None, style: str,
+                 representation: str | None = None) -> tuple[np.ndarray, np.ndarray, dict]:
     """The two images the registration compares: ``(source, target, info)``, both about 0..255.
 
     A thin call into :mod:`styleunwarp.style.representations`: ``style="none"`` gives the raw
@@ -85,19 +87,22 @@ def style_images(lom: np.ndarray, cbs_gray: np.ndarray, model: PathLikeStr | Non
     folder written by ``train --target auto`` (its ``chain.json`` names the representation:
     ``none``, ``shared``, ``cbs`` or ``edges``), or a style model folder/file (``None`` = the
     shipped default: the LOM rendered by it and the CBS prepared likewise). The source may be
-    grey or RGB (a 3-channel model then sees the colour).
+    grey or RGB (a 3-channel model then sees the colour). ``representation``: another of the
+    representations a ``train --target auto`` model lists in its card (default: its chain's).
     """
     if style not in ("model", "none"):
         raise ValueError(f"style must be 'model' or 'none', got {style!r}")
     from ..style.cache import cached_representation
     from ..style.chain import chain_file
 
-    rep = cached_representation(model, style)  # loaded once per process while its files are unchanged
+    rep = cached_representation(model, style, representation)  # loaded once per process while its files are unchanged
     styled, target = rep.represent(lom, cbs_gray)
-    if style == "none":
+    if style == "none" or representation == "none":
         return styled, target, {"style": "none", "representation": "none"}
     source = chain_file(model) or getattr(getattr(rep, "model", None), "source", None) or model or "default"
     info = {"style": "model", "model": str(source), "style_target": rep.kind, "representation": rep.kind}
+    if representation is not None:
+        info["representation_key"] = representation
     return styled, target, info
 
 
@@ -140,12 +145,14 @@ def prepare_pair(
     style: str = "model",
     lom_pixel_size: float | None = None,
     cbs_pixel_size: float | None = None,
+    representation: str | None = None,
 ) -> PreparedPair:
     """Read a pair and make the two images bUnwarpJ compares: ``styled.tif`` and ``target.tif``.
 
     This is everything before registration; the Fiji macro and script call it (through
     ``styleunwarp prepare``) and run bUnwarpJ themselves on the two files.
-    ``lom_pixel_size`` / ``cbs_pixel_size`` (um) override the files' metadata.
+    ``lom_pixel_size`` / ``cbs_pixel_size`` (um) override the files' metadata;
+    ``representation`` as in :func:`style_images`.
     """
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
@@ -167,7 +174,7 @@ def prepare_pair(
         )
     warnings = size_warnings(lom_m, cbs_m, lom_shape, target.shape)
     t0 = time.perf_counter()
-    styled, target, style_info = style_images(lom_matched, cbs_gray, model, style)
+    styled, target, style_info = style_images(lom_matched, cbs_gray, model, style, representation)
     style_seconds = time.perf_counter() - t0
     write_tiff(out / "styled.tif", styled, pixel_size=cbs_m.pixel_size if grid.factor != 1.0 else lom_m.pixel_size)
     write_tiff(out / "target.tif", target, pixel_size=cbs_m.pixel_size)
@@ -191,6 +198,7 @@ def register_pair(
     prealign: bool = False,
     coarse_sigma: float | None = None,
     backend_options: dict | None = None,
+    representation: str | None = None,
 ) -> PairResult:
     """Register one LOM image to its CBS image and write the results into ``out_dir``.
 
@@ -221,6 +229,9 @@ def register_pair(
         measured), off otherwise; 0 turns it off.
     backend_options
         Extra keyword arguments of the backend (e.g. ``{"similarity": "nmi"}`` for native).
+    representation
+        With a ``train --target auto`` model: another representation its card lists (a key of
+        its ``representations``, e.g. ``"none"``, ``"shipped"``); default the chain's own.
 
     The LOM is brought to the CBS pixel size when both pixel sizes are known (else the
     coarse step searches the scale); the saved transforms always refer to the original
@@ -232,7 +243,8 @@ def register_pair(
     out = Path(out_dir)
     if prealign:
         coarse = "similarity"
-    prep = prepare_pair(lom, cbs, out, model=model, style=style, lom_pixel_size=lom_pixel_size, cbs_pixel_size=cbs_pixel_size)
+    prep = prepare_pair(lom, cbs, out, model=model, style=style, lom_pixel_size=lom_pixel_size, cbs_pixel_size=cbs_pixel_size,
+                        representation=representation)
     lom_m, cbs_m, target, styled = prep.lom, prep.cbs, prep.target, prep.styled
     lom_gray, cbs_gray = to_gray(lom_m.data), to_gray(cbs_m.data)
     params = params or PIPELINE_DEFAULTS
@@ -287,6 +299,7 @@ def register_pair(
         "pixel_grid": prep.grid.to_dict(),
         "coarse": coarse_res.to_dict(target.shape),
         "elastic": elastic,
+        EVIDENCE_KEY: structure_evidence(reg_gray, cbs_gray, direct, lom_gray.shape),
         "transform": transform_stats(direct, target.shape, lom_gray.shape, inverse).to_dict(),
         "warnings": list(prep.warnings),
         "seconds": {

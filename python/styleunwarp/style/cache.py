@@ -38,9 +38,10 @@ def _fingerprint(path: Path) -> tuple:
     return tuple(sorted(out))
 
 
-def model_key(model: str | PathLike[str] | None, style: str = "model") -> tuple | None:
-    """The cache key of ``model`` (``None`` = the shipped default), or ``None`` when it cannot be read."""
-    if style == "none":
+def model_key(model: str | PathLike[str] | None, style: str = "model", key: str | None = None) -> tuple | None:
+    """The cache key of ``model`` (``None`` = the shipped default) and representation ``key``, or
+    ``None`` when it cannot be read."""
+    if style == "none" or key == "none":
         return ("none",)
     from .infer import DEFAULT_MODEL, models_dir
 
@@ -49,24 +50,24 @@ def model_key(model: str | PathLike[str] | None, style: str = "model") -> tuple 
         path = path.resolve()
         if not path.exists():
             return None
-        return (str(path), style, _fingerprint(path))
+        return (str(path), style, key, _fingerprint(path))
     except OSError:
         return None
 
 
-def cached_representation(model: str | PathLike[str] | None, style: str = "model"):
+def cached_representation(model: str | PathLike[str] | None, style: str = "model", representation: str | None = None):
     """:func:`styleunwarp.style.chain.load_representation`, loaded once per process while the files are unchanged."""
     from .chain import load_representation
 
-    key = model_key(model, style)
+    key = model_key(model, style, representation)
     if key is None:  # missing model: let the loader raise its clear error
-        return load_representation(model, style)
+        return load_representation(model, style, representation)
     with _LOCK:
         rep = _CACHE.get(key)
         if rep is not None:
             _CACHE.move_to_end(key)
             return rep
-    rep = load_representation(model, style)
+    rep = load_representation(model, style, representation)
     with _LOCK:
         _CACHE[key] = rep
         _CACHE.move_to_end(key)

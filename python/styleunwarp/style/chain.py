@@ -9,6 +9,7 @@ gives ``--backend`` explicitly (:func:`load_chain`).
 from __future__ import annotations
 
 import json
+import re
 from dataclasses import asdict, dataclass, field
 from os import PathLike
 from pathlib import Path
@@ -32,6 +33,12 @@ class Chain:
     def label(self) -> str:
         opts = ",".join(f"{k}={v}" for k, v in sorted(self.backend_options.items()))
         return f"{self.representation}->{self.backend}" + (f"[{opts}]" if opts else "")
+
+    @property
+    def slug(self) -> str:
+        """A folder name for the chain's registrations, e.g. ``none-native-mind``."""
+        opts = "-".join(f"{v}" for _, v in sorted(self.backend_options.items()))
+        return re.sub(r"[^A-Za-z0-9_.=-]+", "_", f"{self.representation}-{self.backend}" + (f"-{opts}" if opts else ""))
 
     def as_dict(self) -> dict:
         return asdict(self)
@@ -98,22 +105,66 @@ def resolve_backend(model, style: str, backend: str, backend_options: dict, coar
     return backend, dict(backend_options), coarse_sigma, chain
 
 
-def load_representation(model: str | PathLike[str] | None, style: str = "model"):
+def load_representation(model: str | PathLike[str] | None, style: str = "model", key: str | None = None):
     """The :class:`~.representations.Representation` of a model folder, file or ``None``.
 
-    ``style="none"``: the raw images. A folder with ``chain.json``: its representation. Any
-    other model (folder or weights file; ``None`` = the shipped default): a translation model.
+    ``style="none"``: the raw images. A folder with ``chain.json``: its representation, or with
+    ``key`` another one its card lists under ``representations`` (what ``train --target auto``
+    trained or tried: ``none``, ``shipped``, ``edges``, ``shared``, ``cbs``). Any other model
+    (folder or weights file; ``None`` = the shipped default): a translation model.
     """
     from .representations import load
     from .representations.raw import Raw
     from .representations.translation import Translation
 
-    if style == "none":
+    if style == "none" or key == "none":
         return Raw()
     path = chain_file(model)
     if path is not None:
-        return load(path.parent, read_card(path)["representation"])
+        card = read_card(path)
+        if key is None:
+            return load(path.parent, card["representation"])
+        sections = card.get("representations") or {}
+        if key not in sections:
+            raise InputError(path, f"the model has no representation {key!r} (it has: {', '.join(sorted(sections)) or 'none listed'})")
+        return load(path.parent, sections[key])
+    if key is not None:
+        raise InputError(model, f"representation {key!r} needs a model folder with a chain card (train --target auto)")
     return Translation.load_model(model)
+
+
+ALTERNATIVES = 2
+"""How many other chains of a model's card :func:`alternatives` offers for a second opinion."""
+
+
+def alternatives(model: str | PathLike[str] | None, n: int = ALTERNATIVES) -> list[Chain]:
+    """Other chains the model's card offers, best first, at most ``n``: its ``alternatives`` list
+    when written (``train --unaligned``), else the measured ``candidates`` of ``train --target
+    auto`` ranked as the winner was (most held-out cases within 5 px, then 1.5 px, then the lower
+    median TRE), each representation once per backend, only representations the card can load."""
+    path = chain_file(model)
+    if path is None or n <= 0:
+        return []
+    card = read_card(path)
+    winner = Chain.from_dict(card["chain"])
+    loadable = set(card.get("representations") or {}) | {"none"}
+    if isinstance(card.get("alternatives"), list):
+        ranked = list(card["alternatives"])
+    else:
+        def score(c: dict) -> tuple:
+            med = c.get("median_tre_px")
+            return (c.get("within_5px") or 0, c.get("within_1.5px") or 0, -(med if med is not None else float("inf")))
+
+        ranked = sorted((c for c in card.get("candidates") or [] if c.get("cases")), key=score, reverse=True)
+    out: list[Chain] = []
+    for d in ranked:
+        try:
+            chain = Chain.from_dict(d)
+        except (KeyError, TypeError, ValueError):
+            continue
+        if chain.label != winner.label and chain.representation in loadable and chain.label not in {c.label for c in out}:
+            out.append(chain)
+    return out[:n]
 
 
 def write_chain_card(folder: Path, chain: Chain, representation_section: dict, **sections) -> Path:
@@ -129,4 +180,5 @@ def write_chain_card(folder: Path, chain: Chain, representation_section: dict, *
     return atomic_write_text(folder / CHAIN_NAME, json.dumps(card, indent=2, default=float) + "\n")
 
 
-__all__ = ["CHAIN_NAME", "Chain", "chain_file", "load_chain", "load_representation", "read_card", "resolve_backend", "write_chain_card"]
+__all__ = ["ALTERNATIVES", "CHAIN_NAME", "Chain", "alternatives", "chain_file", "load_chain", "load_representation", "read_card", "resolve_backend",
+           "write_chain_card"]

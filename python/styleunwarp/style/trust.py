@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import json
 from dataclasses import dataclass
+from functools import cached_property
 from pathlib import Path
 
 import numpy as np
@@ -28,6 +29,7 @@ from ..transform import read_transform
 from ..transform.ops import displacement_error
 from ..transform.warp import inside_source
 from ..transform.model import to_dense
+from .tournament import duel
 
 AGREE_PX = 3.0
 """Two direct maps agree when their mean displacement difference is at most this (px, target grid)."""
@@ -72,6 +74,14 @@ class Outcome:
     def direct(self):
         return read_transform(self.folder / "direct_transf.txt")
 
+    @cached_property
+    def evidence(self) -> dict | None:
+        """The registration's structure evidence (:mod:`styleunwarp.pipeline.evidence`; raw
+        source against raw target, read from ``metrics.json`` or computed from the files)."""
+        from ..pipeline.evidence import evidence_of
+
+        return evidence_of(self.folder)
+
 
 def _moved(metrics: dict) -> bool:
     coarse = ((metrics.get("coarse") or {}).get("chosen") or {}).get("method", "identity")
@@ -109,8 +119,9 @@ class Verdict:
 
 
 def verdict(outcomes: list[Outcome], rule: str = "agree", agree_px: float = AGREE_PX) -> Verdict:
-    """Apply the trust rule to the outcomes of one pair (earlier outcomes are preferred as the
-    transform to use, so list the newest chain first)."""
+    """Apply the trust rule to the outcomes of one pair. Of the two agreeing outcomes, the
+    transform used is the one whose source agrees better with the target by structure
+    (:func:`.tournament.duel`), else the better graded, else the earlier (list the newest chain first)."""
     if rule not in RULES:
         raise ValueError(f"unknown trust rule {rule!r} (one of {RULES})")
     best: tuple[float, Outcome, Outcome] | None = None
@@ -126,7 +137,8 @@ def verdict(outcomes: list[Outcome], rule: str = "agree", agree_px: float = AGRE
                 best = (d, a, b)
     if best is not None and best[0] <= agree_px:
         d, a, b = best
-        chosen = a if TIERS.index(a.tier) >= TIERS.index(b.tier) else b
+        by_structure = duel(a.evidence, b.evidence)  # the one whose source agrees better with the target
+        chosen = a if by_structure > 0 or (by_structure == 0 and TIERS.index(a.tier) >= TIERS.index(b.tier)) else b
         return Verdict(True, chosen, f"{a.chain} and {b.chain} agree within {d:.2f} px", d, (a.chain, b.chain))
     if rule == "agree-or-good":
         for o in outcomes:

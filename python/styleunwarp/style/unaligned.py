@@ -14,9 +14,11 @@ Self-training, every step on disk under the model folder ``M`` (so a rerun resum
 * repeat while the trusted set grows, rounds and time allow (``max_minutes`` covers
   everything, registrations included).
 
-The delivered chain (``M/chain.json``, section ``unaligned``) is the model of the round
-that trusted most pairs (the later on a tie); when nothing was ever trusted, the
-training-free chain the grader liked best, with a warning in the card.
+The delivered chain (``M/chain.json``, section ``unaligned``) is the candidate — a learned
+round's model or a starting chain — ranked first by a round robin on the structure evidence of
+its own registrations (:mod:`.tournament`), then by agreement with the verified transforms;
+when no registration is evidence and nothing was trusted, the training-free chain the grader
+liked best, with a warning in the card.
 """
 
 from __future__ import annotations
@@ -36,7 +38,7 @@ import numpy as np
 
 from ..errors import InputError, StyleunwarpError
 from ..quality import TIERS
-from .chain import Chain, load_chain
+from .chain import ALTERNATIVES, Chain, load_chain
 from .trust import AGREE_PX, Outcome, Verdict, verdict
 
 log = logging.getLogger(__name__)
@@ -95,19 +97,14 @@ def starting_chains() -> list[ChainRun]:
     if any(c.backend_options.get("similarity") == "mind" for c in free):
         free = [c for c in free if c.backend_options.get("similarity") != "nmi"]
     free.sort(key=lambda c: c.backend != "native")
-    raw = [ChainRun(c, "none", None, _slug(c)) for c in free]
+    raw = [ChainRun(c, "none", None, c.slug) for c in free]
     shipped: list[ChainRun] = []
     if _shipped_model() is not None:
         backends = ["native"] + (["elastix"] if any(c.backend == "elastix" for c in free) else [])
-        shipped = [ChainRun(Chain("shipped", b), "model", None, _slug(Chain("shipped", b))) for b in backends]
+        shipped = [ChainRun(Chain("shipped", b), "model", None, Chain("shipped", b).slug) for b in backends]
     # alternate representations: the first two chains can already verify each other strongly
     runs = [r for pair in zip(raw, shipped) for r in pair] + raw[len(shipped):] + shipped[len(raw):]
     return runs
-
-
-def _slug(chain: Chain) -> str:
-    opts = "-".join(f"{v}" for _, v in sorted(chain.backend_options.items()))
-    return f"{chain.representation}-{chain.backend}" + (f"-{opts}" if opts else "")
 
 
 def collect_pairs(pairs: str | PathLike[str], cfg: UnalignedConfig):
@@ -346,21 +343,36 @@ def best_training_free(runs: list[ChainRun], base: dict[str, list[Outcome]], sta
     return max(runs, key=score)
 
 
-def _write_training_free_card(out: Path, run: ChainRun) -> None:
-    """``out/chain.json`` for a starting chain (the shipped model copied beside it)."""
-    from .chain import write_chain_card
+def _starting_section(out: Path, representation: str) -> dict:
+    """The card section of a starting chain's representation in ``out`` (the shipped model copied beside it)."""
     from .representations.raw import Raw
 
-    if run.chain.representation == "shipped":
+    if representation == "shipped":
         from .auto import _shipped_model
 
         rep = _shipped_model()
         shutil.copytree(Path(rep.model.source).parent, out / "shipped", dirs_exist_ok=True)
         rep.folder = "shipped"
-        section = rep.save(out)
-    else:
-        section = Raw().save(out)
-    write_chain_card(out, run.chain, section)
+        return rep.save(out)
+    return Raw().save(out)
+
+
+def _write_training_free_card(out: Path, run: ChainRun) -> None:
+    """``out/chain.json`` for a starting chain (the shipped model copied beside it)."""
+    from .chain import write_chain_card
+
+    write_chain_card(out, run.chain, _starting_section(out, run.chain.representation))
+
+
+def _offer_alternatives(out: Path, card: dict, chains: list[Chain]) -> None:
+    """Write ``chains`` into ``card`` as its ``alternatives`` (a second opinion for ``register``,
+    :mod:`styleunwarp.pipeline.second_opinion`), with the representations they need."""
+    sections = dict(card.get("representations") or {})
+    for c in chains:
+        if c.representation not in sections:
+            sections[c.representation] = _starting_section(out, c.representation)
+    card["representations"] = sections
+    card["alternatives"] = [c.as_dict() for c in chains]
 
 
 def _support(outcomes: dict[str, Outcome], verified: dict[str, Outcome], agree_px: float) -> int:
@@ -374,14 +386,17 @@ def _choose_delivery(root: Path, states: list[dict], runs0: list[ChainRun], base
                      cfg: UnalignedConfig, k: int, stop: str):
     """``(model folder or None, starting chain or None, delivered, warning)``.
 
-    Every candidate — each learned round's model and each starting chain — is scored by its
-    *support*: on how many trusted pairs (of the round that trusted most) its own registration
-    agrees with the verified transform within ``agree_px``. A model trained when every pair was
-    already trusted (not re-registered) counts as its chain's starting twin when it has one, else
-    with the support of everything it was trained on. Ties go to the later learned model, then to
-    the starting chains in their order.
+    Every candidate — each learned round's model and each starting chain — is ranked by a round
+    robin on the structure evidence of its own registrations (:mod:`.tournament`: on the pairs
+    two candidates both registered, whose raw source agrees better with the raw target), then by
+    its *support*: on how many trusted pairs (of the round that trusted most) its own
+    registration agrees with the verified transform within ``agree_px``. A model trained when
+    every pair was already trusted (not re-registered) counts as its chain's starting twin when
+    it has one, else has no registrations of its own and the support of everything it was
+    trained on. Ties go to the later learned model, then to the starting chains in their order.
     """
     from .chain import CHAIN_NAME
+    from .tournament import any_evidence, tournament
 
     verified: dict[str, Outcome] = {}
     if states:
@@ -392,8 +407,7 @@ def _choose_delivery(root: Path, states: list[dict], runs0: list[ChainRun], base
                 if o is not None:
                     verified[name] = o
     start = {r.label: {n: o for n, outs in base.items() for o in outs if o.chain == r.label} for r in runs0}
-    start_support = {label: _support(outs, verified, cfg.agree_px) for label, outs in start.items()}
-    candidates = []  # (support, order, kind, payload, label)
+    candidates = []  # (label, order, kind, payload, own registrations, support)
     for s in states:
         kk = s["row"]["round"]
         model = root / "rounds" / f"{kk:02d}" / "model"
@@ -402,36 +416,57 @@ def _choose_delivery(root: Path, states: list[dict], runs0: list[ChainRun], base
         chain = load_chain(model)
         twin = next((r.label for r in runs0 if r.chain == chain), None)
         if twin is not None:
-            sup = start_support[twin]
+            outs, sup = start[twin], None
         elif s["row"].get("re_registered") is False:
-            sup = len(verified)
+            outs, sup = {}, len(verified)
         else:
-            outs = {}
+            outs, sup = {}, None
             for d in sorted((model.parent / "registrations").glob("*")):
                 o = Outcome.read(chain.label, chain.representation, chain.backend, d)
                 if o is not None:
                     outs[d.name] = o
-            sup = _support(outs, verified, cfg.agree_px)
-        candidates.append((sup, 1000 + kk, "model", model, f"{chain.label} (round {kk} model)"))
+        candidates.append((f"{chain.label} (round {kk} model)", 1000 + kk, "model", model, outs, sup))
     for i, r in enumerate(runs0):
-        candidates.append((start_support[r.label], -i, "start", r, r.label))
+        candidates.append((r.label, -i, "start", r, start[r.label], None))
     if not candidates:
         raise StyleunwarpError("train --unaligned: no starting chain is available")
-    sup, _, kind, payload, label = max(candidates, key=lambda c: (c[0], c[1]))
-    scores = {c[4]: c[0] for c in candidates}
-    why = (f"its own registrations agree with {sup} of the {len(verified)} verified transforms (within "
-           f"{cfg.agree_px:g} px), the most of every candidate: {scores}")
+    support = {c[0]: c[5] if c[5] is not None else _support(c[4], verified, cfg.agree_px) for c in candidates}
+    results = {c[0]: c[4] for c in candidates}
+    by_structure = any_evidence(results)
+    table = tournament(results) if by_structure else {}
+
+    def rank(c) -> tuple:
+        return (*(table[c[0]].key() if by_structure else (0, 0)), support[c[0]], c[1])
+
+    ranked = sorted(candidates, key=rank, reverse=True)
+    label, _, kind, payload, _, _ = ranked[0]
+    # second opinions for register: the next starting chains by rank that gave structure evidence somewhere
+    offered = [c[3].label for c in ranked[1:] if c[2] == "start" and any_evidence({c[0]: c[4]})][:ALTERNATIVES]
+    if by_structure:
+        st = table[label]
+        why = (f"its own registrations agree better with the targets by structure (raw source vs raw target, "
+               f"MIND) than {st.beaten} of the other {len(candidates) - 1} candidates' on the pairs both registered "
+               f"(duels won minus lost: {st.margin}); support {support[label]} of {len(verified)} verified transforms")
+    else:
+        why = (f"no registration is structure evidence; its own registrations agree with {support[label]} of the "
+               f"{len(verified)} verified transforms (within {cfg.agree_px:g} px), the most of every candidate")
+    scores = {c[0]: {"beaten": table[c[0]].beaten if by_structure else None,
+                     "margin": table[c[0]].margin if by_structure else None,
+                     "pairs": len(c[4]), "support": support[c[0]]} for c in candidates}
     partial = root / "rounds" / f"{k:02d}" / "model"
     if not verified and (partial / CHAIN_NAME).is_file():
         return partial, None, {"round": k, "chain": load_chain(partial).label, "why": "the only model trained; "
-                                "its re-registration of the pairs did not finish within the budget"}, None
-    if not verified:
+                                "its re-registration of the pairs did not finish within the budget", "candidates": scores}, None
+    if not verified and not by_structure:
         run = best_training_free(runs0, base, states[0] if states else None)
         warning = (f"nothing was verified ({stop}): the training-free chain graded best was written ({run.label})")
-        return None, run, {"round": 0, "chain": run.label, "why": "no verified pair (see warning)"}, warning
+        return None, run, {"round": 0, "chain": run.label, "why": "no verified pair (see warning)", "candidates": scores}, warning
+    warning = None if verified else (f"no pair was verified ({stop}): delivered {label}, ranked first by structure "
+                                     "evidence alone")
     if kind == "model":
-        return payload, None, {"round": int(payload.parent.name), "chain": label, "why": why}, None
-    return None, payload, {"round": 0, "chain": label, "why": why}, None
+        return payload, None, {"round": int(payload.parent.name), "chain": label, "why": why, "candidates": scores,
+                               "alternatives": offered}, warning
+    return None, payload, {"round": 0, "chain": label, "why": why, "candidates": scores, "alternatives": offered}, warning
 
 
 def train_unaligned(pairs: str | PathLike[str], out: str | PathLike[str], config: UnalignedConfig | None = None, *,
@@ -548,7 +583,7 @@ def _train_unaligned(pairs: Path, root: Path, cfg: UnalignedConfig, say: Callabl
         say(f"round {k}: {state['row']['trusted']}/{state['row']['pairs']} pairs trusted")
         k += 1
 
-    # what to deliver: the chain whose own registrations agree with the most verified transforms
+    # what to deliver: the candidate whose own registrations agree best with the targets by structure
     src, run, delivered, warning = _choose_delivery(root, states, runs0, base, cfg, k, stop)
     if src is not None:
         for item in src.iterdir():
@@ -559,6 +594,9 @@ def _train_unaligned(pairs: Path, root: Path, cfg: UnalignedConfig, say: Callabl
     else:
         _write_training_free_card(root, run)
     card = read_card(root / CHAIN_NAME)
+    delivered_chain = load_chain(root)
+    offer = [r.chain for label in delivered.get("alternatives", []) for r in runs0 if r.label == label and r.chain != delivered_chain]
+    _offer_alternatives(root, card, offer)
     card["unaligned"] = {
         "learned_without_aligned_pairs": True,
         "note": ("learned by styleunwarp train --unaligned from pairs no one aligned: registered by training-free "

@@ -18,15 +18,9 @@ from __future__ import annotations
 
 import numpy as np
 
-from ...structure import agreement_and_chance, analysis_factor, descriptors
+from ...structure import SD_FLOOR, Z_MIN, agreement_and_chance, analysis_factor, descriptors, significance
 from .compose import warp_source
 from .types import Candidate
-
-Z_MIN = 5.0
-"""Standard deviations above chance the winner's structure agreement must reach."""
-
-SD_FLOOR = 0.002
-"""Smallest chance spread used (a spread estimated as ~0 would make any excess look significant)."""
 
 
 def confirm(target: np.ndarray, source: np.ndarray, winner: Candidate) -> tuple[bool, dict]:
@@ -38,7 +32,7 @@ def confirm(target: np.ndarray, source: np.ndarray, winner: Candidate) -> tuple[
     dt = descriptors(target, f)  # once, for both comparisons
     s_id = agreement_and_chance(at_identity, target, at_identity != 0, f, with_chance=False, b_descriptors=dt)[0]
     s_win, mu, sd = agreement_and_chance(moved, target, moved != 0, f, b_descriptors=dt)
-    z = (s_win - mu) / max(sd, SD_FLOOR) if np.isfinite(s_win) and np.isfinite(mu) else float("nan")
+    z = significance(s_win, mu, sd)
     facts = {"mind_identity": s_id, "mind_winner": s_win, "mind_chance": mu, "mind_chance_sd": sd, "z": z}
     better = np.isfinite(s_win) and (not np.isfinite(s_id) or s_win > s_id)
     ok = bool(better and np.isfinite(z) and z >= Z_MIN)

@@ -1,0 +1,79 @@
+"""The second opinion: a model's next-best chains where its own result is not structure evidence, on a real shale pair."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+from scipy import ndimage
+
+from styleunwarp.errors import InputError
+from styleunwarp.io import read_image, to_gray, write_tiff
+from styleunwarp.pipeline.second_opinion import SUBFOLDER, register_pair_verified
+from styleunwarp.quality import tre
+from styleunwarp.style.chain import Chain, alternatives, load_representation, write_chain_card
+from styleunwarp.transform import affine_elastic, read_transform, write_elastic
+
+from conftest import data_skip_reason, real_data
+
+SHALE = sorted(real_data("petrography-bse-se", "se/*.png"))
+WEAK = Chain("none", "native", {"similarity": "ssd", "max_iter": 1})  # one step of SSD on raw BSE vs SE: stays where it starts
+MIND = Chain("none", "native", {"similarity": "mind"})
+
+
+def _candidate(chain: Chain, tres: list[float]) -> dict:
+    return {"chain": chain.label, **chain.as_dict(), "cases": len(tres), "within_5px": sum(t <= 5 for t in tres),
+            "within_1.5px": sum(t <= 1.5 for t in tres), "median_tre_px": float(np.median(tres)), "tre_px": tres}
+
+
+def test_alternatives_are_the_cards_next_best_loadable_chains(tmp_path):
+    winner, nmi, shared = Chain("none", "elastix"), Chain("none", "native", {"similarity": "nmi"}), Chain("shared", "native")
+    cands = [_candidate(winner, [0.5, 0.6]), _candidate(nmi, [0.9, 7.0]), _candidate(MIND, [0.7, 0.8]), _candidate(shared, [0.4, 0.5])]
+    write_chain_card(tmp_path, winner, {"kind": "none"}, candidates=cands, representations={"none": {"kind": "none"}})
+    assert [c.label for c in alternatives(tmp_path)] == [MIND.label, nmi.label]  # "shared" was not kept: not offered
+    assert [c.label for c in alternatives(tmp_path, n=1)] == [MIND.label] and alternatives(tmp_path, n=0) == []
+    assert alternatives(None) == [] and alternatives(tmp_path / "nowhere") == []
+    assert load_representation(tmp_path, key="none").kind == "none"
+    with pytest.raises(InputError, match="no representation 'shared'"):
+        load_representation(tmp_path, key="shared")
+
+
+@pytest.mark.skipif(not SHALE, reason=data_skip_reason("petrography-bse-se", "se/*.png"))
+def test_a_result_without_structure_evidence_gets_a_second_opinion(tmp_path):
+    """Raw BSE shifted by (4, -5) px against its SE: the model's (deliberately weak) chain stays
+    where it starts and is no evidence; the card's alternative (native MIND) registers it, wins
+    the structure duel and replaces the files; the truth confirms it is closer."""
+    se = SHALE[3]
+    target = to_gray(read_image(se).data)
+    source = ndimage.shift(to_gray(read_image(se.parent.parent / "bse" / se.name).data), (4, -5), order=1, mode="nearest")
+    write_tiff(tmp_path / "lom.tif", source.astype(np.float32))
+    write_tiff(tmp_path / "cbs.tif", target.astype(np.float32))
+    truth = affine_elastic(np.array([[1.0, 0.0, -5.0], [0.0, 1.0, 4.0]]), 4, target.shape)  # target pixel -> source pixel
+    write_elastic(truth, tmp_path / "truth.txt")
+    model = tmp_path / "model"
+    model.mkdir()
+    write_chain_card(model, WEAK, {"kind": "none"}, representations={"none": {"kind": "none"}},
+                     alternatives=[MIND.as_dict(), Chain("none", "elastix").as_dict()])
+    alts = alternatives(model)
+    assert [c.label for c in alts] == [MIND.label, "none->elastix"]
+    kw = dict(model=model, backend=WEAK.backend, backend_options=WEAK.backend_options, coarse="none", truth=tmp_path / "truth.txt")
+
+    alone = register_pair_verified(tmp_path / "lom.tif", tmp_path / "cbs.tif", tmp_path / "alone", **kw)
+    assert "second_opinion" not in alone.metrics and not alone.metrics["structure"]["aligned"]
+
+    res = register_pair_verified(tmp_path / "lom.tif", tmp_path / "cbs.tif", tmp_path / "out", alternatives=alts, **kw)
+    so = res.metrics["second_opinion"]
+    assert so["kept"] == MIND.label and [t["chain"] for t in so["tried"]][1:] == [MIND.label], so  # stopped at the first aligned
+    assert res.metrics["structure"]["aligned"] and res.metrics["backend_options"] == {"similarity": "mind"}
+    saved = json.loads((tmp_path / "out" / "metrics.json").read_text())
+    assert saved["second_opinion"]["kept"] == MIND.label
+    got = tre(read_transform(tmp_path / "out" / "direct_transf.txt"), truth, target.shape).mean
+    assert got < 0.5 * alone.metrics["tre"]["mean"] and got < 2.0, (got, alone.metrics["tre"])
+    assert (tmp_path / "out" / SUBFOLDER / "none-native-mind" / "metrics.json").is_file()
+
+    # a result that is evidence already gets no second opinion
+    direct = register_pair_verified(tmp_path / "lom.tif", tmp_path / "cbs.tif", tmp_path / "direct", alternatives=alts,
+                                    **dict(kw, backend_options=MIND.backend_options))
+    assert direct.metrics["structure"]["aligned"] and "second_opinion" not in direct.metrics
+    assert not (tmp_path / "direct" / SUBFOLDER).exists()
