@@ -83,3 +83,27 @@ def test_evidence_of_a_folder_without_files_is_none(tmp_path):
     (tmp_path / "metrics.json").write_text(json.dumps({"cbs": str(tmp_path / "missing.tif"), "cbs_shape": [8, 8], "lom_shape": [8, 8]}))
     assert evidence_of(tmp_path) is None
     assert evidence_of(tmp_path / "nowhere") is None
+
+
+@pytest.mark.skipif(len(SHALE) < 3, reason=data_skip_reason("petrography-bse-se", "se/*.png"))
+def test_unaligned_delivers_the_chain_whose_results_agree_best_by_structure(tmp_path):
+    """Two starting chains on three real pairs: the one 3 px off agrees with the verified transforms
+    (which came from it) on every pair, the exact one on none of them; structure delivers the exact one."""
+    from styleunwarp.style.chain import Chain
+    from styleunwarp.style.unaligned import ChainRun, UnalignedConfig, _choose_delivery
+
+    exact, off = ChainRun(Chain("none", "elastix"), "none", None, "none-elastix"), ChainRun(Chain("shipped", "native"), "model", None, "shipped-native")
+    base: dict[str, list[Outcome]] = {}
+    verdicts = {}
+    for se in SHALE[:3]:
+        a = _registration(tmp_path / "registrations" / exact.slug / se.stem, se, 0.0)
+        b = _registration(tmp_path / "registrations" / off.slug / se.stem, se, 3.0)
+        base[se.stem] = [Outcome(exact.label, "none", "elastix", a.folder, "bad", 0.3, a.target_shape, a.source_shape),
+                         Outcome(off.label, "shipped", "native", b.folder, "decent", 0.5, b.target_shape, b.source_shape)]
+        verdicts[se.stem] = {"trusted": True, "registration": f"registrations/{off.slug}/{se.stem}", "chain": off.label}
+    states = [{"row": {"round": 0, "trusted": 3, "pairs": 3}, "verdicts": verdicts}]
+    src, run, delivered, warning = _choose_delivery(tmp_path, states, [off, exact], base, UnalignedConfig(), 1, "done")
+    assert src is None and run is exact and warning is None, delivered
+    assert delivered["candidates"][off.label]["support"] == 3 and delivered["candidates"][exact.label]["support"] == 0
+    assert delivered["candidates"][exact.label]["beaten"] == 1 and "by structure" in delivered["why"]
+    assert delivered["alternatives"] == [off.label]
