@@ -65,6 +65,7 @@ def test_a_result_without_structure_evidence_gets_a_second_opinion(tmp_path):
     res = register_pair_verified(tmp_path / "lom.tif", tmp_path / "cbs.tif", tmp_path / "out", alternatives=alts, **kw)
     so = res.metrics["second_opinion"]
     assert so["kept"] == MIND.label and [t["chain"] for t in so["tried"]][1:] == [MIND.label], so  # stopped at the first aligned
+    assert so["tried"][0]["chain"] == f"{WEAK.label} (the model's chain)" and not so["tried"][0]["aligned"]
     assert res.metrics["structure"]["aligned"] and res.metrics["backend_options"] == {"similarity": "mind"}
     saved = json.loads((tmp_path / "out" / "metrics.json").read_text())
     assert saved["second_opinion"]["kept"] == MIND.label

@@ -23,7 +23,7 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from ..io import atomic_write_text
-from ..style.chain import Chain
+from ..style.chain import Chain, load_chain
 from ..style.tournament import duel
 from .evidence import EVIDENCE_KEY
 from .pair import PairResult, PathLikeStr, register_pair
@@ -38,6 +38,14 @@ RESULT_FILES = ("styled.tif", "target.tif", "direct_transf.txt", "inverse_transf
 def _summary(chain: str, metrics: dict) -> dict:
     ev = metrics.get(EVIDENCE_KEY) or {}
     return {"chain": chain, "mind": ev.get("mind"), "z": ev.get("z"), "aligned": ev.get("aligned"), "tier": metrics.get("tier")}
+
+
+def _model_chain_label(kwargs: dict, metrics: dict) -> str:
+    """The label of the chain the first registration ran: the model's, unless its backend was overridden."""
+    chain = load_chain(kwargs.get("model")) if kwargs.get("style", "model") == "model" else None
+    if chain is not None and chain.backend == metrics.get("backend"):
+        return chain.label
+    return f"{metrics.get('representation', '?')}->{metrics.get('backend', '?')}"
 
 
 def _adopt(src: Path, dst: Path, metrics: dict) -> None:
@@ -64,7 +72,7 @@ def register_pair_verified(lom: PathLikeStr, cbs: PathLikeStr, out_dir: PathLike
     first = register_pair(lom, cbs, out, **kwargs)
     if not alternatives or (first.metrics.get(EVIDENCE_KEY) or {}).get("aligned"):
         return first
-    primary_label = f"{first.metrics.get('representation', '?')}->{first.metrics.get('backend', '?')}"
+    primary_label = _model_chain_label(kwargs, first.metrics)
     tried = [_summary(primary_label + " (the model's chain)", first.metrics)]
     best, best_label = first, None
     for chain in alternatives:
