@@ -34,15 +34,12 @@ from typing import Callable, Sequence
 from ..io import atomic_write_text
 from ..quality import grade
 from ..registration import PIPELINE_DEFAULTS, BUnwarpJParams
+from ..report.html import RESULT_COLUMNS
 from .executors import check_options, make_executor, resolve_threads
 from .pairing import DEFAULT_CBS_PATTERN, DEFAULT_LOM_PATTERN, PairSpec, Unpaired, find_pairs, read_manifest
 
 log = logging.getLogger(__name__)
 
-RESULT_COLUMNS = (
-    "pair", "status", "lom", "cbs", "tier", "grade_source", "tre_mean_px", "tre_p95_px", "nmi_before", "nmi_after",
-    "consistency_px", "folded_fraction", "jacobian_min", "roughness", "displacement_mean_px", "registration_s", "total_s", "error",
-)  # fmt: skip
 PARTIAL_PREFIX = ".partial-"
 
 
@@ -196,6 +193,9 @@ def _row_from_folder(spec: PairSpec, pair_dir: Path) -> dict:
             displacement_mean_px=t.get("displacement_mean"),
             registration_s=m.get("seconds", {}).get("registration"),
             total_s=m.get("seconds", {}).get("total"),
+            structure_z=(m.get("structure") or {}).get("z", ""),
+            structure_aligned=(m.get("structure") or {}).get("aligned", ""),
+            second_opinion=(m.get("second_opinion") or {}).get("kept", ""),
         )
     elif (pair_dir / "error.json").is_file():
         row.update(status="failed", error=json.loads((pair_dir / "error.json").read_text()).get("error", "unknown error"))

@@ -42,8 +42,10 @@ PathLikeStr = str | PathLike[str]
 RESULT_COLUMNS = (
     "pair", "status", "lom", "cbs", "tier", "grade_source",
     "tre_mean_px", "tre_p95_px", "nmi_before", "nmi_after", "consistency_px", "folded_fraction",
-    "jacobian_min", "roughness", "displacement_mean_px", "registration_s", "total_s", "error",
+    "jacobian_min", "roughness", "displacement_mean_px", "registration_s", "total_s",
+    "structure_z", "structure_aligned", "second_opinion", "error",
 )
+"""The columns of ``results.csv`` (written by :mod:`styleunwarp.pipeline.batch`, read here)."""
 TIERS = ("good", "decent", "bad", "poor")
 TIER_RANK = {"poor": 0, "bad": 1, "decent": 2, "good": 3}
 TIER_COLORS = {"good": "#2e7d32", "decent": "#9e9d24", "bad": "#ef6c00", "poor": "#c62828"}
@@ -61,6 +63,7 @@ _METRIC_COLUMNS = (
     ("jacobian_min", "Jac. min", 3, 1.0, "smallest Jacobian determinant of the direct map"),
     ("roughness", "roughness", 3, 1.0, "standard deviation of the Jacobian determinant"),
     ("displacement_mean_px", "displ. mean", 1, 1.0, "mean displacement of the direct map, px"),
+    ("structure_z", "structure z", 1, 1.0, "structure evidence: MIND agreement of the moved LOM with the CBS, in chance spreads above chance (>= 5: aligned)"),
     ("registration_s", "reg. s", 1, 1.0, "registration time, s"),
     ("total_s", "total s", 1, 1.0, "total time of the pair, s"),
 )
@@ -147,6 +150,9 @@ def _row_from_metrics(name: str, metrics: dict | None, error: dict | None) -> di
         "displacement_mean_px": t.get("displacement_mean"),
         "registration_s": s.get("registration"),
         "total_s": s.get("total"),
+        "structure_z": (m.get("structure") or {}).get("z"),
+        "structure_aligned": (m.get("structure") or {}).get("aligned"),
+        "second_opinion": (m.get("second_opinion") or {}).get("kept"),
         "error": "",
     }
     if error:
