@@ -171,6 +171,11 @@ def verdict_lines(metrics: dict) -> list[tuple[str, bool]]:
     return lines
 
 
+def _backend_given() -> bool:
+    """Whether ``--backend`` was given on the command line (then it wins over a model's chain)."""
+    return click.get_current_context().get_parameter_source("backend") != click.core.ParameterSource.DEFAULT
+
+
 def second_opinion_option(func: Callable) -> Callable:
     return click.option(
         "--second-opinion/--no-second-opinion", default=True, show_default=True,
@@ -185,8 +190,7 @@ def model_alternatives(model, style: str, second_opinion: bool, echo: Callable[[
     ``--no-second-opinion``, or the model has no chain card)."""
     from ..style.chain import alternatives, load_chain
 
-    explicit = click.get_current_context().get_parameter_source("backend") != click.core.ParameterSource.DEFAULT
-    if not second_opinion or explicit or style != "model" or load_chain(model) is None:
+    if not second_opinion or _backend_given() or style != "model" or load_chain(model) is None:
         return ()
     alts = tuple(alternatives(model))
     if alts:
@@ -199,7 +203,7 @@ def model_chain(model, style: str, backend: str, backend_options: dict, coarse_s
     unless ``--backend`` was given on the command line. Returns ``(backend, options, coarse_sigma)``."""
     from ..style.chain import resolve_backend
 
-    explicit = click.get_current_context().get_parameter_source("backend") != click.core.ParameterSource.DEFAULT
+    explicit = _backend_given()
     backend, backend_options, coarse_sigma, chain = resolve_backend(model, style, backend, dict(backend_options or {}), coarse_sigma, explicit)
     if chain is not None:
         echo(f"model chain: {chain.representation} -> {backend}" + (" (--backend given)" if explicit else ""))

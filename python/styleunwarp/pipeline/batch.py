@@ -34,7 +34,7 @@ from typing import Callable, Sequence
 from ..io import atomic_write_text
 from ..quality import grade
 from ..registration import PIPELINE_DEFAULTS, BUnwarpJParams
-from ..report.html import RESULT_COLUMNS
+from ..report.html import RESULT_COLUMNS, row_from_metrics
 from .executors import check_options, make_executor, resolve_threads
 from .pairing import DEFAULT_CBS_PATTERN, DEFAULT_LOM_PATTERN, PairSpec, Unpaired, find_pairs, read_manifest
 
@@ -176,27 +176,8 @@ def _row_from_folder(spec: PairSpec, pair_dir: Path) -> dict:
     row: dict = {"pair": spec.name, "lom": str(spec.lom), "cbs": str(spec.cbs)}
     if is_done(pair_dir):
         m = json.loads((pair_dir / "metrics.json").read_text())
-        t = m.get("transform", {})
         tier, source = grade(m)
-        row.update(
-            status="done",
-            tier=tier,
-            grade_source=source,
-            tre_mean_px=m.get("tre", {}).get("mean", ""),
-            tre_p95_px=m.get("tre", {}).get("p95", ""),
-            nmi_before=m.get("nmi_before"),
-            nmi_after=m.get("nmi_after"),
-            consistency_px="" if t.get("consistency_error") is None else t["consistency_error"],
-            folded_fraction=t.get("folded_fraction"),
-            jacobian_min=t.get("jacobian_min"),
-            roughness=t.get("roughness"),
-            displacement_mean_px=t.get("displacement_mean"),
-            registration_s=m.get("seconds", {}).get("registration"),
-            total_s=m.get("seconds", {}).get("total"),
-            structure_z=(m.get("structure") or {}).get("z", ""),
-            structure_aligned=(m.get("structure") or {}).get("aligned", ""),
-            second_opinion=(m.get("second_opinion") or {}).get("kept", ""),
-        )
+        row = {**row_from_metrics(spec.name, m, None), **row, "tier": tier, "grade_source": source}
     elif (pair_dir / "error.json").is_file():
         row.update(status="failed", error=json.loads((pair_dir / "error.json").read_text()).get("error", "unknown error"))
     else:

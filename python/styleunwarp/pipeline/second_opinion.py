@@ -17,12 +17,11 @@ from __future__ import annotations
 
 import json
 import logging
-import os
 import shutil
 from collections.abc import Sequence
 from pathlib import Path
 
-from ..io import atomic_write_text
+from ..io import atomic_path, atomic_write_text
 from ..style.chain import Chain, load_chain
 from ..style.tournament import duel
 from .evidence import EVIDENCE_KEY
@@ -53,9 +52,8 @@ def _adopt(src: Path, dst: Path, metrics: dict) -> None:
     for name in RESULT_FILES:
         s, d = src / name, dst / name
         if s.is_file():
-            tmp = d.with_name(f".{name}.partial")
-            shutil.copy2(s, tmp)
-            os.replace(tmp, d)
+            with atomic_path(d) as tmp:
+                shutil.copy2(s, tmp)
         else:
             d.unlink(missing_ok=True)
     atomic_write_text(dst / "metrics.json", json.dumps(metrics, indent=2, default=float) + "\n")

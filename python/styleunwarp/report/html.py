@@ -126,8 +126,9 @@ def _load_json(path: Path) -> dict | None:
     return data if isinstance(data, dict) else None
 
 
-def _row_from_metrics(name: str, metrics: dict | None, error: dict | None) -> dict:
-    """A results.csv-like row rebuilt from a pair folder (used when results.csv is absent)."""
+def row_from_metrics(name: str, metrics: dict | None, error: dict | None) -> dict:
+    """A ``results.csv`` row from a pair's metrics (``None`` values as ``""``): what ``batch``
+    writes, and what the report rebuilds when ``results.csv`` is absent."""
     m = metrics or {}
     t = m.get("transform") or {}
     s = m.get("seconds") or {}
@@ -178,7 +179,7 @@ def read_results(batch_dir: PathLikeStr) -> list[dict]:
     for sub in sorted(p for p in d.iterdir() if p.is_dir() and not p.name.startswith(".")):  # .partial-*
         metrics, error = _load_json(sub / "metrics.json"), _load_json(sub / "error.json")
         if metrics is not None or error is not None:
-            rows.append(_row_from_metrics(sub.name, metrics, error))
+            rows.append(row_from_metrics(sub.name, metrics, error))
     if not rows:
         raise FileNotFoundError(f"{d}: no results.csv and no pair folder with metrics.json or error.json")
     return rows
@@ -601,7 +602,7 @@ def build_entries(batch_dir: PathLikeStr, *, force: bool = False, thumb_side: in
                 stage = err_json.get("stage")
                 e.notes.append(f"{stage}: {err_json.get('error')}" if stage else str(err_json.get("error")))
             if e.metrics:  # fill columns the CSV left empty
-                filled = _row_from_metrics(e.name, e.metrics, None)
+                filled = row_from_metrics(e.name, e.metrics, None)
                 for k, v in filled.items():
                     if k not in ("status", "error") and str(e.row.get(k) or "") == "" and v != "":
                         e.row[k] = v
