@@ -256,11 +256,14 @@ class StyleTransfer:
         """The CBS image in the representation this model renders LOM images into (0..255).
 
         Register ``model(lom)`` (moved) to ``model.prepare_target(cbs)`` (fixed). For a ``cbs``
-        model this is the contrast-stretched CBS; for an ``edges`` model its boundary map.
+        model this is the contrast-stretched CBS; for an ``edges`` model its boundary map, with
+        the card's ``target.denoise`` (default :data:`~.data.EDGE_DENOISE`, also for cards
+        written before the field existed).
         """
-        from .data import target_representation
+        from .data import EDGE_DENOISE, target_representation
 
-        return target_representation(cbs, self.target_kind)
+        strength = float((self.card.get("target") or {}).get("denoise", EDGE_DENOISE))
+        return target_representation(cbs, self.target_kind, denoise=strength)
 
     def style_file(self, path: str | PathLike[str]) -> np.ndarray:
         from ..io import read_image

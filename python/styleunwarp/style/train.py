@@ -28,7 +28,7 @@ import torch
 import torch.nn.functional as F
 
 from ..errors import InputError
-from .data import EDGE_SIGMA, TARGETS, LoadedPair, find_pairs, load_pair, sample_batch, to_output_range
+from .data import EDGE_DENOISE, EDGE_SIGMA, TARGETS, LoadedPair, find_pairs, load_pair, sample_batch, to_output_range
 from .networks import Architecture, PatchDiscriminator, UNetGenerator, count_parameters, init_weights
 
 log = logging.getLogger(__name__)
@@ -86,9 +86,10 @@ class TrainConfig:
 def target_card(kind: str) -> dict:
     """The card's ``target`` section: what the model renders and how to prepare the CBS."""
     if kind == "edges":
-        return {"kind": "edges", "sigma": EDGE_SIGMA,
-                "description": "Gaussian gradient magnitude (sigma px) of the percentile-stretched CBS, "
-                               "stretched to 0..255; register model(LOM) to StyleTransfer.prepare_target(CBS)"}
+        return {"kind": "edges", "sigma": EDGE_SIGMA, "denoise": EDGE_DENOISE,
+                "description": "Gaussian gradient magnitude (sigma px) of the percentile-stretched CBS after total "
+                               "variation denoising (weight: denoise x the CBS's noise sd), stretched to 0..255; "
+                               "register model(LOM) to StyleTransfer.prepare_target(CBS)"}
     return {"kind": "cbs", "description": "the percentile-stretched CBS image (CBS-like rendering)"}
 
 
