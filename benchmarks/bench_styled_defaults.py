@@ -60,6 +60,8 @@ CONFIGS: dict[str, dict] = {
     "mono": {"mode": "mono"},
     "sub1": {"img_subsamp_fact": 1},
     "stop0.001": {"stop_threshold": 0.001},
+    "cons3": {"consistency_weight": 3.0},
+    "cons30": {"consistency_weight": 30.0},
 }
 """Named changes to the styled chain's defaults (``sigma``: the coarse-to-fine blur; ``blur``: one pass on
 both images blurred by this sigma; the rest: bUnwarpJ parameters)."""

@@ -70,3 +70,46 @@ def test_real_cbs_boundary_map_is_cleaner_inside_grains_after_denoising():
             e = target_representation(cbs, "edges", denoise=strength)
             contrast[strength] = e[near].mean() / e[far].mean()
         assert contrast[1.5] > 1.3 * contrast[0.0], (f.name, contrast)
+
+
+def test_edges_model_checks_its_elastic_result_on_the_undenoised_map():
+    """Registration fits the denoised boundary map; the never-worse check measures on the map
+    as recorded (the one its margin was calibrated on), and says so in its facts."""
+    import torch
+
+    from styleunwarp.io import normalize
+    from styleunwarp.pipeline.chain import keep_or_undo
+    from styleunwarp.registration.result import Registration
+    from styleunwarp.style.data import target_representation
+    from styleunwarp.style.infer import StyleTransfer
+    from styleunwarp.style.networks import Architecture, UNetGenerator
+    from styleunwarp.style.representations.translation import Translation
+    from styleunwarp.synth import make_pair
+    from styleunwarp.transform import identity_elastic
+
+    torch.manual_seed(0)
+    gen = UNetGenerator(Architecture(in_channels=1, base=4, depth=3))
+    p = make_pair((64, 64), seed=5, deform=False, grain_size=16)
+    noisy = p.cbs + np.random.default_rng(0).normal(0, 20, p.cbs.shape).astype(np.float32)
+    edges = Translation(StyleTransfer(gen, card={"target": {"kind": "edges", "denoise": 1.5}}))
+    reference = edges.check_target(noisy)
+    np.testing.assert_allclose(reference, normalize(target_representation(noisy, "edges", denoise=0.0)), atol=1e-4)
+    assert not np.allclose(reference, edges.represent(p.lom, noisy)[1], atol=1.0)
+    assert Translation(StyleTransfer(gen, card={"target": {"kind": "edges", "denoise": 0}})).check_target(noisy) is None
+    assert Translation(StyleTransfer(gen, card={"target": {"kind": "cbs"}})).check_target(noisy) is None
+
+    target = edges.represent(p.lom, noisy)[1]
+    shifted = np.roll(target, 2, axis=1)
+    identity = identity_elastic(4, target.shape)
+    from styleunwarp.registration import PIPELINE_DEFAULTS
+    from styleunwarp.structure import gradient_gain
+
+    reg = Registration(identity, None, target.shape, target.shape, "test", PIPELINE_DEFAULTS, 0.0)
+    facts = keep_or_undo(target, shifted, reg, reference=reference)[3]
+    assert facts["check_on"] == "check target" and facts["kept"] == "start"
+    common = shifted != 0
+    on_reference, on_target = gradient_gain(shifted, shifted, reference, common)[0], gradient_gain(shifted, shifted, target, common)[0]
+    assert facts["gradient_start"] == pytest.approx(on_reference, abs=2e-3) and abs(on_reference - on_target) > 1e-2  # not the target's
+    assert keep_or_undo(target, shifted, reg)[3]["check_on"] == "registered target"
+    with pytest.raises(ValueError, match="reference"):
+        keep_or_undo(target, shifted, reg, reference=reference[:10])

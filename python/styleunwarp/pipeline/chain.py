@@ -110,7 +110,8 @@ def trusts(before: float, after: float, margin: float) -> bool:
     return not np.isfinite(before) or after > before + margin
 
 
-def keep_or_undo(target: np.ndarray, moving: np.ndarray, reg: Registration, check: str = "alike") -> tuple[ElasticTransform, ElasticTransform | None, np.ndarray, dict]:
+def keep_or_undo(target: np.ndarray, moving: np.ndarray, reg: Registration, check: str = "alike",
+                 reference: np.ndarray | None = None) -> tuple[ElasticTransform, ElasticTransform | None, np.ndarray, dict]:
     """Never worse than the start: keep the elastic result only if the two images agree better.
 
     Agreement is the normalised gradient field agreement of the target with the start and with
@@ -124,13 +125,18 @@ def keep_or_undo(target: np.ndarray, moving: np.ndarray, reg: Registration, chec
     does not decide. When the result has an inverse, its direct and inverse maps must also
     agree within :data:`ELASTIC_MAX_INCONSISTENCY`. Returns ``(direct, inverse, moved, facts)``;
     when the elastic result is not trusted, the identity on the start replaces it.
+    ``reference``: the target image the agreement and NCC are measured on, when it differs from
+    the ``target`` registered to (:meth:`~styleunwarp.style.representations.Representation.check_target`).
     """
     if check not in CHECKS:
         raise ValueError(f"check must be one of {', '.join(CHECKS)}, got {check!r}")
     moved = warp_image(moving, reg.direct, target.shape)
     common = (moving != 0) & (moved != 0)
-    before, after, spread = gradient_gain(moving, moved, target, common, with_spread=check == "structure")
-    ncc_before, ncc_after = ncc(moving, target, common), ncc(moved, target, common)
+    ref = target if reference is None else np.asarray(reference, np.float32)
+    if ref.shape != target.shape:
+        raise ValueError(f"check reference has shape {ref.shape}, the target {target.shape}")
+    before, after, spread = gradient_gain(moving, moved, ref, common, with_spread=check == "structure")
+    ncc_before, ncc_after = ncc(moving, ref, common), ncc(moved, ref, common)
     polarity = "same"
     if np.isfinite(ncc_before) and np.isfinite(ncc_after) and ncc_before < 0 and ncc_after < 0:
         # contrast inverted between the two images (raw images of two detectors): better alignment
@@ -140,7 +146,7 @@ def keep_or_undo(target: np.ndarray, moving: np.ndarray, reg: Registration, chec
     margin = GRADIENT_MARGIN[check]
     if np.isfinite(spread):  # raw images: the gain must also exceed the measure's spread at large shifts
         margin = max(margin, GRADIENT_CHANCE_SDS * spread)
-    facts = {"check": check, "gradient_start": before, "gradient_elastic": after, "gradient_margin": margin,
+    facts = {"check": check, "check_on": "registered target" if reference is None else "check target", "gradient_start": before, "gradient_elastic": after, "gradient_margin": margin,
              "ncc_start": ncc_before, "ncc_elastic": ncc_after, "polarity": polarity, "consistency_px": consistency}
     label = f"gradient agreement {before:.4f} -> {after:.4f}; {'|NCC|' if polarity == 'inverted' else 'NCC'} {ncc_before:.3f} -> {ncc_after:.3f}"
     consistent = consistency is None or consistency <= ELASTIC_MAX_INCONSISTENCY
@@ -170,6 +176,7 @@ def register_representations(
     scale_known: bool = False,
     coarse_result: CoarseResult | None = None,
     check: str = "alike",
+    check_target: np.ndarray | None = None,
 ) -> ChainOutcome:
     """Register the source representation to the target representation as ``register`` does.
 
@@ -181,7 +188,9 @@ def register_representations(
     images, already computed (it does not depend on the backend: ``train --target auto``
     reuses it across the backends of one representation). ``check``: how the elastic result
     is verified (:func:`keep_or_undo`), ``"alike"`` for representations made to look alike,
-    ``"structure"`` for raw images of two modalities (:func:`check_for`). The result's
+    ``"structure"`` for raw images of two modalities (:func:`check_for`); ``check_target``: the
+    target image that check measures on, if not ``target`` (the representation's
+    ``check_target``). The result's
     transforms refer to ``source``'s grid.
     """
     t0 = time.perf_counter()
@@ -191,7 +200,7 @@ def register_representations(
     a = coarse_result.chosen.matrix
     moving = warp_source(source, a, target.shape)
     reg = register(target, moving, params, backend=backend, coarse_sigma=coarse_sigma, **(backend_options or {}))
-    direct, inverse, moved, elastic = keep_or_undo(target, moving, reg, check)
+    direct, inverse, moved, elastic = keep_or_undo(target, moving, reg, check, check_target)
     direct = compose_direct(direct, a)
     if inverse is not None:
         inverse = inverse_through(inverse, a, source.shape[:2], target.shape)

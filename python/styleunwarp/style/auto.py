@@ -155,7 +155,8 @@ def evaluate(rep: Representation, chain: Chain, cases: list[Case], params, *, mu
                 if coarse_cache is not None:
                     coarse_cache[key] = hit
             out = register_representations(tgt, src, params, backend=chain.backend, backend_options=chain.backend_options,
-                                           coarse_sigma=sigma, coarse_result=hit[2], check=check)
+                                           coarse_sigma=sigma, coarse_result=hit[2], check=check,
+                                           check_target=rep.check_target(c.target))
             err = tre(out.direct, c.truth, tgt.shape, src.shape[:2]).mean
         except (StyleunwarpError, ValueError, RuntimeError) as exc:
             log.warning("%s on %s failed: %s", chain.label, c.name, exc)

@@ -252,17 +252,24 @@ class StyleTransfer:
         """``"cbs"`` (output is CBS-like) or ``"edges"`` (output is the CBS's boundary map)."""
         return str((self.card.get("target") or {}).get("kind", "cbs"))
 
-    def prepare_target(self, cbs: np.ndarray) -> np.ndarray:
+    @property
+    def target_denoise(self) -> float:
+        """How strongly an ``edges`` model's target is denoised (the card's ``target.denoise``,
+        default :data:`~.data.EDGE_DENOISE`, also for cards written before the field existed)."""
+        from .data import EDGE_DENOISE
+
+        return float((self.card.get("target") or {}).get("denoise", EDGE_DENOISE))
+
+    def prepare_target(self, cbs: np.ndarray, denoise: float | None = None) -> np.ndarray:
         """The CBS image in the representation this model renders LOM images into (0..255).
 
         Register ``model(lom)`` (moved) to ``model.prepare_target(cbs)`` (fixed). For a ``cbs``
-        model this is the contrast-stretched CBS; for an ``edges`` model its boundary map, with
-        the card's ``target.denoise`` (default :data:`~.data.EDGE_DENOISE`, also for cards
-        written before the field existed).
+        model this is the contrast-stretched CBS; for an ``edges`` model its boundary map,
+        denoised by ``denoise`` (default :attr:`target_denoise`).
         """
-        from .data import EDGE_DENOISE, target_representation
+        from .data import target_representation
 
-        strength = float((self.card.get("target") or {}).get("denoise", EDGE_DENOISE))
+        strength = self.target_denoise if denoise is None else float(denoise)
         return target_representation(cbs, self.target_kind, denoise=strength)
 
     def style_file(self, path: str | PathLike[str]) -> np.ndarray:

@@ -48,6 +48,13 @@ class Representation(ABC):
     def represent(self, source: np.ndarray, target: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """``(source_code, target_code)``: float32 ``(H, W)`` each, about 0..255, one scale."""
 
+    def check_target(self, target: np.ndarray) -> np.ndarray | None:
+        """The target as the never-worse check (:func:`styleunwarp.pipeline.chain.keep_or_undo`)
+        should see it, when that differs from the represented target the registration fits;
+        ``None``: the represented target. A check on an image the registration did not
+        optimise is not biased toward the registration's own fit."""
+        return None
+
     def similarity(self, a: np.ndarray, b: np.ndarray, mask: np.ndarray | None = None) -> float:
         """How alike two represented images are (higher is better); default :func:`similarity`."""
         return similarity(a, b, mask)

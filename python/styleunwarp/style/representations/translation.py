@@ -33,6 +33,16 @@ class Translation(Representation):
         return (normalize(np.asarray(self.model(source), np.float32)),
                 normalize(np.asarray(self.model.prepare_target(target), np.float32)))
 
+    def check_target(self, target: np.ndarray) -> np.ndarray | None:
+        """For a boundary-map model whose target is denoised before registration: the map of
+        the target as recorded (not denoised), on which the never-worse margin was measured
+        (docs/study-table.md, "Denoising the CBS before its boundary map")."""
+        from ...io import normalize
+
+        if self.kind != "edges" or self.model.target_denoise == 0:
+            return None
+        return normalize(np.asarray(self.model.prepare_target(target, denoise=0.0), np.float32))
+
     def save(self, folder: Path) -> dict:
         """The weights stay where training wrote them (a sub-folder of the model folder)."""
         return {"kind": self.kind, "folder": self.folder or "."}
