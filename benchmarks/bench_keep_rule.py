@@ -79,8 +79,11 @@ def _blur_ncc(a: np.ndarray, b: np.ndarray, mask: np.ndarray, sigma: float) -> f
     return ncc(ndimage.gaussian_filter(a, sigma), ndimage.gaussian_filter(b, sigma), inner)
 
 
-def features(target: np.ndarray, moving: np.ndarray, moved: np.ndarray) -> dict:
-    """Similarities of the target with the start and with the elastic result, over the pixels both cover."""
+def features(target: np.ndarray, moving: np.ndarray, moved: np.ndarray, reference: np.ndarray | None = None) -> dict:
+    """Similarities of the target with the start and with the elastic result, over the pixels both cover.
+
+    ``reference``: the image the pipeline's check measures gradient agreement on (the
+    representation's ``check_target``); the agreement on ``target`` itself is ``grad_target_*``."""
     from styleunwarp.quality import nmi
     from styleunwarp.structure import gradient_gain
 
@@ -90,8 +93,26 @@ def features(target: np.ndarray, moving: np.ndarray, moved: np.ndarray) -> dict:
         f[f"ncc{s}_start"] = _blur_ncc(moving, target, common, s)
         f[f"ncc{s}_elastic"] = _blur_ncc(moved, target, common, s)
     f["nmi_start"], f["nmi_elastic"] = nmi(moving, target, common), nmi(moved, target, common)
-    f["grad_start"], f["grad_elastic"], _ = gradient_gain(moving, moved, target, common)
+    f["grad_start"], f["grad_elastic"], _ = gradient_gain(moving, moved, target if reference is None else reference, common)
+    f["grad_target_start"], f["grad_target_elastic"], _ = gradient_gain(moving, moved, target, common)
     return f
+
+
+def raw_features(prep, a: np.ndarray, direct) -> dict:
+    """MIND agreement (structure evidence) of the raw LOM, moved by the start and by the elastic
+    result, with the raw CBS: a candidate check on images no registration optimised."""
+    from styleunwarp.io import to_gray
+    from styleunwarp.pipeline.coarse import compose_direct
+    from styleunwarp.pipeline.grid import direct_to_original
+    from styleunwarp.structure import mind_agreement
+    from styleunwarp.transform import identity_elastic, warp_image
+
+    lom, cbs = to_gray(prep.lom.data).astype(np.float32), to_gray(prep.cbs.data).astype(np.float32)
+    out = {}
+    for key, d in (("start", identity_elastic(direct.intervals, cbs.shape)), ("elastic", direct)):
+        moved = warp_image(lom, direct_to_original(compose_direct(d, a), prep.grid), cbs.shape)
+        out[f"mind_{key}"] = mind_agreement(moved, cbs, moved != 0)
+    return out
 
 
 def run_pair(row: dict, out: Path, model: str | None) -> dict:
@@ -123,7 +144,8 @@ def run_pair(row: dict, out: Path, model: str | None) -> dict:
 
     consistency = None if reg.inverse is None else transform_stats(reg.direct, target.shape, target.shape, reg.inverse).consistency_error
     return {"name": row["name"], "tre_start": err(identity_elastic(n, target.shape)), "tre_elastic": err(reg.direct),
-            "consistency": consistency, **features(target, moving, moved), "seconds": time.perf_counter() - t0}
+            "consistency": consistency, **features(target, moving, moved, prep.check_target), **raw_features(prep, a, reg.direct),
+            "seconds": time.perf_counter() - t0}
 
 
 RULES = {
@@ -143,6 +165,9 @@ RULES = {
     "gradient agreement > start": lambda r: "grad_start" in r and r["grad_elastic"] > r["grad_start"],
     "gradient agreement > start + 0.0005 (pipeline, look-alike images)": lambda r: "grad_start" in r and r["grad_elastic"] > r["grad_start"] + 0.0005,
     "gradient agreement > start + 0.005 (pipeline, raw images)": lambda r: "grad_start" in r and r["grad_elastic"] > r["grad_start"] + 0.005,
+    "gradient agreement on the registered target > start + 0.0005": lambda r: "grad_target_start" in r and r["grad_target_elastic"] > r["grad_target_start"] + 0.0005,
+    "MIND of the raw images > start": lambda r: "mind_start" in r and r["mind_elastic"] > r["mind_start"],
+    "MIND of the raw images > start + 0.002": lambda r: "mind_start" in r and r["mind_elastic"] > r["mind_start"] + 0.002,
     "blur gain > sharp gain": lambda r: (r["ncc2_elastic"] - r["ncc2_start"]) > (r["ncc0_elastic"] - r["ncc0_start"]),
 }
 
