@@ -83,7 +83,7 @@ def features(target: np.ndarray, moving: np.ndarray, moved: np.ndarray, referenc
     """Similarities of the target with the start and with the elastic result, over the pixels both cover.
 
     ``reference``: the image the pipeline's check measures gradient agreement on (the
-    representation's ``check_target``); the agreement on ``target`` itself is ``grad_target_*``."""
+    representation's ``reference_target``); the agreement on ``target`` itself is ``grad_target_*``."""
     from styleunwarp.quality import nmi
     from styleunwarp.structure import gradient_gain
 
@@ -144,7 +144,7 @@ def run_pair(row: dict, out: Path, model: str | None) -> dict:
 
     consistency = None if reg.inverse is None else transform_stats(reg.direct, target.shape, target.shape, reg.inverse).consistency_error
     return {"name": row["name"], "tre_start": err(identity_elastic(n, target.shape)), "tre_elastic": err(reg.direct),
-            "consistency": consistency, **features(target, moving, moved, prep.check_target), **raw_features(prep, a, reg.direct),
+            "consistency": consistency, **features(target, moving, moved, prep.reference_target), **raw_features(prep, a, reg.direct),
             "seconds": time.perf_counter() - t0}
 
 

@@ -3,7 +3,8 @@
 For each pair of each test set the shipped model's rendering of the LOM is computed once; the
 target boundary map is made with every ``--strengths`` value (total variation, weight =
 strength x the CBS's measured noise sd, :func:`styleunwarp.noise.denoise`; 0 = the map before
-2026-12-02); then the coarse step and one elastic registration run as the pipeline runs them,
+2026-12-02); then the coarse step (on the map as recorded, as the pipeline runs it) and one elastic
+registration on the map of each strength run,
 and the TRE against the known deformation is recorded (elastic result, no keep-or-undo: the
 representation is what is measured). Sets as in ``bench_styled_defaults.py`` (``real:SEED[:rgb]``,
 ``variety:SEED``, ``synthetic:SEED``; none used to train the shipped model).
@@ -46,10 +47,11 @@ def run_pair(test: Path, name: str, strengths: list[float], backend: str) -> lis
     styled = normalize(np.asarray(StyleTransfer.load_default()(lom.data), np.float32))
     sd = noise_sigma(normalize_input(cbs, 1)[0])
     rows = []
+    recorded = normalize(target_representation(cbs, "edges", denoise=0.0))
+    known = bool(lom.pixel_size)
+    a = coarse_align("auto", recorded, styled, scale=1.0 if known else None).chosen.matrix  # as the pipeline: on the recorded map
     for s in strengths:
         target = normalize(target_representation(cbs, "edges", denoise=s))
-        known = bool(lom.pixel_size)
-        a = coarse_align("auto", target, styled, scale=1.0 if known else None).chosen.matrix
         moving = warp_source(styled, a, target.shape)
         start = tre(compose_direct(identity_elastic(4, target.shape), a), truth, target.shape, cbs.shape)
         t0 = time.perf_counter()

@@ -92,11 +92,11 @@ def test_edges_model_checks_its_elastic_result_on_the_undenoised_map():
     p = make_pair((64, 64), seed=5, deform=False, grain_size=16)
     noisy = p.cbs + np.random.default_rng(0).normal(0, 20, p.cbs.shape).astype(np.float32)
     edges = Translation(StyleTransfer(gen, card={"target": {"kind": "edges", "denoise": 1.5}}))
-    reference = edges.check_target(noisy)
+    reference = edges.reference_target(noisy)
     np.testing.assert_allclose(reference, normalize(target_representation(noisy, "edges", denoise=0.0)), atol=1e-4)
     assert not np.allclose(reference, edges.represent(p.lom, noisy)[1], atol=1.0)
-    assert Translation(StyleTransfer(gen, card={"target": {"kind": "edges", "denoise": 0}})).check_target(noisy) is None
-    assert Translation(StyleTransfer(gen, card={"target": {"kind": "cbs"}})).check_target(noisy) is None
+    assert Translation(StyleTransfer(gen, card={"target": {"kind": "edges", "denoise": 0}})).reference_target(noisy) is None
+    assert Translation(StyleTransfer(gen, card={"target": {"kind": "cbs"}})).reference_target(noisy) is None
 
     target = edges.represent(p.lom, noisy)[1]
     shifted = np.roll(target, 2, axis=1)
@@ -106,7 +106,7 @@ def test_edges_model_checks_its_elastic_result_on_the_undenoised_map():
 
     reg = Registration(identity, None, target.shape, target.shape, "test", PIPELINE_DEFAULTS, 0.0)
     facts = keep_or_undo(target, shifted, reg, reference=reference)[3]
-    assert facts["check_on"] == "check target" and facts["kept"] == "start"
+    assert facts["check_on"] == "reference target" and facts["kept"] == "start"
     common = shifted != 0
     on_reference, on_target = gradient_gain(shifted, shifted, reference, common)[0], gradient_gain(shifted, shifted, target, common)[0]
     assert facts["gradient_start"] == pytest.approx(on_reference, abs=2e-3) and abs(on_reference - on_target) > 1e-2  # not the target's

@@ -46,7 +46,7 @@ gain over its start to be kept, by :func:`check_for` kind. Measured (docs/coarse
   all. Any margin up to 0.0015 is best on the tuning sets (synthetic), 0.0003-0.001 makes no
   pair of any set worse; 0.0005 is inside both. That was measured on the boundary map of the
   CBS as recorded; a model whose target is denoised before registration is checked on that map
-  (:meth:`~styleunwarp.style.representations.Representation.check_target`): measured on the
+  (:meth:`~styleunwarp.style.representations.Representation.reference_target`): measured on the
   denoised map itself, elastic results that made as-delivered pairs 0.2-0.8 px worse gained up
   to 0.0009, on the recorded map at most 0.0004 (docs/study-table.md).
 * ``structure`` (``benchmarks/bench_raw_checks.py``, raw images): elastix and native NMI results
@@ -130,7 +130,7 @@ def keep_or_undo(target: np.ndarray, moving: np.ndarray, reg: Registration, chec
     agree within :data:`ELASTIC_MAX_INCONSISTENCY`. Returns ``(direct, inverse, moved, facts)``;
     when the elastic result is not trusted, the identity on the start replaces it.
     ``reference``: the target image the agreement and NCC are measured on, when it differs from
-    the ``target`` registered to (:meth:`~styleunwarp.style.representations.Representation.check_target`).
+    the ``target`` registered to (:meth:`~styleunwarp.style.representations.Representation.reference_target`).
     """
     if check not in CHECKS:
         raise ValueError(f"check must be one of {', '.join(CHECKS)}, got {check!r}")
@@ -150,7 +150,7 @@ def keep_or_undo(target: np.ndarray, moving: np.ndarray, reg: Registration, chec
     margin = GRADIENT_MARGIN[check]
     if np.isfinite(spread):  # raw images: the gain must also exceed the measure's spread at large shifts
         margin = max(margin, GRADIENT_CHANCE_SDS * spread)
-    facts = {"check": check, "check_on": "registered target" if reference is None else "check target", "gradient_start": before, "gradient_elastic": after, "gradient_margin": margin,
+    facts = {"check": check, "check_on": "registered target" if reference is None else "reference target", "gradient_start": before, "gradient_elastic": after, "gradient_margin": margin,
              "ncc_start": ncc_before, "ncc_elastic": ncc_after, "polarity": polarity, "consistency_px": consistency}
     label = f"gradient agreement {before:.4f} -> {after:.4f}; {'|NCC|' if polarity == 'inverted' else 'NCC'} {ncc_before:.3f} -> {ncc_after:.3f}"
     consistent = consistency is None or consistency <= ELASTIC_MAX_INCONSISTENCY
@@ -180,7 +180,7 @@ def register_representations(
     scale_known: bool = False,
     coarse_result: CoarseResult | None = None,
     check: str = "alike",
-    check_target: np.ndarray | None = None,
+    reference_target: np.ndarray | None = None,
 ) -> ChainOutcome:
     """Register the source representation to the target representation as ``register`` does.
 
@@ -192,19 +192,21 @@ def register_representations(
     images, already computed (it does not depend on the backend: ``train --target auto``
     reuses it across the backends of one representation). ``check``: how the elastic result
     is verified (:func:`keep_or_undo`), ``"alike"`` for representations made to look alike,
-    ``"structure"`` for raw images of two modalities (:func:`check_for`); ``check_target``: the
-    target image that check measures on, if not ``target`` (the representation's
-    ``check_target``). The result's
+    ``"structure"`` for raw images of two modalities (:func:`check_for`); ``reference_target``: the
+    target image the coarse alignment and that check use, if not ``target`` (the
+    representation's ``reference_target``: the boundary map as recorded, where the elastic step
+    fits the denoised one). The result's
     transforms refer to ``source``'s grid.
     """
     t0 = time.perf_counter()
     if coarse_result is None:
-        coarse_result = coarse_alignment(coarse, target, source, scale_known=scale_known)
+        coarse_target = target if reference_target is None else reference_target
+        coarse_result = coarse_alignment(coarse, coarse_target, source, scale_known=scale_known)
     coarse_seconds = time.perf_counter() - t0
     a = coarse_result.chosen.matrix
     moving = warp_source(source, a, target.shape)
     reg = register(target, moving, params, backend=backend, coarse_sigma=coarse_sigma, **(backend_options or {}))
-    direct, inverse, moved, elastic = keep_or_undo(target, moving, reg, check, check_target)
+    direct, inverse, moved, elastic = keep_or_undo(target, moving, reg, check, reference_target)
     direct = compose_direct(direct, a)
     if inverse is not None:
         inverse = inverse_through(inverse, a, source.shape[:2], target.shape)

@@ -56,7 +56,7 @@ class PreparedPair:
     grid: GridMatch
     pixel_sizes: dict = field(default_factory=dict)
     warnings: tuple[str, ...] = ()
-    check_target: np.ndarray | None = None  # what the never-worse check compares with, if not ``target``
+    reference_target: np.ndarray | None = None  # what the never-worse check compares with, if not ``target``
 
     @property
     def scale_known(self) -> bool:
@@ -178,12 +178,12 @@ def prepare_pair(
     styled, target, style_info = style_images(lom_matched, cbs_gray, model, style, representation)
     from ..style.cache import cached_representation
 
-    check_target = cached_representation(model, style, representation).check_target(cbs_gray)
+    reference_target = cached_representation(model, style, representation).reference_target(cbs_gray)
     style_seconds = time.perf_counter() - t0
     write_tiff(out / "styled.tif", styled, pixel_size=cbs_m.pixel_size if grid.factor != 1.0 else lom_m.pixel_size)
     write_tiff(out / "target.tif", target, pixel_size=cbs_m.pixel_size)
     return PreparedPair(lom_m, cbs_m, target, styled, style_info, style_seconds, grid, {"lom": lom_px, "cbs": cbs_px}, tuple(warnings),
-                        check_target)
+                        reference_target)
 
 
 def register_pair(
@@ -260,7 +260,7 @@ def register_pair(
         coarse_sigma = default_coarse_sigma(prep.style_info.get("style_target"))
     chain = register_representations(target, styled, params, backend=backend, backend_options=options, coarse=coarse,
                                      coarse_sigma=coarse_sigma, scale_known=prep.scale_known,
-                                     check=check_for(prep.style_info.get("representation")), check_target=prep.check_target)
+                                     check=check_for(prep.style_info.get("representation")), reference_target=prep.reference_target)
     reg, moved, elastic, coarse_res = chain.registration, chain.moved, chain.elastic, chain.coarse
     direct = direct_to_original(chain.direct, prep.grid)
     inverse = None if chain.inverse is None else inverse_to_original(chain.inverse, prep.grid)

@@ -146,17 +146,18 @@ def evaluate(rep: Representation, chain: Chain, cases: list[Case], params, *, mu
             break
         try:
             src, tgt = rep.represent(c.source, c.target)
+            ref = rep.reference_target(c.target)  # what the coarse step and the check see (None: tgt)
             key = (id(rep), c.name, coarse, c.scale_known)
             hit = None if coarse_cache is None else coarse_cache.get(key)
             if hit is None or hit[0] is not rep or hit[1] is not c:
                 tc = time.monotonic()
-                hit = (rep, c, coarse_alignment(coarse, tgt, src, scale_known=c.scale_known))
+                hit = (rep, c, coarse_alignment(coarse, tgt if ref is None else ref, src, scale_known=c.scale_known))
                 res.coarse_seconds += time.monotonic() - tc
                 if coarse_cache is not None:
                     coarse_cache[key] = hit
             out = register_representations(tgt, src, params, backend=chain.backend, backend_options=chain.backend_options,
                                            coarse_sigma=sigma, coarse_result=hit[2], check=check,
-                                           check_target=rep.check_target(c.target))
+                                           reference_target=ref)
             err = tre(out.direct, c.truth, tgt.shape, src.shape[:2]).mean
         except (StyleunwarpError, ValueError, RuntimeError) as exc:
             log.warning("%s on %s failed: %s", chain.label, c.name, exc)

@@ -87,8 +87,8 @@ def target_card(kind: str) -> dict:
     """The card's ``target`` section: what the model renders and how to prepare the CBS."""
     if kind == "edges":
         return {"kind": "edges", "sigma": EDGE_SIGMA, "denoise": EDGE_DENOISE,
-                "description": "Gaussian gradient magnitude (sigma px) of the percentile-stretched CBS after total "
-                               "variation denoising (weight: denoise x the CBS's noise sd), stretched to 0..255; "
+                "description": "Gaussian gradient magnitude (sigma px) of the percentile-stretched CBS (after total "
+                               "variation denoising of weight denoise x the CBS's noise sd when denoise > 0), stretched to 0..255; "
                                "register model(LOM) to StyleTransfer.prepare_target(CBS)"}
     return {"kind": "cbs", "description": "the percentile-stretched CBS image (CBS-like rendering)"}
 

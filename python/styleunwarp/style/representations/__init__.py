@@ -48,11 +48,11 @@ class Representation(ABC):
     def represent(self, source: np.ndarray, target: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """``(source_code, target_code)``: float32 ``(H, W)`` each, about 0..255, one scale."""
 
-    def check_target(self, target: np.ndarray) -> np.ndarray | None:
-        """The target as the never-worse check (:func:`styleunwarp.pipeline.chain.keep_or_undo`)
-        should see it, when that differs from the represented target the registration fits;
-        ``None``: the represented target. A check on an image the registration did not
-        optimise is not biased toward the registration's own fit."""
+    def reference_target(self, target: np.ndarray) -> np.ndarray | None:
+        """The target as the coarse alignment and the never-worse check
+        (:func:`styleunwarp.pipeline.chain.register_representations`) see it, when that differs
+        from the represented target the elastic step fits; ``None``: the represented target.
+        (A check on an image the elastic step did not optimise is not biased toward its fit.)"""
         return None
 
     def similarity(self, a: np.ndarray, b: np.ndarray, mask: np.ndarray | None = None) -> float:

@@ -33,10 +33,10 @@ class Translation(Representation):
         return (normalize(np.asarray(self.model(source), np.float32)),
                 normalize(np.asarray(self.model.prepare_target(target), np.float32)))
 
-    def check_target(self, target: np.ndarray) -> np.ndarray | None:
-        """For a boundary-map model whose target is denoised before registration: the map of
-        the target as recorded (not denoised), on which the never-worse margin was measured
-        (docs/study-table.md, "Denoising the CBS before its boundary map")."""
+    def reference_target(self, target: np.ndarray) -> np.ndarray | None:
+        """For a boundary-map model whose target is denoised before the elastic step: the map of
+        the target as recorded (not denoised), on which the coarse step and the never-worse
+        margin were measured (docs/study-table.md, "Denoising the CBS before its boundary map")."""
         from ...io import normalize
 
         if self.kind != "edges" or self.model.target_denoise == 0:
