@@ -56,7 +56,7 @@ class PreparedPair:
     grid: GridMatch
     pixel_sizes: dict = field(default_factory=dict)
     warnings: tuple[str, ...] = ()
-    reference_target: np.ndarray | None = None  # what the never-worse check compares with, if not ``target``
+    reference_target: np.ndarray | None = None  # what the coarse step and the never-worse check use, if not ``target``
 
     @property
     def scale_known(self) -> bool:
