@@ -40,6 +40,7 @@ def ncc(fixed: torch.Tensor, moved: torch.Tensor, mask: torch.Tensor, window: in
     """``1 - NCC^2``: global, or averaged over ``window x window`` neighbourhoods.
 
     The square makes the measure indifferent to contrast polarity (an inverted LOM aligns).
+    An even ``window`` is widened by one pixel, so that every neighbourhood is centred on its pixel.
     """
     if window is None:
         mf, mm = _wmean(fixed, mask), _wmean(moved, mask)
@@ -48,7 +49,7 @@ def ncc(fixed: torch.Tensor, moved: torch.Tensor, mask: torch.Tensor, window: in
         cov = _wmean(a * b, mask)
         va, vb = _wmean(a * a, mask), _wmean(b * b, mask)
         return 1.0 - cov * cov / (va * vb + 1e-12)
-    k = int(window)
+    k = int(window) | 1  # odd: a centred window keeps the pooled map the image's size
     pool = lambda t: F.avg_pool2d(t[:, None], k, stride=1, padding=k // 2, count_include_pad=False)[:, 0]  # noqa: E731
     m = pool(mask) + 1e-12
     f, g = fixed * mask, moved * mask
