@@ -4,7 +4,8 @@ For every pair of each data set, runs the default pipeline up to the elastic ste
 (prepare -> coarse -> registration backend, exactly as ``register_pair``) and records the
 TRE of the coarse start and of the elastic result against the truth, together with the
 similarities a keep/undo rule can use: NCC of the representations (as today), NCC after
-Gaussian blur of sigma 1, 2, 4 px, NMI, the direct/inverse consistency. Rows go to
+Gaussian blur of sigma 1, 2, 4 px, NMI, the direct/inverse consistency, and the size of the
+elastic correction (mean distance it moves the start's pixels). Rows go to
 ``OUT/rows_SET.json``; ``--rules`` prints, per data set, what each candidate rule would give
 (pairs good <= 1.5 px, mean TRE, pairs made worse than the start by > 0.25 px).
 
@@ -115,6 +116,15 @@ def raw_features(prep, a: np.ndarray, direct) -> dict:
     return out
 
 
+def correction(direct, mask: np.ndarray) -> float:
+    """Mean distance (px) by which the elastic step moves the start's pixels, over ``mask``."""
+    from styleunwarp.transform import to_dense
+
+    d = to_dense(direct, mask.shape)
+    yy, xx = np.mgrid[: mask.shape[0], : mask.shape[1]]
+    return float(np.hypot(d[0] - xx, d[1] - yy)[mask].mean())
+
+
 def run_pair(row: dict, out: Path, model: str | None) -> dict:
     from styleunwarp.io import to_gray
     from styleunwarp.pipeline.chain import default_coarse_sigma, register_representations
@@ -144,7 +154,7 @@ def run_pair(row: dict, out: Path, model: str | None) -> dict:
 
     consistency = None if reg.inverse is None else transform_stats(reg.direct, target.shape, target.shape, reg.inverse).consistency_error
     return {"name": row["name"], "tre_start": err(identity_elastic(n, target.shape)), "tre_elastic": err(reg.direct),
-            "consistency": consistency, **features(target, moving, moved, prep.reference_target), **raw_features(prep, a, reg.direct),
+            "consistency": consistency, "correction": correction(reg.direct, (moving != 0) & (moved != 0)), **features(target, moving, moved, prep.reference_target), **raw_features(prep, a, reg.direct),
             "seconds": time.perf_counter() - t0}
 
 
@@ -168,6 +178,8 @@ RULES = {
     "gradient agreement on the registered target > start + 0.0005": lambda r: "grad_target_start" in r and r["grad_target_elastic"] > r["grad_target_start"] + 0.0005,
     "MIND of the raw images > start": lambda r: "mind_start" in r and r["mind_elastic"] > r["mind_start"],
     "MIND of the raw images > start + 0.002": lambda r: "mind_start" in r and r["mind_elastic"] > r["mind_start"] + 0.002,
+    **{f"gradient agreement > start + 0.0005, or a correction >= {c} px": (lambda c: lambda r: "correction" in r and (
+        r["correction"] >= c or r["grad_elastic"] > r["grad_start"] + 0.0005))(c) for c in (0.75, 1.0, 1.25, 1.5)},
     "blur gain > sharp gain": lambda r: (r["ncc2_elastic"] - r["ncc2_start"]) > (r["ncc0_elastic"] - r["ncc0_start"]),
 }
 
