@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from dataclasses import replace
 
 import numpy as np
 import pytest
@@ -37,6 +38,18 @@ def test_alternatives_are_the_cards_next_best_loadable_chains(tmp_path):
     assert load_representation(tmp_path, key="none").kind == "none"
     with pytest.raises(InputError, match="no representation 'shared'"):
         load_representation(tmp_path, key="shared")
+
+
+def test_an_alternative_that_tied_on_the_held_out_cases_is_marked(tmp_path):
+    """Only the first alternative, only with the winner's counts (cases, within 5 px, within 1.5 px), and never in the card's chain entry."""
+    winner, ncc = Chain("none", "native", {"similarity": "nmi"}), Chain("none", "native", {"similarity": "ncc"})
+    cands = [_candidate(winner, [0.3, 0.5]), _candidate(MIND, [0.6, 0.9]), _candidate(ncc, [0.4, 1.2])]
+    write_chain_card(tmp_path, winner, {"kind": "none"}, candidates=cands, winner=cands[0], representations={"none": {"kind": "none"}})
+    assert [(c.label, c.held_out_tie) for c in alternatives(tmp_path)] == [(MIND.label, True), (ncc.label, False)]
+    cands[1:] = [_candidate(MIND, [0.6, 1.9]), _candidate(ncc, [0.4, 1.7])]  # one case fewer within 1.5 px: told apart
+    write_chain_card(tmp_path, winner, {"kind": "none"}, candidates=cands, winner=cands[0], representations={"none": {"kind": "none"}})
+    assert [c.held_out_tie for c in alternatives(tmp_path)] == [False, False]
+    assert "held_out_tie" not in MIND.as_dict() and replace(MIND, held_out_tie=True) == MIND
 
 
 @pytest.mark.skipif(not SHALE, reason=data_skip_reason("petrography-bse-se", "se/*.png"))
@@ -78,3 +91,15 @@ def test_a_result_without_structure_evidence_gets_a_second_opinion(tmp_path):
                                     **dict(kw, backend_options=MIND.backend_options))
     assert direct.metrics["structure"]["aligned"] and "second_opinion" not in direct.metrics
     assert not (tmp_path / "direct" / SUBFOLDER).exists()
+
+    # an alternative that tied with the model's chain on the held-out cases runs on every pair,
+    # evidence or not, and the structure duel keeps the better of the two
+    tied = [replace(Chain("none", "elastix"), held_out_tie=True)]
+    both = register_pair_verified(tmp_path / "lom.tif", tmp_path / "cbs.tif", tmp_path / "tie", alternatives=tied,
+                                  **dict(kw, backend_options=MIND.backend_options))
+    so = both.metrics["second_opinion"]
+    assert "could not tell" in so["trigger"] and [t["chain"] for t in so["tried"]][1:] == ["none->elastix"], so
+    assert so["tried"][0]["aligned"] and both.metrics["structure"]["aligned"]
+    kept = max(so["tried"], key=lambda t: t["z"])
+    assert (so["kept"] == "model chain") == kept["chain"].endswith("(the model's chain)"), so
+    assert tre(read_transform(tmp_path / "tie" / "direct_transf.txt"), truth, target.shape).mean < 2.0

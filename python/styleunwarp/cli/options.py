@@ -193,7 +193,10 @@ def model_alternatives(model, style: str, second_opinion: bool, echo: Callable[[
     if not second_opinion or _backend_given() or style != "model" or load_chain(model) is None:
         return ()
     alts = tuple(alternatives(model))
-    if alts:
+    if alts and alts[0].held_out_tie:
+        echo(f"second opinion on every pair: {alts[0].label} (it tied with the model's chain on the held-out cases)"
+             + (f"; where needed: {', '.join(c.label for c in alts[1:])}" if alts[1:] else ""))
+    elif alts:
         echo("second opinion where needed: " + ", ".join(c.label for c in alts))
     return alts
 

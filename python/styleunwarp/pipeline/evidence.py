@@ -26,11 +26,12 @@ EVIDENCE_KEY = "structure"
 """The ``metrics.json`` key of the evidence."""
 
 
-def structure_evidence(registered: np.ndarray, target: np.ndarray, direct: ElasticTransform,
+def structure_evidence(registered: np.ndarray, target: np.ndarray, direct: ElasticTransform | np.ndarray,
                        source_shape: tuple[int, int]) -> dict:
     """:func:`~styleunwarp.structure.mind_verdict` of ``registered`` (the source on the target
-    grid, grey or RGB) against ``target`` over the target pixels ``direct`` maps inside a source
-    of ``source_shape``; values rounded for ``metrics.json``."""
+    grid, grey or RGB) against ``target`` over the target pixels ``direct`` (a transform, or its
+    dense ``(2, H, W)`` map when the caller has it) maps inside a source of ``source_shape``;
+    values rounded for ``metrics.json``."""
     covered = inside_source(to_dense(direct, target.shape[:2]), source_shape[:2])
     v = mind_verdict(to_gray(registered), to_gray(target), covered)
     return {k: (round(float(x), 5) if isinstance(x, float) and np.isfinite(x) else x) for k, x in v.items()}

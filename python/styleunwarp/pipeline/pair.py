@@ -23,7 +23,7 @@ from ..errors import InputError
 from ..io import Micrograph, atomic_write_text, read_image, to_gray, write_png, write_tiff
 from ..quality import grade, grade_details, ncc, nmi, transform_stats, tre
 from ..registration import PIPELINE_DEFAULTS, BUnwarpJParams, Registration
-from ..transform import read_transform, warp_image, write_elastic
+from ..transform import read_transform, to_dense, warp_image, write_elastic
 from .grid import GridMatch, direct_to_original, inverse_to_original, match_pixel_size
 from .overlay import overlay_rgb
 from .chain import check_for, default_coarse_sigma, register_representations
@@ -271,12 +271,13 @@ def register_pair(
         (out / "inverse_transf.txt").unlink(missing_ok=True)
 
     t0 = time.perf_counter()
+    dense = to_dense(direct, target.shape)  # evaluated once: the warp and the structure evidence share it
     if backend == "bunwarpj":
         from ..registration.bunwarpj import apply_transform
 
         registered = apply_transform(lom_m.data, direct, target.shape, fiji_dir=fiji_dir)
     else:
-        registered = warp_image(lom_m.data, direct, target.shape)
+        registered = warp_image(lom_m.data, dense, target.shape)
     apply_seconds = time.perf_counter() - t0
     write_tiff(out / "registered.tif", registered, pixel_size=cbs_m.pixel_size, dtype=lom_m.metadata.get("dtype"))
 
@@ -304,7 +305,7 @@ def register_pair(
         "pixel_grid": prep.grid.to_dict(),
         "coarse": coarse_res.to_dict(target.shape),
         "elastic": elastic,
-        EVIDENCE_KEY: structure_evidence(reg_gray, cbs_gray, direct, lom_gray.shape),
+        EVIDENCE_KEY: structure_evidence(reg_gray, cbs_gray, dense, lom_gray.shape),
         "transform": transform_stats(direct, target.shape, lom_gray.shape, inverse).to_dict(),
         "warnings": list(prep.warnings),
         "seconds": {

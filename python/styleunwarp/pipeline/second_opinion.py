@@ -2,12 +2,15 @@
 
 A model from ``train --target auto`` or ``train --unaligned`` prescribes one chain, chosen
 because it registered most pairs best; it still fails on some pairs another chain gets right.
-:func:`register_pair_verified` runs the model's chain (:func:`.pair.register_pair`) and, only
-when its result is not structure evidence of alignment (``metrics.json`` ``structure.aligned``:
+:func:`register_pair_verified` runs the model's chain (:func:`.pair.register_pair`) and, when
+its result is not structure evidence of alignment (``metrics.json`` ``structure.aligned``:
 the original source, moved, agrees with the original target at least
 :data:`styleunwarp.structure.Z_MIN` chance spreads above chance), registers the pair with the
 card's alternatives (:func:`styleunwarp.style.chain.alternatives`) into
-``out/second_opinion/<chain>/``. An alternative replaces the result only when it wins the
+``out/second_opinion/<chain>/``. When the first alternative tied with the model's chain on the
+held-out cases (``Chain.held_out_tie``: as many within 5 and 1.5 px, only the median preferred
+the winner), it is run on every pair, evidence or not: the held-out pairs could not choose
+between the two, so each pair's structure does. An alternative replaces the result only when it wins the
 structure duel against it (:func:`styleunwarp.style.tournament.duel`); otherwise the model's
 result stays. Either way ``metrics.json`` records under ``second_opinion`` what was tried and why
 the result kept is kept, and the console says so.
@@ -63,17 +66,22 @@ def register_pair_verified(lom: PathLikeStr, cbs: PathLikeStr, out_dir: PathLike
                            **kwargs) -> PairResult:
     """:func:`.pair.register_pair` with the model's chain (``kwargs``), then, when its result is
     not structure evidence of alignment, the ``alternatives`` (chains of the same model) until one
-    is; the result whose source agrees best with the target by structure is kept in ``out_dir``.
+    is (the first one always when it is a ``held_out_tie``); the result whose source agrees best
+    with the target by structure is kept in ``out_dir``.
     ``kwargs["backend"]``/``backend_options``/``coarse_sigma`` are the model's chain's; each
     alternative brings its own, and its representation from the model's card."""
     out = Path(out_dir)
     first = register_pair(lom, cbs, out, **kwargs)
-    if not alternatives or (first.metrics.get(EVIDENCE_KEY) or {}).get("aligned"):
+    aligned = bool((first.metrics.get(EVIDENCE_KEY) or {}).get("aligned"))
+    tie = alternatives[0] if alternatives and alternatives[0].held_out_tie else None
+    if not alternatives or (aligned and tie is None):
         return first
     primary_label = _model_chain_label(kwargs, first.metrics)
     tried = [_summary(primary_label + " (the model's chain)", first.metrics)]
     best, best_label = first, None
-    for chain in alternatives:
+    for i, chain in enumerate(alternatives):
+        if i > 0 and (best.metrics.get(EVIDENCE_KEY) or {}).get("aligned"):
+            break
         kw = dict(kwargs, backend=chain.backend, backend_options=dict(chain.backend_options), coarse_sigma=chain.coarse_sigma,
                   representation=chain.representation)
         try:
@@ -85,14 +93,14 @@ def register_pair_verified(lom: PathLikeStr, cbs: PathLikeStr, out_dir: PathLike
         tried.append(_summary(chain.label, res.metrics))
         if duel(res.metrics.get(EVIDENCE_KEY), best.metrics.get(EVIDENCE_KEY)) > 0:
             best, best_label = res, chain.label
-        if (best.metrics.get(EVIDENCE_KEY) or {}).get("aligned"):
-            break
     if best_label is None:
         why = "kept the model's chain: no alternative agrees better with the target by structure"
     else:
         why = f"replaced by {best_label}: its source agrees better with the target by structure (MIND)"
-    record = {"reason": why, "kept": best_label or "model chain", "tried": tried,
-              "trigger": "the model chain's result is not structure evidence of alignment"}
+    trigger = ("the model chain's result is not structure evidence of alignment" if not aligned else
+               f"the held-out cases could not tell the model's chain from {tie.label} (as many within 5 and 1.5 px): "
+               "the pair's structure decides")
+    record = {"reason": why, "kept": best_label or "model chain", "tried": tried, "trigger": trigger}
     metrics = dict(best.metrics, second_opinion=record)
     if best is first:
         atomic_write_text(out / "metrics.json", json.dumps(metrics, indent=2, default=float) + "\n")

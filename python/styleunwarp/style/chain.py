@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import json
 import re
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from os import PathLike
 from pathlib import Path
 
@@ -28,6 +28,10 @@ class Chain:
     backend: str
     backend_options: dict = field(default_factory=dict)
     coarse_sigma: float | None = None
+    held_out_tie: bool = field(default=False, compare=False)
+    """Set by :func:`alternatives` on a chain the held-out cases could not tell from the model's
+    own (as many cases within 5 px and within 1.5 px): a second opinion then runs it on every
+    pair, and the pair's structure evidence decides. Not part of the card's chain entry."""
 
     @property
     def label(self) -> str:
@@ -41,7 +45,9 @@ class Chain:
         return re.sub(r"[^A-Za-z0-9_.=-]+", "_", f"{self.representation}-{self.backend}" + (f"-{opts}" if opts else ""))
 
     def as_dict(self) -> dict:
-        return asdict(self)
+        d = asdict(self)
+        del d["held_out_tie"]
+        return d
 
     @classmethod
     def from_dict(cls, d: dict) -> "Chain":
@@ -137,11 +143,20 @@ ALTERNATIVES = 2
 """How many other chains of a model's card :func:`alternatives` offers for a second opinion."""
 
 
+def _counts(c: dict) -> tuple[int, int, int]:
+    """Held-out cases of a candidate entry: (evaluated, within 5 px, within 1.5 px)."""
+    return (int(c.get("cases") or 0), int(c.get("within_5px") or 0), int(c.get("within_1.5px") or 0))
+
+
 def alternatives(model: str | PathLike[str] | None, n: int = ALTERNATIVES) -> list[Chain]:
     """Other chains the model's card offers, best first, at most ``n``: its ``alternatives`` list
     when written (``train --unaligned``), else the measured ``candidates`` of ``train --target
     auto`` ranked as the winner was (most held-out cases within 5 px, then 1.5 px, then the lower
-    median TRE), each representation once per backend, only representations the card can load."""
+    median TRE), each representation once per backend, only representations the card can load.
+
+    The first alternative is marked ``held_out_tie`` when it was evaluated on all the winner's
+    held-out cases and put as many within 5 px and within 1.5 px: only the median TRE (a few
+    tenths of a pixel on a handful of cases) preferred the winner."""
     path = chain_file(model)
     if path is None or n <= 0:
         return []
@@ -156,6 +171,7 @@ def alternatives(model: str | PathLike[str] | None, n: int = ALTERNATIVES) -> li
             return (c.get("within_5px") or 0, c.get("within_1.5px") or 0, -(med if med is not None else float("inf")))
 
         ranked = sorted((c for c in card.get("candidates") or [] if c.get("cases")), key=score, reverse=True)
+    won = card.get("winner") if isinstance(card.get("winner"), dict) else None
     out: list[Chain] = []
     for d in ranked:
         try:
@@ -163,7 +179,8 @@ def alternatives(model: str | PathLike[str] | None, n: int = ALTERNATIVES) -> li
         except (KeyError, TypeError, ValueError):
             continue
         if chain.label != winner.label and chain.representation in loadable and chain.label not in {c.label for c in out}:
-            out.append(chain)
+            tie = not out and won is not None and _counts(won)[0] > 0 and _counts(d) == _counts(won)
+            out.append(replace(chain, held_out_tie=tie))
     return out[:n]
 
 
