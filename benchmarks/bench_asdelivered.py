@@ -39,15 +39,16 @@ WORSE_TOLERANCE_PX = 0.25
 """A result is 'worse than its start' when its mean TRE exceeds the start's by more than this."""
 
 
-def _deformed_real_pairs(folder: Path, src_dir: str, tgt_dir: str, out: Path, seed: int, limit: int | None) -> list[dict]:
-    """Aligned real pairs with the source deformed by a known smooth deformation."""
+def _deformed_real_pairs(folder: Path, src_dir: str, tgt_dir: str, out: Path, seed: int, limit: int | None,
+                         names: list[str] | None = None) -> list[dict]:
+    """Aligned real pairs with the source deformed by a known smooth deformation (``names``: only these files)."""
     from styleunwarp.io import read_image, to_gray, write_tiff
     from styleunwarp.synth import random_deformation, source_positions
     from styleunwarp.transform import warp_image, write_elastic
 
     out.mkdir(parents=True, exist_ok=True)
     rows = []
-    names = sorted(p.name for p in (folder / src_dir).iterdir() if p.suffix.lower() in (".png", ".tif", ".tiff"))[:limit]
+    names = names or sorted(p.name for p in (folder / src_dir).iterdir() if p.suffix.lower() in (".png", ".tif", ".tiff"))[:limit]
     for i, name in enumerate(names):
         src = to_gray(read_image(folder / src_dir / name).data)
         tgt = to_gray(read_image(folder / tgt_dir / name).data)

@@ -28,7 +28,7 @@ import numpy as np
 from scipy import ndimage
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from bench_styled_defaults import make_set  # noqa: E402
+from bench_styled_defaults import make_set, tier  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -119,7 +119,7 @@ def main() -> None:
 
         def cell(key: str) -> str:
             m = np.array([r[key] for r in rows])
-            good = sum(r[key] <= 1.5 and r[f"{key}_p95"] <= 3 for r in rows)
+            good = sum(tier(r[key], r[f"{key}_p95"]) == "good" for r in rows)
             return f"{m.mean():.3f} ({good} good)"
 
         table.append(f"| {spec} | {cell('start')} | {cell('elastic')} | {np.mean([r['elastic_low'] for r in rows]):.2f} / "

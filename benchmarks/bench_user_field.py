@@ -1,0 +1,148 @@
+"""A field the chain was not built on, run exactly as a user runs it: ``train`` on aligned pairs, ``register`` held-out ones.
+
+The issue's acceptance test on an unseen field, reproduced on each real modality pair in
+../shared/data: the aligned pairs are split (seeded shuffle) into training pairs and held-out
+pairs; the held-out sources are deformed by known smooth deformations (alternately near-identity,
+rotation <= 0.5 deg, shift <= 1.5 px, elastic <= 1 px, and small, 1-3 deg, 2-6 px, 1-3 px; as
+``bench_asdelivered.py``). Then, through the command line with its defaults:
+
+* ``styleunwarp train TRAIN --out M`` (``--target auto``, 15 minutes unless ``--max-minutes``);
+* ``styleunwarp register LOM CBS --model M --out D --truth T`` for every held-out pair;
+* the training-free baseline of the issue, ``styleunwarp register LOM CBS --backend elastix --style none``.
+
+Prints, per data set and method, the pairs within 1.5 px and 5 px mean TRE and the median TRE
+(start = no registration); rows go to ``OUT/rows_SET.csv``.
+
+    python benchmarks/bench_user_field.py [--sets shale,clem] [--train 12] [--out /tmp/user-field]
+        [--max-minutes 15] [--seed 0]
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import json
+import os
+import shutil
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+
+ROOT = Path(__file__).resolve().parents[1]
+DATA = ROOT.parent / "shared" / "data"
+SETS = {"shale": ("petrography-bse-se", "bse", "se"), "clem": ("deepclem-em-fm", "em", "fm")}
+
+
+def styleunwarp(*args: str) -> subprocess.CompletedProcess:
+    """Run the command-line tool as a user would (this Python's package)."""
+    cmd = [sys.executable, "-m", "styleunwarp", *args]
+    return subprocess.run(cmd, capture_output=True, text=True, env={**os.environ, "PYTHONPATH": str(ROOT / "python")})
+
+
+def split(folder: Path, src_dir: str, n_train: int, seed: int) -> tuple[list[str], list[str]]:
+    names = sorted(p.name for p in (folder / src_dir).iterdir() if p.suffix.lower() in (".png", ".tif", ".tiff"))
+    order = list(np.random.default_rng(seed).permutation(len(names)))
+    n_train = min(n_train, len(names) - 1)
+    return sorted(names[i] for i in order[:n_train]), sorted(names[i] for i in order[n_train:])
+
+
+def training_folder(folder: Path, src_dir: str, tgt_dir: str, names: list[str], out: Path) -> Path:
+    """``out/{lom,cbs}/NAME`` copies of the training pairs (the layout ``train`` reads)."""
+    for sub, src in (("lom", src_dir), ("cbs", tgt_dir)):
+        (out / sub).mkdir(parents=True, exist_ok=True)
+        for name in names:
+            if not (out / sub / name).is_file():
+                shutil.copy2(folder / src / name, out / sub / name)
+    return out
+
+
+def tre_of(run_dir: Path) -> tuple[float, str]:
+    m = json.loads((run_dir / "metrics.json").read_text())
+    return float(m["tre"]["mean"]), str(m.get("tier", "?"))
+
+
+def main() -> None:
+    sys.path.insert(0, str(ROOT / "benchmarks"))
+    from bench_asdelivered import _deformed_real_pairs
+
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--sets", default="shale,clem")
+    ap.add_argument("--train", type=int, default=12, help="training pairs per set (the rest are held out)")
+    ap.add_argument("--max-minutes", type=float, default=None, help="train's budget (default: the command's own, 15)")
+    ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--out", default="/tmp/user-field")
+    args = ap.parse_args()
+    out = Path(args.out)
+    summary = []
+    for set_name in args.sets.split(","):
+        folder_name, src_dir, tgt_dir = SETS[set_name]
+        folder = DATA / folder_name
+        if not folder.is_dir():
+            print(f"{set_name}: {folder} not found, skipped")
+            continue
+        train_names, test_names = split(folder, src_dir, args.train, args.seed)
+        work = out / set_name
+        pairs = training_folder(folder, src_dir, tgt_dir, train_names, work / "train")
+        model = work / "model"
+        if not (model / "chain.json").is_file():
+            t0 = time.perf_counter()
+            extra = ["--max-minutes", str(args.max_minutes)] if args.max_minutes else []
+            r = styleunwarp("train", str(pairs), "--out", str(model), *extra)
+            if r.returncode != 0:
+                raise SystemExit(f"{set_name}: train failed ({r.returncode}):\n{r.stderr[-2000:]}")
+            print(f"{set_name}: trained on {len(train_names)} pairs in {time.perf_counter() - t0:.0f} s", flush=True)
+        from styleunwarp.style.chain import load_chain
+
+        chain = load_chain(model).label
+        print(f"{set_name}: the model's chain is {chain}", flush=True)
+        cases = _deformed_real_pairs(folder, src_dir, tgt_dir, work / "test", args.seed + 1, None, names=test_names)
+        rows = []
+        for case in cases:
+            row = {"set": set_name, "pair": case["name"], "kind": case["kind"]}
+            for label, opts in (("model", ["--model", str(model)]), ("raw MI (elastix)", ["--backend", "elastix", "--style", "none"])):
+                run_dir = work / "runs" / label.split()[0] / case["name"]
+                t0 = time.perf_counter()
+                if not (run_dir / "metrics.json").is_file():
+                    r = styleunwarp("register", str(case["lom"]), str(case["cbs"]), *opts, "--out", str(run_dir), "--truth", str(case["truth"]))
+                    if r.returncode != 0:
+                        print(f"  {case['name']} {label}: failed: {r.stderr.strip().splitlines()[-1:]}", flush=True)
+                        row[label] = float("inf")
+                        continue
+                row[label], row[f"{label} tier"] = tre_of(run_dir)
+                row[f"{label} s"] = round(time.perf_counter() - t0, 1)
+            rows.append(row)
+            print(f"  {case['name']:<14} {case['kind']:<13} model {row['model']:7.2f}  raw MI {row['raw MI (elastix)']:7.2f}", flush=True)
+        start_tre = start_tres(cases)
+        for row in rows:
+            row["start"] = start_tre[row["pair"]]
+        with (out / f"rows_{set_name}.csv").open("w", newline="") as fh:
+            w = csv.DictWriter(fh, sorted({k for r in rows for k in r}, key=lambda k: (k not in ("set", "pair", "kind"), k)))
+            w.writeheader()
+            w.writerows(rows)
+        for label in ("start", "model", "raw MI (elastix)"):
+            t = np.array([r[label] for r in rows])
+            summary.append(f"| {set_name} | {label}{' (' + chain + ')' if label == 'model' else ''} | {(t <= 1.5).sum()}/{t.size} | "
+                           f"{(t <= 5).sum()}/{t.size} | {np.median(t):.2f} |")
+    print(f"\ncommand: python benchmarks/{Path(__file__).name} {' '.join(sys.argv[1:])}")
+    print("| data set | method | <= 1.5 px | <= 5 px | median TRE (px) |\n|---|---|---|---|---|")
+    print("\n".join(summary))
+
+
+def start_tres(cases: list[dict]) -> dict[str, float]:
+    """Mean TRE of doing nothing (the identity) for each case."""
+    from styleunwarp.io import read_image, to_gray
+    from styleunwarp.quality import tre
+    from styleunwarp.transform import identity_elastic, read_transform
+
+    out = {}
+    for c in cases:
+        shape = to_gray(read_image(c["cbs"]).data).shape
+        out[c["name"]] = tre(identity_elastic(4, shape), read_transform(c["truth"]), shape, to_gray(read_image(c["lom"]).data).shape).mean
+    return out
+
+
+if __name__ == "__main__":
+    main()
