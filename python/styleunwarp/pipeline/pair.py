@@ -271,7 +271,7 @@ def register_pair(
         (out / "inverse_transf.txt").unlink(missing_ok=True)
 
     t0 = time.perf_counter()
-    dense = to_dense(direct, target.shape)  # evaluated once: the warp and the structure evidence share it
+    dense = to_dense(direct, target.shape)  # evaluated once: the warp, the structure evidence and the TRE share it
     if backend == "bunwarpj":
         from ..registration.bunwarpj import apply_transform
 
@@ -319,7 +319,7 @@ def register_pair(
     }
     if truth is not None:
         true_t = read_transform(truth)
-        err = tre(direct, true_t, target.shape, lom_gray.shape)
+        err = tre(dense, true_t, target.shape, lom_gray.shape)
         metrics["tre"] = err.to_dict()
     tier, source = grade(metrics)
     metrics["tier"] = tier
