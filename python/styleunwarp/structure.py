@@ -42,6 +42,13 @@ Z_MIN = 5.0
 matches and results 13-800 px off reached at most z = 3.5; correct results on shale 6-40,
 on as-delivered steel (the shipped model's results, raw LOM against raw CBS) 3.7-8.9."""
 
+RESIDUAL_MAX_PX = 3.0
+"""A result whose descriptors' correlation still peaks this far from zero shift
+(:func:`styleunwarp.residual.residual_shift`, median over tiles) is not called aligned, whatever
+its :data:`Z_MIN`: on deformed real shale pairs, results within 2 px of the truth were estimated
+at most 2.2 px off, results 3.5 px or more off at 3.0 px or more (docs/quality.md); a shale
+registration 6.5 px off reached z = 5.0."""
+
 SD_FLOOR = 0.002
 """Smallest chance spread used (a spread estimated as ~0 would make any excess look significant)."""
 
@@ -90,14 +97,15 @@ def chance(a: np.ndarray, b: np.ndarray, mask: np.ndarray | None = None, factor:
 
 
 def agreement_and_chance(a: np.ndarray, b: np.ndarray, mask: np.ndarray | None = None, factor: int | None = None,
-                         with_chance: bool = True, b_descriptors: np.ndarray | None = None) -> tuple[float, float, float]:
+                         with_chance: bool = True, b_descriptors: np.ndarray | None = None,
+                         a_descriptors: np.ndarray | None = None) -> tuple[float, float, float]:
     """``(mind_agreement, chance mean, chance sd)`` from one computation of the descriptors;
-    ``b_descriptors``: ``descriptors(b, factor)`` when the caller already has them."""
+    ``a_descriptors``/``b_descriptors``: ``descriptors(a or b, factor)`` when the caller already has them."""
     f = analysis_factor(a.shape) if factor is None else factor
     m = _inner(np.ones(a.shape[:2], bool) if mask is None else mask, f)
     if m.sum() < 16:
         return float("nan"), float("nan"), float("nan")
-    da = descriptors(a, f)
+    da = descriptors(a, f) if a_descriptors is None else a_descriptors
     db = descriptors(b, f) if b_descriptors is None else b_descriptors
     value = ncc(da[:, m], db[:, m])
     if not with_chance:
@@ -116,14 +124,26 @@ def significance(value: float, mean: float, sd: float) -> float:
 def mind_verdict(a: np.ndarray, b: np.ndarray, mask: np.ndarray | None = None) -> dict:
     """The structure evidence that ``a`` and ``b`` show the same scene aligned, in any two modalities.
 
-    ``{"mind", "chance", "chance_sd", "z", "aligned"}``: :func:`mind_agreement`, its
-    :func:`chance` mean and spread, the :func:`significance` of the agreement, and whether it
-    reaches :data:`Z_MIN`. Of two results of one pair, the one whose source agrees better with
+    ``{"mind", "chance", "chance_sd", "z", "residual_px", "residual_tiles", "aligned"}``:
+    :func:`mind_agreement`, its :func:`chance` mean and spread, the :func:`significance` of the
+    agreement, the residual misalignment the descriptors' correlation peaks point to
+    (:func:`styleunwarp.residual.residual_shift`; ``None`` where the structures do not support
+    an estimate), and whether the agreement reaches :data:`Z_MIN` with no residual estimate
+    above :data:`RESIDUAL_MAX_PX`. Of two results of one pair, the one whose source agrees better with
     the target is nearly always the closer to the truth (:mod:`styleunwarp.style.tournament`).
     """
-    value, mu, sd = agreement_and_chance(a, b, mask)
+    from .residual import residual_shift
+
+    f = analysis_factor(a.shape)
+    m = _inner(np.ones(a.shape[:2], bool) if mask is None else mask, f)
+    da, db = descriptors(a, f), descriptors(b, f)
+    value, mu, sd = agreement_and_chance(a, b, mask, f, a_descriptors=da, b_descriptors=db)
     z = significance(value, mu, sd)
-    return {"mind": value, "chance": mu, "chance_sd": sd, "z": z, "aligned": bool(np.isfinite(z) and z >= Z_MIN)}
+    rest = residual_shift(da, db, m, f) if m.sum() >= 16 else {"residual_px": None, "residual_tiles": 0, "tiles": 0}
+    r = rest["residual_px"]
+    aligned = bool(np.isfinite(z) and z >= Z_MIN and (r is None or r <= RESIDUAL_MAX_PX))
+    return {"mind": value, "chance": mu, "chance_sd": sd, "z": z, "residual_px": r, "residual_tiles": rest["residual_tiles"],
+            "aligned": aligned}
 
 
 def _chance(m: np.ndarray, score) -> tuple[float, float]:
@@ -210,5 +230,5 @@ def gradient_gain(start: np.ndarray, result: np.ndarray, target: np.ndarray, mas
     return before, after, _gradient_chance(gs, gt, m)[1] if with_spread else float("nan")
 
 
-__all__ = ["ANALYSIS_SIDE", "CHANCE_SHIFTS", "SD_FLOOR", "Z_MIN", "agreement_and_chance", "analysis_factor", "chance", "descriptors",
+__all__ = ["ANALYSIS_SIDE", "CHANCE_SHIFTS", "RESIDUAL_MAX_PX", "SD_FLOOR", "Z_MIN", "agreement_and_chance", "analysis_factor", "chance", "descriptors",
            "gradient_agreement", "gradient_chance", "gradient_gain", "mind_agreement", "mind_verdict", "significance"]

@@ -7,6 +7,8 @@ from typing import Callable
 
 import click
 
+from ..structure import RESIDUAL_MAX_PX
+
 _SCALE_CHOICES = click.Choice(["very_coarse", "coarse", "fine", "very_fine", "super_fine"], case_sensitive=False)
 
 
@@ -153,8 +155,11 @@ def verdict_lines(metrics: dict) -> list[tuple[str, bool]]:
     ev = metrics.get("structure") or {}
     if ev.get("z") is not None:
         said = "aligned" if ev.get("aligned") else "NOT shown aligned"
+        rest = ev.get("residual_px")
+        residual = ("" if rest is None else
+                    f", its local structure peaks {rest:.1f} px from where it lies" + (" (still misaligned)" if rest > RESIDUAL_MAX_PX else ""))
         lines.append((f"structure evidence (raw LOM vs raw CBS, any modality): {said}, MIND agreement {ev.get('mind', float('nan')):.3f}, "
-                      f"{ev['z']:.1f} sd above chance", False))
+                      f"{ev['z']:.1f} sd above chance{residual}", False))
     tier, source = metrics.get("tier"), metrics.get("grade_source")
     if tier:
         if source == "tre":

@@ -1,0 +1,59 @@
+"""The residual-misalignment estimate of the structure evidence (styleunwarp.residual), on arrays and real pairs."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from scipy import ndimage
+
+from styleunwarp.io import read_image, to_gray
+from styleunwarp.residual import PROMINENCE, residual_shift, tile_peaks
+from styleunwarp.structure import RESIDUAL_MAX_PX, Z_MIN, mind_verdict
+
+from conftest import data_skip_reason, needs_data, real_data
+
+SHALE = real_data("petrography-bse-se", "se/*.png")
+CLEM = real_data("deepclem-em-fm", "em/*.png")
+
+
+def _texture(shape: tuple[int, int], seed: int) -> np.ndarray:
+    return ndimage.gaussian_filter(np.random.default_rng(seed).standard_normal((6, *shape)), (0, 2, 2))
+
+
+def test_tile_peaks_find_a_known_shift_of_descriptor_stacks():
+    a = _texture((240, 240), 0)
+    b = np.roll(a, (3, -4), axis=(1, 2))  # b(p) = a(p - s): the correlation peaks at |s| = 5
+    m = np.ones((240, 240), bool)
+    peaks = tile_peaks(a, b, m)
+    assert len(peaks) == 9
+    assert all(abs(off - 5.0) < 1e-9 and prom > PROMINENCE for off, prom in peaks), peaks
+    assert residual_shift(a, b, m, factor=2)["residual_px"] == pytest.approx(10.0)  # analysis grid -> image pixels
+    assert residual_shift(a, a, m)["residual_px"] == 0.0
+
+
+def test_unrelated_stacks_give_no_estimate():
+    m = np.ones((240, 240), bool)
+    out = residual_shift(_texture((240, 240), 1), _texture((240, 240), 2), m)
+    assert out["residual_px"] is None and out["tiles"] == 9 and out["residual_tiles"] < 5
+
+
+@needs_data("petrography-bse-se", "se/*.png")
+def test_real_shale_pair_residual_follows_a_known_shift():
+    se = SHALE[3]
+    source = to_gray(read_image(se).data)
+    bse = to_gray(read_image(se.parent.parent / "bse" / se.name).data)
+    aligned = mind_verdict(source, bse)
+    assert aligned["aligned"] and aligned["residual_px"] is not None and aligned["residual_px"] <= 1.5, aligned
+    moved = mind_verdict(ndimage.shift(source, (3.6, 4.8), order=1), bse)  # 6 px off, still far above chance
+    assert moved["z"] >= Z_MIN, moved
+    assert moved["residual_px"] == pytest.approx(6.0, abs=1.0) and moved["residual_px"] > RESIDUAL_MAX_PX
+    assert not moved["aligned"]
+
+
+@pytest.mark.skipif(not CLEM, reason=data_skip_reason("deepclem-em-fm", "em/*.png"))
+def test_real_clem_pair_supports_no_estimate():
+    em_file = CLEM[0]
+    em = to_gray(read_image(em_file).data)
+    fm = to_gray(read_image(em_file.parent.parent / "fm" / em_file.name).data)
+    v = mind_verdict(fm, em)
+    assert v["residual_px"] is None, v  # chromatin fluorescence against EM: no tile peak stands out
