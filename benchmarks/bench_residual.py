@@ -14,7 +14,8 @@ evidence (:func:`styleunwarp.structure.mind_verdict`: z, the residual estimate o
 ``--registered``: real registration results instead: the held-out cases of ``style.heldout``
 (one near-identity and one misaligned case per pair, 256 px crops, seed 6) registered by the
 training-free chains on the raw images (elastix MI, native NMI) as ``register`` runs them;
-the evidence is that of the registered source against the target.
+the evidence is that of the registered source against the target. ``--split tune`` takes the
+other split (the data sets' test pairs, seed 5).
 
 Prints per data set and error band: cases, how many got an estimate, the median |estimate -
 truth|, and how many are called aligned by z alone and by z with the residual bar.
@@ -24,6 +25,7 @@ from __future__ import annotations
 
 import argparse
 import csv
+import json
 import sys
 import time
 from pathlib import Path
@@ -60,7 +62,7 @@ def cases(name: str):
             yield pair, mag, err, deform_source(src, d), tgt
 
 
-def registered_cases(name: str, pairs: int):
+def registered_cases(name: str, pairs: int, split: str = "check"):
     """(case name, chain, true mean error, registered source, target) of real registrations."""
     from bench_raw_checks import CHAINS, cases_for
     from styleunwarp.pipeline.chain import register_representations
@@ -69,12 +71,24 @@ def registered_cases(name: str, pairs: int):
     from styleunwarp.style.representations.raw import Raw
     from styleunwarp.transform import warp_image
 
-    for case in cases_for(name, "check", pairs):
+    for case in cases_for(name, split, pairs):
         src, tgt = Raw().represent(case.source, case.target)
         for backend, options in CHAINS:
             out = register_representations(tgt, src, PIPELINE_DEFAULTS, backend=backend, backend_options=options, check="structure")
             err = tre(out.direct, case.truth, tgt.shape, src.shape).mean
             yield f"{case.name} {backend}", backend, err, warp_image(case.source, out.direct, tgt.shape), case.target
+
+
+def _peaks(moved: np.ndarray, target: np.ndarray, mask: np.ndarray | None) -> list[list[float]]:
+    """Every tile's (offset in image px, prominence), for rules other than the shipped one (as mind_verdict measures them)."""
+    from styleunwarp.io import to_gray
+    from styleunwarp.residual import tile_peaks
+    from styleunwarp.structure import _inner, analysis_factor, descriptors
+
+    a = to_gray(moved)
+    f = analysis_factor(a.shape)
+    m = _inner(np.ones(a.shape[:2], bool) if mask is None else mask, f)
+    return [[round(o * f, 3), round(p, 3)] for o, p in tile_peaks(descriptors(a, f), descriptors(target, f), m)]
 
 
 def summary(rows: list[dict]) -> str:
@@ -96,6 +110,7 @@ def summary(rows: list[dict]) -> str:
 
 
 def main() -> None:
+    from styleunwarp.io import to_gray
     from styleunwarp.structure import mind_verdict
 
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
@@ -103,20 +118,25 @@ def main() -> None:
     ap.add_argument("--out", default="/tmp/bench_residual")
     ap.add_argument("--registered", action="store_true", help="real registration results (elastix MI, native NMI) instead of deformed pairs")
     ap.add_argument("--pairs", type=int, default=12, help="with --registered: pairs per set")
+    ap.add_argument("--split", default="check", choices=("check", "tune"),
+                    help="with --registered: bench_raw_checks.py's split (check: training pairs, seed 6; tune: test pairs, seed 5)")
     args = ap.parse_args()
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
     rows = []
     for name in args.sets.split(","):
-        for pair, mag, err, moved, tgt in (registered_cases(name, args.pairs) if args.registered else cases(name)):
+        for pair, mag, err, moved, tgt in (registered_cases(name, args.pairs, args.split) if args.registered else cases(name)):
             t0 = time.perf_counter()
-            v = mind_verdict(moved, tgt)
+            mask = (to_gray(moved) != 0) if args.registered else None  # as the pipeline: the pixels the source covers
+            v = mind_verdict(to_gray(moved), tgt, mask)
+            secs = time.perf_counter() - t0
             rows.append({"set": name, "pair": pair, "magnitude": mag, "error": err, "z": v["z"], "residual_px": v["residual_px"],
-                         "residual_tiles": v["residual_tiles"], "aligned": v["aligned"], "seconds": time.perf_counter() - t0})
+                         "residual_tiles": v["residual_tiles"], "tiles_off": v["tiles_off"], "aligned": v["aligned"], "seconds": secs,
+                         "peaks": json.dumps(_peaks(moved, tgt, mask))})
             r = rows[-1]
             print(f"{name:<6} {pair:<18} error {err:5.2f}  z {v['z']:6.1f}  residual {r['residual_px']}  ({r['residual_tiles']} tiles)  "
                   f"aligned {v['aligned']}", flush=True)
-    with (out / ("registered.csv" if args.registered else "rows.csv")).open("w", newline="") as fh:
+    with (out / (f"registered_{args.split}.csv" if args.registered else "rows.csv")).open("w", newline="") as fh:
         w = csv.DictWriter(fh, list(rows[0]))
         w.writeheader()
         w.writerows(rows)

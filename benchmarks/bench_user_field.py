@@ -59,9 +59,12 @@ def training_folder(folder: Path, src_dir: str, tgt_dir: str, names: list[str], 
     return out
 
 
-def tre_of(run_dir: Path) -> tuple[float, str]:
+def tre_of(run_dir: Path) -> tuple[float, str, dict]:
+    """Mean TRE, tier, and the structure evidence's verdict (aligned, residual estimate, what a second opinion kept)."""
     m = json.loads((run_dir / "metrics.json").read_text())
-    return float(m["tre"]["mean"]), str(m.get("tier", "?"))
+    ev = m.get("structure") or {}
+    verdict = {"aligned": ev.get("aligned"), "residual": ev.get("residual_px"), "second opinion": (m.get("second_opinion") or {}).get("kept")}
+    return float(m["tre"]["mean"]), str(m.get("tier", "?")), verdict
 
 
 def main() -> None:
@@ -111,10 +114,12 @@ def main() -> None:
                         print(f"  {case['name']} {label}: failed: {r.stderr.strip().splitlines()[-1:]}", flush=True)
                         row[label] = float("inf")
                         continue
-                row[label], row[f"{label} tier"] = tre_of(run_dir)
+                row[label], row[f"{label} tier"], verdict = tre_of(run_dir)
+                row.update({f"{label} {k}": v for k, v in verdict.items()})
                 row[f"{label} s"] = round(time.perf_counter() - t0, 1)
             rows.append(row)
-            print(f"  {case['name']:<14} {case['kind']:<13} model {row['model']:7.2f}  raw MI {row['raw MI (elastix)']:7.2f}", flush=True)
+            print(f"  {case['name']:<14} {case['kind']:<13} model {row['model']:7.2f} (aligned {row.get('model aligned')}, residual "
+                  f"{row.get('model residual')}, second opinion kept {row.get('model second opinion')})  raw MI {row['raw MI (elastix)']:7.2f}", flush=True)
         start_tre = start_tres(cases)
         for row in rows:
             row["start"] = start_tre[row["pair"]]

@@ -7,7 +7,7 @@ import pytest
 from scipy import ndimage
 
 from styleunwarp.io import read_image, to_gray
-from styleunwarp.residual import PROMINENCE, residual_shift, tile_peaks
+from styleunwarp.residual import OFF_TILES, PROMINENCE, misaligned, residual_shift, tile_peaks
 from styleunwarp.structure import RESIDUAL_MAX_PX, Z_MIN, mind_verdict
 
 from conftest import data_skip_reason, needs_data, real_data
@@ -29,6 +29,17 @@ def test_tile_peaks_find_a_known_shift_of_descriptor_stacks():
     assert all(abs(off - 5.0) < 1e-9 and prom > PROMINENCE for off, prom in peaks), peaks
     assert residual_shift(a, b, m, factor=2)["residual_px"] == pytest.approx(10.0)  # analysis grid -> image pixels
     assert residual_shift(a, a, m)["residual_px"] == 0.0
+
+
+def test_a_region_left_misaligned_is_caught_though_the_median_tile_is_aligned():
+    a = _texture((240, 240), 3)
+    b = a.copy()
+    b[:, :80] = np.roll(a, (0, 6), axis=(1, 2))[:, :80]  # the top row of tiles 6 px off, the rest aligned
+    out = residual_shift(a, b, np.ones((240, 240), bool))
+    assert out["residual_px"] == 0.0 and out["tiles_off"] == 3 >= OFF_TILES
+    assert misaligned(out)
+    assert not misaligned(residual_shift(a, a, np.ones((240, 240), bool)))
+    assert misaligned({"residual_px": 3.5, "tiles_off": 0}) and not misaligned({"residual_px": None, "tiles_off": None})
 
 
 def test_unrelated_stacks_give_no_estimate():

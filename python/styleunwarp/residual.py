@@ -35,6 +35,24 @@ about 2-2.5 on CLEM and on raw LOM renderings against CBS (bench_residual.py).""
 MIN_TILES = 5
 """Tiles with a prominent peak needed for an estimate (of ``TILES**2``)."""
 
+MAX_PX = 3.0
+"""An estimate above this (image pixels) says the result is still misaligned (:func:`misaligned`)."""
+
+SUPPORT_TILES = 4
+"""With at least this many prominent tiles the two images' structures correspond closely enough
+that weaker peaks count too (:data:`WEAK_PROMINENCE`)."""
+
+WEAK_PROMINENCE = 2.0
+"""Prominence from which a tile's peak counts as a sign of regional misalignment: a misaligned
+region's peak is broader (2-2.5 on the shale_0046 elastix results that were 4.1 and 5.2 px off,
+whose aligned tiles peaked at 3.6-5.2)."""
+
+OFF_TILE_PX = 4.0
+"""A tile peaking further than this (image pixels) from zero shift is off (:func:`misaligned`)."""
+
+OFF_TILES = 2
+"""This many off tiles make a result misaligned even when the median of the prominent ones is small."""
+
 
 def _standardised(d: np.ndarray, m: np.ndarray) -> np.ndarray:
     mean = d[:, m].mean(axis=1)[:, None, None]
@@ -74,12 +92,25 @@ def residual_shift(da: np.ndarray, db: np.ndarray, m: np.ndarray, factor: int = 
     grid (``factor``: its block size in image pixels; ``m``: the pixels both cover).
 
     ``{"residual_px": median peak offset of the prominent tiles in image pixels, or None,
-    "residual_tiles": how many tiles had a prominent peak, "tiles": how many were measured}``.
+    "residual_tiles": how many tiles had a prominent peak, "tiles": how many were measured,
+    "tiles_off": how many tiles with at least a weak peak lie more than OFF_TILE_PX off, where
+    SUPPORT_TILES tiles are prominent (else None)}``.
     """
     peaks = tile_peaks(da, db, m)
     prominent = [off for off, prom in peaks if prom >= PROMINENCE]
     value = float(np.median(prominent)) * factor if len(prominent) >= MIN_TILES else None
-    return {"residual_px": value, "residual_tiles": len(prominent), "tiles": len(peaks)}
+    off = sum(1 for o, prom in peaks if prom >= WEAK_PROMINENCE and o * factor > OFF_TILE_PX) if len(prominent) >= SUPPORT_TILES else None
+    return {"residual_px": value, "residual_tiles": len(prominent), "tiles": len(peaks), "tiles_off": off}
 
 
-__all__ = ["MIN_TILES", "PROMINENCE", "RADIUS", "TILES", "residual_shift", "tile_peaks"]
+def misaligned(residual: dict) -> bool:
+    """Whether a :func:`residual_shift` result says the images are still misaligned: its estimate
+    exceeds :data:`MAX_PX`, or, where the structures support it (:data:`SUPPORT_TILES`),
+    :data:`OFF_TILES` tiles peak more than :data:`OFF_TILE_PX` away (a region left misaligned:
+    its tiles' peaks are weaker, so the median of the prominent ones misses it)."""
+    value, off = residual.get("residual_px"), residual.get("tiles_off")
+    return (value is not None and value > MAX_PX) or (off is not None and off >= OFF_TILES)
+
+
+__all__ = ["MAX_PX", "MIN_TILES", "OFF_TILES", "OFF_TILE_PX", "PROMINENCE", "RADIUS", "SUPPORT_TILES", "TILES", "WEAK_PROMINENCE",
+           "misaligned", "residual_shift", "tile_peaks"]

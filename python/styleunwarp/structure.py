@@ -27,6 +27,8 @@ import numpy as np
 from scipy import ndimage
 
 from .quality import ncc
+from .residual import MAX_PX as RESIDUAL_MAX_PX  # re-exported: the estimate above which a result is not called aligned
+from .residual import misaligned, residual_shift
 
 ANALYSIS_SIDE = 512
 """Images are block-averaged to at most this many pixels a side before MIND descriptors are
@@ -42,12 +44,6 @@ Z_MIN = 5.0
 matches and results 13-800 px off reached at most z = 3.5; correct results on shale 6-40,
 on as-delivered steel (the shipped model's results, raw LOM against raw CBS) 3.7-8.9."""
 
-RESIDUAL_MAX_PX = 3.0
-"""A result whose descriptors' correlation still peaks this far from zero shift
-(:func:`styleunwarp.residual.residual_shift`, median over tiles) is not called aligned, whatever
-its :data:`Z_MIN`: on deformed real shale pairs, results within 2 px of the truth were estimated
-at most 2.2 px off, results 3.5 px or more off at 3.0 px or more (docs/quality.md); a shale
-registration 6.5 px off reached z = 5.0."""
 
 SD_FLOOR = 0.002
 """Smallest chance spread used (a spread estimated as ~0 would make any excess look significant)."""
@@ -124,26 +120,24 @@ def significance(value: float, mean: float, sd: float) -> float:
 def mind_verdict(a: np.ndarray, b: np.ndarray, mask: np.ndarray | None = None) -> dict:
     """The structure evidence that ``a`` and ``b`` show the same scene aligned, in any two modalities.
 
-    ``{"mind", "chance", "chance_sd", "z", "residual_px", "residual_tiles", "aligned"}``:
+    ``{"mind", "chance", "chance_sd", "z", "residual_px", "residual_tiles", "tiles_off", "aligned"}``:
     :func:`mind_agreement`, its :func:`chance` mean and spread, the :func:`significance` of the
     agreement, the residual misalignment the descriptors' correlation peaks point to
     (:func:`styleunwarp.residual.residual_shift`; ``None`` where the structures do not support
-    an estimate), and whether the agreement reaches :data:`Z_MIN` with no residual estimate
-    above :data:`RESIDUAL_MAX_PX`. Of two results of one pair, the one whose source agrees better with
+    an estimate) with the count of tiles left off, and whether the agreement reaches
+    :data:`Z_MIN` and the peaks do not say the result is still misaligned
+    (:func:`styleunwarp.residual.misaligned`). Of two results of one pair, the one whose source agrees better with
     the target is nearly always the closer to the truth (:mod:`styleunwarp.style.tournament`).
     """
-    from .residual import residual_shift
-
     f = analysis_factor(a.shape)
     m = _inner(np.ones(a.shape[:2], bool) if mask is None else mask, f)
     da, db = descriptors(a, f), descriptors(b, f)
     value, mu, sd = agreement_and_chance(a, b, mask, f, a_descriptors=da, b_descriptors=db)
     z = significance(value, mu, sd)
-    rest = residual_shift(da, db, m, f) if m.sum() >= 16 else {"residual_px": None, "residual_tiles": 0, "tiles": 0}
-    r = rest["residual_px"]
-    aligned = bool(np.isfinite(z) and z >= Z_MIN and (r is None or r <= RESIDUAL_MAX_PX))
-    return {"mind": value, "chance": mu, "chance_sd": sd, "z": z, "residual_px": r, "residual_tiles": rest["residual_tiles"],
-            "aligned": aligned}
+    rest = residual_shift(da, db, m, f) if m.sum() >= 16 else {"residual_px": None, "residual_tiles": 0, "tiles": 0, "tiles_off": None}
+    aligned = bool(np.isfinite(z) and z >= Z_MIN and not misaligned(rest))
+    return {"mind": value, "chance": mu, "chance_sd": sd, "z": z, "residual_px": rest["residual_px"],
+            "residual_tiles": rest["residual_tiles"], "tiles_off": rest["tiles_off"], "aligned": aligned}
 
 
 def _chance(m: np.ndarray, score) -> tuple[float, float]:
