@@ -38,3 +38,18 @@ def test_unknown_bunwarpj_option_is_named():
     img = np.random.default_rng(0).uniform(0, 255, (32, 32))
     with pytest.raises(InputError, match="has no option 'bogus'; it takes: fiji_dir"):
         register(img, img, backend="bunwarpj", bogus=1)
+
+
+def test_console_says_how_far_off_the_structure_evidence_finds_a_result():
+    from styleunwarp.cli.options import verdict_lines
+
+    def structure_line(evidence: dict) -> str:
+        return next(text for text, _ in verdict_lines({"structure": evidence}) if text.startswith("structure evidence"))
+
+    regional = structure_line({"z": 9.0, "mind": 0.1, "aligned": False, "residual_px": 1.0, "tiles_off": 3})
+    assert "NOT shown aligned" in regional and "3 of its tiles peak more than 4 px off (still misaligned)" in regional
+    off = structure_line({"z": 9.0, "mind": 0.1, "aligned": False, "residual_px": 6.1, "tiles_off": 0})
+    assert "peaks 6.1 px from where it lies (still misaligned)" in off
+    fine = structure_line({"z": 9.0, "mind": 0.1, "aligned": True, "residual_px": 1.0, "tiles_off": 0})
+    assert fine.startswith("structure evidence (raw LOM vs raw CBS, any modality): aligned") and "misaligned" not in fine
+    assert "peaks" not in structure_line({"z": 9.0, "mind": 0.1, "aligned": True})  # no estimate (CLEM, steel): nothing claimed

@@ -6,7 +6,7 @@ because it registered most pairs best; it still fails on some pairs another chai
 its result is not structure evidence of alignment (``metrics.json`` ``structure.aligned``:
 the original source, moved, agrees with the original target at least
 :data:`styleunwarp.structure.Z_MIN` chance spreads above chance, and its structure does not point
-to a residual misalignment above :data:`styleunwarp.structure.RESIDUAL_MAX_PX`), registers the pair with the
+to a residual misalignment, :func:`styleunwarp.residual.misaligned`), registers the pair with the
 card's alternatives (:func:`styleunwarp.style.chain.alternatives`) into
 ``out/second_opinion/<chain>/``. When the first alternative tied with the model's chain on the
 held-out cases (``Chain.held_out_tie``: as many within 5 and 1.5 px, only the median preferred
@@ -26,6 +26,7 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from ..io import atomic_path, atomic_write_text
+from ..residual import misaligned
 from ..style.chain import Chain, load_chain
 from ..style.tournament import duel
 from .evidence import EVIDENCE_KEY
@@ -98,9 +99,11 @@ def register_pair_verified(lom: PathLikeStr, cbs: PathLikeStr, out_dir: PathLike
         why = "kept the model's chain: no alternative agrees better with the target by structure"
     else:
         why = f"replaced by {best_label}: its source agrees better with the target by structure (MIND)"
-    residual = (first.metrics.get(EVIDENCE_KEY) or {}).get("residual_px")
-    not_shown = ("the model chain's result is not structure evidence of alignment"
-                 + ("" if residual is None else f" (its structure points to {residual:.1f} px of residual misalignment)"))
+    ev = first.metrics.get(EVIDENCE_KEY) or {}
+    not_shown = "the model chain's result is not structure evidence of alignment"
+    if misaligned(ev):
+        not_shown += (f" (its structure points to {ev.get('residual_px') or 0:.1f} px of residual misalignment"
+                      f"{'' if not ev.get('tiles_off') else ', ' + str(ev['tiles_off']) + ' tiles off'})")
     trigger = (not_shown if not aligned else
                f"the held-out cases could not tell the model's chain from {tie.label} (as many within 5 and 1.5 px): "
                "the pair's structure decides")

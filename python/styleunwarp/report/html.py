@@ -63,7 +63,7 @@ _METRIC_COLUMNS = (
     ("jacobian_min", "Jac. min", 3, 1.0, "smallest Jacobian determinant of the direct map"),
     ("roughness", "roughness", 3, 1.0, "standard deviation of the Jacobian determinant"),
     ("displacement_mean_px", "displ. mean", 1, 1.0, "mean displacement of the direct map, px"),
-    ("structure_z", "structure z", 1, 1.0, "structure evidence: MIND agreement of the moved LOM with the CBS, in chance spreads above chance (>= 5, with no residual misalignment over 3 px where one can be estimated: aligned)"),
+    ("structure_z", "structure z", 1, 1.0, "structure evidence: MIND agreement of the moved LOM with the CBS, in chance spreads above chance (>= 5, with no residual misalignment, over 3 px or regional, where one can be estimated: aligned)"),
     ("registration_s", "reg. s", 1, 1.0, "registration time, s"),
     ("total_s", "total s", 1, 1.0, "total time of the pair, s"),
 )
