@@ -18,6 +18,10 @@ correct results on shale did, and a false coarse match raised the NCC of a steel
   images judged against its :func:`gradient_chance` spread too (correct elastic results on
   shale gained 2-5 times that spread; CLEM results that moved pairs 12-13 px away, 0.1-0.3 times).
 
+:func:`mind_verdict` also asks where the descriptors' correlation peaks, tile by tile
+(:mod:`styleunwarp.residual`): a result whose structure would agree better moved by more than
+3 px, or with a region peaking over 4 px off, is not called aligned however high its agreement.
+
 Plain functions on arrays; masks select the pixels both images cover.
 """
 
@@ -43,7 +47,6 @@ Z_MIN = 5.0
 (coarse winners, :func:`mind_verdict`). Measured (docs/coarse.md, docs/unaligned.md): false
 matches and results 13-800 px off reached at most z = 3.5; correct results on shale 6-40,
 on as-delivered steel (the shipped model's results, raw LOM against raw CBS) 3.7-8.9."""
-
 
 SD_FLOOR = 0.002
 """Smallest chance spread used (a spread estimated as ~0 would make any excess look significant)."""
