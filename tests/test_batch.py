@@ -81,6 +81,8 @@ def test_batch_records_bad_files_and_finishes_good_pairs(bunwarpj, acquisition, 
     rows = _rows(out)
     assert rows["grey 1"]["status"] == "done" and rows["grey 1"]["tier"] == "good"
     assert float(rows["grey 1"]["structure_z"]) >= 5 and rows["grey 1"]["structure_aligned"] == "True"  # structure evidence
+    residual = rows["grey 1"]["structure_residual_px"]  # empty where the modalities support no estimate
+    assert residual == "" or float(residual) <= 3.0, residual
     assert rows["rgb"]["status"] == "done"
     assert rows["unpaired_LOM"]["status"] == "unpaired"
     reasons = {name: rows[name]["error"] for name in ("corrupt", "truncated", "empty", "nan", "mismatch")}

@@ -43,7 +43,7 @@ RESULT_COLUMNS = (
     "pair", "status", "lom", "cbs", "tier", "grade_source",
     "tre_mean_px", "tre_p95_px", "nmi_before", "nmi_after", "consistency_px", "folded_fraction",
     "jacobian_min", "roughness", "displacement_mean_px", "registration_s", "total_s",
-    "structure_z", "structure_aligned", "second_opinion", "error",
+    "structure_z", "structure_aligned", "structure_residual_px", "second_opinion", "error",
 )
 """The columns of ``results.csv`` (written by :mod:`styleunwarp.pipeline.batch`, read here)."""
 TIERS = ("good", "decent", "bad", "poor")
@@ -64,6 +64,7 @@ _METRIC_COLUMNS = (
     ("roughness", "roughness", 3, 1.0, "standard deviation of the Jacobian determinant"),
     ("displacement_mean_px", "displ. mean", 1, 1.0, "mean displacement of the direct map, px"),
     ("structure_z", "structure z", 1, 1.0, "structure evidence: MIND agreement of the moved LOM with the CBS, in chance spreads above chance (>= 5, with no residual misalignment, over 3 px or regional, where one can be estimated: aligned)"),
+    ("structure_residual_px", "residual", 1, 1.0, "residual misalignment the structure evidence estimates, px (where the modalities share enough detail; over 3: not aligned)"),
     ("registration_s", "reg. s", 1, 1.0, "registration time, s"),
     ("total_s", "total s", 1, 1.0, "total time of the pair, s"),
 )
@@ -153,6 +154,7 @@ def row_from_metrics(name: str, metrics: dict | None, error: dict | None) -> dic
         "total_s": s.get("total"),
         "structure_z": (m.get("structure") or {}).get("z"),
         "structure_aligned": (m.get("structure") or {}).get("aligned"),
+        "structure_residual_px": (m.get("structure") or {}).get("residual_px"),
         "second_opinion": (m.get("second_opinion") or {}).get("kept"),
         "error": "",
     }
