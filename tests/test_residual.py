@@ -7,7 +7,7 @@ import pytest
 from scipy import ndimage
 
 from styleunwarp.io import read_image, to_gray
-from styleunwarp.residual import OFF_TILES, PROMINENCE, misaligned, residual_shift, tile_peaks
+from styleunwarp.residual import OFF_TILES, PROMINENCE, describe, misaligned, residual_shift, tile_peaks
 from styleunwarp.structure import RESIDUAL_MAX_PX, Z_MIN, mind_verdict
 
 from conftest import data_skip_reason, needs_data, real_data
@@ -40,6 +40,10 @@ def test_a_region_left_misaligned_is_caught_though_the_median_tile_is_aligned():
     assert misaligned(out)
     assert not misaligned(residual_shift(a, a, np.ones((240, 240), bool)))
     assert misaligned({"residual_px": 3.5, "tiles_off": 0}) and not misaligned({"residual_px": None, "tiles_off": None})
+    # four prominent tiles: no estimate, but the tiles off still speak (no invented "0.0 px")
+    assert misaligned({"residual_px": None, "tiles_off": 2})
+    assert describe({"residual_px": None, "tiles_off": 2}) == "2 of its tiles peak more than 4 px off"
+    assert describe({"residual_px": None, "tiles_off": None}) == ""
 
 
 def test_unrelated_stacks_give_no_estimate():

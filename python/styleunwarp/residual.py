@@ -112,5 +112,15 @@ def misaligned(residual: dict) -> bool:
     return (value is not None and value > MAX_PX) or (off is not None and off >= OFF_TILES)
 
 
+def describe(residual: dict) -> str:
+    """What a :func:`residual_shift` result (or structure evidence holding its keys) says, in words;
+    ``""`` when it says nothing (no estimate, no tile off)."""
+    value, off = residual.get("residual_px"), residual.get("tiles_off")
+    parts = [] if value is None else [f"its local structure peaks {value:.1f} px from where it lies"]
+    if off:
+        parts.append(f"{off} of its tiles peak more than {OFF_TILE_PX:g} px off")
+    return ", ".join(parts)
+
+
 __all__ = ["MAX_PX", "MIN_TILES", "OFF_TILES", "OFF_TILE_PX", "PROMINENCE", "RADIUS", "SUPPORT_TILES", "TILES", "WEAK_PROMINENCE",
-           "misaligned", "residual_shift", "tile_peaks"]
+           "describe", "misaligned", "residual_shift", "tile_peaks"]

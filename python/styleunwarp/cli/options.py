@@ -7,7 +7,7 @@ from typing import Callable
 
 import click
 
-from ..residual import OFF_TILE_PX, misaligned
+from ..residual import describe, misaligned
 
 _SCALE_CHOICES = click.Choice(["very_coarse", "coarse", "fine", "very_fine", "super_fine"], case_sensitive=False)
 
@@ -155,12 +155,8 @@ def verdict_lines(metrics: dict) -> list[tuple[str, bool]]:
     ev = metrics.get("structure") or {}
     if ev.get("z") is not None:
         said = "aligned" if ev.get("aligned") else "NOT shown aligned"
-        rest, off = ev.get("residual_px"), ev.get("tiles_off")
-        residual = "" if rest is None else f", its local structure peaks {rest:.1f} px from where it lies"
-        if off:
-            residual += f", {off} of its tiles peak more than {OFF_TILE_PX:g} px off"
-        if misaligned(ev):
-            residual += " (still misaligned)"
+        residual = describe(ev)
+        residual = (", " + residual if residual else "") + (" (still misaligned)" if misaligned(ev) else "")
         lines.append((f"structure evidence (raw LOM vs raw CBS, any modality): {said}, MIND agreement {ev.get('mind', float('nan')):.3f}, "
                       f"{ev['z']:.1f} sd above chance{residual}", False))
     tier, source = metrics.get("tier"), metrics.get("grade_source")

@@ -26,7 +26,7 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from ..io import atomic_path, atomic_write_text
-from ..residual import misaligned
+from ..residual import describe, misaligned
 from ..style.chain import Chain, load_chain
 from ..style.tournament import duel
 from .evidence import EVIDENCE_KEY
@@ -102,8 +102,7 @@ def register_pair_verified(lom: PathLikeStr, cbs: PathLikeStr, out_dir: PathLike
     ev = first.metrics.get(EVIDENCE_KEY) or {}
     not_shown = "the model chain's result is not structure evidence of alignment"
     if misaligned(ev):
-        not_shown += (f" (its structure points to {ev.get('residual_px') or 0:.1f} px of residual misalignment"
-                      f"{'' if not ev.get('tiles_off') else ', ' + str(ev['tiles_off']) + ' tiles off'})")
+        not_shown += f" ({describe(ev)})"
     trigger = (not_shown if not aligned else
                f"the held-out cases could not tell the model's chain from {tie.label} (as many within 5 and 1.5 px): "
                "the pair's structure decides")
