@@ -7,8 +7,8 @@ import pytest
 from scipy import ndimage
 
 from styleunwarp.io import read_image, to_gray
-from styleunwarp.residual import OFF_TILES, PROMINENCE, describe, misaligned, residual_shift, tile_peaks
-from styleunwarp.structure import RESIDUAL_MAX_PX, Z_MIN, mind_verdict
+from styleunwarp.residual import MAX_PX, OFF_TILES, PROMINENCE, describe, misaligned, residual_shift, tile_peaks
+from styleunwarp.structure import Z_MIN, mind_verdict
 
 from conftest import data_skip_reason, needs_data, real_data
 
@@ -61,7 +61,7 @@ def test_real_shale_pair_residual_follows_a_known_shift():
     assert aligned["aligned"] and aligned["residual_px"] is not None and aligned["residual_px"] <= 1.5, aligned
     moved = mind_verdict(ndimage.shift(source, (3.6, 4.8), order=1), bse)  # 6 px off, still far above chance
     assert moved["z"] >= Z_MIN, moved
-    assert moved["residual_px"] == pytest.approx(6.0, abs=1.0) and moved["residual_px"] > RESIDUAL_MAX_PX
+    assert moved["residual_px"] == pytest.approx(6.0, abs=1.0) and moved["residual_px"] > MAX_PX
     assert not moved["aligned"]
 
 

@@ -31,7 +31,6 @@ import numpy as np
 from scipy import ndimage
 
 from .quality import ncc
-from .residual import MAX_PX as RESIDUAL_MAX_PX  # re-exported: the estimate above which a result is not called aligned
 from .residual import misaligned, residual_shift
 
 ANALYSIS_SIDE = 512
@@ -227,5 +226,5 @@ def gradient_gain(start: np.ndarray, result: np.ndarray, target: np.ndarray, mas
     return before, after, _gradient_chance(gs, gt, m)[1] if with_spread else float("nan")
 
 
-__all__ = ["ANALYSIS_SIDE", "CHANCE_SHIFTS", "RESIDUAL_MAX_PX", "SD_FLOOR", "Z_MIN", "agreement_and_chance", "analysis_factor", "chance", "descriptors",
+__all__ = ["ANALYSIS_SIDE", "CHANCE_SHIFTS", "SD_FLOOR", "Z_MIN", "agreement_and_chance", "analysis_factor", "chance", "descriptors",
            "gradient_agreement", "gradient_chance", "gradient_gain", "mind_agreement", "mind_verdict", "significance"]
