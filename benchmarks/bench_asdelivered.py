@@ -10,6 +10,12 @@ Data sets (made here, from ``../shared/data``; each skipped when its folder is a
   deformation: near-identity (<= 0.5 deg, <= 1.5 px shift, <= 1 px elastic) for even
   indices, small (1-3 deg, 2-6 px, 1-3 px) for odd ones;
 * ``clem``: the 4 aligned EM/FM pairs (EM moved), likewise.
+* ``blind``: a 512 px crop of each real CBS image with a LOM rendering made by
+  ``benchmarks/blind_lom.py``, a renderer written without reading styleunwarp's own
+  (``synth/``): grey or colour etch, dropped boundaries, optics, scratches, dust; the LOM
+  (8-bit, grey or RGB) deformed as for ``shale``, no pixel sizes in the files. It stands in for
+  the steel renderings "made differently from ours" that the project is judged on; nothing is
+  tuned on it.
 
 For each pair: the TRE tier, the grader's tier (recomputed from the saved metrics with the
 current grader, so a rerun after recalibration re-scores without re-registering), whether the start
@@ -34,16 +40,16 @@ import numpy as np
 
 ROOT = Path(__file__).resolve().parents[1]
 DATA = ROOT.parent / "shared" / "data"
-SETS = ("asdelivered-px", "asdelivered-nopx", "shale", "clem")
+SETS = ("asdelivered-px", "asdelivered-nopx", "shale", "clem", "blind")
 WORSE_TOLERANCE_PX = 0.25
 """A result is 'worse than its start' when its mean TRE exceeds the start's by more than this."""
 
 
 def _deformed_real_pairs(folder: Path, src_dir: str, tgt_dir: str, out: Path, seed: int, limit: int | None,
-                         names: list[str] | None = None) -> list[dict]:
+                         names: list[str] | None = None, cycle: str = "mixed") -> list[dict]:
     """Aligned real pairs with the source deformed by a known smooth deformation (``names``: only these files)."""
     from styleunwarp.io import read_image, to_gray, write_tiff
-    from styleunwarp.synth import random_deformation, source_positions
+    from styleunwarp.synth import source_positions
     from styleunwarp.transform import warp_image, write_elastic
 
     out.mkdir(parents=True, exist_ok=True)
@@ -53,19 +59,64 @@ def _deformed_real_pairs(folder: Path, src_dir: str, tgt_dir: str, out: Path, se
         src = to_gray(read_image(folder / src_dir / name).data)
         tgt = to_gray(read_image(folder / tgt_dir / name).data)
         rng = np.random.default_rng([seed, i])
-        near = i % 2 == 0
-        d = random_deformation(
-            rng, tgt.shape, intervals=4,
-            rotation_deg=(0.0, 0.5) if near else (1.0, 3.0),
-            shift_px=(0.0, 1.5) if near else (2.0, 6.0),
-            elastic_px=(0.0, 1.0) if near else (1.0, 3.0),
-        )  # fmt: skip
+        kind = CYCLES[cycle][i % len(CYCLES[cycle])]
+        d = _deformation(rng, tgt.shape, kind)
         moved = warp_image(src, source_positions(d, src.shape))
         stem = Path(name).stem
         write_tiff(out / f"{stem}_LOM.tif", moved)
         write_tiff(out / f"{stem}_CBS.tif", tgt)
         write_elastic(d.truth, out / f"{stem}_truth.txt")
-        rows.append({"name": stem, "lom": out / f"{stem}_LOM.tif", "cbs": out / f"{stem}_CBS.tif", "truth": out / f"{stem}_truth.txt", "kind": "near-identity" if near else "small"})
+        rows.append({"name": stem, "lom": out / f"{stem}_LOM.tif", "cbs": out / f"{stem}_CBS.tif", "truth": out / f"{stem}_truth.txt", "kind": kind})
+    return rows
+
+
+KINDS = {
+    "near-identity": {"rotation_deg": (0.0, 0.5), "shift_px": (0.0, 1.5), "elastic_px": (0.0, 1.0)},
+    "small": {"rotation_deg": (1.0, 3.0), "shift_px": (2.0, 6.0), "elastic_px": (1.0, 3.0)},
+    "large": {"rotation_deg": (3.0, 8.0), "shift_px": (8.0, 25.0), "elastic_px": (2.0, 5.0)},
+}
+"""Known smooth deformations of the test pairs, by kind (ranges of rotation, shift and elastic displacement)."""
+CYCLES = {"mixed": ("near-identity", "small"), "large": ("near-identity", "large", "large")}
+"""The kinds given to the pairs in turn."""
+
+
+def _deformation(rng: np.random.Generator, shape: tuple[int, int], kind: str):
+    """A smooth random deformation of one of :data:`KINDS`."""
+    from styleunwarp.synth import random_deformation
+
+    return random_deformation(rng, shape, intervals=4, **KINDS[kind])
+
+
+def _blind_pairs(cbs_dir: Path, out: Path, seed: int, limit: int | None) -> list[dict]:
+    """Real CBS crops with LOM renderings by ``benchmarks/blind_lom.py``, the LOM deformed by a known deformation."""
+    import importlib.util
+
+    from styleunwarp.io import write_tiff
+    from styleunwarp.synth import source_positions
+    from styleunwarp.transform import warp_image, write_elastic
+
+    spec = importlib.util.spec_from_file_location("blind_lom", Path(__file__).with_name("blind_lom.py"))
+    blind = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(blind)
+    out.mkdir(parents=True, exist_ok=True)
+    rows = []
+    for i, path in enumerate(sorted(cbs_dir.glob("*.tif"))[:limit]):
+        rng = np.random.default_rng([seed, 77, i])
+        cbs = blind.crop_cbs(path, 512, rng)
+        lom, params = blind.render_lom(cbs, rng)
+        kind = CYCLES["mixed"][i % 2]
+        d = _deformation(rng, cbs.shape, kind)
+        moved = warp_image(lom, source_positions(d, cbs.shape))
+        moved = np.clip(np.rint(np.asarray(moved, dtype=np.float64) * 255.0), 0, 255).astype(np.uint8)
+        lo, hi = np.percentile(cbs, [0.1, 99.9])
+        cbs16 = np.clip((cbs - lo) / max(hi - lo, 1e-9), 0, 1) * 60000.0
+        stem = path.stem
+        write_tiff(out / f"{stem}_LOM.tif", moved, dtype=np.uint8)
+        write_tiff(out / f"{stem}_CBS.tif", cbs16, dtype=np.uint16)
+        write_elastic(d.truth, out / f"{stem}_truth.txt")
+        (out / f"{stem}_params.json").write_text(json.dumps(params, default=str) + "\n")
+        rows.append({"name": stem, "lom": out / f"{stem}_LOM.tif", "cbs": out / f"{stem}_CBS.tif", "truth": out / f"{stem}_truth.txt",
+                     "kind": kind + (" colour" if moved.ndim == 3 else " grey")})  # fmt: skip
     return rows
 
 
@@ -87,6 +138,8 @@ def make_sets(out: Path, sets: list[str], n: int, seed: int) -> dict[str, list[d
         todo["shale"] = _deformed_real_pairs(DATA / "petrography-bse-se", "bse", "se", out / "data" / "shale", seed, None)
     if "clem" in sets and (DATA / "deepclem-em-fm").is_dir():
         todo["clem"] = _deformed_real_pairs(DATA / "deepclem-em-fm", "em", "fm", out / "data" / "clem", seed, None)
+    if "blind" in sets and cbs_dir.is_dir():
+        todo["blind"] = _blind_pairs(cbs_dir, out / "data" / "blind", seed, n)
     return todo
 
 
@@ -135,10 +188,11 @@ def summarise(name: str, rows: list[dict]) -> str:
     worse = sum(r["worse_than_start"] for r in done)
     agree = sum(r["tier_true"] == r["tier_printed"] for r in done)
     med = float(np.median([r["tre_mean"] for r in done])) if done else float("nan")
+    mean = float(np.mean([r["tre_mean"] for r in done])) if done else float("nan")
     secs = float(np.median([r["total_s"] for r in done])) if done else float("nan")
     return (
         f"| {name} | {len(rows)} | {tiers['good']} | {tiers['decent']} | {tiers['bad']} | {tiers['poor']} | {len(rows) - len(done)} | "
-        f"{med:.2f} | {silent_poor} | {worse} | {agree}/{len(done)} | {secs:.0f} |"
+        f"{med:.2f} | {mean:.2f} | {silent_poor} | {worse} | {agree}/{len(done)} | {secs:.0f} |"
     )
 
 
@@ -170,8 +224,8 @@ def main(argv: list[str] | None = None) -> int:
             extra = f"TRE {r['tre_mean']:.2f} px ({r['tier_true']}), printed {r['tier_printed']}, start {r['start_tre_mean']:.2f}, coarse {r['coarse_kept']}, elastic {r['elastic_kept']}" if r["status"] == "done" else f"FAILED {r['error']}"
             print(f"{name}/{r['name']}: {extra}", flush=True)
             res_file.write_text(json.dumps(results, indent=1, default=str) + "\n")
-    print("\n| data set | pairs | good | decent | bad | poor | failed | median TRE px | poor without poor/bad verdict | worse than start | grader = true tier | median s |")
-    print("| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |")
+    print("\n| data set | pairs | good | decent | bad | poor | failed | median TRE px | mean TRE px | poor without poor/bad verdict | worse than start | grader = true tier | median s |")
+    print("| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |")
     for name, rows in results.items():
         print(summarise(name, rows))
     return 0
