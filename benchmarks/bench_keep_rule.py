@@ -16,6 +16,9 @@ Data sets (made here):
 * ``real-near``: LOM renderings of the real openECCI CBS images, the default deformation (as
   ``bench_registration_table.py --synthetic 0``, seed 1000);
 * ``real-ad``: as-delivered pairs from the real CBS images (as ``bench_asdelivered.py``, seed 1);
+* ``blind``, ``blindN``: real CBS crops with LOM renderings by ``benchmarks/blind_lom.py`` (a
+  renderer written without reading styleunwarp's), the LOM deformed near-identity or small
+  (``bench_asdelivered.py``'s ``blind`` set, seed 1, or seed N);
 * ``shale``, ``clem``: the first N aligned real pairs of another modality, the source deformed
   near-identity (even indices) or small (odd), as ``bench_asdelivered.py`` (seed 1).
 
@@ -44,6 +47,13 @@ def make_set(name: str, out: Path, n: int) -> list[dict]:
     from styleunwarp.synth.asdelivered import write_asdelivered
 
     d = out / "data" / name
+    if name.startswith("blind"):  # renderings by benchmarks/blind_lom.py ('blind' = seed 1, as bench_asdelivered.py; 'blindN' = seed N)
+        import sys
+
+        sys.path.insert(0, str(ROOT / "benchmarks"))
+        from bench_asdelivered import _blind_pairs
+
+        return _blind_pairs(DATA / "openecci-cbs", d, int(name[5:] or 1), n)
     if name in ("shale", "clem"):  # aligned real pairs of other modalities, source deformed (bench_asdelivered.py)
         import sys
 

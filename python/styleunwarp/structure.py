@@ -156,6 +156,20 @@ def _chance(m: np.ndarray, score) -> tuple[float, float]:
     return float(v.mean()), float(v.std())
 
 
+EDGE_SIGMA_PX = 2.0
+"""Gaussian scale (px) of :func:`edge_strength`. Measured on shale BSE/SE (docs/coarse.md): 2 px
+found the right coarse start on 10 of 12 misaligned cases, 4 px on 3."""
+
+
+def edge_strength(image: np.ndarray, sigma: float = EDGE_SIGMA_PX) -> np.ndarray:
+    """Gaussian gradient magnitude of the standardised ``image``: where it has edges, whatever its
+    grey mapping or polarity. Two modalities of one specimen share these where their
+    intensities share nothing (the coarse step searches raw image pairs on them)."""
+    f = np.asarray(image, np.float64)
+    f = (f - f.mean()) / (f.std() + 1e-12)
+    return ndimage.gaussian_gradient_magnitude(f, sigma).astype(np.float32)
+
+
 def _gradients(image: np.ndarray, sigma: float) -> tuple[np.ndarray, np.ndarray]:
     f = np.asarray(image, np.float64)
     f = ndimage.gaussian_filter(f, sigma) if sigma > 0 else f

@@ -151,7 +151,7 @@ def evaluate(rep: Representation, chain: Chain, cases: list[Case], params, *, mu
             hit = None if coarse_cache is None else coarse_cache.get(key)
             if hit is None or hit[0] is not rep or hit[1] is not c:
                 tc = time.monotonic()
-                hit = (rep, c, coarse_alignment(coarse, tgt if ref is None else ref, src, scale_known=c.scale_known))
+                hit = (rep, c, coarse_alignment(coarse, tgt if ref is None else ref, src, scale_known=c.scale_known, check=check))
                 res.coarse_seconds += time.monotonic() - tc
                 if coarse_cache is not None:
                     coarse_cache[key] = hit

@@ -125,7 +125,8 @@ def _hypotheses(method: str, target: np.ndarray, source: np.ndarray, scale: floa
 
 
 def align(method: str, target: np.ndarray, source: np.ndarray, *, scale: float | None = None, mirror: bool = False,
-          shortcut: bool = True, confirm_structure: bool = True, polarity: str = "same") -> CoarseResult:
+          shortcut: bool = True, confirm_structure: bool = True, polarity: str = "same",
+          search_on: tuple[np.ndarray, np.ndarray] | None = None) -> CoarseResult:
     """Coarse alignment of ``source`` (representation, any size) to ``target`` (representation).
 
     ``method``: ``"auto"`` (= ``"similarity"``), ``"none"``, ``"similarity"`` or ``"affine"``.
@@ -140,12 +141,18 @@ def align(method: str, target: np.ndarray, source: np.ndarray, *, scale: float |
     chance); ``False`` gives the NCC-only choice of earlier versions. ``polarity="either"``
     (raw images of two detectors, whose contrast may be reversed) also searches the source with
     its grey scale reversed (:func:`inverted`; such candidates say ``inverted``), the identity
-    scoring its better polarity.
+    scoring its better polarity. ``search_on``: the ``(target, source)`` images the hypotheses
+    are searched and scored on, if not these two (e.g. their edge strength,
+    :func:`styleunwarp.structure.edge_strength`, for raw images of two modalities); the
+    structure confirmation always compares ``target`` and ``source`` themselves.
     """
     if polarity not in ("same", "either"):
         raise ValueError(f"polarity must be 'same' or 'either', got {polarity!r}")
     if method not in METHODS:
         raise ValueError(f"coarse method must be one of {', '.join(METHODS)}, got {method!r}")
+    confirm_target, confirm_source = target, source
+    if search_on is not None:
+        target, source = search_on
     level = Level.of(target, REFINE_SIZE)
     eye = np.array([[1.0, 0.0, 0.0], [0.0, 1.0, 0.0]])
     ks = max(1.0, level.k)
@@ -183,7 +190,7 @@ def align(method: str, target: np.ndarray, source: np.ndarray, *, scale: float |
         if confirm_structure:
             from .confirm import confirm
 
-            ok, facts = confirm(target, source, best)
+            ok, facts = confirm(confirm_target, confirm_source, best)
             if not ok:
                 return CoarseResult(method, identity, identity, cands, f"{reason}, but {facts['reason']}: identity kept" + _searched(searched),
                                     searched, facts)
