@@ -13,7 +13,10 @@ nor the training of any shipped model used):
   ``bench_registration_table.py`` makes them (its set is ``real:1000``);
 - ``variety:SEED`` — 10 :func:`styleunwarp.synth.variety.varied_pair` test pairs (seeds SEED..SEED+9,
   alternating the geometry and the from-CBS renderer), other LOM looks;
-- ``synthetic:SEED`` — 10 :func:`styleunwarp.synth.write_dataset` test pairs.
+- ``synthetic:SEED`` — 10 :func:`styleunwarp.synth.write_dataset` test pairs;
+- ``blind:SEED`` — the 10 real CBS images with LOM renderings by ``benchmarks/blind_lom.py``, a
+  renderer written without reading styleunwarp's (``bench_asdelivered.py``'s ``blind`` set; seed 1
+  there is held out, other seeds may tune).
 
     python benchmarks/bench_styled_defaults.py --sets real:1000,variety:900 \
         --configs base,vfine,sigma0 --out /tmp/styled-defaults [--model DIR] [--backend bunwarpj]
@@ -41,6 +44,8 @@ CONFIGS: dict[str, dict] = {
     "sigma3": {"sigma": 3.0},
     "vfine": {"max_scale_deformation": "very_fine"},
     "coarse_grid": {"max_scale_deformation": "coarse"},
+    "vcoarse_grid": {"max_scale_deformation": "very_coarse"},
+    "coarse_grid_reg1": {"max_scale_deformation": "coarse", "divergence_weight": 1.0, "curl_weight": 1.0},
     "sigma0": {"sigma": 0.0},
     "sigma1.5": {"sigma": 1.5},
     "sigma5": {"sigma": 5.0},
@@ -98,6 +103,20 @@ def write_variety(out: Path, seed0: int, n: int = 10, size: int = 512) -> Path:
     return out
 
 
+def write_blind(out: Path, real: Path, seed: int) -> Path:
+    """The ``blind`` pairs of ``bench_asdelivered.py`` (seed ``seed``) in the test layout (lom/, cbs/, truth/)."""
+    sys.path.insert(0, str(Path(__file__).resolve().parent))
+    from bench_asdelivered import _blind_pairs
+
+    for sub in ("lom", "cbs", "truth"):
+        (out / sub).mkdir(parents=True, exist_ok=True)
+    for row in _blind_pairs(real, out / "raw", seed, None):
+        for src, dst in ((row["lom"], out / "lom" / f"{row['name']}.tif"), (row["cbs"], out / "cbs" / f"{row['name']}.tif"),
+                         (row["truth"], out / "truth" / f"{row['name']}_direct_transf.txt")):
+            dst.write_bytes(Path(src).read_bytes())
+    return out
+
+
 def make_set(spec: str, out: Path, real: Path, size: int) -> Path:
     """The test folder of ``spec`` (written once, reused)."""
     from styleunwarp.synth import write_dataset
@@ -106,6 +125,8 @@ def make_set(spec: str, out: Path, real: Path, size: int) -> Path:
     folder = out / "data" / spec.replace(":", "_")
     if kind == "variety":
         return write_variety(folder / "test", int(seed), size=size)
+    if kind == "blind":
+        return write_blind(folder / "test", real, int(seed))
     if not (folder / "dataset.json").exists():
         if kind == "real":
             write_dataset(folder, 0, size=size, seed=int(seed), from_cbs=real, rgb="rgb" in flags, progress=False)
