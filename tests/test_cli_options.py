@@ -53,3 +53,20 @@ def test_console_says_how_far_off_the_structure_evidence_finds_a_result():
     fine = structure_line({"z": 9.0, "mind": 0.1, "aligned": True, "residual_px": 1.0, "tiles_off": 0})
     assert fine.startswith("structure evidence (raw LOM vs raw CBS, any modality): aligned") and "misaligned" not in fine
     assert "peaks" not in structure_line({"z": 9.0, "mind": 0.1, "aligned": True})  # no estimate (CLEM, steel): nothing claimed
+
+
+def test_a_good_grade_needs_the_structure_evidence():
+    """The grader's NCC and consistency say good; evidence that does not show the result aligned lowers
+    it to decent, and the console says why. Missing evidence (not measured) changes nothing."""
+    from styleunwarp.cli.options import verdict_lines
+    from styleunwarp.quality import grade, grade_details
+
+    base = {"styled_ncc_after": 0.45, "elastic": {"kept": "elastic"}, "transform": {"consistency_error": 0.4, "folded_fraction": 0.0}}
+    assert grade(base) == ("good", "grader")
+    assert grade({**base, "structure": {"z": 7.0, "aligned": True}})[0] == "good"
+    refused = {**base, "structure": {"z": 3.3, "aligned": False}}
+    assert grade(refused) == ("decent", "grader")
+    assert grade({**refused, "styled_ncc_after": 0.05})[0] == "poor"  # only ever lowers a good
+    m = {**refused, "tier": "decent", "grade_source": "grader", "grade_details": grade_details(refused)}
+    line = next(text for text, _ in verdict_lines(m) if text.startswith("verdict"))
+    assert line.startswith("verdict: DECENT") and "does not show it aligned" in line
