@@ -164,7 +164,8 @@ moved 19-26 px, 2 px brought the coarse start within 5 px on 7, 4 px on none."""
 def edge_strength(image: np.ndarray, sigma: float = EDGE_SIGMA_PX) -> np.ndarray:
     """Gaussian gradient magnitude of the standardised ``image``: where it has edges, whatever its
     grey mapping or polarity. Two modalities of one specimen share these where their
-    intensities share nothing (the coarse step searches raw image pairs on them)."""
+    intensities share nothing (the coarse step searches raw image pairs on them where their grey
+    levels find nothing)."""
     f = np.asarray(image, np.float64)
     f = (f - f.mean()) / (f.std() + 1e-12)
     return ndimage.gaussian_gradient_magnitude(f, sigma).astype(np.float32)

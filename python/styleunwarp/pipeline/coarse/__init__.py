@@ -143,8 +143,9 @@ def align(method: str, target: np.ndarray, source: np.ndarray, *, scale: float |
     its grey scale reversed (:func:`inverted`; such candidates say ``inverted``), the identity
     scoring its better polarity. ``search_on``: the ``(target, source)`` images the hypotheses
     are searched and scored on, if not these two (e.g. their edge strength,
-    :func:`styleunwarp.structure.edge_strength`, for raw images of two modalities); the
-    structure confirmation always compares ``target`` and ``source`` themselves.
+    :func:`styleunwarp.structure.edge_strength`, for raw images of two modalities whose grey
+    levels gave nothing); the structure confirmation always compares ``target`` and ``source``
+    themselves.
     """
     if polarity not in ("same", "either"):
         raise ValueError(f"polarity must be 'same' or 'either', got {polarity!r}")
