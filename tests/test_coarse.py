@@ -149,8 +149,8 @@ def test_near_identity_shortcut_finds_what_the_global_search_finds(texture):
 @needs_data("petrography-bse-se", "bse/shale_0046.png")
 def test_raw_images_of_two_modalities_are_searched_on_their_edges():
     """Real shale BSE moved 2.5 deg and (8, -7) px against its SE: the raw chain's coarse step
-    (``check="structure"``) searches edge strength and finds the move; raw intensities (the
-    grey levels of two detectors) kept the identity here before."""
+    (``check="structure"``) searches edge strength where the grey levels of the two detectors keep
+    the identity, as they do here, and finds the move."""
     from styleunwarp.io import read_image, to_gray
     from styleunwarp.pipeline.chain import coarse_alignment
 
@@ -163,6 +163,7 @@ def test_raw_images_of_two_modalities_are_searched_on_their_edges():
     moved = warp_image(bse, affine_elastic(np.linalg.inv(np.vstack([truth, [0, 0, 1]]))[:2], 1, shape), shape)
     found = coarse_alignment("auto", se, moved, check="structure")
     assert not found.is_identity and found.confirmation and found.confirmation["z"] >= 5, found.reason
+    assert found.reason.startswith("on edge strength"), found.reason  # the grey levels alone kept the identity
     start = _map_error(np.eye(2, 3), truth, shape)
     # the scale is searched (no pixel sizes): within 2 % of 1, so a few px off at the borders; the elastic step does the rest
     assert _map_error(found.chosen.matrix, truth, shape) < min(4.0, start / 3), (found.chosen.to_dict(shape), found.reason, start)
