@@ -30,12 +30,13 @@ SETS = {"shale": ("petrography-bse-se", "bse", "se"), "clem": ("deepclem-em-fm",
 SEARCHES = ("grey levels", "edge strength", "grey levels, then edge strength")
 
 
-def coarse_error(matrix: np.ndarray, truth: np.ndarray) -> float:
-    """Mean distance (px) between a 2x3 target-to-source map and the dense true map ``(2, H, W)``."""
-    yy, xx = np.mgrid[: truth.shape[1], : truth.shape[2]]
-    px = matrix[0, 0] * xx + matrix[0, 1] * yy + matrix[0, 2]
-    py = matrix[1, 0] * xx + matrix[1, 1] * yy + matrix[1, 2]
-    return float(np.hypot(px - truth[0], py - truth[1]).mean())
+def coarse_error(matrix: np.ndarray, truth, shape: tuple[int, int]) -> float:
+    """Mean TRE (px, :func:`styleunwarp.quality.tre`) of a 2x3 target-to-source map against the true transform."""
+    from styleunwarp.pipeline.coarse import compose_direct
+    from styleunwarp.quality import tre
+    from styleunwarp.transform import identity_elastic
+
+    return tre(compose_direct(identity_elastic(4, shape), matrix), truth, shape, shape).mean
 
 
 def main() -> None:
@@ -45,7 +46,7 @@ def main() -> None:
     from styleunwarp.pipeline.chain import coarse_alignment
     from styleunwarp.pipeline.coarse import align
     from styleunwarp.structure import edge_strength
-    from styleunwarp.transform import read_transform, to_dense
+    from styleunwarp.transform import read_transform
 
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--sets", default="shale,clem")
@@ -65,15 +66,15 @@ def main() -> None:
             for c in cases:
                 a = to_gray(read_image(c["lom"]).data).astype(np.float32)
                 b = to_gray(read_image(c["cbs"]).data).astype(np.float32)
-                truth = to_dense(read_transform(c["truth"]), b.shape)
-                errs["start"].append(coarse_error(np.eye(2, 3), truth))
+                truth = read_transform(c["truth"])
+                errs["start"].append(coarse_error(np.eye(2, 3), truth, b.shape))
                 line = [f"{set_name}-{cycle} {c['name']} ({c['kind']}): start {errs['start'][-1]:.1f}"]
                 for label in SEARCHES:
                     if label == "edge strength":
                         r = align("auto", b, a, search_on=(edge_strength(b), edge_strength(a)))
                     else:
                         r = coarse_alignment("auto", b, a, check="alike" if label == "grey levels" else "structure")
-                    errs[label].append(coarse_error(r.chosen.matrix, truth))
+                    errs[label].append(coarse_error(r.chosen.matrix, truth, b.shape))
                     line.append(f"{label} {errs[label][-1]:.1f} ({'identity' if r.is_identity else r.chosen.method})")
                 print(", ".join(line), flush=True)
             start = np.array(errs["start"])
