@@ -22,7 +22,7 @@ import time
 from pathlib import Path
 
 
-def write_data(root: Path, n: int, size: int, seed0: int, renderer: str = "geometry") -> list[dict]:
+def write_data(root: Path, n: int, size: int, seed0: int, renderer: str = "geometry", marks: bool = False) -> list[dict]:
     from styleunwarp.io import write_tiff
     from styleunwarp.synth.variety import varied_pair
 
@@ -30,9 +30,9 @@ def write_data(root: Path, n: int, size: int, seed0: int, renderer: str = "geome
     for sub in ("lom", "cbs"):
         (root / sub).mkdir(parents=True, exist_ok=True)
     for i in range(n):
-        name = f"v{i:03d}" if renderer == "geometry" else f"f{i:03d}"
+        name = ("m" if marks else "") + (f"v{i:03d}" if renderer == "geometry" else f"f{i:03d}")
         if not (root / "cbs" / f"{name}.tif").is_file():
-            p = varied_pair((size, size), seed=seed0 + i, name=name, renderer=renderer)
+            p = varied_pair((size, size), seed=seed0 + i, name=name, renderer=renderer, marks=marks)
             write_tiff(root / "lom" / f"{name}.tif", p.lom if p.lom.ndim == 2 else p.lom.round().astype("uint8"))
             write_tiff(root / "cbs" / f"{name}.tif", p.cbs)
             metas.append({"name": name, "seed": seed0 + i, "grain_size": p.meta["microstructure"]["grain_size"],
@@ -50,6 +50,10 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--from-cbs-pairs", type=int, default=0,
                     help="also this many pairs whose LOM is rendered from the CBS image (seeds seed+pairs onwards)")
     ap.add_argument("--resume", action="store_true", help="continue OUT/model's training (first slice too)")
+    ap.add_argument("--init", default=None, help="start from this model's weights (fine-tuning; a fresh validation)")
+    ap.add_argument("--marks", action="store_true",
+                    help="LOM-only etch pits, relief, dark field and JPEG on the renderings (synth.marks.lom_marks)")
+    ap.add_argument("--lr", type=float, default=1e-3)
     ap.add_argument("--base", type=int, default=12)
     ap.add_argument("--depth", type=int, default=5)
     ap.add_argument("--channels", type=int, default=3, choices=(1, 3))
@@ -69,9 +73,10 @@ def main(argv: list[str] | None = None) -> int:
     out.mkdir(parents=True, exist_ok=True)
     data = Path(args.data) if args.data else out / "data"
     t0 = time.monotonic()
-    metas = write_data(data, args.pairs, args.size, args.seed)
+    metas = write_data(data, args.pairs, args.size, args.seed, marks=args.marks)
     if args.from_cbs_pairs:
-        metas += write_data(data, args.from_cbs_pairs, args.size, args.seed + args.pairs, renderer="from-cbs")
+        metas += write_data(data, args.from_cbs_pairs, args.size, args.seed + args.pairs, renderer="from-cbs",
+                            marks=args.marks)
     record = {"command": "python benchmarks/train_shipped.py " + " ".join(sys.argv[1:] if argv is None else argv),
               "data": str(data), "data_seconds": round(time.monotonic() - t0, 1), "pairs": metas, "slices": []}
     desc = (f"{args.pairs} aligned {args.size}x{args.size} varied steel renderings "
@@ -79,14 +84,18 @@ def main(argv: list[str] | None = None) -> int:
             f"half colour-etched RGB, scratches, dust, defocus, uneven light, noise)"
             + (f" + {args.from_cbs_pairs} whose LOM is rendered from the CBS image (renderer='from-cbs', seeds "
                f"{args.seed + args.pairs}..{args.seed + args.pairs + args.from_cbs_pairs - 1})" if args.from_cbs_pairs else "")
+            + ("; with LOM-only marks (synth.marks.lom_marks: etch pits, oblique relief, dark field, JPEG)"
+               if args.marks else "")
+            + (f"; fine-tuned from {args.init}" if args.init else "")
             + "; benchmarks/train_shipped.py")
-    cfg = TrainConfig(mode="unet", target="edges", epochs=10_000, seed=0, crop=args.crop, batch_size=4,
+    cfg = TrainConfig(mode="unet", target="edges", epochs=10_000, seed=0, crop=args.crop, batch_size=4, lr=args.lr,
                       arch=Architecture(in_channels=args.channels, base=args.base, depth=args.depth))
     model = out / "model"
     for k in range(args.chunks):
         cfg.max_minutes = args.minutes / args.chunks
         t = time.monotonic()
-        res = train(data, model, cfg, resume=k > 0 or args.resume, progress=False, data_description=desc)
+        res = train(data, model, cfg, resume=k > 0 or args.resume, init=args.init if k == 0 else None,
+                    progress=False, data_description=desc)
         snap = out / f"snap{k + 10 * args.resume}"
         snap.mkdir(exist_ok=True)
         for f in ("model.safetensors", "model.json"):

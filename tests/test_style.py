@@ -19,6 +19,7 @@ from styleunwarp.style.infer import inference_network  # noqa: E402
 from styleunwarp.style.data import find_pairs, normalize_input, sample_batch, LoadedPair  # noqa: E402
 from styleunwarp.style.networks import init_weights  # noqa: E402
 from styleunwarp.style.weights import new_card  # noqa: E402
+from safetensors.torch import load_file  # noqa: E402
 
 TINY = Architecture(base=4, depth=2)
 
@@ -455,3 +456,28 @@ def test_inference_threads_are_restored_and_do_not_change_the_output():
         torch.set_num_threads(before)
     with pytest.raises(ValueError, match="threads"):
         StyleTransfer(g, threads=0)
+
+
+def test_training_can_start_from_another_models_weights(tmp_path):
+    """``init`` fine-tunes: with lr 0 the saved convolutions are the init model's; a model of
+    another architecture or target is refused, naming the file."""
+    pairs = _pairs(tmp_path / "pairs", n=2, size=32)
+    train(pairs, tmp_path / "a", _cfg(epochs=1, steps_per_epoch=2), progress=False)
+    train(pairs, tmp_path / "b", _cfg(epochs=1, steps_per_epoch=2, lr=0.0), init=tmp_path / "a", progress=False)
+    wa = load_file(str(tmp_path / "a" / "model.safetensors"))
+    wb = load_file(str(tmp_path / "b" / "model.safetensors"))
+    convs = [k for k in wa if k.endswith("weight") and wa[k].ndim == 4]
+    assert convs and all(torch.equal(wa[k], wb[k]) for k in convs)
+    card = json.loads((tmp_path / "b" / "model.json").read_text())
+    card_a = json.loads((tmp_path / "a" / "model.json").read_text())
+    assert str(tmp_path / "a") in card["training"]["init"]["model"]
+    assert card["training"]["init"]["weights_sha256"] == card_a["weights_sha256"]
+    fresh = train(pairs, tmp_path / "c", _cfg(epochs=1, steps_per_epoch=2, lr=0.0), progress=False)
+    wc = load_file(fresh["model"])
+    assert not all(torch.equal(wa[k], wc[k]) for k in convs)
+    other = Architecture(in_channels=1, base=8, depth=3)
+    with pytest.raises(InputError, match="architecture") as err:
+        train(pairs, tmp_path / "d", _cfg(arch=other), init=tmp_path / "a", progress=False)
+    assert "model" in str(err.value)
+    with pytest.raises(InputError, match="target"):
+        train(pairs, tmp_path / "e", _cfg(target="cbs"), init=tmp_path / "a", progress=False)

@@ -360,3 +360,27 @@ def test_varied_pairs_are_reproducible_and_varied():
     assert f.truth is not None and f.meta["variety"]["renderer"] == "from-cbs" and f.lom.shape[:2] == (96, 96)
     with pytest.raises(ValueError, match="renderer"):
         varied_pair((32, 32), seed=1, renderer="paint")
+
+
+def test_lom_marks_change_only_the_lom_and_look_as_named():
+    from styleunwarp.synth import marks
+    from styleunwarp.synth.variety import varied_pair
+
+    plain = varied_pair((96, 96), seed=5, colour=False)
+    marked = varied_pair((96, 96), seed=5, colour=False, marks=True)
+    np.testing.assert_array_equal(plain.cbs, marked.cbs)  # the marks are the LOM's alone
+    assert set(marked.meta["variety"]["marks"]) == {"pits", "relief", "dark_field", "jpeg_quality"}
+    assert marked.lom.dtype == np.float32 and 0 <= marked.lom.min() and marked.lom.max() <= 255
+    # a bright-field frame with one dark etched groove
+    frame = np.full((64, 64), 180.0)
+    frame[:, 30:32] = 60.0
+    rng = np.random.default_rng(0)
+    dark = marks.dark_field(frame, rng)
+    assert dark[:, 30:32].mean() > 5 * dark[:, :20].mean()  # dark field: the groove is bright, the grain dark
+    pitted = marks.etch_pits(np.full((128, 128), 180.0), rng, 40)
+    assert pitted.min() < 0.6 * 180 and np.mean(pitted < 170) < 0.1  # a few dark dots, not a dark frame
+    shaded = marks.oblique_relief(frame, rng)
+    side = shaded[:, 27:30].mean() - shaded[:, 32:35].mean()
+    assert abs(side) > 1.0  # one flank of the groove brighter than the other
+    rgb = np.dstack([frame, frame * 0.8, frame * 0.5])
+    assert marks.jpeg(rgb, 40).shape == rgb.shape and marks.dark_field(rgb, rng).shape == rgb.shape

@@ -149,12 +149,27 @@ def _steps_within(deadline: float, step_time: float, left_in_epoch: int, steps_p
     return int(min(total, done + more))
 
 
+def _start_from(gen: UNetGenerator, init: str | PathLike[str], cfg: TrainConfig) -> dict:
+    """Load ``init``'s generator weights into ``gen`` (fine-tuning); returns what was loaded, for the card."""
+    from .weights import load_model
+
+    source, card, path = load_model(init)
+    if source.arch != cfg.arch:
+        raise InputError(path, f"its architecture {source.arch.as_dict()} is not this training's {cfg.arch.as_dict()}")
+    kind = (card.get("target") or {}).get("kind", "cbs")
+    if kind != cfg.target:
+        raise InputError(path, f"it was trained for target {kind!r}, this training is for {cfg.target!r}")
+    gen.load_state_dict(source.state_dict())
+    return {"model": str(path), "weights_sha256": card.get("weights_sha256")}
+
+
 def train(
     pairs: str | PathLike[str],
     out: str | PathLike[str],
     config: TrainConfig | None = None,
     *,
     resume: bool = False,
+    init: str | PathLike[str] | None = None,
     progress: bool = True,
     device: str | torch.device | None = None,
     data_description: str | None = None,
@@ -174,6 +189,11 @@ def train(
         ``max_minutes`` may be changed).
     resume
         Continue from ``out/checkpoint_latest.pt`` if it exists.
+    init
+        Start the generator from this model's weights (a model folder or ``.safetensors``;
+        fine-tuning) instead of random ones. Its architecture and target must be the
+        config's. Ignored where ``resume`` finds a checkpoint. Validation and the best epoch
+        start afresh, on this data.
 
     Returns
     -------
@@ -229,6 +249,9 @@ def train(
         opt_d = torch.optim.Adam(disc.parameters(), lr=cfg.lr, betas=(cfg.beta1, 0.999))
 
     epoch, step, history, best = 0, 0, [], None
+    init_record = None
+    if init is not None and ckpt is None:
+        init_record = _start_from(gen, init, cfg)
     if ckpt is not None:
         try:
             gen.load_state_dict(ckpt["generator"])
@@ -249,7 +272,8 @@ def train(
         "target": target_card(cfg.target),
         "training": {**cfg.as_dict(), "device": str(dev), "generator_parameters": count_parameters(gen),
                      "loss": ("LSGAN + l1_weight*L1" if cfg.mode == "gan" else "L1")
-                     + (" + edge_weight*L1(gradients)" if cfg.edge_weight > 0 else "")},
+                     + (" + edge_weight*L1(gradients)" if cfg.edge_weight > 0 else ""),
+                     **({"init": init_record} if init_record else {})},
         "training_data": {"description": desc, "pairs": len(loaded), "train": [p.name for p in trn],
                           "validation": [p.name for p in val], "skipped": problems},
     }

@@ -68,9 +68,12 @@ def defects(lom: np.ndarray, rng: np.random.Generator) -> tuple[np.ndarray, dict
 
 
 def varied_pair(shape: tuple[int, int], *, seed: int, deform: bool = False, name: str | None = None,
-                colour: bool | None = None, renderer: str = "geometry", **deformation) -> SyntheticPair:
+                colour: bool | None = None, renderer: str = "geometry", marks: bool = False,
+                **deformation) -> SyntheticPair:
     """One pair of a widely varied steel look (see the module docstring); ``colour`` forces grey/RGB;
-    ``renderer``: ``"geometry"`` (the LOM from the microstructure) or ``"from-cbs"`` (from the CBS image)."""
+    ``renderer``: ``"geometry"`` (the LOM from the microstructure) or ``"from-cbs"`` (from the CBS image);
+    ``marks``: also LOM-only etch pits, relief shading, dark field and JPEG (:func:`.marks.lom_marks`;
+    drawn after everything else, so the pair is otherwise the same as without)."""
     if renderer not in ("geometry", "from-cbs"):
         raise ValueError(f"renderer must be 'geometry' or 'from-cbs', got {renderer!r}")
     rng = np.random.default_rng(np.random.SeedSequence([int(seed), 71]))
@@ -91,6 +94,11 @@ def varied_pair(shape: tuple[int, int], *, seed: int, deform: bool = False, name
             lom = deform_source(lom, deformation_)
         pair.lom = lom
     pair.lom, added = defects(pair.lom, rng)
+    if marks:
+        from .marks import lom_marks
+
+        pair.lom, extra = lom_marks(pair.lom, rng)
+        added["marks"] = extra
     pair.meta["variety"] = {"colour_etched": rgb, "renderer": renderer, **added}
     return pair
 
