@@ -70,3 +70,9 @@ def test_a_good_grade_needs_the_structure_evidence():
     m = {**refused, "tier": "decent", "grade_source": "grader", "grade_details": grade_details(refused)}
     line = next(text for text, _ in verdict_lines(m) if text.startswith("verdict"))
     assert line.startswith("verdict: DECENT") and "does not show it aligned" in line
+    # a result its numbers call decent anyway was not lowered by the evidence: no cap recorded, none said
+    weak = {**refused, "styled_ncc_after": 0.35}
+    assert grade(weak)[0] == "decent" and grade_details(weak)["capped_by_evidence"] is False
+    m = {**weak, "tier": "decent", "grade_source": "grader", "grade_details": grade_details(weak)}
+    line = next(text for text, _ in verdict_lines(m) if text.startswith("verdict"))
+    assert "does not show it aligned" not in line

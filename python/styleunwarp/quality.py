@@ -169,9 +169,13 @@ def grade_without_truth(metrics: dict, thresholds: dict | None = None) -> str:
     of the raw images does not back (``metrics["structure"]["aligned"]`` false) is lowered to
     ``decent`` (:func:`capped_by_evidence`).
     """
-    th = thresholds or GRADER_THRESHOLDS
-    t = metrics.get("transform", {})
-    if t.get("folded_fraction", 0.0) > 0:
+    tier = _tier_by_numbers(metrics, thresholds or GRADER_THRESHOLDS)
+    return "decent" if tier == "good" and capped_by_evidence(metrics) else tier
+
+
+def _tier_by_numbers(metrics: dict, th: dict) -> str:
+    """The grader's tier from its two numbers alone, before the structure evidence is heard."""
+    if metrics.get("transform", {}).get("folded_fraction", 0.0) > 0:
         return "poor"
     corr = metrics.get("styled_ncc_after")
     cons = _consistency(metrics)
@@ -180,7 +184,7 @@ def grade_without_truth(metrics: dict, thresholds: dict | None = None) -> str:
     for tier in ("good", "decent", "bad"):
         need = th[tier]
         if corr >= need["styled_ncc_after"] and (cons is None or cons <= need["consistency_px"]):
-            return "decent" if tier == "good" and capped_by_evidence(metrics) else tier
+            return tier
     return "poor"
 
 
@@ -199,10 +203,12 @@ def capped_by_evidence(metrics: dict) -> bool:
 
 
 def grade_details(metrics: dict) -> dict:
-    """The no-ground-truth numbers the grader looked at (for the console and the report)."""
+    """The no-ground-truth numbers the grader looked at (for the console and the report);
+    ``capped_by_evidence``: its numbers said ``good`` and the structure evidence lowered that to ``decent``."""
     t = metrics.get("transform", {})
+    capped = _tier_by_numbers(metrics, GRADER_THRESHOLDS) == "good" and capped_by_evidence(metrics)
     return {"styled_ncc_after": metrics.get("styled_ncc_after"), "consistency_px": _consistency(metrics), "folded_fraction": t.get("folded_fraction"),
-            "capped_by_evidence": capped_by_evidence(metrics)}
+            "capped_by_evidence": capped}
 
 
 def grade(metrics: dict) -> tuple[str, str]:

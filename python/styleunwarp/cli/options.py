@@ -167,7 +167,7 @@ def verdict_lines(metrics: dict) -> list[tuple[str, bool]]:
             d = metrics.get("grade_details") or {}
             cons = d.get("consistency_px")
             how = f"estimated by the grader, no ground truth: NCC {d.get('styled_ncc_after') or float('nan'):.3f}" + ("" if cons is None else f", consistency {cons:.2f} px")
-            if d.get("capped_by_evidence") and tier == "decent":
+            if d.get("capped_by_evidence"):
                 how += "; at most decent while the structure evidence does not show it aligned"
         loud = tier in ("poor", "bad")
         text = f"verdict: {tier.upper()} ({how})"
