@@ -56,24 +56,41 @@ def style_seconds(rep, reps: int = 3) -> float:
     return float(statistics.median(times))
 
 
-def install(model: str, results: list[Path], dest: Path, training: list[Path]) -> None:
+RULE = ("registration TRE (bUnwarpJ, the pipeline's edges chain) on held-out varied renderings "
+        "(benchmarks/choose_shipped.py): cases within 1.5 px, then mean TRE; among equals the faster net")
+
+
+def install(model: str, results: list[Path], dest: Path, training: list[Path], rule: str = RULE,
+            note: str | None = None) -> None:
     """Copy ``model`` (model.safetensors + model.json) to ``dest`` and record in its card how it was
-    trained (``training``: a ``train_shipped.json``) and chosen (every model's held-out TRE in ``results``)."""
+    trained (``training``: a ``train_shipped.json`` per stage) and chosen (``rule``, every model's
+    held-out TRE in ``results``, ``note``). A model fine-tuned from another (``training.init`` of its
+    card) keeps that model's training stages and data first, so the card tells the whole lineage."""
     import shutil
 
+    card = json.loads((Path(model) / "model.json").read_text())
+    earlier: dict = {}
+    init = (card.get("training") or {}).get("init")
+    if init:  # read before dest is overwritten: the init model may be the one installed there
+        init_card = json.loads((Path(init["model"]).parent / "model.json").read_text())
+        earlier = {"commands": list(init_card.get("training_command") or []),
+                   "slices": list(init_card.get("training_slices") or []),
+                   "data": init_card.get("training_data", {}).get("description"),
+                   "chosen_by": (init_card.get("chosen_by") or {}).get("rule")}
     dest.mkdir(parents=True, exist_ok=True)
     shutil.copy2(Path(model) / "model.safetensors", dest / "model.safetensors")
-    card = json.loads((Path(model) / "model.json").read_text())
     if training:  # one train_shipped.json per stage (a first run, then a --resume on more data)
         stages = [json.loads(f.read_text()) for f in training]
-        card["training_command"] = [t["command"] for t in stages]
-        card["training_slices"] = [s for t in stages for s in t["slices"]]
+        card["training_command"] = earlier.get("commands", []) + [t["command"] for t in stages]
+        card["training_slices"] = earlier.get("slices", []) + [s for t in stages for s in t["slices"]]
+    if earlier:
+        card["training_data"]["fine_tuned_from"] = {"data": earlier["data"], "chosen_by": earlier["chosen_by"]}
     card["chosen_by"] = {
-        "rule": "registration TRE (bUnwarpJ, the pipeline's edges chain) on held-out varied renderings "
-                "(benchmarks/choose_shipped.py): cases within 1.5 px, then mean TRE; among equals the faster net",
+        "rule": rule,
         "candidates": {str(f): {m: {"arch": r["arch"], "by_kind": r["by_kind"], "style_s_512": r["style_s_512"]}
                                 for m, r in json.loads(f.read_text()).items()} for f in results},
         "chosen": str(model),
+        **({"note": note} if note else {}),
     }
     (dest / "model.json").write_text(json.dumps(card, indent=2) + "\n")
 
@@ -92,10 +109,13 @@ def main() -> None:
                     help="copy the first MODEL_DIR to DEST with the selection (--out, --also) in its card")
     ap.add_argument("--also", default="", help="comma-separated further result files to record with --install")
     ap.add_argument("--training", default=None, help="comma-separated train_shipped.json files of the installed model's stages")
+    ap.add_argument("--rule", default=RULE, help="with --install: how the model was chosen, for its card")
+    ap.add_argument("--note", default=None, help="with --install: a further note on the choice, for its card")
     args = ap.parse_args()
     if args.install:
         files = [Path(args.out)] + [Path(f) for f in args.also.split(",") if f]
-        install(args.models[0], files, Path(args.install), [Path(f) for f in (args.training or "").split(",") if f])
+        install(args.models[0], files, Path(args.install), [Path(f) for f in (args.training or "").split(",") if f],
+                args.rule, args.note)
         return
 
     import torch

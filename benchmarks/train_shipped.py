@@ -2,13 +2,15 @@
 
     PYTHONPATH=python python benchmarks/train_shipped.py OUT [--pairs 40] [--size 512]
         [--base 12] [--channels 3] [--minutes 22] [--chunks 4] [--threads 1] [--data DIR]
+        [--from-cbs-pairs N] [--seed S] [--marks] [--init MODEL --lr 5e-4]
 
 Writes ``DATA`` (default ``OUT/data``): ``lom/NAME.tif`` + ``cbs/NAME.tif`` aligned pairs from
 :func:`styleunwarp.synth.variety.varied_pair` (seed ``i``, half colour-etched, scratches, dust,
 blur, uneven light, grain sizes 35-180 px); then trains an ``edges`` U-Net in ``--chunks``
 equal time slices (``train --resume``), copying the model kept so far (best validation L1)
 into ``OUT/snap{k}/`` after each slice, so that the registration TRE on held-out renderings
-(``benchmarks/choose_shipped.py``) chooses the checkpoint. ``OUT/train_shipped.json`` records
+(``benchmarks/choose_shipped.py``) chooses the checkpoint. ``--marks`` adds LOM-only marks
+(:mod:`styleunwarp.synth.marks`) to the renderings; ``--init`` fine-tunes an existing model. ``OUT/train_shipped.json`` records
 the command, the data and each slice.
 """
 
