@@ -63,7 +63,8 @@ class CoarseResult:
     reason: str = ""
     search: str = "global"
     """``"near"`` (the near-identity search found a clear peak), ``"global"`` (full circle and
-    scales), ``"skipped"`` (the identity could not be beaten) or ``"off"``."""
+    scales), ``"near-fallback"`` (the global search found no unique winner; the near-identity
+    search's best won by the same margins), ``"skipped"`` (the identity could not be beaten) or ``"off"``."""
     confirmation: dict | None = None
     """The structure check of the winner (:func:`.confirm.confirm`), when one ran."""
 
@@ -105,8 +106,9 @@ def inverted(image: np.ndarray) -> np.ndarray:
 
 
 def _hypotheses(method: str, target: np.ndarray, source: np.ndarray, scale: float | None, mirror: bool,
-                near_first: bool) -> tuple[list[Candidate], str]:
-    """The method's hypotheses, best first, and which search gave them (``"near"`` or ``"global"``)."""
+                near_first: bool) -> tuple[list[Candidate], str, list[Candidate]]:
+    """The method's hypotheses, best first, which search gave them (``"near"`` or ``"global"``),
+    and the near-identity hypotheses that did not stand for the global search (else ``[]``)."""
     near: list[Candidate] = []
     if near_first:
         from .similarity import search_near
@@ -116,12 +118,28 @@ def _hypotheses(method: str, target: np.ndarray, source: np.ndarray, scale: floa
     if method == "affine":
         from .affine import search_affine
 
-        return search_affine(target, source, scale=scale, mirror=mirror, similarity=near if clear else None), "near" if clear else "global"
+        return (search_affine(target, source, scale=scale, mirror=mirror, similarity=near if clear else None),
+                "near" if clear else "global", [] if clear else near)
     if clear:
-        return near, "near"
+        return near, "near", []
     from .similarity import search
 
-    return search(target, source, scale=scale, mirror=mirror), "global"
+    return search(target, source, scale=scale, mirror=mirror), "global", near
+
+
+def _decide(cands: list[Candidate], identity: Candidate, shape: tuple[int, int]) -> tuple[Candidate | None, str]:
+    """The winner among ``cands`` (best first) by the margins over the identity and every different
+    hypothesis, or ``None`` and why not."""
+    best = cands[0]
+    second = _runner_up(best, cands, shape)
+    gap = best.score - (second.score if second is not None else -np.inf)
+    if not _beats(best, identity):
+        return None, f"no hypothesis beats the identity by the margin (best {best.score:.3f} vs {identity.score:.3f})"
+    if gap < DISTINCT_MARGIN:
+        return None, f"no unique winner: the best hypothesis ({best.score:.3f}) leads a different one by only {gap:.3f}"
+    if best.extra.get("inverted"):
+        return best, f"{best.method} NCC {best.score:.3f} with the source's grey scale reversed beats the identity's {identity.score:.3f} and every different hypothesis by the margins"
+    return best, f"{best.method} NCC {best.score:.3f} beats the identity's {identity.score:.3f} and every different hypothesis by the margins"
 
 
 def align(method: str, target: np.ndarray, source: np.ndarray, *, scale: float | None = None, mirror: bool = False,
@@ -168,40 +186,50 @@ def align(method: str, target: np.ndarray, source: np.ndarray, *, scale: float |
         return CoarseResult("none", identity, identity, [], "coarse alignment off", "off")
     if shortcut and id_score > UNBEATABLE:
         return CoarseResult(method, identity, identity, [], f"the identity scores {id_score:.3f}: no hypothesis can beat it by the margins (search skipped)", "skipped")
-    cands, searches = [], []
+    cands, searches, near = [], [], []
     for (img, inv), own_id_score in zip(sources, id_scores):
-        found, how = _hypotheses(method, target, img, scale, mirror, shortcut and own_id_score >= MIN_SCORE)
-        cands += [replace(c, extra={**c.extra, "inverted": True}) for c in found] if inv else found
+        found, how, unclear = _hypotheses(method, target, img, scale, mirror, shortcut and own_id_score >= MIN_SCORE)
+        mark = (lambda cs: [replace(c, extra={**c.extra, "inverted": True}) for c in cs]) if inv else (lambda cs: cs)
+        cands += mark(found)
+        near += mark(unclear)
         searches.append(how)
-    cands.sort(key=lambda c: -c.score if np.isfinite(c.score) else np.inf)
+    order = (lambda c: -c.score if np.isfinite(c.score) else np.inf)
+    cands.sort(key=order)
+    near.sort(key=order)
     searched = "near" if all(h == "near" for h in searches) else "global"
-    best = cands[0] if cands else None
-    if best is None:
+    if not cands:
         return CoarseResult(method, identity, identity, cands, "no hypothesis could be scored", searched)
-    second = _runner_up(best, cands, target.shape)
-    gap = best.score - (second.score if second is not None else -np.inf)
-    if not _beats(best, identity):
-        reason = f"no hypothesis beats the identity by the margin (best {best.score:.3f} vs {id_score:.3f})"
-    elif gap < DISTINCT_MARGIN:
-        reason = f"no unique winner: the best hypothesis ({best.score:.3f}) leads a different one by only {gap:.3f}"
-    else:
-        reason = f"{best.method} NCC {best.score:.3f} beats the identity's {id_score:.3f} and every different hypothesis by the margins"
-        if best.extra.get("inverted"):
-            reason = f"{best.method} NCC {best.score:.3f} with the source's grey scale reversed beats the identity's {id_score:.3f} and every different hypothesis by the margins"
-        if confirm_structure:
-            from .confirm import confirm
+    best, reason = _decide(cands, identity, target.shape)
+    if best is None and near:
+        # A global search over every rotation and scale that finds no unique winner does not cancel
+        # what the near-identity search found: its best is judged by the same margins among the
+        # near hypotheses (and confirmed by structure below).
+        near_best, near_reason = _decide(near, identity, target.shape)
+        if near_best is not None:
+            best, searched = near_best, "near-fallback"
+            cands = sorted(cands + near, key=order)
+            reason = f"{near_reason} (the global search: {reason})"
+        else:
+            reason = f"{reason}; near the identity: {near_reason}"
+    if best is None:
+        return CoarseResult(method, identity, identity, cands, reason + _searched(searched), searched)
+    if confirm_structure:
+        from .confirm import confirm
 
-            ok, facts = confirm(confirm_target, confirm_source, best)
-            if not ok:
-                return CoarseResult(method, identity, identity, cands, f"{reason}, but {facts['reason']}: identity kept" + _searched(searched),
-                                    searched, facts)
-            return CoarseResult(method, best, identity, cands, f"{reason}; {facts['reason']}" + _searched(searched), searched, facts)
-        return CoarseResult(method, best, identity, cands, reason + _searched(searched), searched)
-    return CoarseResult(method, identity, identity, cands, reason + _searched(searched), searched)
+        ok, facts = confirm(confirm_target, confirm_source, best)
+        if not ok:
+            return CoarseResult(method, identity, identity, cands, f"{reason}, but {facts['reason']}: identity kept" + _searched(searched),
+                                searched, facts)
+        return CoarseResult(method, best, identity, cands, f"{reason}; {facts['reason']}" + _searched(searched), searched, facts)
+    return CoarseResult(method, best, identity, cands, reason + _searched(searched), searched)
 
 
 def _searched(searched: str) -> str:
-    return f" (near-identity search: clear peak >= {NEAR_CLEAR}, global search skipped)" if searched == "near" else ""
+    if searched == "near":
+        return f" (near-identity search: clear peak >= {NEAR_CLEAR}, global search skipped)"
+    if searched == "near-fallback":
+        return " (near-identity search, after a global search without a unique winner)"
+    return ""
 
 
 __all__ = ["METHODS", "Candidate", "CoarseResult", "align", "inverted", "compose_direct", "inverse_through", "warp_source"]
