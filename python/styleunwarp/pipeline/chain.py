@@ -61,13 +61,9 @@ of the agreement at large shifts (:func:`styleunwarp.structure.gradient_chance`)
 results above gained 0.12 and 0.26 of it (a fluorescence channel has few edges, so the measure
 varies a lot), correct results on shale 2.2-4.7 of it."""
 
-ELASTIC_MAX_INCONSISTENCY = 0.9
+ELASTIC_MAX_INCONSISTENCY = 0.75
 """Direct/inverse disagreement (px) above which an elastic result is not trusted (Accurate mode).
-First measured: elastic results that helped 0.37-0.64 px, two that made pairs worse 1.05 px (the
-limit was 0.75). On the blind steel renderings (bUnwarpJ, shipped model; docs/coarse.md) four
-results at 0.76-0.88 px all helped (7.7 -> 1.4-2.6, 9.5 -> 3.4, 4.5 -> 1.5-3.4, 3.8 -> 3.2 px, one
-of them on a set never used to choose), the ones at 1.24-1.25 px went either way; the 40
-held-out steel results of docs/study-table.md had none in 0.75-0.9 px. Hence 0.9."""
+Elastic results that helped measured 0.37-0.64 px; two that made pairs worse 1.05 px."""
 
 
 @dataclass(frozen=True)
