@@ -216,9 +216,11 @@ def fit(rows: list[dict]) -> tuple[float, float]:
 
 
 def score(rows: list[dict], keep) -> tuple[int, float, int]:
+    from styleunwarp.pipeline.chain import ELASTIC_MAX_INCONSISTENCY
+
     tres, worse = [], 0
     for r in rows:
-        consistent = r["consistency"] is None or r["consistency"] <= 0.75
+        consistent = r["consistency"] is None or r["consistency"] <= ELASTIC_MAX_INCONSISTENCY
         t = r["tre_elastic"] if (consistent and keep(r)) else r["tre_start"]
         tres.append(t)
         worse += t > r["tre_start"] + 0.25
