@@ -110,7 +110,7 @@ def main(argv: list[str] | None = None) -> int:
             res.append(r)
             print(f"{name}/{r['name']}: search {r['search']}, new {r['new_s']:.2f} s TRE {r['new_tre']:.2f} ({r['new_kept']}), "
                   f"old {r['old_s']:.2f} s TRE {r['old_tre']:.2f} ({r['old_kept']}), maps differ {r['map_diff_px']:.2f} px", flush=True)
-        searches = ", ".join(f"{k} {sum(r['search'] == k for r in res)}" for k in ("skipped", "near", "global") if any(r["search"] == k for r in res))
+        searches = ", ".join(f"{k} {sum(r['search'] == k for r in res)}" for k in ("skipped", "near", "near-fallback", "global") if any(r["search"] == k for r in res))
         summary.append(
             f"| {name} | {len(res)} | {searches} | {statistics.median(r['old_s'] for r in res):.2f} | {statistics.median(r['new_s'] for r in res):.2f} | "
             f"{statistics.fmean(r['old_tre'] for r in res):.2f} | {statistics.fmean(r['new_tre'] for r in res):.2f} | "
