@@ -3,6 +3,7 @@
     PYTHONPATH=python python benchmarks/train_shipped.py OUT [--pairs 40] [--size 512]
         [--base 12] [--channels 3] [--minutes 22] [--chunks 4] [--threads 1] [--data DIR]
         [--from-cbs-pairs N] [--seed S] [--marks] [--init MODEL --lr 5e-4]
+        [--real-cbs-pairs N --real-cbs-images 1,2,3,4,5]
 
 Writes ``DATA`` (default ``OUT/data``): ``lom/NAME.tif`` + ``cbs/NAME.tif`` aligned pairs from
 :func:`styleunwarp.synth.variety.varied_pair` (seed ``i``, half colour-etched, scratches, dust,
@@ -10,7 +11,11 @@ blur, uneven light, grain sizes 35-180 px); then trains an ``edges`` U-Net in ``
 equal time slices (``train --resume``), copying the model kept so far (best validation L1)
 into ``OUT/snap{k}/`` after each slice, so that the registration TRE on held-out renderings
 (``benchmarks/choose_shipped.py``) chooses the checkpoint. ``--marks`` adds LOM-only marks
-(:mod:`styleunwarp.synth.marks`) to the renderings; ``--init`` fine-tunes an existing model. ``OUT/train_shipped.json`` records
+(:mod:`styleunwarp.synth.marks`) to the renderings; ``--init`` fine-tunes an existing model.
+``--real-cbs-pairs N`` adds N random 512 px crops of the real CBS images numbered
+``--real-cbs-images`` (openecci-cbs; the others stay held out), each with a LOM rendered from
+it, alternately by ``benchmarks/blind_lom.py`` (a renderer written without reading ours) and
+by :func:`styleunwarp.synth.lom_from_cbs`: real CBS targets and two renderers' looks. ``OUT/train_shipped.json`` records
 the command, the data and each slice.
 """
 
@@ -42,6 +47,53 @@ def write_data(root: Path, n: int, size: int, seed0: int, renderer: str = "geome
     return metas
 
 
+def write_real_cbs_data(root: Path, n: int, images: list[int], seed0: int, size: int = 512) -> list[dict]:
+    """``n`` aligned pairs on random crops of the real CBS images ``steel_SEM_{k:03d}`` for k in ``images``.
+
+    Even pairs get a LOM by ``benchmarks/blind_lom.py``, odd pairs by :func:`styleunwarp.synth.lom_from_cbs`
+    (half of them RGB); the CBS crop is written as uint16 like the real files.
+    """
+    import importlib.util
+
+    import numpy as np
+
+    from styleunwarp.io import write_tiff
+    from styleunwarp.synth import lom_from_cbs
+
+    spec = importlib.util.spec_from_file_location("blind_lom", Path(__file__).with_name("blind_lom.py"))
+    blind = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(blind)
+    data_dir = Path(blind.DATA_DIR)
+    files = [data_dir / f"steel_SEM_{k:03d}.tif" for k in images]
+    for f in files:
+        if not f.is_file():
+            raise SystemExit(f"{f}: real CBS image not found")
+    for sub in ("lom", "cbs"):
+        (root / sub).mkdir(parents=True, exist_ok=True)
+    metas = []
+    for i in range(n):
+        name = f"r{i:03d}"
+        f = files[i % len(files)]
+        if (root / "cbs" / f"{name}.tif").is_file():
+            continue
+        rng = np.random.default_rng([seed0, 91, i])
+        cbs = blind.crop_cbs(f, size, rng)
+        lo, hi = np.percentile(cbs, [0.1, 99.9])
+        cbs01 = np.clip((cbs - lo) / max(hi - lo, 1e-9), 0, 1)
+        if i % 2 == 0:
+            lom, params = blind.render_lom(cbs, rng)
+            renderer = "blind_lom"
+        else:
+            rgb = bool(rng.random() < 0.5)
+            lom, params = lom_from_cbs(cbs01 * 255.0, rng, rgb=rgb) / 255.0, {"rgb": rgb}
+            renderer = "lom_from_cbs"
+        write_tiff(root / "lom" / f"{name}.tif", np.clip(np.rint(np.asarray(lom) * 255), 0, 255).astype("uint8"))
+        write_tiff(root / "cbs" / f"{name}.tif", (cbs01 * 60000.0).astype("uint16"))
+        metas.append({"name": name, "cbs_image": f.stem, "renderer": renderer, "seed": [seed0, 91, i],
+                      "params": {k: v for k, v in params.items() if isinstance(v, (int, float, str, bool))}})
+    return metas
+
+
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("out")
@@ -51,6 +103,10 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--seed", type=int, default=0, help="first pair seed (pair i: seed + i)")
     ap.add_argument("--from-cbs-pairs", type=int, default=0,
                     help="also this many pairs whose LOM is rendered from the CBS image (seeds seed+pairs onwards)")
+    ap.add_argument("--real-cbs-pairs", type=int, default=0,
+                    help="also this many pairs on random crops of real CBS images (see --real-cbs-images)")
+    ap.add_argument("--real-cbs-images", default="1,2,3,4,5",
+                    help="numbers of the openecci-cbs images those crops come from; the others stay held out")
     ap.add_argument("--resume", action="store_true", help="continue OUT/model's training (first slice too)")
     ap.add_argument("--init", default=None, help="start from this model's weights (fine-tuning; a fresh validation)")
     ap.add_argument("--marks", action="store_true",
@@ -79,6 +135,9 @@ def main(argv: list[str] | None = None) -> int:
     if args.from_cbs_pairs:
         metas += write_data(data, args.from_cbs_pairs, args.size, args.seed + args.pairs, renderer="from-cbs",
                             marks=args.marks)
+    real_images = [int(k) for k in args.real_cbs_images.split(",") if k.strip()]
+    if args.real_cbs_pairs:
+        metas += write_real_cbs_data(data, args.real_cbs_pairs, real_images, args.seed, args.size)
     record = {"command": "python benchmarks/train_shipped.py " + " ".join(sys.argv[1:] if argv is None else argv),
               "data": str(data), "data_seconds": round(time.monotonic() - t0, 1), "pairs": metas, "slices": []}
     desc = (f"{args.pairs} aligned {args.size}x{args.size} varied steel renderings "
@@ -86,6 +145,10 @@ def main(argv: list[str] | None = None) -> int:
             f"half colour-etched RGB, scratches, dust, defocus, uneven light, noise)"
             + (f" + {args.from_cbs_pairs} whose LOM is rendered from the CBS image (renderer='from-cbs', seeds "
                f"{args.seed + args.pairs}..{args.seed + args.pairs + args.from_cbs_pairs - 1})" if args.from_cbs_pairs else "")
+            + (f" + {args.real_cbs_pairs} random crops of the real CBS images steel_SEM_"
+               + ",".join(f"{k:03d}" for k in real_images)
+               + " (openecci-cbs) with LOMs rendered alternately by benchmarks/blind_lom.py and synth.lom_from_cbs"
+               if args.real_cbs_pairs else "")
             + ("; with LOM-only marks (synth.marks.lom_marks: etch pits, oblique relief, dark field, JPEG)"
                if args.marks else "")
             + (f"; fine-tuned from {args.init}" if args.init else "")
