@@ -16,6 +16,9 @@ Data sets (made here, from ``../shared/data``; each skipped when its folder is a
   (8-bit, grey or RGB) deformed as for ``shale``, no pixel sizes in the files. It stands in for
   the steel renderings "made differently from ours" that the project is judged on; nothing is
   tuned on it.
+* ``blind3``: the same, with LOM renderings by ``benchmarks/blind_lom3.py``, a third renderer
+  written without reading either of the others (the held-out renderer once
+  ``blind_lom.py``'s renderings were used for training, see docs/style.md).
 
 For each pair: the TRE tier, the grader's tier (recomputed from the saved metrics with the
 current grader, so a rerun after recalibration re-scores without re-registering), whether the start
@@ -40,7 +43,7 @@ import numpy as np
 
 ROOT = Path(__file__).resolve().parents[1]
 DATA = ROOT.parent / "shared" / "data"
-SETS = ("asdelivered-px", "asdelivered-nopx", "shale", "clem", "blind")
+SETS = ("asdelivered-px", "asdelivered-nopx", "shale", "clem", "blind", "blind3")
 WORSE_TOLERANCE_PX = 0.25
 """A result is 'worse than its start' when its mean TRE exceeds the start's by more than this."""
 
@@ -87,15 +90,15 @@ def _deformation(rng: np.random.Generator, shape: tuple[int, int], kind: str):
     return random_deformation(rng, shape, intervals=4, **KINDS[kind])
 
 
-def _blind_pairs(cbs_dir: Path, out: Path, seed: int, limit: int | None) -> list[dict]:
-    """Real CBS crops with LOM renderings by ``benchmarks/blind_lom.py``, the LOM deformed by a known deformation."""
+def _blind_pairs(cbs_dir: Path, out: Path, seed: int, limit: int | None, renderer: str = "blind_lom") -> list[dict]:
+    """Real CBS crops with LOM renderings by ``benchmarks/{renderer}.py``, the LOM deformed by a known deformation."""
     import importlib.util
 
     from styleunwarp.io import write_tiff
     from styleunwarp.synth import source_positions
     from styleunwarp.transform import warp_image, write_elastic
 
-    spec = importlib.util.spec_from_file_location("blind_lom", Path(__file__).with_name("blind_lom.py"))
+    spec = importlib.util.spec_from_file_location(renderer, Path(__file__).with_name(f"{renderer}.py"))
     blind = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(blind)
     out.mkdir(parents=True, exist_ok=True)
@@ -140,6 +143,8 @@ def make_sets(out: Path, sets: list[str], n: int, seed: int) -> dict[str, list[d
         todo["clem"] = _deformed_real_pairs(DATA / "deepclem-em-fm", "em", "fm", out / "data" / "clem", seed, None)
     if "blind" in sets and cbs_dir.is_dir():
         todo["blind"] = _blind_pairs(cbs_dir, out / "data" / "blind", seed, n)
+    if "blind3" in sets and cbs_dir.is_dir():
+        todo["blind3"] = _blind_pairs(cbs_dir, out / "data" / "blind3", seed, n, renderer="blind_lom3")
     return todo
 
 

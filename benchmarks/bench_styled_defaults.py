@@ -16,7 +16,8 @@ nor the training of any shipped model used):
 - ``synthetic:SEED`` — 10 :func:`styleunwarp.synth.write_dataset` test pairs;
 - ``blind:SEED`` — the 10 real CBS images with LOM renderings by ``benchmarks/blind_lom.py``, a
   renderer written without reading styleunwarp's (``bench_asdelivered.py``'s ``blind`` set; seed 1
-  there is held out, other seeds may tune).
+  there is held out, other seeds may tune);
+- ``blind3:SEED`` — likewise with ``benchmarks/blind_lom3.py``, a third independent renderer.
 
     python benchmarks/bench_styled_defaults.py --sets real:1000,variety:900 \
         --configs base,vfine,sigma0 --out /tmp/styled-defaults [--model DIR] [--backend bunwarpj]
@@ -103,14 +104,14 @@ def write_variety(out: Path, seed0: int, n: int = 10, size: int = 512) -> Path:
     return out
 
 
-def write_blind(out: Path, real: Path, seed: int) -> Path:
-    """The ``blind`` pairs of ``bench_asdelivered.py`` (seed ``seed``) in the test layout (lom/, cbs/, truth/)."""
+def write_blind(out: Path, real: Path, seed: int, renderer: str = "blind_lom") -> Path:
+    """The ``blind`` pairs of ``bench_asdelivered.py`` (seed ``seed``, LOMs by ``benchmarks/{renderer}.py``) in the test layout (lom/, cbs/, truth/)."""
     sys.path.insert(0, str(Path(__file__).resolve().parent))
     from bench_asdelivered import _blind_pairs
 
     for sub in ("lom", "cbs", "truth"):
         (out / sub).mkdir(parents=True, exist_ok=True)
-    for row in _blind_pairs(real, out / "raw", seed, None):
+    for row in _blind_pairs(real, out / "raw", seed, None, renderer):
         for src, dst in ((row["lom"], out / "lom" / f"{row['name']}.tif"), (row["cbs"], out / "cbs" / f"{row['name']}.tif"),
                          (row["truth"], out / "truth" / f"{row['name']}_direct_transf.txt")):
             dst.write_bytes(Path(src).read_bytes())
@@ -125,8 +126,8 @@ def make_set(spec: str, out: Path, real: Path, size: int) -> Path:
     folder = out / "data" / spec.replace(":", "_")
     if kind == "variety":
         return write_variety(folder / "test", int(seed), size=size)
-    if kind == "blind":
-        return write_blind(folder / "test", real, int(seed))
+    if kind in ("blind", "blind3"):
+        return write_blind(folder / "test", real, int(seed), "blind_lom" if kind == "blind" else "blind_lom3")
     if not (folder / "dataset.json").exists():
         if kind == "real":
             write_dataset(folder, 0, size=size, seed=int(seed), from_cbs=real, rgb="rgb" in flags, progress=False)
