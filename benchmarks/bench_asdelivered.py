@@ -100,6 +100,7 @@ def _blind_pairs(cbs_dir: Path, out: Path, seed: int, limit: int | None, rendere
 
     spec = importlib.util.spec_from_file_location(renderer, Path(__file__).with_name(f"{renderer}.py"))
     blind = importlib.util.module_from_spec(spec)
+    sys.modules[spec.name] = blind  # registered first: dataclasses look their module up while it executes
     spec.loader.exec_module(blind)
     out.mkdir(parents=True, exist_ok=True)
     rows = []

@@ -62,6 +62,7 @@ def write_real_cbs_data(root: Path, n: int, images: list[int], seed0: int, size:
 
     spec = importlib.util.spec_from_file_location("blind_lom", Path(__file__).with_name("blind_lom.py"))
     blind = importlib.util.module_from_spec(spec)
+    sys.modules[spec.name] = blind  # registered first: dataclasses look their module up while it executes
     spec.loader.exec_module(blind)
     data_dir = Path(blind.DATA_DIR)
     files = [data_dir / f"steel_SEM_{k:03d}.tif" for k in images]
