@@ -60,8 +60,27 @@ RULE = ("registration TRE (bUnwarpJ, the pipeline's edges chain) on held-out var
         "(benchmarks/choose_shipped.py): cases within 1.5 px, then mean TRE; among equals the faster net")
 
 
+def styled_summary(rows_csv: Path) -> dict:
+    """Per set of a ``bench_styled_defaults.py`` ``rows.csv``: tiers and mean/median TRE (px) after the keep rule."""
+    import csv
+    import sys
+
+    sys.path.insert(0, str(Path(__file__).resolve().parent))
+    from bench_styled_defaults import kept, tier
+
+    rows = list(csv.DictReader(rows_csv.open()))
+    out: dict = {}
+    for name in dict.fromkeys(r["set"] for r in rows):
+        means = [kept(r) for r in rows if r["set"] == name and r["config"] == "base"]
+        tiers = [tier(m, p95) for m, p95 in means]
+        out[name] = {"n": len(means), **{t: tiers.count(t) for t in ("good", "decent", "bad", "poor")},
+                     "mean": round(float(np.mean([m for m, _ in means])), 3),
+                     "median": round(float(np.median([m for m, _ in means])), 3)}
+    return out
+
+
 def install(model: str, results: list[Path], dest: Path, training: list[Path], rule: str = RULE,
-            note: str | None = None) -> None:
+            note: str | None = None, styled: dict[str, Path] | None = None) -> None:
     """Copy ``model`` (model.safetensors + model.json) to ``dest`` and record in its card how it was
     trained (``training``: a ``train_shipped.json`` per stage) and chosen (``rule``, every model's
     held-out TRE in ``results``, ``note``). A model fine-tuned from another (``training.init`` of its
@@ -90,6 +109,8 @@ def install(model: str, results: list[Path], dest: Path, training: list[Path], r
         "candidates": {str(f): {m: {"arch": r["arch"], "by_kind": r["by_kind"], "style_s_512": r["style_s_512"]}
                                 for m, r in json.loads(f.read_text()).items()} for f in results},
         "chosen": str(model),
+        **({"styled_defaults": {label: {"rows": str(f), "sets": styled_summary(f)} for label, f in styled.items()}}
+           if styled else {}),
         **({"note": note} if note else {}),
     }
     (dest / "model.json").write_text(json.dumps(card, indent=2) + "\n")
@@ -111,11 +132,14 @@ def main() -> None:
     ap.add_argument("--training", default=None, help="comma-separated train_shipped.json files of the installed model's stages")
     ap.add_argument("--rule", default=RULE, help="with --install: how the model was chosen, for its card")
     ap.add_argument("--note", default=None, help="with --install: a further note on the choice, for its card")
+    ap.add_argument("--styled", default="", metavar="LABEL=ROWS.csv,...",
+                    help="with --install: bench_styled_defaults.py results to summarise in the card (e.g. tuning and held-out runs)")
     args = ap.parse_args()
     if args.install:
         files = [Path(args.out)] + [Path(f) for f in args.also.split(",") if f]
         install(args.models[0], files, Path(args.install), [Path(f) for f in (args.training or "").split(",") if f],
-                args.rule, args.note)
+                args.rule, args.note,
+                {label: Path(f) for label, f in (item.split("=", 1) for item in args.styled.split(",") if item)})
         return
 
     import torch

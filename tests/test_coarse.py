@@ -173,11 +173,13 @@ def test_raw_images_of_two_modalities_are_searched_on_their_edges():
 
 @needs_data("openecci-cbs", "steel_SEM_006.tif")
 def test_an_ambiguous_global_search_does_not_cancel_a_near_identity_finding(tmp_path):
-    """A real CBS image (steel_SEM_006) with a LOM rendering by benchmarks/blind_lom.py moved about
-    9 px, no pixel sizes (the scale is searched), through the shipped model: the near-identity
-    search finds the move (NCC 0.48 against the identity's 0.31) but scores under NEAR_CLEAR, and
-    the global search over every scale finds only junk at a fifth of the scale with no unique peak.
-    The near-identity finding must then stand, confirmed by structure, not the identity."""
+    """Real CBS images with LOM renderings by benchmarks/blind_lom.py (seed 1), moved up to about
+    9 px, no pixel sizes (the scale is searched), through the shipped model. Where the near-identity
+    search finds a move but scores under NEAR_CLEAR and the global search over every scale has no
+    unique winner (found with the model of 2026-12-02 on steel_SEM_006: NCC 0.48 against the
+    identity's 0.31, junk at a fifth of the scale; with today's model on steel_SEM_004 and 010), the
+    near-identity finding must stand, confirmed by structure, and be better than the identity.
+    Which pairs take this path depends on the model, so the test asks for at least one."""
     import importlib.util
     from pathlib import Path
 
@@ -191,16 +193,21 @@ def test_an_ambiguous_global_search_does_not_cancel_a_near_identity_finding(tmp_
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
     cbs_dir = real_data("openecci-cbs", "steel_SEM_006.tif")[0].parent
-    row = module._blind_pairs(cbs_dir, tmp_path, 1, 6)[5]
     st = StyleTransfer.load_default()
-    lom, cbs = read_image(row["lom"]).data, read_image(row["cbs"]).data
-    target, source = st.prepare_target(cbs), st(lom)
-    found = align("auto", target, source)
-    assert found.search == "near-fallback" and "no unique winner" in found.reason, found.reason
-    assert found.confirmation and found.confirmation["z"] >= 5, found.reason
-    truth = read_transform(row["truth"])
+    fallbacks = []
+    for row in module._blind_pairs(cbs_dir, tmp_path, 1, 10):
+        lom, cbs = read_image(row["lom"]).data, read_image(row["cbs"]).data
+        target, source = st.prepare_target(cbs), st(lom)
+        found = align("auto", target, source)
+        if found.search != "near-fallback":
+            continue
+        assert "no unique winner" in found.reason or "beats the identity" in found.reason, found.reason
+        assert found.confirmation and found.confirmation["z"] >= 5, found.reason
+        truth = read_transform(row["truth"])
 
-    def start_tre(m):
-        return tre(compose_direct(identity_elastic(4, target.shape), m), truth, target.shape, source.shape).mean
+        def start_tre(m):
+            return tre(compose_direct(identity_elastic(4, target.shape), m), truth, target.shape, source.shape).mean
 
-    assert start_tre(found.identity.matrix) > 8.0 and start_tre(found.chosen.matrix) < 3.0, found.chosen.to_dict(target.shape)
+        fallbacks.append((row["name"], start_tre(found.identity.matrix), start_tre(found.chosen.matrix)))
+    assert fallbacks, "no blind pair took the near-identity fallback"
+    assert all(chosen < identity - 2.0 and chosen < 3.0 for _, identity, chosen in fallbacks), fallbacks

@@ -472,6 +472,10 @@ def test_training_can_start_from_another_models_weights(tmp_path):
     card_a = json.loads((tmp_path / "a" / "model.json").read_text())
     assert str(tmp_path / "a") in card["training"]["init"]["model"]
     assert card["training"]["init"]["weights_sha256"] == card_a["weights_sha256"]
+    # a resumed fine-tune keeps its lineage (the card written by any later best carries it)
+    train(pairs, tmp_path / "b", _cfg(epochs=2, steps_per_epoch=2, lr=0.0), resume=True, progress=False)
+    ckpt = torch.load(tmp_path / "b" / "checkpoint_latest.pt", weights_only=True)
+    assert int(ckpt["epoch"]) == 2 and json.loads(ckpt["init"]) == card["training"]["init"]
     fresh = train(pairs, tmp_path / "c", _cfg(epochs=1, steps_per_epoch=2, lr=0.0), progress=False)
     wc = load_file(fresh["model"])
     assert not all(torch.equal(wa[k], wc[k]) for k in convs)

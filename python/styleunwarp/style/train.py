@@ -262,6 +262,7 @@ def train(
             epoch, step = int(ckpt["epoch"]), int(ckpt["step"])
             history = json.loads(ckpt["history"])
             best = json.loads(ckpt["best"])
+            init_record = json.loads(ckpt.get("init", "null"))  # a resumed fine-tune keeps its lineage
         except (KeyError, RuntimeError, ValueError, TypeError) as exc:
             raise InputError(ckpt_path, f"checkpoint does not fit this model ({exc})") from exc
         log.info("resuming at epoch %d step %d", epoch, step)
@@ -280,7 +281,8 @@ def train(
 
     def snapshot(ep: int, st: int) -> dict:
         s = {"generator": gen.state_dict(), "opt_g": opt_g.state_dict(), "epoch": ep, "step": st,
-             "config": json.dumps(cfg.as_dict()), "history": json.dumps(history), "best": json.dumps(best)}
+             "config": json.dumps(cfg.as_dict()), "history": json.dumps(history), "best": json.dumps(best),
+             "init": json.dumps(init_record)}
         if disc is not None:
             s["discriminator"] = disc.state_dict()
             s["opt_d"] = opt_d.state_dict()
