@@ -16,7 +16,7 @@ Data sets (made here, from ``../shared/data``; each skipped when its folder is a
   (8-bit, grey or RGB) deformed as for ``shale``, no pixel sizes in the files. It stands in for
   the steel renderings "made differently from ours" that the project is judged on; nothing is
   tuned on it.
-* ``blind3``: the same, with LOM renderings by ``benchmarks/blind_lom3.py``, a third renderer
+* ``lom3``: the same, with LOM renderings by ``benchmarks/blind_lom3.py``, a third renderer
   written without reading either of the others (the held-out renderer once
   ``blind_lom.py``'s renderings were used for training, see docs/style.md).
 
@@ -43,7 +43,7 @@ import numpy as np
 
 ROOT = Path(__file__).resolve().parents[1]
 DATA = ROOT.parent / "shared" / "data"
-SETS = ("asdelivered-px", "asdelivered-nopx", "shale", "clem", "blind", "blind3")
+SETS = ("asdelivered-px", "asdelivered-nopx", "shale", "clem", "blind", "lom3")
 WORSE_TOLERANCE_PX = 0.25
 """A result is 'worse than its start' when its mean TRE exceeds the start's by more than this."""
 
@@ -144,8 +144,8 @@ def make_sets(out: Path, sets: list[str], n: int, seed: int) -> dict[str, list[d
         todo["clem"] = _deformed_real_pairs(DATA / "deepclem-em-fm", "em", "fm", out / "data" / "clem", seed, None)
     if "blind" in sets and cbs_dir.is_dir():
         todo["blind"] = _blind_pairs(cbs_dir, out / "data" / "blind", seed, n)
-    if "blind3" in sets and cbs_dir.is_dir():
-        todo["blind3"] = _blind_pairs(cbs_dir, out / "data" / "blind3", seed, n, renderer="blind_lom3")
+    if "lom3" in sets and cbs_dir.is_dir():
+        todo["lom3"] = _blind_pairs(cbs_dir, out / "data" / "lom3", seed, n, renderer="blind_lom3")
     return todo
 
 

@@ -19,6 +19,7 @@ Data sets (made here):
 * ``blind``, ``blindN``: real CBS crops with LOM renderings by ``benchmarks/blind_lom.py`` (a
   renderer written without reading styleunwarp's), the LOM deformed near-identity or small
   (``bench_asdelivered.py``'s ``blind`` set, seed 1, or seed N);
+* ``lom3``, ``lom3-N``: likewise with ``benchmarks/blind_lom3.py``, a third renderer (seed 1 or N);
 * ``shale``, ``clem``: the first N aligned real pairs of another modality, the source deformed
   near-identity (even indices) or small (odd), as ``bench_asdelivered.py`` (seed 1).
 
@@ -47,12 +48,16 @@ def make_set(name: str, out: Path, n: int) -> list[dict]:
     from styleunwarp.synth.asdelivered import write_asdelivered
 
     d = out / "data" / name
-    if name.startswith("blind"):  # renderings by benchmarks/blind_lom.py ('blind' = seed 1, as bench_asdelivered.py; 'blindN' = seed N)
+    if name.startswith(("blind", "lom3")):
+        # renderings by benchmarks/blind_lom.py ('blind' = seed 1, as bench_asdelivered.py; 'blindN' = seed N)
+        # or by benchmarks/blind_lom3.py ('lom3' = seed 1; 'lom3-N' = seed N)
         import sys
 
         sys.path.insert(0, str(ROOT / "benchmarks"))
         from bench_asdelivered import _blind_pairs
 
+        if name.startswith("lom3"):
+            return _blind_pairs(DATA / "openecci-cbs", d, int(name[5:] or 1), n, renderer="blind_lom3")
         return _blind_pairs(DATA / "openecci-cbs", d, int(name[5:] or 1), n)
     if name in ("shale", "clem"):  # aligned real pairs of other modalities, source deformed (bench_asdelivered.py)
         import sys

@@ -17,7 +17,7 @@ nor the training of any shipped model used):
 - ``blind:SEED`` — the 10 real CBS images with LOM renderings by ``benchmarks/blind_lom.py``, a
   renderer written without reading styleunwarp's (``bench_asdelivered.py``'s ``blind`` set; seed 1
   there is held out, other seeds may tune);
-- ``blind3:SEED`` — likewise with ``benchmarks/blind_lom3.py``, a third independent renderer.
+- ``lom3:SEED`` — likewise with ``benchmarks/blind_lom3.py``, a third independent renderer.
 
     python benchmarks/bench_styled_defaults.py --sets real:1000,variety:900 \
         --configs base,vfine,sigma0 --out /tmp/styled-defaults [--model DIR] [--backend bunwarpj]
@@ -126,7 +126,7 @@ def make_set(spec: str, out: Path, real: Path, size: int) -> Path:
     folder = out / "data" / spec.replace(":", "_")
     if kind == "variety":
         return write_variety(folder / "test", int(seed), size=size)
-    if kind in ("blind", "blind3"):
+    if kind in ("blind", "lom3"):
         return write_blind(folder / "test", real, int(seed), "blind_lom" if kind == "blind" else "blind_lom3")
     if not (folder / "dataset.json").exists():
         if kind == "real":
