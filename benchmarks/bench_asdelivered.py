@@ -44,6 +44,8 @@ import numpy as np
 ROOT = Path(__file__).resolve().parents[1]
 DATA = ROOT.parent / "shared" / "data"
 SETS = ("asdelivered-px", "asdelivered-nopx", "shale", "clem", "blind", "lom3")
+BLIND_RENDERERS = {"blind": "blind_lom", "lom3": "blind_lom3"}
+"""Set name -> the independent LOM renderer (``benchmarks/NAME.py``) its pairs are drawn with."""
 WORSE_TOLERANCE_PX = 0.25
 """A result is 'worse than its start' when its mean TRE exceeds the start's by more than this."""
 
@@ -90,18 +92,24 @@ def _deformation(rng: np.random.Generator, shape: tuple[int, int], kind: str):
     return random_deformation(rng, shape, intervals=4, **KINDS[kind])
 
 
-def _blind_pairs(cbs_dir: Path, out: Path, seed: int, limit: int | None, renderer: str = "blind_lom") -> list[dict]:
-    """Real CBS crops with LOM renderings by ``benchmarks/{renderer}.py``, the LOM deformed by a known deformation."""
+def load_renderer(name: str):
+    """Import ``benchmarks/{name}.py`` (an independent LOM renderer: ``crop_cbs``, ``render_lom``) as a module."""
     import importlib.util
 
+    spec = importlib.util.spec_from_file_location(name, Path(__file__).with_name(f"{name}.py"))
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[spec.name] = module  # registered first: dataclasses look their module up while it executes
+    spec.loader.exec_module(module)
+    return module
+
+
+def _blind_pairs(cbs_dir: Path, out: Path, seed: int, limit: int | None, renderer: str = "blind_lom") -> list[dict]:
+    """Real CBS crops with LOM renderings by ``benchmarks/{renderer}.py``, the LOM deformed by a known deformation."""
     from styleunwarp.io import write_tiff
     from styleunwarp.synth import source_positions
     from styleunwarp.transform import warp_image, write_elastic
 
-    spec = importlib.util.spec_from_file_location(renderer, Path(__file__).with_name(f"{renderer}.py"))
-    blind = importlib.util.module_from_spec(spec)
-    sys.modules[spec.name] = blind  # registered first: dataclasses look their module up while it executes
-    spec.loader.exec_module(blind)
+    blind = load_renderer(renderer)
     out.mkdir(parents=True, exist_ok=True)
     rows = []
     for i, path in enumerate(sorted(cbs_dir.glob("*.tif"))[:limit]):
@@ -142,10 +150,9 @@ def make_sets(out: Path, sets: list[str], n: int, seed: int) -> dict[str, list[d
         todo["shale"] = _deformed_real_pairs(DATA / "petrography-bse-se", "bse", "se", out / "data" / "shale", seed, None)
     if "clem" in sets and (DATA / "deepclem-em-fm").is_dir():
         todo["clem"] = _deformed_real_pairs(DATA / "deepclem-em-fm", "em", "fm", out / "data" / "clem", seed, None)
-    if "blind" in sets and cbs_dir.is_dir():
-        todo["blind"] = _blind_pairs(cbs_dir, out / "data" / "blind", seed, n)
-    if "lom3" in sets and cbs_dir.is_dir():
-        todo["lom3"] = _blind_pairs(cbs_dir, out / "data" / "lom3", seed, n, renderer="blind_lom3")
+    for name, renderer in BLIND_RENDERERS.items():
+        if name in sets and cbs_dir.is_dir():
+            todo[name] = _blind_pairs(cbs_dir, out / "data" / name, seed, n, renderer)
     return todo
 
 

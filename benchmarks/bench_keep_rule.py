@@ -54,11 +54,10 @@ def make_set(name: str, out: Path, n: int) -> list[dict]:
         import sys
 
         sys.path.insert(0, str(ROOT / "benchmarks"))
-        from bench_asdelivered import _blind_pairs
+        from bench_asdelivered import BLIND_RENDERERS, _blind_pairs
 
-        if name.startswith("lom3"):
-            return _blind_pairs(DATA / "openecci-cbs", d, int(name[5:] or 1), n, renderer="blind_lom3")
-        return _blind_pairs(DATA / "openecci-cbs", d, int(name[5:] or 1), n)
+        kind = "lom3" if name.startswith("lom3") else "blind"
+        return _blind_pairs(DATA / "openecci-cbs", d, int(name[5:] or 1), n, BLIND_RENDERERS[kind])
     if name in ("shale", "clem"):  # aligned real pairs of other modalities, source deformed (bench_asdelivered.py)
         import sys
 

@@ -127,7 +127,10 @@ def make_set(spec: str, out: Path, real: Path, size: int) -> Path:
     if kind == "variety":
         return write_variety(folder / "test", int(seed), size=size)
     if kind in ("blind", "lom3"):
-        return write_blind(folder / "test", real, int(seed), "blind_lom" if kind == "blind" else "blind_lom3")
+        sys.path.insert(0, str(Path(__file__).resolve().parent))
+        from bench_asdelivered import BLIND_RENDERERS
+
+        return write_blind(folder / "test", real, int(seed), BLIND_RENDERERS[kind])
     if not (folder / "dataset.json").exists():
         if kind == "real":
             write_dataset(folder, 0, size=size, seed=int(seed), from_cbs=real, rgb="rgb" in flags, progress=False)

@@ -53,17 +53,15 @@ def write_real_cbs_data(root: Path, n: int, images: list[int], seed0: int, size:
     Even pairs get a LOM by ``benchmarks/blind_lom.py``, odd pairs by :func:`styleunwarp.synth.lom_from_cbs`
     (half of them RGB); the CBS crop is written as uint16 like the real files.
     """
-    import importlib.util
-
     import numpy as np
 
     from styleunwarp.io import write_tiff
     from styleunwarp.synth import lom_from_cbs
 
-    spec = importlib.util.spec_from_file_location("blind_lom", Path(__file__).with_name("blind_lom.py"))
-    blind = importlib.util.module_from_spec(spec)
-    sys.modules[spec.name] = blind  # registered first: dataclasses look their module up while it executes
-    spec.loader.exec_module(blind)
+    sys.path.insert(0, str(Path(__file__).resolve().parent))
+    from bench_asdelivered import load_renderer
+
+    blind = load_renderer("blind_lom")
     data_dir = Path(blind.DATA_DIR)
     files = [data_dir / f"steel_SEM_{k:03d}.tif" for k in images]
     for f in files:
