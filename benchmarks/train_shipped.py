@@ -3,7 +3,7 @@
     PYTHONPATH=python python benchmarks/train_shipped.py OUT [--pairs 40] [--size 512]
         [--base 12] [--channels 3] [--minutes 22] [--chunks 4] [--threads 1] [--data DIR]
         [--from-cbs-pairs N] [--seed S] [--marks] [--init MODEL --lr 5e-4]
-        [--real-cbs-pairs N --real-cbs-images 1,2,3,4,5]
+        [--real-cbs-pairs N --real-cbs-images 1,2,3,4,5] [--looks] [--plain-pairs N]
 
 Writes ``DATA`` (default ``OUT/data``): ``lom/NAME.tif`` + ``cbs/NAME.tif`` aligned pairs from
 :func:`styleunwarp.synth.variety.varied_pair` (seed ``i``, half colour-etched, scratches, dust,
@@ -15,7 +15,9 @@ into ``OUT/snap{k}/`` after each slice, so that the registration TRE on held-out
 ``--real-cbs-pairs N`` adds N random 512 px crops of the real CBS images numbered
 ``--real-cbs-images`` (openecci-cbs; the others stay held out), each with a LOM rendered from
 it, alternately by ``benchmarks/blind_lom.py`` (a renderer written without reading ours) and
-by :func:`styleunwarp.synth.lom_from_cbs`: real CBS targets and two renderers' looks. ``OUT/train_shipped.json`` records
+by :func:`styleunwarp.synth.lom_from_cbs`: real CBS targets and two renderers' looks. ``--looks``
+adds LOM imaging modes (:mod:`styleunwarp.synth.looks`: wide grooves, dark field, DIC); ``--plain-pairs N``
+adds the first N plain renderings (the shipped model's own training data). ``OUT/train_shipped.json`` records
 the command, the data and each slice.
 """
 
@@ -29,7 +31,8 @@ import time
 from pathlib import Path
 
 
-def write_data(root: Path, n: int, size: int, seed0: int, renderer: str = "geometry", marks: bool = False) -> list[dict]:
+def write_data(root: Path, n: int, size: int, seed0: int, renderer: str = "geometry", marks: bool = False,
+               looks: bool = False) -> list[dict]:
     from styleunwarp.io import write_tiff
     from styleunwarp.synth.variety import varied_pair
 
@@ -37,9 +40,9 @@ def write_data(root: Path, n: int, size: int, seed0: int, renderer: str = "geome
     for sub in ("lom", "cbs"):
         (root / sub).mkdir(parents=True, exist_ok=True)
     for i in range(n):
-        name = ("m" if marks else "") + (f"v{i:03d}" if renderer == "geometry" else f"f{i:03d}")
+        name = ("m" if marks else "") + ("l" if looks else "") + (f"v{i:03d}" if renderer == "geometry" else f"f{i:03d}")
         if not (root / "cbs" / f"{name}.tif").is_file():
-            p = varied_pair((size, size), seed=seed0 + i, name=name, renderer=renderer, marks=marks)
+            p = varied_pair((size, size), seed=seed0 + i, name=name, renderer=renderer, marks=marks, looks=looks)
             write_tiff(root / "lom" / f"{name}.tif", p.lom if p.lom.ndim == 2 else p.lom.round().astype("uint8"))
             write_tiff(root / "cbs" / f"{name}.tif", p.cbs)
             metas.append({"name": name, "seed": seed0 + i, "grain_size": p.meta["microstructure"]["grain_size"],
@@ -110,6 +113,11 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--init", default=None, help="start from this model's weights (fine-tuning; a fresh validation)")
     ap.add_argument("--marks", action="store_true",
                     help="LOM-only etch pits, relief, dark field and JPEG on the renderings (synth.marks.lom_marks)")
+    ap.add_argument("--looks", action="store_true",
+                    help="then wide grooves, dark field or DIC on the renderings (synth.looks.lom_looks)")
+    ap.add_argument("--plain-pairs", type=int, default=0,
+                    help="also the first N plain varied renderings (seeds 0..N-1, the shipped model's own data), "
+                         "so that a fine-tune keeps what it learned")
     ap.add_argument("--lr", type=float, default=1e-3)
     ap.add_argument("--base", type=int, default=12)
     ap.add_argument("--depth", type=int, default=5)
@@ -130,10 +138,12 @@ def main(argv: list[str] | None = None) -> int:
     out.mkdir(parents=True, exist_ok=True)
     data = Path(args.data) if args.data else out / "data"
     t0 = time.monotonic()
-    metas = write_data(data, args.pairs, args.size, args.seed, marks=args.marks)
+    metas = write_data(data, args.pairs, args.size, args.seed, marks=args.marks, looks=args.looks)
     if args.from_cbs_pairs:
         metas += write_data(data, args.from_cbs_pairs, args.size, args.seed + args.pairs, renderer="from-cbs",
-                            marks=args.marks)
+                            marks=args.marks, looks=args.looks)
+    if args.plain_pairs:
+        metas += write_data(data, args.plain_pairs, args.size, 0)
     real_images = [int(k) for k in args.real_cbs_images.split(",") if k.strip()]
     if args.real_cbs_pairs:
         metas += write_real_cbs_data(data, args.real_cbs_pairs, real_images, args.seed, args.size)
@@ -150,6 +160,9 @@ def main(argv: list[str] | None = None) -> int:
                if args.real_cbs_pairs else "")
             + ("; with LOM-only marks (synth.marks.lom_marks: etch pits, oblique relief, dark field, JPEG)"
                if args.marks else "")
+            + ("; then wide grooves, dark field or DIC (synth.looks.lom_looks)" if args.looks else "")
+            + (f" + {args.plain_pairs} plain varied renderings (seeds 0..{args.plain_pairs - 1}, the shipped model's own data)"
+               if args.plain_pairs else "")
             + (f"; fine-tuned from {args.init}" if args.init else "")
             + "; benchmarks/train_shipped.py")
     cfg = TrainConfig(mode="unet", target="edges", epochs=10_000, seed=0, crop=args.crop, batch_size=4, lr=args.lr,

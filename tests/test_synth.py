@@ -384,3 +384,29 @@ def test_lom_marks_change_only_the_lom_and_look_as_named():
     assert abs(side) > 1.0  # one flank of the groove brighter than the other
     rgb = np.dstack([frame, frame * 0.8, frame * 0.5])
     assert marks.jpeg(rgb, 40).shape == rgb.shape and marks.dark_field(rgb, rng).shape == rgb.shape
+
+
+def test_lom_looks_widen_grooves_and_change_the_imaging_mode_of_the_lom_only():
+    from styleunwarp.synth import looks
+    from styleunwarp.synth.variety import varied_pair
+
+    plain = varied_pair((96, 96), seed=5, colour=True, marks=True)
+    looked = varied_pair((96, 96), seed=5, colour=True, marks=True, looks=True)
+    np.testing.assert_array_equal(plain.cbs, looked.cbs)  # the looks are the LOM's alone
+    assert set(looked.meta["variety"]["looks"]) == {"widen_px", "mode"}
+    assert looked.lom.dtype == np.float32 and 0 <= looked.lom.min() and looked.lom.max() <= 255
+    # a bright-field frame with one dark etched groove, 2 px wide, centred at x = 31.5
+    frame = np.full((64, 64), 180.0)
+    frame[:, 31:33] = 60.0
+    wide = looks.widen_grooves(frame, 2)
+    assert np.flatnonzero(wide[10] < 100).tolist() == list(range(29, 35))  # 2 px more each side, same centre
+    rgb = np.dstack([frame, frame * 0.8, frame * 0.5])
+    assert looks.widen_grooves(rgb, 1).shape == rgb.shape
+    rng = np.random.default_rng(0)
+    relief = looks.dic(frame, rng)
+    left, right = relief[:, 28:31].mean(), relief[:, 33:36].mean()
+    assert abs(left - right) > 20  # DIC: one flank of the groove bright, the other dark
+    assert abs(relief[:, :20].mean() - relief[:, 44:].mean()) < 5  # flat grains alike on both sides
+    assert looks.dic(rgb, rng).shape == rgb.shape
+    modes = {looks.lom_looks(frame, np.random.default_rng(s))[1]["mode"] for s in range(12)}
+    assert modes == {"bright field", "dark field", "DIC"}

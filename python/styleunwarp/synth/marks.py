@@ -51,10 +51,11 @@ def oblique_relief(img: np.ndarray, rng: np.random.Generator) -> np.ndarray:
     return img + (shade[..., None] if img.ndim == 3 else shade)
 
 
-def dark_field(img: np.ndarray, rng: np.random.Generator) -> np.ndarray:
-    """Dark-field look of a bright-field frame: grooves, pits and scratches bright on dark grains."""
+def dark_field(img: np.ndarray, rng: np.random.Generator, closing: int = 7) -> np.ndarray:
+    """Dark-field look of a bright-field frame: grooves, pits and scratches bright on dark grains
+    (features narrower than ``closing`` px scatter)."""
     lum = _luminance(img)
-    background = ndimage.grey_closing(lum, size=(7, 7))
+    background = ndimage.grey_closing(lum, size=(closing, closing))
     scatter = np.clip(background - lum, 0, None)
     scatter = scatter / (np.percentile(scatter, 99.5) + 1e-9)
     grains = lum / (lum.mean() + 1e-9)

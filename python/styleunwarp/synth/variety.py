@@ -69,11 +69,13 @@ def defects(lom: np.ndarray, rng: np.random.Generator) -> tuple[np.ndarray, dict
 
 def varied_pair(shape: tuple[int, int], *, seed: int, deform: bool = False, name: str | None = None,
                 colour: bool | None = None, renderer: str = "geometry", marks: bool = False,
-                **deformation) -> SyntheticPair:
+                looks: bool = False, **deformation) -> SyntheticPair:
     """One pair of a widely varied steel look (see the module docstring); ``colour`` forces grey/RGB;
     ``renderer``: ``"geometry"`` (the LOM from the microstructure) or ``"from-cbs"`` (from the CBS image);
     ``marks``: also LOM-only etch pits, relief shading, dark field and JPEG (:func:`.marks.lom_marks`;
-    drawn after everything else, so the pair is otherwise the same as without)."""
+    drawn after everything else, so the pair is otherwise the same as without); ``looks``: then wide
+    grooves, dark field or DIC (:func:`.looks.lom_looks`, from a random stream of its own, so the
+    pair is otherwise the same as without; skipped on a frame that the marks made dark-field)."""
     if renderer not in ("geometry", "from-cbs"):
         raise ValueError(f"renderer must be 'geometry' or 'from-cbs', got {renderer!r}")
     rng = np.random.default_rng(np.random.SeedSequence([int(seed), 71]))
@@ -99,6 +101,10 @@ def varied_pair(shape: tuple[int, int], *, seed: int, deform: bool = False, name
 
         pair.lom, extra = lom_marks(pair.lom, rng)
         added["marks"] = extra
+    if looks and not (added.get("marks") or {}).get("dark_field"):
+        from .looks import lom_looks
+
+        pair.lom, added["looks"] = lom_looks(pair.lom, np.random.default_rng(np.random.SeedSequence([int(seed), 73])))
     pair.meta["variety"] = {"colour_etched": rgb, "renderer": renderer, **added}
     return pair
 
