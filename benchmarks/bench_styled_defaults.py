@@ -68,9 +68,16 @@ CONFIGS: dict[str, dict] = {
     "stop0.001": {"stop_threshold": 0.001},
     "cons3": {"consistency_weight": 3.0},
     "cons30": {"consistency_weight": 30.0},
+    "close2": {"close": 2},
+    "close3": {"close": 3},
+    "close4": {"close": 4},
+    "close6": {"close": 6},
+    "close3_src": {"close": 3, "close_target": False},
 }
 """Named changes to the styled chain's defaults (``sigma``: the coarse-to-fine blur; ``blur``: one pass on
-both images blurred by this sigma; the rest: bUnwarpJ parameters)."""
+both images blurred by this sigma; ``close``: one pass on both representations after a grey closing
+with a disk of this radius, which fills the gap of a boundary drawn as two lines (``close_target``
+False: the source's only); the rest: bUnwarpJ parameters)."""
 
 TIERS = ((1.5, 3.0, "good"), (3.0, 6.0, "decent"), (8.0, float("inf"), "bad"))
 
@@ -169,10 +176,20 @@ def run_pair(test: Path, name: str, configs: list[str], model, backend: str, wri
         change = dict(CONFIGS[cfg])
         sigma = float(change.pop("sigma", default_sigma))
         blur = float(change.pop("blur", 0.0))
+        close = int(change.pop("close", 0))
+        close_target = bool(change.pop("close_target", True))
         params = PIPELINE_DEFAULTS.with_(**change)
         t0 = time.perf_counter()
         try:
-            if blur > 0:
+            if close:
+                from scipy import ndimage as _nd
+
+                yy, xx = np.mgrid[-close:close + 1, -close:close + 1]
+                disk = (yy ** 2 + xx ** 2) <= close ** 2
+                cm = _nd.grey_closing(moving, footprint=disk)
+                ct = _nd.grey_closing(target, footprint=disk) if close_target else target
+                reg = register(ct, cm, params, backend=backend, coarse_sigma=sigma)
+            elif blur > 0:
                 from styleunwarp.registration.coarse_to_fine import _blur
 
                 reg = register(_blur(target, blur), _blur(moving, blur), params, backend=backend, coarse_sigma=sigma)
