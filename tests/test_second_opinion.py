@@ -103,3 +103,56 @@ def test_a_result_without_structure_evidence_gets_a_second_opinion(tmp_path):
     kept = max(so["tried"], key=lambda t: t["z"])
     assert (so["kept"] == "model chain") == kept["chain"].endswith("(the model's chain)"), so
     assert tre(read_transform(tmp_path / "tie" / "direct_transf.txt"), truth, target.shape).mean < 2.0
+
+
+def test_a_style_model_without_a_chain_card_gets_a_training_free_chain_on_every_pair():
+    from styleunwarp.style.chain import style_model_alternatives
+
+    alts = style_model_alternatives()
+    assert len(alts) == 1 and alts[0].every_pair and alts[0].representation == "none"
+    assert alts[0].backend in ("elastix", "native") and "every_pair" not in alts[0].as_dict()
+
+
+@pytest.mark.slow
+@pytest.mark.skipif(not SHALE, reason=data_skip_reason("petrography-bse-se", "se/*.png"))
+def test_the_shipped_models_result_is_checked_against_a_training_free_chain_on_a_real_shale_pair(tmp_path):
+    """BSE deformed by a small known rotation and shift against its SE, registered with the shipped
+    (steel) style model through the native engine: the training-free second opinion runs (whether
+    or not the model's result is evidence), and the structure duel keeps a result no worse than the better
+    of the two by the truth."""
+    from styleunwarp.style.chain import style_model_alternatives
+
+    se = SHALE[5]
+    target = to_gray(read_image(se).data)
+    source = to_gray(read_image(se.parent.parent / "bse" / se.name).data)
+    h, w = target.shape
+    a = np.deg2rad(0.8)
+    m = np.array([[np.cos(a), -np.sin(a)], [np.sin(a), np.cos(a)]])
+    centre = np.array([w / 2, h / 2])
+    shift = np.array([2.5, -1.5])
+    # direct transform: target pixel (x, y) -> source position m @ ((x, y) - c) + c + shift
+    direct = np.hstack([m, (centre + shift - m @ centre)[:, None]])
+    truth = affine_elastic(direct, 4, target.shape)
+    yy, xx = np.mgrid[0:h, 0:w].astype(np.float64)
+    # the moved source holds at direct(x, y) what the target holds at (x, y): sample the aligned source at the inverse
+    inv = np.linalg.inv(np.vstack([direct, [0, 0, 1]]))[:2]
+    bx = inv[0, 0] * xx + inv[0, 1] * yy + inv[0, 2]
+    by = inv[1, 0] * xx + inv[1, 1] * yy + inv[1, 2]
+    moved = ndimage.map_coordinates(source, [by, bx], order=1, mode="nearest")
+    write_tiff(tmp_path / "lom.tif", moved.astype(np.float32))
+    write_tiff(tmp_path / "cbs.tif", target.astype(np.float32))
+    write_elastic(truth, tmp_path / "truth.txt")
+    kw = dict(model=None, backend="native", truth=tmp_path / "truth.txt")
+    alone = register_pair_verified(tmp_path / "lom.tif", tmp_path / "cbs.tif", tmp_path / "alone", **kw)
+    res = register_pair_verified(tmp_path / "lom.tif", tmp_path / "cbs.tif", tmp_path / "out", alternatives=style_model_alternatives(), **kw)
+    so = res.metrics["second_opinion"]
+    aligned = so["tried"][0]["aligned"]
+    assert ("no chain card" in so["trigger"]) == bool(aligned) and len(so["tried"]) == 2, so  # runs whether or not the model's result is evidence
+    alt = style_model_alternatives()[0]
+    got = {
+        "model": alone.metrics["tre"]["mean"],
+        "alternative": tre(read_transform(tmp_path / "out" / SUBFOLDER / alt.slug / "direct_transf.txt"), truth, target.shape).mean,
+        "kept": tre(read_transform(tmp_path / "out" / "direct_transf.txt"), truth, target.shape).mean,
+    }
+    assert got["kept"] <= min(got["model"], got["alternative"]) + 0.25, (got, so)
+    assert (so["kept"] == "model chain") == (got["kept"] == pytest.approx(got["model"], abs=1e-6)), (got, so)

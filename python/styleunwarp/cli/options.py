@@ -187,17 +187,26 @@ def second_opinion_option(func: Callable) -> Callable:
         "--second-opinion/--no-second-opinion", default=True, show_default=True,
         help="With a model from train (chain.json): where the model's chain gives a result that is not structure "
              "evidence of alignment, also try the model's next-best chains and keep the result whose source agrees "
-             "best with the target (recorded in metrics.json 'second_opinion').",
+             "best with the target (recorded in metrics.json 'second_opinion'). With a style model without a chain "
+             "card (the shipped one): also register every pair with a training-free chain (elastix MI) and keep "
+             "the result that agrees better.",
     )(func)
 
 
 def model_alternatives(model, style: str, second_opinion: bool, echo: Callable[[str], None] = click.echo) -> tuple:
-    """The chains of ``model``'s card for a second opinion (none when ``--backend`` was given,
-    ``--no-second-opinion``, or the model has no chain card)."""
-    from ..style.chain import alternatives, load_chain
+    """The chains for a second opinion: those of ``model``'s card, or for a style model without a
+    card (the shipped one) a training-free chain on every pair; none when ``--backend`` was given
+    or ``--no-second-opinion``."""
+    from ..style.chain import alternatives, load_chain, style_model_alternatives
 
-    if not second_opinion or _backend_given() or style != "model" or load_chain(model) is None:
+    if not second_opinion or _backend_given() or style != "model":
         return ()
+    if load_chain(model) is None:
+        alts = tuple(style_model_alternatives())
+        if alts:
+            echo(f"second opinion on every pair: {alts[0].label} (training-free; the style model has no chain card, "
+                 "so each pair's structure decides between the two)")
+        return alts
     alts = tuple(alternatives(model))
     if alts and alts[0].held_out_tie:
         echo(f"second opinion on every pair: {alts[0].label} (it tied with the model's chain on the held-out cases)"

@@ -11,7 +11,9 @@ card's alternatives (:func:`styleunwarp.style.chain.alternatives`) into
 ``out/second_opinion/<chain>/``. When the first alternative tied with the model's chain on the
 held-out cases (``Chain.held_out_tie``: as many within 5 and 1.5 px, only the median preferred
 the winner), it is run on every pair, evidence or not: the held-out pairs could not choose
-between the two, so each pair's structure does. An alternative replaces the result only when it wins the
+between the two, so each pair's structure does. A style model without a chain card (the shipped
+one) gets a training-free chain run on every pair (``Chain.every_pair``,
+:func:`styleunwarp.style.chain.style_model_alternatives`). An alternative replaces the result only when it wins the
 structure duel against it (:func:`styleunwarp.style.tournament.duel`); otherwise the model's
 result stays. Either way ``metrics.json`` records under ``second_opinion`` what was tried and why
 the result kept is kept, and the console says so.
@@ -75,7 +77,7 @@ def register_pair_verified(lom: PathLikeStr, cbs: PathLikeStr, out_dir: PathLike
     out = Path(out_dir)
     first = register_pair(lom, cbs, out, **kwargs)
     aligned = bool((first.metrics.get(EVIDENCE_KEY) or {}).get("aligned"))
-    tie = alternatives[0] if alternatives and alternatives[0].held_out_tie else None
+    tie = alternatives[0] if alternatives and (alternatives[0].held_out_tie or alternatives[0].every_pair) else None
     if not alternatives or (aligned and tie is None):
         return first
     primary_label = _model_chain_label(kwargs, first.metrics)
@@ -103,9 +105,14 @@ def register_pair_verified(lom: PathLikeStr, cbs: PathLikeStr, out_dir: PathLike
     not_shown = "the model chain's result is not structure evidence of alignment"
     if misaligned(ev):
         not_shown += f" ({describe(ev)})"
-    trigger = (not_shown if not aligned else
-               f"the held-out cases could not tell the model's chain from {tie.label} (as many within 5 and 1.5 px): "
-               "the pair's structure decides")
+    if aligned and tie is not None and tie.every_pair:
+        trigger = (f"the style model has no chain card (it was never measured against {tie.label} on held-out pairs): "
+                   "the pair's structure decides")
+    elif aligned and tie is not None:
+        trigger = (f"the held-out cases could not tell the model's chain from {tie.label} (as many within 5 and 1.5 px): "
+                   "the pair's structure decides")
+    else:
+        trigger = not_shown
     record = {"reason": why, "kept": best_label or "model chain", "tried": tried, "trigger": trigger}
     metrics = dict(best.metrics, second_opinion=record)
     if best is first:

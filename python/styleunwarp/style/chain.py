@@ -32,6 +32,9 @@ class Chain:
     """Set by :func:`alternatives` on a chain the held-out cases could not tell from the model's
     own (as many cases within 5 px and within 1.5 px): a second opinion then runs it on every
     pair, and the pair's structure evidence decides. Not part of the card's chain entry."""
+    every_pair: bool = field(default=False, compare=False)
+    """Set by :func:`style_model_alternatives`: a second opinion runs this chain on every pair
+    (the model was never measured against it). Not part of the card's chain entry."""
 
     @property
     def label(self) -> str:
@@ -46,7 +49,7 @@ class Chain:
 
     def as_dict(self) -> dict:
         d = asdict(self)
-        del d["held_out_tie"]
+        del d["held_out_tie"], d["every_pair"]
         return d
 
     @classmethod
@@ -182,6 +185,20 @@ def alternatives(model: str | PathLike[str] | None, n: int = ALTERNATIVES) -> li
             tie = not out and won is not None and _counts(won)[0] > 0 and _counts(d) == _counts(won)
             out.append(replace(chain, held_out_tie=tie))
     return out[:n]
+
+
+def style_model_alternatives() -> list[Chain]:
+    """The second opinion for a style model without a chain card (the shipped model, or a model of
+    ``train --target edges|cbs``): the first training-free chain this installation can run
+    (elastix MI, else native MIND or NMI; :func:`.auto.training_free_chains`), on every pair.
+
+    Such a model was trained on one modality pair (the shipped one on synthetic steel) and never
+    measured against the training-free chains on the user's data; the structure duel decides per
+    pair. Measured on real shale BSE/SE and on two steel renderers that are not ours
+    (docs/representations.md, "Second opinion for a style model")."""
+    from .auto import training_free_chains
+
+    return [replace(c, every_pair=True) for c in training_free_chains()[:1]]
 
 
 def write_chain_card(folder: Path, chain: Chain, representation_section: dict, **sections) -> Path:

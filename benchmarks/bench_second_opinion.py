@@ -1,0 +1,90 @@
+"""The shipped model's chain against a training-free chain, per pair, and what the structure duel keeps.
+
+For every pair of the data sets of ``bench_asdelivered.py`` (real shale BSE/SE and CLEM pairs,
+steel renderings by the two renderers that are not ours; the source deformed near-identity or
+small, truth known), runs the CLI twice as a user would: ``register LOM CBS
+--no-second-opinion`` (the shipped style model's chain alone: what ``register`` did before the
+every-pair second opinion) and ``register LOM CBS --style none --backend elastix`` (raw mutual
+information, the training-free chain that second opinion runs), then applies
+:func:`styleunwarp.style.tournament.duel` to the two results' structure evidence (what
+``register`` now does by default, ``pipeline/second_opinion.py``). Prints per pair the TREs and
+the evidence, and per set for each of the three: pairs within 1.5 px and 5 px, median and mean
+TRE, pairs made worse than the start (by more than 0.25 px).
+
+    python benchmarks/bench_second_opinion.py [--sets shale,lom3,blind,clem] [--out /tmp/bench_second_opinion]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+
+ROOT = Path(__file__).resolve().parents[1]
+CHAINS = {"shipped": ["--no-second-opinion"], "free": ["--style", "none", "--backend", "elastix"]}
+
+
+def _register(row: dict, out: Path, flags: list[str]) -> dict | None:
+    if not (out / "metrics.json").is_file():
+        env = dict(os.environ, PYTHONPATH=str(ROOT / "python"))
+        subprocess.run([sys.executable, "-m", "styleunwarp", "register", str(row["lom"]), str(row["cbs"]), "--out", str(out), *flags],
+                       capture_output=True, text=True, env=env)
+    return json.loads((out / "metrics.json").read_text()) if (out / "metrics.json").is_file() else None
+
+
+def main(argv: list[str] | None = None) -> int:
+    sys.path.insert(0, str(ROOT / "benchmarks"))
+    from bench_asdelivered import WORSE_TOLERANCE_PX, make_sets
+
+    from styleunwarp.io import read_image
+    from styleunwarp.quality import tre
+    from styleunwarp.style.tournament import duel
+    from styleunwarp.transform import identity_elastic, read_transform
+
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--sets", default="shale,lom3,blind,clem")
+    ap.add_argument("--out", type=Path, default=Path("/tmp/bench_second_opinion"))
+    ap.add_argument("--seed", type=int, default=1)
+    args = ap.parse_args(argv)
+    todo = make_sets(args.out, [s for s in args.sets.split(",") if s], 10, args.seed)
+    lines = []
+    for name, rows in todo.items():
+        table = []
+        for row in rows:
+            metrics = {k: _register(row, args.out / "runs" / k / name / row["name"], flags) for k, flags in CHAINS.items()}
+            if any(m is None for m in metrics.values()):
+                print(f"{name}/{row['name']}: a registration failed", flush=True)
+                continue
+            shape = tuple(metrics["shipped"]["cbs_shape"])
+            lom_shape = read_image(row["lom"]).data.shape[:2]
+            truth = read_transform(row["truth"])
+            err = {k: tre(read_transform(args.out / "runs" / k / name / row["name"] / "direct_transf.txt"), truth, shape, lom_shape).mean
+                   for k in CHAINS}
+            start = tre(identity_elastic(4, shape), truth, shape, lom_shape).mean
+            free_wins = duel(metrics["free"].get("structure"), metrics["shipped"].get("structure")) > 0
+            err["duel"] = err["free"] if free_wins else err["shipped"]
+            table.append((start, err["shipped"], err["free"], err["duel"]))
+            ev = {k: metrics[k].get("structure") or {} for k in CHAINS}
+            print(f"{name}/{row['name']}: start {start:.2f}; shipped {err['shipped']:.2f} (MIND {ev['shipped'].get('mind')}, z {ev['shipped'].get('z')}); "
+                  f"free {err['free']:.2f} (MIND {ev['free'].get('mind')}, z {ev['free'].get('z')}); duel keeps {'free' if free_wins else 'shipped'}",
+                  flush=True)
+        if not table:
+            continue
+        a = np.array(table)
+        for j, label in ((1, "shipped chain alone"), (2, "elastix MI alone"), (3, "both, the duel keeps one (default)")):
+            c = a[:, j]
+            lines.append(f"| {name} | {label} | {len(c)} | {np.sum(c <= 1.5)} | {np.sum(c <= 5)} | {np.median(c):.2f} | {np.mean(c):.2f} | "
+                         f"{np.sum(c > a[:, 0] + WORSE_TOLERANCE_PX)} |")
+    print("\n| data set | chain | pairs | <= 1.5 px | <= 5 px | median TRE px | mean TRE px | worse than start |")
+    print("| --- | --- | --- | --- | --- | --- | --- | --- |")
+    print("\n".join(lines))
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
