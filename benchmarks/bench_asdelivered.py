@@ -156,6 +156,13 @@ def make_sets(out: Path, sets: list[str], n: int, seed: int) -> dict[str, list[d
     return todo
 
 
+def register_cli(lom: Path, cbs: Path, out: Path, flags: tuple[str, ...] = ()) -> subprocess.CompletedProcess:
+    """``styleunwarp register LOM CBS --out OUT FLAGS`` as a user runs it, in a subprocess (output captured)."""
+    env = dict(os.environ, PYTHONPATH=str(ROOT / "python"))
+    cmd = [sys.executable, "-m", "styleunwarp", "register", str(lom), str(cbs), "--out", str(out), *flags]
+    return subprocess.run(cmd, capture_output=True, text=True, env=env)
+
+
 def run_pair(row: dict, out: Path, register: bool = True) -> dict:
     """Run the CLI with no flags, then score the saved direct transform against the truth."""
     from styleunwarp.io import read_image
@@ -167,8 +174,7 @@ def run_pair(row: dict, out: Path, register: bool = True) -> dict:
     if not (d / "metrics.json").is_file():
         if not register:
             return {**{k: str(v) for k, v in row.items()}, "status": "not run"}
-        env = dict(os.environ, PYTHONPATH=str(ROOT / "python"))
-        proc = subprocess.run([sys.executable, "-m", "styleunwarp", "register", str(row["lom"]), str(row["cbs"]), "--out", str(d)], capture_output=True, text=True, env=env)
+        proc = register_cli(row["lom"], row["cbs"], d)
         console = proc.stdout + proc.stderr
         if proc.returncode != 0:
             return {**{k: str(v) for k, v in row.items()}, "status": "failed", "error": console.strip().splitlines()[-1:]}

@@ -18,22 +18,21 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
-import subprocess
 import sys
 from pathlib import Path
 
 import numpy as np
 
 ROOT = Path(__file__).resolve().parents[1]
-CHAINS = {"shipped": ["--no-second-opinion"], "free": ["--style", "none", "--backend", "elastix"]}
+CHAINS = {"shipped": ("--no-second-opinion",), "free": ("--style", "none", "--backend", "elastix")}
 
 
-def _register(row: dict, out: Path, flags: list[str]) -> dict | None:
+def _register(row: dict, out: Path, flags: tuple[str, ...]) -> dict | None:
+    """The CLI's metrics for ``row`` registered with ``flags`` into ``out`` (registered once; ``None`` if it failed)."""
+    from bench_asdelivered import register_cli
+
     if not (out / "metrics.json").is_file():
-        env = dict(os.environ, PYTHONPATH=str(ROOT / "python"))
-        subprocess.run([sys.executable, "-m", "styleunwarp", "register", str(row["lom"]), str(row["cbs"]), "--out", str(out), *flags],
-                       capture_output=True, text=True, env=env)
+        register_cli(row["lom"], row["cbs"], out, flags)
     return json.loads((out / "metrics.json").read_text()) if (out / "metrics.json").is_file() else None
 
 

@@ -184,10 +184,10 @@ def run_pair(test: Path, name: str, configs: list[str], model, backend: str, wri
             if close:
                 from scipy import ndimage as _nd
 
-                yy, xx = np.mgrid[-close:close + 1, -close:close + 1]
-                disk = (yy ** 2 + xx ** 2) <= close ** 2
-                cm = _nd.grey_closing(moving, footprint=disk)
-                ct = _nd.grey_closing(target, footprint=disk) if close_target else target
+                from styleunwarp.synth.looks import disk
+
+                cm = _nd.grey_closing(moving, footprint=disk(close))
+                ct = _nd.grey_closing(target, footprint=disk(close)) if close_target else target
                 reg = register(ct, cm, params, backend=backend, coarse_sigma=sigma)
             elif blur > 0:
                 from styleunwarp.registration.coarse_to_fine import _blur

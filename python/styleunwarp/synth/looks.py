@@ -17,10 +17,11 @@ from __future__ import annotations
 import numpy as np
 from scipy import ndimage
 
-from .marks import dark_field
+from .marks import _luminance, dark_field
 
 
-def _disk(radius: int) -> np.ndarray:
+def disk(radius: int) -> np.ndarray:
+    """A disk-shaped footprint of ``radius`` px for grey morphology."""
     yy, xx = np.mgrid[-radius:radius + 1, -radius:radius + 1]
     return (yy**2 + xx**2) <= radius**2 + 0.5
 
@@ -28,7 +29,7 @@ def _disk(radius: int) -> np.ndarray:
 def widen_grooves(img: np.ndarray, radius: int) -> np.ndarray:
     """Over-etching: every dark groove and pit widened by ``radius`` px on each side (grey erosion
     with a disk; grain interiors, much wider than the grooves, keep their tint)."""
-    fp = _disk(int(radius))
+    fp = disk(int(radius))
     if img.ndim == 3:
         return np.stack([ndimage.grey_erosion(img[..., c], footprint=fp) for c in range(img.shape[-1])], -1)
     return ndimage.grey_erosion(img, footprint=fp)
@@ -39,7 +40,7 @@ def dic(img: np.ndarray, rng: np.random.Generator, groove_px: int = 5) -> np.nda
     the shear direction, so grooves show a bright and a dark flank and grains their polishing
     relief; little of the bright-field tint remains. ``groove_px`` bounds the groove width (the
     closing that separates grooves from grain levels)."""
-    lum = img.mean(axis=-1) if img.ndim == 3 else img
+    lum = _luminance(img)
     lum = lum / (np.percentile(lum, 99.5) + 1e-9)
     grain_level = ndimage.grey_closing(lum, size=(groove_px + 2,) * 2)
     groove = np.clip(grain_level - lum, 0, None)
@@ -76,12 +77,11 @@ def lom_looks(lom: np.ndarray, rng: np.random.Generator) -> tuple[np.ndarray, di
     groove = 5 + 2 * meta["widen_px"]
     if u < 1 / 3:
         meta["mode"] = "dark field"
-        grey = img.mean(axis=-1) if img.ndim == 3 else img
-        img = dark_field(grey, rng, closing=groove + 2)
+        img = dark_field(_luminance(img), rng, closing=groove + 2)  # a grey frame
     elif u < 2 / 3:
         meta["mode"] = "DIC"
         img = dic(img, rng, groove_px=groove)
     return np.clip(img, 0, 255).astype(np.float32), meta
 
 
-__all__ = ["dic", "lom_looks", "widen_grooves"]
+__all__ = ["dic", "disk", "lom_looks", "widen_grooves"]
