@@ -15,6 +15,10 @@ from styleunwarp.io import write_tiff
 from styleunwarp.synth import make_pair
 from styleunwarp.transform import write_elastic
 
+from conftest import needs_data, real_data
+
+SHALE = real_data("petrography-bse-se", "se/*.png")
+
 
 def test_backend_options_reach_the_native_engine(tmp_path):
     p = make_pair((128, 128), seed=6)
@@ -76,3 +80,46 @@ def test_a_good_grade_needs_the_structure_evidence():
     m = {**weak, "tier": "decent", "grade_source": "grader", "grade_details": grade_details(weak)}
     line = next(text for text, _ in verdict_lines(m) if text.startswith("verdict"))
     assert "does not show it aligned" not in line
+
+
+def test_a_residual_estimate_grades_the_result_where_the_structures_support_one():
+    """Where the structure evidence estimates the residual misalignment, the tier is read from it
+    (the NCC of the representation says little across modalities); folding stays poor, and with
+    no estimate (CLEM, steel) the correlation grader is unchanged."""
+    from styleunwarp.cli.options import verdict_lines
+    from styleunwarp.quality import EVIDENCE_GOOD_PX, grade, grade_details
+
+    raw = {"styled_ncc_after": 0.12, "elastic": {"kept": "elastic"}, "transform": {"consistency_error": 0.3, "folded_fraction": 0.0}}
+    assert grade(raw)[0] == "bad"  # raw BSE vs SE correlate weakly even when aligned
+    close = {**raw, "structure": {"z": 25.0, "aligned": True, "residual_px": 0.4, "tiles_off": 0}}
+    assert grade(close) == ("good", "grader") and grade_details(close)["by_evidence"]
+    assert grade({**close, "structure": {**close["structure"], "residual_px": EVIDENCE_GOOD_PX + 0.3}})[0] == "decent"
+    assert grade({**close, "structure": {**close["structure"], "tiles_off": 1}})[0] == "decent"
+    assert grade({**close, "structure": {"z": 9.0, "aligned": False, "residual_px": 4.2, "tiles_off": 5}})[0] == "bad"
+    assert grade({**close, "transform": {**close["transform"], "folded_fraction": 0.01}})[0] == "poor"
+    assert grade({**raw, "structure": {"z": 25.0, "aligned": True, "residual_px": None}})[0] == "bad"  # no estimate: NCC decides
+    m = {**close, "tier": "good", "grade_source": "grader", "grade_details": grade_details(close)}
+    line = next(text for text, _ in verdict_lines(m) if text.startswith("verdict"))
+    assert line.startswith("verdict: GOOD") and "structure evidence puts it 0.40 px" in line
+
+
+@needs_data("petrography-bse-se", "se/*.png")
+def test_real_shale_results_are_graded_by_how_far_off_they_are():
+    """A real BSE/SE pair, aligned, 1.5 px and 6 px off: the evidence-based grade follows (good,
+    decent, bad), where the raw images' correlation alone would call even the aligned pair bad or poor."""
+    from scipy import ndimage
+
+    from styleunwarp.io import read_image, to_gray
+    from styleunwarp.quality import grade, ncc
+    from styleunwarp.structure import mind_verdict
+
+    se = SHALE[5]
+    source = to_gray(read_image(se).data)
+    bse = to_gray(read_image(se.parent.parent / "bse" / se.name).data)
+    base = {"elastic": {"kept": "elastic"}, "transform": {"consistency_error": 0.3, "folded_fraction": 0.0}}
+    tiers = {}
+    for name, shift in (("aligned", (0.0, 0.0)), ("1.5 px", (0.9, 1.2)), ("6 px", (3.6, 4.8))):
+        moved = ndimage.shift(source, shift, order=1, mode="nearest")
+        m = {**base, "styled_ncc_after": ncc(moved, bse), "structure": mind_verdict(moved, bse)}
+        tiers[name] = grade(m)[0]
+    assert tiers == {"aligned": "good", "1.5 px": "decent", "6 px": "bad"}, tiers

@@ -13,7 +13,7 @@ from styleunwarp.errors import InputError
 from styleunwarp.io import read_image, to_gray, write_tiff
 from styleunwarp.pipeline.second_opinion import SUBFOLDER, register_pair_verified
 from styleunwarp.quality import tre
-from styleunwarp.style.chain import Chain, alternatives, load_representation, write_chain_card
+from styleunwarp.style.chain import NO_CARD, TIED, Chain, alternatives, load_representation, write_chain_card
 from styleunwarp.transform import affine_elastic, read_transform, write_elastic
 
 from conftest import data_skip_reason, real_data
@@ -45,11 +45,11 @@ def test_an_alternative_that_tied_on_the_held_out_cases_is_marked(tmp_path):
     winner, ncc = Chain("none", "native", {"similarity": "nmi"}), Chain("none", "native", {"similarity": "ncc"})
     cands = [_candidate(winner, [0.3, 0.5]), _candidate(MIND, [0.6, 0.9]), _candidate(ncc, [0.4, 1.2])]
     write_chain_card(tmp_path, winner, {"kind": "none"}, candidates=cands, winner=cands[0], representations={"none": {"kind": "none"}})
-    assert [(c.label, c.held_out_tie) for c in alternatives(tmp_path)] == [(MIND.label, True), (ncc.label, False)]
+    assert [(c.label, c.every_pair) for c in alternatives(tmp_path)] == [(MIND.label, TIED), (ncc.label, "")]
     cands[1:] = [_candidate(MIND, [0.6, 1.9]), _candidate(ncc, [0.4, 1.7])]  # one case fewer within 1.5 px: told apart
     write_chain_card(tmp_path, winner, {"kind": "none"}, candidates=cands, winner=cands[0], representations={"none": {"kind": "none"}})
-    assert [c.held_out_tie for c in alternatives(tmp_path)] == [False, False]
-    assert "held_out_tie" not in MIND.as_dict() and replace(MIND, held_out_tie=True) == MIND
+    assert [c.every_pair for c in alternatives(tmp_path)] == ["", ""]
+    assert "every_pair" not in MIND.as_dict() and replace(MIND, every_pair=TIED) == MIND
 
 
 @pytest.mark.skipif(not SHALE, reason=data_skip_reason("petrography-bse-se", "se/*.png"))
@@ -94,7 +94,7 @@ def test_a_result_without_structure_evidence_gets_a_second_opinion(tmp_path):
 
     # an alternative that tied with the model's chain on the held-out cases runs on every pair,
     # evidence or not, and the structure duel keeps the better of the two
-    tied = [replace(Chain("none", "elastix"), held_out_tie=True)]
+    tied = [replace(Chain("none", "elastix"), every_pair=TIED)]
     both = register_pair_verified(tmp_path / "lom.tif", tmp_path / "cbs.tif", tmp_path / "tie", alternatives=tied,
                                   **dict(kw, backend_options=MIND.backend_options))
     so = both.metrics["second_opinion"]
@@ -109,7 +109,7 @@ def test_a_style_model_without_a_chain_card_gets_a_training_free_chain_on_every_
     from styleunwarp.style.chain import style_model_alternatives
 
     alts = style_model_alternatives()
-    assert len(alts) == 1 and alts[0].every_pair and alts[0].representation == "none"
+    assert len(alts) == 1 and alts[0].every_pair == NO_CARD and alts[0].representation == "none"
     assert alts[0].backend in ("elastix", "native") and "every_pair" not in alts[0].as_dict()
 
 

@@ -63,7 +63,8 @@ def _standardised(d: np.ndarray, m: np.ndarray) -> np.ndarray:
 def tile_peaks(da: np.ndarray, db: np.ndarray, m: np.ndarray, radius: int = RADIUS, tiles: int = TILES) -> list[tuple[float, float]]:
     """``(offset, prominence)`` of the correlation peak of descriptor stacks ``da`` and ``db``
     (``(C, h, w)``, same grid) in each tile of a ``tiles x tiles`` grid over ``m``: offset in
-    grid pixels (``|shift|`` of the best shift within ``radius``), prominence as in :data:`PROMINENCE`.
+    grid pixels (``|shift|`` of the best shift within ``radius``, refined to a fraction of a pixel
+    by a parabola through the peak and its neighbours along each axis), prominence as in :data:`PROMINENCE`.
     Tiles with fewer than 400 mask pixels are left out."""
     da, db = _standardised(np.asarray(da, np.float64), m), _standardised(np.asarray(db, np.float64), m)
     h, w = m.shape
@@ -83,8 +84,19 @@ def tile_peaks(da: np.ndarray, db: np.ndarray, m: np.ndarray, radius: int = RADI
             win = (slice(cy - radius, cy + radius + 1), slice(cx - radius, cx + radius + 1))
             c = corr[win] / np.maximum(overlap[win], 1.0)
             ky, kx = np.unravel_index(int(np.argmax(c)), c.shape)
-            out.append((float(np.hypot(ky - radius, kx - radius)), float((c.max() - np.median(c)) / (c.std() + 1e-12))))
+            dy, dx = ky - radius + _vertex(c[ky - 1:ky + 2, kx]), kx - radius + _vertex(c[ky, kx - 1:kx + 2])
+            out.append((float(np.hypot(dy, dx)), float((c.max() - np.median(c)) / (c.std() + 1e-12))))
     return out
+
+
+def _vertex(three: np.ndarray) -> float:
+    """Sub-pixel offset (within +-0.5) of the peak of a parabola through three samples around a
+    maximum at the middle one; 0 at the window's border (fewer than three samples) or on a flat top."""
+    if three.size != 3:
+        return 0.0
+    a, b, c = (float(v) for v in three)
+    curvature = a - 2.0 * b + c
+    return 0.0 if curvature >= 0 else float(np.clip(0.5 * (a - c) / curvature, -0.5, 0.5))
 
 
 def residual_shift(da: np.ndarray, db: np.ndarray, m: np.ndarray, factor: int = 1) -> dict:

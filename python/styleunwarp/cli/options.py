@@ -166,7 +166,11 @@ def verdict_lines(metrics: dict) -> list[tuple[str, bool]]:
         else:
             d = metrics.get("grade_details") or {}
             cons = d.get("consistency_px")
-            how = f"estimated by the grader, no ground truth: NCC {d.get('styled_ncc_after') or float('nan'):.3f}" + ("" if cons is None else f", consistency {cons:.2f} px")
+            if d.get("by_evidence"):
+                how = (f"estimated by the grader, no ground truth: the structure evidence puts it {d.get('residual_px'):.2f} px "
+                       "from its target's structure")
+            else:
+                how = f"estimated by the grader, no ground truth: NCC {d.get('styled_ncc_after') or float('nan'):.3f}" + ("" if cons is None else f", consistency {cons:.2f} px")
             if d.get("capped_by_evidence"):
                 how += "; at most decent while the structure evidence does not show it aligned"
         loud = tier in ("poor", "bad")
@@ -197,19 +201,14 @@ def model_alternatives(model, style: str, second_opinion: bool, echo: Callable[[
     """The chains for a second opinion: those of ``model``'s card, or for a style model without a
     card (the shipped one) a training-free chain on every pair; none when ``--backend`` was given
     or ``--no-second-opinion``."""
+    from ..pipeline.second_opinion import every_pair_reason
     from ..style.chain import alternatives, load_chain, style_model_alternatives
 
     if not second_opinion or _backend_given() or style != "model":
         return ()
-    if load_chain(model) is None:
-        alts = tuple(style_model_alternatives())
-        if alts:
-            echo(f"second opinion on every pair: {alts[0].label} (training-free; the style model has no chain card, "
-                 "so each pair's structure decides between the two)")
-        return alts
-    alts = tuple(alternatives(model))
-    if alts and alts[0].held_out_tie:
-        echo(f"second opinion on every pair: {alts[0].label} (it tied with the model's chain on the held-out cases)"
+    alts = tuple(style_model_alternatives() if load_chain(model) is None else alternatives(model))
+    if alts and alts[0].every_pair:
+        echo(f"second opinion on every pair: {alts[0].label} ({every_pair_reason(alts[0])}; each pair's structure decides)"
              + (f"; where needed: {', '.join(c.label for c in alts[1:])}" if alts[1:] else ""))
     elif alts:
         echo("second opinion where needed: " + ", ".join(c.label for c in alts))

@@ -9,11 +9,11 @@ the original source, moved, agrees with the original target at least
 to a residual misalignment, :func:`styleunwarp.residual.misaligned`), registers the pair with the
 card's alternatives (:func:`styleunwarp.style.chain.alternatives`) into
 ``out/second_opinion/<chain>/``. When the first alternative tied with the model's chain on the
-held-out cases (``Chain.held_out_tie``: as many within 5 and 1.5 px, only the median preferred
-the winner), it is run on every pair, evidence or not: the held-out pairs could not choose
-between the two, so each pair's structure does. A style model without a chain card (the shipped
-one) gets a training-free chain run on every pair (``Chain.every_pair``,
-:func:`styleunwarp.style.chain.style_model_alternatives`). An alternative replaces the result only when it wins the
+held-out cases (as many within 5 and 1.5 px, only the median preferred the winner), it is run
+on every pair, evidence or not: the held-out pairs could not choose between the two, so each
+pair's structure does. A style model without a chain card (the shipped one) gets a
+training-free chain run on every pair (:func:`styleunwarp.style.chain.style_model_alternatives`).
+Both are one mechanism: the first alternative's ``Chain.every_pair`` says why it runs on every pair. An alternative replaces the result only when it wins the
 structure duel against it (:func:`styleunwarp.style.tournament.duel`); otherwise the model's
 result stays. Either way ``metrics.json`` records under ``second_opinion`` what was tried and why
 the result kept is kept, and the console says so.
@@ -29,7 +29,7 @@ from pathlib import Path
 
 from ..io import atomic_path, atomic_write_text
 from ..residual import describe, misaligned
-from ..style.chain import Chain, load_chain
+from ..style.chain import NO_CARD, TIED, Chain, load_chain
 from ..style.tournament import duel
 from .evidence import EVIDENCE_KEY
 from .pair import PairResult, PathLikeStr, register_pair
@@ -66,19 +66,28 @@ def _adopt(src: Path, dst: Path, metrics: dict) -> None:
     atomic_write_text(dst / "metrics.json", json.dumps(metrics, indent=2, default=float) + "\n")
 
 
+def every_pair_reason(chain: Chain) -> str:
+    """Why ``chain`` runs on every pair (its ``every_pair``), in words for the console and ``metrics.json``."""
+    if chain.every_pair == NO_CARD:
+        return f"the style model has no chain card (it was never measured against {chain.label} on held-out pairs)"
+    if chain.every_pair == TIED:
+        return f"the held-out cases could not tell the model's chain from {chain.label} (as many within 5 and 1.5 px)"
+    return f"{chain.label} runs on every pair ({chain.every_pair})"
+
+
 def register_pair_verified(lom: PathLikeStr, cbs: PathLikeStr, out_dir: PathLikeStr, *, alternatives: Sequence[Chain] = (),
                            **kwargs) -> PairResult:
     """:func:`.pair.register_pair` with the model's chain (``kwargs``), then, when its result is
     not structure evidence of alignment, the ``alternatives`` (chains of the same model) until one
-    is (the first one always when it is a ``held_out_tie``); the result whose source agrees best
+    is (the first one always when its ``every_pair`` gives a reason); the result whose source agrees best
     with the target by structure is kept in ``out_dir``.
     ``kwargs["backend"]``/``backend_options``/``coarse_sigma`` are the model's chain's; each
     alternative brings its own, and its representation from the model's card."""
     out = Path(out_dir)
     first = register_pair(lom, cbs, out, **kwargs)
     aligned = bool((first.metrics.get(EVIDENCE_KEY) or {}).get("aligned"))
-    tie = alternatives[0] if alternatives and (alternatives[0].held_out_tie or alternatives[0].every_pair) else None
-    if not alternatives or (aligned and tie is None):
+    always = alternatives[0] if alternatives and alternatives[0].every_pair else None
+    if not alternatives or (aligned and always is None):
         return first
     primary_label = _model_chain_label(kwargs, first.metrics)
     tried = [_summary(primary_label + " (the model's chain)", first.metrics)]
@@ -105,14 +114,7 @@ def register_pair_verified(lom: PathLikeStr, cbs: PathLikeStr, out_dir: PathLike
     not_shown = "the model chain's result is not structure evidence of alignment"
     if misaligned(ev):
         not_shown += f" ({describe(ev)})"
-    if aligned and tie is not None and tie.every_pair:
-        trigger = (f"the style model has no chain card (it was never measured against {tie.label} on held-out pairs): "
-                   "the pair's structure decides")
-    elif aligned and tie is not None:
-        trigger = (f"the held-out cases could not tell the model's chain from {tie.label} (as many within 5 and 1.5 px): "
-                   "the pair's structure decides")
-    else:
-        trigger = not_shown
+    trigger = every_pair_reason(always) + ": the pair's structure decides" if aligned and always is not None else not_shown
     record = {"reason": why, "kept": best_label or "model chain", "tried": tried, "trigger": trigger}
     metrics = dict(best.metrics, second_opinion=record)
     if best is first:
@@ -122,4 +124,4 @@ def register_pair_verified(lom: PathLikeStr, cbs: PathLikeStr, out_dir: PathLike
     return PairResult(out, best.registration, best.registered, best.styled, metrics)
 
 
-__all__ = ["RESULT_FILES", "SUBFOLDER", "register_pair_verified"]
+__all__ = ["RESULT_FILES", "SUBFOLDER", "every_pair_reason", "register_pair_verified"]

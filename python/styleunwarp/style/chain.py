@@ -19,6 +19,13 @@ from ..errors import InputError
 CHAIN_FORMAT = "styleunwarp.chain/1"
 CHAIN_NAME = "chain.json"
 
+TIED = "tied"
+"""``Chain.every_pair`` of a chain the held-out cases could not tell from the model's own (as many
+cases within 5 px and within 1.5 px; only the median TRE preferred the winner)."""
+NO_CARD = "no chain card"
+"""``Chain.every_pair`` of the training-free chain offered to a style model without a chain card
+(never measured against it on held-out pairs)."""
+
 
 @dataclass(frozen=True)
 class Chain:
@@ -28,13 +35,10 @@ class Chain:
     backend: str
     backend_options: dict = field(default_factory=dict)
     coarse_sigma: float | None = None
-    held_out_tie: bool = field(default=False, compare=False)
-    """Set by :func:`alternatives` on a chain the held-out cases could not tell from the model's
-    own (as many cases within 5 px and within 1.5 px): a second opinion then runs it on every
-    pair, and the pair's structure evidence decides. Not part of the card's chain entry."""
-    every_pair: bool = field(default=False, compare=False)
-    """Set by :func:`style_model_alternatives`: a second opinion runs this chain on every pair
-    (the model was never measured against it). Not part of the card's chain entry."""
+    every_pair: str = field(default="", compare=False)
+    """Why a second opinion runs this chain on every pair, evidence or not (:data:`TIED`,
+    :data:`NO_CARD`); empty: only where the model's result is not structure evidence of alignment.
+    Set by :func:`alternatives` and :func:`style_model_alternatives`; not part of the card's chain entry."""
 
     @property
     def label(self) -> str:
@@ -49,7 +53,7 @@ class Chain:
 
     def as_dict(self) -> dict:
         d = asdict(self)
-        del d["held_out_tie"], d["every_pair"]
+        del d["every_pair"]
         return d
 
     @classmethod
@@ -157,7 +161,7 @@ def alternatives(model: str | PathLike[str] | None, n: int = ALTERNATIVES) -> li
     auto`` ranked as the winner was (most held-out cases within 5 px, then 1.5 px, then the lower
     median TRE), each representation once per backend, only representations the card can load.
 
-    The first alternative is marked ``held_out_tie`` when it was evaluated on all the winner's
+    The first alternative runs on every pair (``every_pair`` = :data:`TIED`) when it was evaluated on all the winner's
     held-out cases and put as many within 5 px and within 1.5 px: only the median TRE (a few
     tenths of a pixel on a handful of cases) preferred the winner."""
     path = chain_file(model)
@@ -183,7 +187,7 @@ def alternatives(model: str | PathLike[str] | None, n: int = ALTERNATIVES) -> li
             continue
         if chain.label != winner.label and chain.representation in loadable and chain.label not in {c.label for c in out}:
             tie = not out and won is not None and _counts(won)[0] > 0 and _counts(d) == _counts(won)
-            out.append(replace(chain, held_out_tie=tie))
+            out.append(replace(chain, every_pair=TIED if tie else ""))
     return out[:n]
 
 
@@ -198,7 +202,7 @@ def style_model_alternatives() -> list[Chain]:
     (docs/representations.md, "Second opinion for a style model")."""
     from .auto import training_free_chains
 
-    return [replace(c, every_pair=True) for c in training_free_chains()[:1]]
+    return [replace(c, every_pair=NO_CARD) for c in training_free_chains()[:1]]
 
 
 def write_chain_card(folder: Path, chain: Chain, representation_section: dict, **sections) -> Path:
