@@ -188,14 +188,14 @@ registrations by the shipped and a fine-tuned style chain (0.6-1.5 px tried; 0.9
 true tier most often), checked on 24 others by elastix MI (docs/quality.md)."""
 
 
-def tier_from_evidence(metrics: dict) -> str | None:
+def tier_from_evidence(metrics: dict, good_px: float = EVIDENCE_GOOD_PX) -> str | None:
     """The tier the structure evidence's residual estimate gives, or ``None`` where it made none.
 
     The estimate (:func:`styleunwarp.residual.residual_shift`, sub-pixel) measures the result
     itself on the raw images, whatever representation the registration fitted; where it exists
     it is better evidence than the correlation of that representation (which says little when a
     style model meets a modality pair it was not trained on, or for raw images of two
-    modalities). ``good``: aligned, estimate <= :data:`EVIDENCE_GOOD_PX`, no tile left off;
+    modalities). ``good``: aligned, estimate <= ``good_px`` (:data:`EVIDENCE_GOOD_PX`), no tile left off;
     ``decent``: aligned otherwise (estimate <= 3 px); ``bad``: the evidence says it is still
     misaligned (estimate over 3 px, or a region of tiles off).
     """
@@ -205,7 +205,7 @@ def tier_from_evidence(metrics: dict) -> str | None:
         return None
     if not ev.get("aligned"):
         return "bad"
-    return "good" if value <= EVIDENCE_GOOD_PX and not ev.get("tiles_off") else "decent"
+    return "good" if value <= good_px and not ev.get("tiles_off") else "decent"
 
 
 def _tier_by_numbers(metrics: dict, th: dict) -> str:
