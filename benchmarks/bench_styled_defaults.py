@@ -20,7 +20,11 @@ nor the training of any shipped model used):
 - ``lom3:SEED`` — likewise with ``benchmarks/blind_lom3.py``, a third independent renderer.
 
     python benchmarks/bench_styled_defaults.py --sets real:1000,variety:900 \
-        --configs base,vfine,sigma0 --out /tmp/styled-defaults [--model DIR] [--backend bunwarpj]
+        --configs base,vfine,sigma0 --out /tmp/styled-defaults [--model DIR] [--backend bunwarpj] [--tta d4|scales]
+
+``--tta`` styles every LOM with test-time augmentation instead (:func:`augmented`): the mean of the
+model's outputs over the 8 flips/rotations (``d4``) or over the LOM at 0.7x and 1x scale
+(``scales``); one setting per run, so compare runs with different ``--out``.
 
 Writes ``rows.csv`` (one row per set, pair and configuration) and prints a summary per set
 and configuration: good / decent / bad / poor (the tiers of DESIGN.md) and mean TRE, with the
@@ -80,6 +84,35 @@ with a disk of this radius, which fills the gap of a boundary drawn as two lines
 False: the source's only); the rest: bUnwarpJ parameters)."""
 
 TIERS = ((1.5, 3.0, "good"), (3.0, 6.0, "decent"), (8.0, float("inf"), "bad"))
+
+
+def augmented(mode: str):
+    """A replacement for ``StyleTransfer._run`` that averages the network's output over test-time
+    augmentations: ``d4`` (the 8 flips and 90-degree rotations, each undone on the output) or
+    ``scales`` (the input at 0.7x and 1x, bilinear, each output brought back to the input's size)."""
+    from scipy import ndimage
+
+    from styleunwarp.style.infer import StyleTransfer
+
+    run = StyleTransfer._run
+
+    def d4(self, x: np.ndarray) -> np.ndarray:
+        outs = []
+        for k in range(4):
+            for flip in (False, True):
+                y = np.rot90(x, k, axes=(1, 2))
+                y = y[:, :, ::-1] if flip else y
+                o = run(self, np.ascontiguousarray(y))
+                outs.append(np.rot90(o[:, ::-1] if flip else o, -k))
+        return np.mean(outs, 0).astype(np.float32)
+
+    def scales(self, x: np.ndarray) -> np.ndarray:
+        h, w = x.shape[1:]
+        small = run(self, np.stack([ndimage.zoom(ch, 0.7, order=1) for ch in x]))
+        back = ndimage.zoom(small, (h / small.shape[0], w / small.shape[1]), order=1)[:h, :w]
+        return ((run(self, x) + back) / 2).astype(np.float32)
+
+    return {"d4": d4, "scales": scales}[mode]
 
 
 def tier(mean: float, p95: float) -> str:
@@ -249,7 +282,12 @@ def main() -> None:
     ap.add_argument("--pairs", type=int, default=0, help="first N pairs of each set only (0: all)")
     ap.add_argument("--out", default="/tmp/styled-defaults")
     ap.add_argument("--summary-only", action="store_true", help="only summarise OUT/rows.csv")
+    ap.add_argument("--tta", choices=["d4", "scales"], default=None, help="test-time augmentation of the style model (see augmented())")
     args = ap.parse_args()
+    if args.tta:
+        from styleunwarp.style.infer import StyleTransfer
+
+        StyleTransfer._run = augmented(args.tta)  # this benchmark process only
 
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
