@@ -29,8 +29,7 @@ sys.path.insert(0, str(ROOT / "python"))
 
 from styleunwarp.io import read_image  # noqa: E402
 from styleunwarp.pipeline.evidence import structure_evidence  # noqa: E402
-from styleunwarp.quality import (GRADER_THRESHOLDS, TIERS, _tier_by_numbers, capped_by_evidence, grade_without_truth,  # noqa: E402
-                                 tier_from_evidence, tier_from_tre, tre)
+from styleunwarp.quality import TIERS, grade_by_correlation, grade_without_truth, tier_from_evidence, tier_from_tre, tre  # noqa: E402
 from styleunwarp.transform import read_transform  # noqa: E402
 
 
@@ -50,8 +49,7 @@ def rows_of(folder: Path, truth_tre) -> dict | None:
     m = json.loads((folder / "metrics.json").read_text())
     mean, p95 = truth_tre(folder, m)
     ev = _evidence(folder, m)
-    old = _tier_by_numbers(m, GRADER_THRESHOLDS)
-    old = "decent" if old == "good" and capped_by_evidence(m) else old
+    old = grade_by_correlation(m)
     new_m = dict(m, structure=ev)
     return {"folder": str(folder), "tre": mean, "p95": p95,
             "true": tier_from_tre(mean, p95, m["transform"]["folded_fraction"] > 0),

@@ -175,8 +175,14 @@ def grade_without_truth(metrics: dict, thresholds: dict | None = None) -> str:
     if metrics.get("transform", {}).get("folded_fraction", 0.0) > 0:
         return "poor"
     by_evidence = tier_from_evidence(metrics)
-    if by_evidence is not None:
-        return by_evidence
+    return by_evidence if by_evidence is not None else grade_by_correlation(metrics, thresholds)
+
+
+def grade_by_correlation(metrics: dict, thresholds: dict | None = None) -> str:
+    """The correlation grader alone: the tier from ``styled_ncc_after`` and the direct/inverse
+    consistency (:data:`GRADER_THRESHOLDS`), a ``good`` lowered to ``decent`` where the structure
+    evidence does not back it, ``poor`` on any folding; what :func:`grade_without_truth` uses
+    where the structure evidence makes no residual estimate."""
     tier = _tier_by_numbers(metrics, thresholds or GRADER_THRESHOLDS)
     return "decent" if tier == "good" and capped_by_evidence(metrics) else tier
 
