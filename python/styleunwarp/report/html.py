@@ -576,7 +576,7 @@ def _help_html() -> str:
 <span class="badge t-decent">decent</span> mean ≤ 3 px;
 <span class="badge t-bad">bad</span> mean ≤ 8 px;
 <span class="badge t-poor">poor</span> otherwise, or whenever the map folds.</li>
-<li>Badges marked <span class="badge t-decent est">≈ decent</span> come from the grader: an estimate from metrics that need no ground truth (how well the registered styled LOM correlates with the CBS, direct/inverse consistency, folding), calibrated against TRE on synthetic pairs (docs/quality.md gives its error rate). It can be wrong; check the pictures.</li>
+<li>Badges marked <span class="badge t-decent est">≈ decent</span> come from the grader: an estimate from metrics that need no ground truth: where the two images share enough detail, the residual misalignment the structure evidence estimates (the residual column); otherwise how well the registered styled LOM correlates with the CBS, direct/inverse consistency and folding; calibrated against TRE (docs/quality.md gives its error rate per data set). It can be wrong; check the pictures.</li>
 <li><b>Pictures per pair</b>, left to right: the <b>original LOM</b> and the real <b>CBS</b> as read from their files; the <b>registered LOM</b> (the original LOM moved onto the CBS grid);
 the <b>overlay</b> of registered LOM (magenta) and CBS (green): aligned structures look grey/white, misalignment shows as magenta/green fringes;
 the <b>checkerboard</b>: tiles alternate registered LOM and CBS, structures should run straight across tile borders;
