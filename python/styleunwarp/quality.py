@@ -147,6 +147,11 @@ GRADER_THRESHOLDS = {
 }
 
 
+def _folded(metrics: dict) -> bool:
+    """Whether the saved direct map folds anywhere (``metrics["transform"]["folded_fraction"] > 0``): always poor."""
+    return metrics.get("transform", {}).get("folded_fraction", 0.0) > 0
+
+
 def _consistency(metrics: dict) -> float | None:
     """The direct/inverse disagreement of the elastic step, or None where there is none to judge.
 
@@ -172,7 +177,7 @@ def grade_without_truth(metrics: dict, thresholds: dict | None = None) -> str:
     evidence does not back (``metrics["structure"]["aligned"]`` false) is lowered to ``decent``
     (:func:`capped_by_evidence`).
     """
-    if metrics.get("transform", {}).get("folded_fraction", 0.0) > 0:
+    if _folded(metrics):
         return "poor"
     by_evidence = tier_from_evidence(metrics)
     return by_evidence if by_evidence is not None else grade_by_correlation(metrics, thresholds)
@@ -216,7 +221,7 @@ def tier_from_evidence(metrics: dict, good_px: float = EVIDENCE_GOOD_PX) -> str 
 
 def _tier_by_numbers(metrics: dict, th: dict) -> str:
     """The grader's tier from its two numbers alone, before the structure evidence is heard."""
-    if metrics.get("transform", {}).get("folded_fraction", 0.0) > 0:
+    if _folded(metrics):
         return "poor"
     corr = metrics.get("styled_ncc_after")
     cons = _consistency(metrics)
@@ -249,7 +254,7 @@ def grade_details(metrics: dict) -> dict:
     (``residual_px``); ``capped_by_evidence``: the grader's own numbers said ``good`` and the
     structure evidence lowered that to ``decent``."""
     t = metrics.get("transform", {})
-    by_evidence = t.get("folded_fraction", 0.0) <= 0 and tier_from_evidence(metrics) is not None
+    by_evidence = not _folded(metrics) and tier_from_evidence(metrics) is not None
     capped = not by_evidence and _tier_by_numbers(metrics, GRADER_THRESHOLDS) == "good" and capped_by_evidence(metrics)
     return {"styled_ncc_after": metrics.get("styled_ncc_after"), "consistency_px": _consistency(metrics), "folded_fraction": t.get("folded_fraction"),
             "by_evidence": by_evidence, "residual_px": (metrics.get("structure") or {}).get("residual_px") if by_evidence else None,
@@ -259,6 +264,6 @@ def grade_details(metrics: dict) -> dict:
 def grade(metrics: dict) -> tuple[str, str]:
     """``(tier, source)``: from TRE when ground truth exists (``"tre"``), else estimated (``"grader"``)."""
     if "tre" in metrics:
-        folded = metrics.get("transform", {}).get("folded_fraction", 0.0) > 0
+        folded = _folded(metrics)
         return tier_from_tre(metrics["tre"]["mean"], metrics["tre"]["p95"], folded), "tre"
     return grade_without_truth(metrics), "grader"
