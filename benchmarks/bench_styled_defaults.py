@@ -4,7 +4,11 @@ For each test set the representation and the coarse start of every pair are comp
 then the elastic step runs with every configuration (final deformation, coarse sigma,
 divergence/curl weights, mode, image subsampling). Each row records the TRE of the elastic
 result and of its start, and the keep-or-undo facts (gradient agreement and NCC before/after,
-consistency); the summary applies the pipeline's rule (:func:`styleunwarp.pipeline.chain.trusts`).
+consistency), checks that read no representation (gradient and MIND-SSC agreement of the LOM as
+recorded with the raw CBS, at the start and at the elastic result; how far the elastic step moved
+pixels), and the chain's own outcome (``tre_chain``: the keep rule and, where a first pass warrants
+it, the second pass of :func:`styleunwarp.pipeline.chain.second_pass`, ``restart``); the summary
+reads ``tre_chain`` (older rows: the pipeline's rule applied here, :func:`styleunwarp.pipeline.chain.trusts`).
 
 Test sets (``--sets``; all made with seeds that neither benchmarks/train_shipped.py, seeds 0-59,
 nor the training of any shipped model used):
@@ -185,10 +189,11 @@ def run_pair(test: Path, name: str, configs: list[str], model, backend: str, wri
     from styleunwarp.io import read_image, to_gray
     from styleunwarp.pipeline.coarse import align as coarse_align
     from styleunwarp.pipeline.coarse import compose_direct, warp_source
-    from styleunwarp.pipeline.chain import COARSE_SIGMA_FOR_EDGES, ELASTIC_MAX_INCONSISTENCY
+    from styleunwarp.pipeline.chain import COARSE_SIGMA_FOR_EDGES, ELASTIC_MAX_INCONSISTENCY, keep_or_undo, second_pass
+    from styleunwarp.pipeline.restart import warrants_restart
     from styleunwarp.pipeline.pair import style_images
     from styleunwarp.quality import ncc, transform_stats, tre
-    from styleunwarp.structure import gradient_gain
+    from styleunwarp.structure import gradient_gain, mind_agreement
     from styleunwarp.registration import register
     from styleunwarp.transform import identity_elastic, read_transform, warp_image
 
@@ -201,6 +206,7 @@ def run_pair(test: Path, name: str, configs: list[str], model, backend: str, wri
     coarse = coarse_align("auto", target, styled, scale=1.0 if known else None)
     a = coarse.chosen.matrix
     moving = warp_source(styled, a, target.shape)
+    raw_moving = warp_source(to_gray(lom.data).astype(np.float32), a, target.shape)  # the LOM as recorded, for checks that read no representation
     src_shape = to_gray(lom.data).shape
     start = compose_direct(identity_elastic(4, target.shape), a)
     tre_start = tre(start, truth, target.shape, src_shape)
@@ -236,18 +242,34 @@ def run_pair(test: Path, name: str, configs: list[str], model, backend: str, wri
         common = (moving != 0) & (moved != 0)
         before, after = ncc(moving, target, common), ncc(moved, target, common)
         g_before, g_after, _ = gradient_gain(moving, moved, target, common)
-        cons = None if reg.inverse is None else transform_stats(reg.direct, target.shape, target.shape, reg.inverse).consistency_error
+        stats = transform_stats(reg.direct, target.shape, target.shape, reg.inverse)
+        cons = stats.consistency_error
+        raw_moved = warp_image(raw_moving, reg.direct, target.shape)
+        raw_g0, raw_g1, raw_spread = gradient_gain(raw_moving, raw_moved, cbs_gray, common, with_spread=True)
         e = tre(compose_direct(reg.direct, a), truth, target.shape, src_shape)
+        outcome = keep_or_undo(target, moving, reg, "alike")
+        restart, a_chain = "", a
+        if warrants_restart(outcome[3]) and not close and blur <= 0:  # as register_representations: a second pass from the first's affine part
+            a_chain, _, outcome = second_pass(target, styled, a, reg, outcome, params, backend=backend, coarse_sigma=sigma)
+            restart = "confirmed" if outcome[3]["restart"]["confirmed"] else "refused"
+        chain_tre = tre(compose_direct(outcome[0], a_chain), truth, target.shape, src_shape)
         row = {"set": set_name, "pair": name, "config": cfg, "tre_elastic": e.mean, "p95_elastic": e.p95,
                "tre_start": tre_start.mean, "p95_start": tre_start.p95, "ncc_start": before, "ncc_elastic": after,
-               "gradient_start": g_before, "gradient_elastic": g_after, "consistency": cons, "consistent": cons is None or cons <= ELASTIC_MAX_INCONSISTENCY, "seconds": secs}
+               "gradient_start": g_before, "gradient_elastic": g_after, "consistency": cons, "consistent": cons is None or cons <= ELASTIC_MAX_INCONSISTENCY,
+               "raw_gradient_start": raw_g0, "raw_gradient_elastic": raw_g1, "raw_gradient_spread": raw_spread,
+               "mind_start": mind_agreement(raw_moving, cbs_gray, common), "mind_elastic": mind_agreement(raw_moved, cbs_gray, common),
+               "moved_px": stats.displacement_mean,
+               "restart": restart, "tre_chain": chain_tre.mean, "p95_chain": chain_tre.p95, "seconds": secs}
         writer(row)
         print(f"  {set_name:<16} {name:<16} {cfg:<14} start {tre_start.mean:6.2f}  elastic {e.mean:6.2f} (p95 {e.p95:5.2f})  "
               f"NCC {before:.3f}->{after:.3f}  cons {cons if cons is None else round(cons, 2)}  {secs:5.1f} s", flush=True)
 
 
 def kept(row: dict) -> tuple[float, float]:
-    """(mean, p95) TRE after the pipeline's keep-or-undo rule (rows without gradient columns: the elastic result)."""
+    """(mean, p95) TRE after the pipeline's keep-or-undo rule and second pass (rows without those columns:
+    the rule applied here; rows without gradient columns: the elastic result)."""
+    if row.get("tre_chain") not in (None, ""):
+        return float(row["tre_chain"]), float(row["p95_chain"])
     from styleunwarp.pipeline.chain import GRADIENT_MARGIN, trusts
 
     g0, g1 = row.get("gradient_start"), row.get("gradient_elastic")
@@ -297,7 +319,9 @@ def main() -> None:
         unknown = [c for c in configs if c not in CONFIGS]
         if unknown:
             raise SystemExit(f"unknown configs {unknown}; known: {', '.join(CONFIGS)}")
-        fields = ["set", "pair", "config", "tre_elastic", "p95_elastic", "tre_start", "p95_start", "ncc_start", "ncc_elastic", "gradient_start", "gradient_elastic", "consistency", "consistent", "seconds"]
+        fields = ["set", "pair", "config", "tre_elastic", "p95_elastic", "tre_start", "p95_start", "ncc_start", "ncc_elastic", "gradient_start", "gradient_elastic", "consistency", "consistent",
+                  "raw_gradient_start", "raw_gradient_elastic", "raw_gradient_spread", "mind_start", "mind_elastic", "moved_px",
+                  "restart", "tre_chain", "p95_chain", "seconds"]
         new = not path.exists()
         with path.open("a", newline="") as fh:
             w = csv.DictWriter(fh, fields)

@@ -149,6 +149,8 @@ def verdict_lines(metrics: dict) -> list[tuple[str, bool]]:
     e = metrics.get("elastic") or {}
     if e.get("kept") == "start":
         lines.append((f"elastic step not kept: {e.get('reason')}", False))
+    elif e.get("restart"):
+        lines.append((f"elastic step: {e.get('reason')}", False))
     so = metrics.get("second_opinion")
     if so:
         lines.append((f"second opinion ({so.get('trigger')}): {so.get('reason')}", False))

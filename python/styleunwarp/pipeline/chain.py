@@ -22,6 +22,7 @@ from ..registration import BUnwarpJParams, Registration, register
 from ..transform import ElasticTransform, identity_elastic, warp_image
 from .coarse import CoarseResult, compose_direct, inverse_through, warp_source
 from .coarse import align as coarse_align
+from .restart import restart_start, warrants_restart
 
 COARSE_SIGMA_FOR_EDGES = 0.0
 """Blur (px) of a first pass when registering boundary maps; 0 = one pass on the sharp maps.
@@ -181,9 +182,49 @@ def keep_or_undo(target: np.ndarray, moving: np.ndarray, reg: Registration, chec
         if not consistent
         else f"its edges do not agree better with the target's than its start's ({label}; needs a gradient gain above {margin:g})"
     )
-    facts.update(kept="start", reason=f"elastic result not trusted: {why}; kept the start")
+    facts.update(kept="start", refused="no gain" if consistent else "inconsistent", reason=f"elastic result not trusted: {why}; kept the start")
     inverse = None if reg.inverse is None else identity_elastic(reg.inverse.intervals, target.shape)
     return identity_elastic(n, target.shape), inverse, moving, facts
+
+
+def second_pass(target: np.ndarray, source: np.ndarray, a: np.ndarray, reg: Registration,
+                outcome: tuple[ElasticTransform, ElasticTransform | None, np.ndarray, dict], params: BUnwarpJParams, *,
+                backend: str = "bunwarpj", coarse_sigma: float = 0.0, backend_options: dict | None = None,
+                check: str = "alike", reference_target: np.ndarray | None = None,
+                ) -> tuple[np.ndarray, Registration, tuple[ElasticTransform, ElasticTransform | None, np.ndarray, dict]]:
+    """The elastic step again from the affine part of a first pass that :func:`.restart.warrants_restart`.
+
+    ``a``: the coarse map (target pixel -> ``source`` pixel) the first pass started from, ``reg``
+    that pass and ``outcome`` what :func:`keep_or_undo` made of it (the start kept: its third item
+    is the source warped by ``a``).
+    When the affine part is confirmed by structure (:func:`.restart.restart_start`), the backend
+    runs again from ``a`` composed with it and :func:`keep_or_undo` judges that pass against its own
+    start; otherwise the first pass's outcome stands (the coarse start). Returns ``(a, reg,
+    keep_or_undo's tuple)`` for the start finally used; the facts carry ``restart``.
+    """
+    reference = target if reference_target is None else reference_target
+    moving, elastic = outcome[2], outcome[3]
+    first = {k: elastic[k] for k in ("gradient_start", "gradient_elastic", "consistency_px", "reason")}
+    first["seconds"] = reg.seconds
+    start, restart = restart_start(reference, moving, reg.direct)
+    restart["first_pass"] = first
+    if start is None:
+        facts = dict(elastic, restart=restart)
+        facts["reason"] += f"; the affine part of that pass was not confirmed as a new start ({restart['reason']})"
+        return a, reg, (*outcome[:3], facts)
+    moving_again = warp_source(moving, start, target.shape)
+    before, after, _ = gradient_gain(moving, moving_again, reference, (moving != 0) & (moving_again != 0))
+    restart.update(gradient_start=before, gradient_restart=after)
+    a = np.asarray(a, np.float64) @ np.vstack([start, [0.0, 0.0, 1.0]])
+    moving = warp_source(source, a, target.shape)
+    reg = register(target, moving, params, backend=backend, coarse_sigma=coarse_sigma, **(backend_options or {}))
+    outcome = keep_or_undo(target, moving, reg, check, reference_target)
+    gained = first["gradient_elastic"] - first["gradient_start"]
+    outcome[3]["reason"] = (f"a first elastic pass found a start the coarse step had missed (its direct and inverse maps disagreed by "
+                            f"{first['consistency_px']:.2f} px, its edges gained {gained:.4f}); its affine part was confirmed "
+                            f"({restart['reason']}) and a second pass ran from it: {outcome[3]['reason']}")
+    outcome[3]["restart"] = restart
+    return a, reg, outcome
 
 
 def register_representations(
@@ -225,6 +266,10 @@ def register_representations(
     moving = warp_source(source, a, target.shape)
     reg = register(target, moving, params, backend=backend, coarse_sigma=coarse_sigma, **(backend_options or {}))
     direct, inverse, moved, elastic = keep_or_undo(target, moving, reg, check, reference_target)
+    if warrants_restart(elastic):
+        a, reg, (direct, inverse, moved, elastic) = second_pass(target, source, a, reg, (direct, inverse, moved, elastic), params,
+                                                                backend=backend, coarse_sigma=coarse_sigma, backend_options=backend_options,
+                                                                check=check, reference_target=reference_target)
     direct = compose_direct(direct, a)
     if inverse is not None:
         inverse = inverse_through(inverse, a, source.shape[:2], target.shape)
@@ -244,4 +289,5 @@ __all__ = [
     "default_coarse_sigma",
     "keep_or_undo",
     "register_representations",
+    "second_pass",
 ]

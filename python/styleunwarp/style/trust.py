@@ -85,7 +85,8 @@ class Outcome:
 
 def _moved(metrics: dict) -> bool:
     coarse = ((metrics.get("coarse") or {}).get("chosen") or {}).get("method", "identity")
-    return coarse != "identity" or (metrics.get("elastic") or {}).get("kept") != "start"
+    elastic = metrics.get("elastic") or {}
+    return coarse != "identity" or elastic.get("kept") != "start" or bool((elastic.get("restart") or {}).get("confirmed"))
 
 
 def disagreement_px(a: Outcome, b: Outcome) -> float:
