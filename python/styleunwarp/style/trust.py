@@ -54,7 +54,7 @@ class Outcome:
     target_shape: tuple[int, int]
     source_shape: tuple[int, int]
     seconds: float | None = None
-    moved: bool = True  # the coarse step chose more than the identity, or the elastic result was kept
+    moved: bool = True  # the coarse step chose more than the identity, the elastic result was kept, or a second pass started elsewhere
 
     @classmethod
     def read(cls, chain: str, representation: str, backend: str, folder: Path) -> "Outcome | None":
