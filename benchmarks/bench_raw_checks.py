@@ -15,7 +15,7 @@ Two splits: ``tune`` (the data sets' test pairs, seed 5), on which the threshold
 (``coarse.confirm.Z_MIN``, ``chain.GRADIENT_MARGIN``) were read, and ``check`` (their
 training pairs, seed 6), not used to choose anything.
 
-    PYTHONPATH=python python benchmarks/bench_raw_checks.py [--sets shale,clem,steel] [--split check] [--pairs 6] [--checks alike,structure] [--out /tmp/bench_raw_checks]
+    PYTHONPATH=python python benchmarks/bench_raw_checks.py [--sets shale,clem,steel] [--split check] [--pairs 6] [--checks alike,structure] [--chains elastix,native,bunwarpj] [--out /tmp/bench_raw_checks]
 
 Prints per data set and check: cases within 1.5 px and 5 px mean TRE, median TRE, and cases
 made worse than as delivered (identity) by more than 0.25 px.
@@ -36,6 +36,8 @@ sys.path.insert(0, str(ROOT / "python"))
 sys.path.insert(0, str(ROOT / "benchmarks"))
 
 CHAINS = (("elastix", {}), ("native", {"similarity": "nmi"}))
+MORE_CHAINS = {"bunwarpj": {}}
+"""Further chains ``--chains`` may name (raw bUnwarpJ: SSD on the raw grey levels)."""
 
 
 def cases_for(name: str, split: str, pairs_at_most: int) -> list:
@@ -62,7 +64,8 @@ def run_case(case, backend: str, options: dict, check: str) -> dict:
             "tre_delivered": tre(identity_elastic(4, tgt.shape), case.truth, tgt.shape, src.shape).mean,
             "tre": tre(out.direct, case.truth, tgt.shape, src.shape).mean,
             "coarse": "identity" if out.coarse.is_identity else out.coarse.chosen.method,
-            "elastic": out.elastic["kept"], "seconds": time.perf_counter() - t0}
+            "elastic": out.elastic["kept"], "restart": (out.elastic.get("restart") or {}).get("confirmed"),
+            "seconds": time.perf_counter() - t0}
 
 
 def summary(rows: list[dict]) -> str:
@@ -80,7 +83,11 @@ def main() -> None:
     ap.add_argument("--out", default="/tmp/bench_raw_checks")
     ap.add_argument("--pairs", type=int, default=6, help="pairs per data set at most (two cases each)")
     ap.add_argument("--checks", default=",".join(CHECKS), help="comma-separated subset of " + ", ".join(CHECKS))
+    ap.add_argument("--chains", default=",".join(b for b, _ in CHAINS),
+                    help="comma-separated backends on the raw images: " + ", ".join([b for b, _ in CHAINS] + list(MORE_CHAINS)))
     args = ap.parse_args()
+    known = dict(CHAINS) | MORE_CHAINS
+    chains = [(b, known[b]) for b in args.chains.split(",")]
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
     table = []
@@ -89,16 +96,16 @@ def main() -> None:
         rows = json.loads(path.read_text()) if path.is_file() else []
         done = {(r["case"], r["backend"], r["check"]) for r in rows}
         for case in cases_for(name, args.split, args.pairs):
-            for backend, options in CHAINS:
+            for backend, options in chains:
                 for check in args.checks.split(","):
                     if (case.name, backend, check) in done:
                         continue
                     r = run_case(case, backend, options, check)
                     rows.append(r)
                     print(f"{name} {r['case']} {backend} {check}: delivered {r['tre_delivered']:.2f} -> {r['tre']:.2f} px "
-                          f"(coarse {r['coarse']}, elastic {r['elastic']}, {r['seconds']:.1f} s)", flush=True)
+                          f"(coarse {r['coarse']}, elastic {r['elastic']}, restart {r['restart']}, {r['seconds']:.1f} s)", flush=True)
                     path.write_text(json.dumps(rows, indent=1, default=float) + "\n")
-        for backend, _ in CHAINS:
+        for backend, _ in chains:
             for check in ("ncc", *CHECKS):
                 sel = [r for r in rows if r["backend"] == backend and r["check"] == check]
                 if sel:
