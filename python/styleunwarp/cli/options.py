@@ -175,6 +175,9 @@ def verdict_lines(metrics: dict) -> list[tuple[str, bool]]:
                 how = f"estimated by the grader, no ground truth: NCC {d.get('styled_ncc_after') or float('nan'):.3f}" + ("" if cons is None else f", consistency {cons:.2f} px")
             if d.get("capped_by_evidence"):
                 how += "; at most decent while the structure evidence does not show it aligned"
+            elif tier == "good" and not d.get("by_evidence"):
+                how += ("; without a residual estimate the grader tells working from failed results, "
+                        "not good from decent (docs/quality.md)")
         loud = tier in ("poor", "bad")
         text = f"verdict: {tier.upper()} ({how})"
         if loud:
