@@ -85,6 +85,7 @@ def _make_pair(root: Path, name: str, *, seed: int, direct: ElasticTransform, rg
     metrics = {
         "lom": str(originals / f"{name}_LOM.tif"), "cbs": str(originals / f"{name}_CBS.tif"), "backend": "bunwarpj", "style": "model",
         "model": "models/edges", "style_target": "edges", "coarse": {"kept": True, "rotation_deg": 1.5},
+        "elastic": {"kept": "elastic", "reason": "the elastic result agrees better with the target than its start"},
         "params": {"mode": "accurate", "img_subsamp_fact": 0, "min_scale_deformation": 0, "max_scale_deformation": 2,
                    "divergence_weight": 0.1, "curl_weight": 0.1, "landmark_weight": 0.0, "image_weight": 1.0,
                    "consistency_weight": 10.0, "stop_threshold": 0.01},
@@ -278,7 +279,8 @@ def test_report_shows_settings_and_a_pair_page(batch: Path):
     text = write_report(batch).read_text(encoding="utf-8")
     plain = " ".join(_parse(text).text)
     for needle in ("mode accurate, deformation Very Coarse → Fine", "divergence 0.1", "model models/edges",
-                   'coarse: {"kept": true, "rotation_deg": 1.5}', "compared: CBS repr.", "original LOM", "Jacobian"):
+                   'coarse: {"kept": true, "rotation_deg": 1.5}', "compared: CBS repr.", "original LOM", "Jacobian",
+                   "elastic kept: the elastic result agrees better with the target than its start"):
         assert needle in plain, needle
     page = batch / "plain" / "pair.html"
     html = page.read_text(encoding="utf-8")

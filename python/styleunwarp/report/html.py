@@ -442,7 +442,8 @@ def _params_text(params: dict) -> str:
 
 
 def pair_details(metrics: dict | None) -> list[tuple[str, str]]:
-    """``(label, text)`` rows of what was done to a pair: backend, parameters, model, coarse alignment, grid, times."""
+    """``(label, text)`` rows of what was done to a pair: backend, parameters, model, coarse alignment,
+    the elastic step's keep-or-undo (and second pass), grid, times."""
     m = metrics or {}
     rows: list[tuple[str, str]] = []
     if m.get("backend"):
@@ -458,6 +459,10 @@ def pair_details(metrics: dict | None) -> list[tuple[str, str]]:
     coarse = [(k, m[k]) for k in ("coarse", "prealignment") if m.get(k)]
     if m:
         rows.append(("coarse alignment", "; ".join(f"{k}: {_compact(v)}" for k, v in coarse) if coarse else "none"))
+    elastic = m.get("elastic") or {}
+    if elastic.get("reason"):
+        label = "elastic step (second pass)" if elastic.get("restart") else "elastic step"
+        rows.append((label, f"{elastic.get('kept', '')} kept: {elastic['reason']}"))
     info = m.get("registration_info") or {}
     if info.get("coarse_sigma"):
         rows.append(("coarse-to-fine", f"blurred pass sigma {info['coarse_sigma']:g} px, then sharp"))
