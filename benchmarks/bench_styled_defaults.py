@@ -189,7 +189,7 @@ def run_pair(test: Path, name: str, configs: list[str], model, backend: str, wri
     from styleunwarp.io import read_image, to_gray
     from styleunwarp.pipeline.coarse import align as coarse_align
     from styleunwarp.pipeline.coarse import compose_direct, warp_source
-    from styleunwarp.pipeline.chain import COARSE_SIGMA_FOR_EDGES, ELASTIC_MAX_INCONSISTENCY, keep_or_undo, second_pass
+    from styleunwarp.pipeline.chain import COARSE_SIGMA_FOR_EDGES, keep_or_undo, second_pass
     from styleunwarp.pipeline.restart import warrants_restart
     from styleunwarp.pipeline.pair import style_images
     from styleunwarp.quality import ncc, transform_stats, tre
@@ -241,13 +241,12 @@ def run_pair(test: Path, name: str, configs: list[str], model, backend: str, wri
         moved = warp_image(moving, reg.direct, target.shape)
         common = (moving != 0) & (moved != 0)
         before, after = ncc(moving, target, common), ncc(moved, target, common)
-        g_before, g_after, _ = gradient_gain(moving, moved, target, common)
-        stats = transform_stats(reg.direct, target.shape, target.shape, reg.inverse)
-        cons = stats.consistency_error
+        outcome = keep_or_undo(target, moving, reg, "alike")  # the pipeline's rule: its gradient and consistency facts
+        facts = outcome[3]
+        g_before, g_after, cons = facts["gradient_start"], facts["gradient_elastic"], facts["consistency_px"]
         raw_moved = warp_image(raw_moving, reg.direct, target.shape)
         raw_g0, raw_g1, raw_spread = gradient_gain(raw_moving, raw_moved, cbs_gray, common, with_spread=True)
         e = tre(compose_direct(reg.direct, a), truth, target.shape, src_shape)
-        outcome = keep_or_undo(target, moving, reg, "alike")
         restart, a_chain = "", a
         if warrants_restart(outcome[3]) and not close and blur <= 0:  # as register_representations: a second pass from the first's affine part
             a_chain, _, outcome = second_pass(target, styled, a, reg, outcome, params, backend=backend, coarse_sigma=sigma)
@@ -255,10 +254,10 @@ def run_pair(test: Path, name: str, configs: list[str], model, backend: str, wri
         chain_tre = tre(compose_direct(outcome[0], a_chain), truth, target.shape, src_shape)
         row = {"set": set_name, "pair": name, "config": cfg, "tre_elastic": e.mean, "p95_elastic": e.p95,
                "tre_start": tre_start.mean, "p95_start": tre_start.p95, "ncc_start": before, "ncc_elastic": after,
-               "gradient_start": g_before, "gradient_elastic": g_after, "consistency": cons, "consistent": cons is None or cons <= ELASTIC_MAX_INCONSISTENCY,
+               "gradient_start": g_before, "gradient_elastic": g_after, "consistency": cons, "consistent": facts.get("refused") != "inconsistent",
                "raw_gradient_start": raw_g0, "raw_gradient_elastic": raw_g1, "raw_gradient_spread": raw_spread,
                "mind_start": mind_agreement(raw_moving, cbs_gray, common), "mind_elastic": mind_agreement(raw_moved, cbs_gray, common),
-               "moved_px": stats.displacement_mean,
+               "moved_px": transform_stats(reg.direct, target.shape, target.shape).displacement_mean,
                "restart": restart, "tre_chain": chain_tre.mean, "p95_chain": chain_tre.p95, "seconds": secs}
         writer(row)
         print(f"  {set_name:<16} {name:<16} {cfg:<14} start {tre_start.mean:6.2f}  elastic {e.mean:6.2f} (p95 {e.p95:5.2f})  "

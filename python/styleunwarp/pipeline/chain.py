@@ -212,11 +212,11 @@ def second_pass(target: np.ndarray, source: np.ndarray, a: np.ndarray, reg: Regi
         facts = dict(elastic, restart=restart)
         facts["reason"] += f"; the affine part of that pass was not confirmed as a new start ({restart['reason']})"
         return a, reg, (*outcome[:3], facts)
-    moving_again = warp_source(moving, start, target.shape)
+    a = np.asarray(a, np.float64) @ np.vstack([start, [0.0, 0.0, 1.0]])
+    moving_again = warp_source(source, a, target.shape)
     before, after, _ = gradient_gain(moving, moving_again, reference, (moving != 0) & (moving_again != 0))
     restart.update(gradient_start=before, gradient_restart=after)
-    a = np.asarray(a, np.float64) @ np.vstack([start, [0.0, 0.0, 1.0]])
-    moving = warp_source(source, a, target.shape)
+    moving = moving_again
     reg = register(target, moving, params, backend=backend, coarse_sigma=coarse_sigma, **(backend_options or {}))
     outcome = keep_or_undo(target, moving, reg, check, reference_target)
     gained = first["gradient_elastic"] - first["gradient_start"]
