@@ -185,7 +185,7 @@ def make_set(spec: str, out: Path, real: Path, size: int) -> Path:
     return folder / "test"
 
 
-def run_pair(test: Path, name: str, configs: list[str], model, backend: str, writer, set_name: str) -> None:
+def run_pair(test: Path, name: str, configs: list[str], model, backend: str, writer, set_name: str, dump: Path | None = None) -> None:
     from styleunwarp.io import read_image, to_gray
     from styleunwarp.pipeline.coarse import align as coarse_align
     from styleunwarp.pipeline.coarse import compose_direct, warp_source
@@ -258,8 +258,15 @@ def run_pair(test: Path, name: str, configs: list[str], model, backend: str, wri
                "raw_gradient_start": raw_g0, "raw_gradient_elastic": raw_g1, "raw_gradient_spread": raw_spread,
                "mind_start": mind_agreement(raw_moving, cbs_gray, common), "mind_elastic": mind_agreement(raw_moved, cbs_gray, common),
                "moved_px": transform_stats(reg.direct, target.shape, target.shape).displacement_mean,
+               "refused": facts.get("refused", ""), "peak_drop": facts.get("peak_drop", ""),
                "restart": restart, "tre_chain": chain_tre.mean, "p95_chain": chain_tre.p95, "seconds": secs}
         writer(row)
+        if dump is not None:  # the images and the first pass's map, for studying a keep rule offline
+            dump.mkdir(parents=True, exist_ok=True)
+            np.savez_compressed(dump / f"{set_name.replace(':', '_')}_{name}_{cfg}.npz", target=target.astype(np.float32),
+                                moving=moving.astype(np.float32), moved=moved.astype(np.float32),
+                                direct=reg.direct.to_dense(target.shape).astype(np.float32), truth_start=np.float32(tre_start.mean),
+                                truth_elastic=np.float32(e.mean))
         print(f"  {set_name:<16} {name:<16} {cfg:<14} start {tre_start.mean:6.2f}  elastic {e.mean:6.2f} (p95 {e.p95:5.2f})  "
               f"NCC {before:.3f}->{after:.3f}  cons {cons if cons is None else round(cons, 2)}  {secs:5.1f} s", flush=True)
 
@@ -303,6 +310,7 @@ def main() -> None:
     ap.add_argument("--pairs", type=int, default=0, help="first N pairs of each set only (0: all)")
     ap.add_argument("--out", default="/tmp/styled-defaults")
     ap.add_argument("--summary-only", action="store_true", help="only summarise OUT/rows.csv")
+    ap.add_argument("--dump", default=None, help="also write each first pass's images and map to DIR/SET_PAIR_CONFIG.npz")
     ap.add_argument("--tta", choices=["d4", "scales"], default=None, help="test-time augmentation of the style model (see augmented())")
     args = ap.parse_args()
     if args.tta:
@@ -320,7 +328,7 @@ def main() -> None:
             raise SystemExit(f"unknown configs {unknown}; known: {', '.join(CONFIGS)}")
         fields = ["set", "pair", "config", "tre_elastic", "p95_elastic", "tre_start", "p95_start", "ncc_start", "ncc_elastic", "gradient_start", "gradient_elastic", "consistency", "consistent",
                   "raw_gradient_start", "raw_gradient_elastic", "raw_gradient_spread", "mind_start", "mind_elastic", "moved_px",
-                  "restart", "tre_chain", "p95_chain", "seconds"]
+                  "refused", "peak_drop", "restart", "tre_chain", "p95_chain", "seconds"]
         new = not path.exists()
         with path.open("a", newline="") as fh:
             w = csv.DictWriter(fh, fields)
@@ -335,7 +343,7 @@ def main() -> None:
                 test = make_set(spec, out, Path(args.real), args.size)
                 names = sorted(p.stem for p in (test / "lom").glob("*.tif"))
                 for name in names[: args.pairs or None]:
-                    run_pair(test, name, configs, args.model, args.backend, writer, spec)
+                    run_pair(test, name, configs, args.model, args.backend, writer, spec, Path(args.dump) if args.dump else None)
     with path.open() as fh:
         rows = list(csv.DictReader(fh))
     print(f"\n'mean TRE' after the pipeline's keep-or-undo rule, 'elastic-only' without it; command: "
