@@ -28,6 +28,7 @@ Plain functions on arrays; masks select the pixels both images cover.
 from __future__ import annotations
 
 import numpy as np
+from scipy import fft as scipy_fft
 from scipy import ndimage
 
 from .quality import ncc
@@ -242,15 +243,15 @@ def gradient_peak_drop(image: np.ndarray, target: np.ndarray, mask: np.ndarray |
     share many crisp edges, near 0 where they agree only weakly, so that a shift of a few pixels
     barely matters to the measure, and an optimum found on it is not a reliable location. NaN
     when fewer than 16 pixels are left."""
-    a = np.asarray(image, np.float64)
+    a = np.asarray(image, np.float32)  # single precision halves the spectra's memory on large images
     inside = np.ones(a.shape, bool) if mask is None else np.asarray(mask, bool)
-    spectrum = np.fft.fft2(a)
+    spectrum = scipy_fft.fft2(a)
     gt = _gradients(target, sigma)
     ga = _gradients(a, sigma)
     drops = []
     for angle in np.arange(8) * np.pi / 4:
         dy, dx = shift * np.sin(angle), shift * np.cos(angle)
-        moved = np.real(np.fft.ifft2(ndimage.fourier_shift(spectrum, (dy, dx))))
+        moved = scipy_fft.ifft2(ndimage.fourier_shift(spectrum, (dy, dx))).real
         both = inside & (ndimage.shift(inside.astype(np.float32), (dy, dx), order=1, cval=0.0) > 0.99)
         m = _inner_gradient_mask(both, a.shape)
         if m.sum() < 16:
