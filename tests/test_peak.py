@@ -40,7 +40,7 @@ def _correction(dx: float) -> Registration:
 def test_the_peak_drop_reads_how_sharply_two_images_agree(texture):
     crisp = gradient_peak_drop(texture, texture)
     assert crisp > 0.3
-    assert gradient_peak_drop(texture, texture, shift=0.0) == pytest.approx(0.0, abs=1e-12)
+    assert gradient_peak_drop(texture, texture, shift=0.0) == pytest.approx(0.0, abs=1e-6)
     # a blurred view of the same structure agrees with it over a flat top
     assert gradient_peak_drop(_look(texture, 6, 0), texture) < 0.001
     # the drop at 2 px is what undoing a 2 px shift gains (the measure is the same curve)
