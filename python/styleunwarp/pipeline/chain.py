@@ -70,11 +70,12 @@ Where a model meets a look it has not learned, its map and the target's boundary
 weakly, their agreement has a flat top, and bUnwarpJ's optimum on it follows the model's
 artefacts (a wide groove drawn as two lines) rather than the structure. Measured
 (docs/coarse.md, ``benchmarks/bench_styled_defaults.py --dump``, shipped model, bUnwarpJ, first
-passes): on the tuning sets (7 steel sets of three renderers, 70 pairs) every kept result that
-made a pair worse had a drop of at most 0.0016 and every one on our own real-CBS renderings at
-least 0.0015; 0.0018 made no pair worse there (10 before) and none on 7 held-out sets (17
-before), mean TRE 2.75 -> 2.49 px held out. Not tested on raw images (``structure``): no
-measurement there."""
+passes): on the tuning sets (7 steel sets of three renderers, 70 pairs) the kept results that
+made a pair worse had drops of 0.0007-0.0017, those on our own real-CBS renderings (all
+improvements) 0.0011-0.0045; 0.0018 made no pair worse there (10 before) and none on 7 held-out
+sets (17 before; mean TRE 2.35 -> 2.08 px after the second pass), at the cost of some right
+results with flat peaks (our renderings: mean 0.72 -> 0.80-1.00 px). Not tested on raw images
+(``structure``): no measurement there."""
 
 CLEAR_GAIN_FACTOR = 10
 """An elastic result whose gradient agreement gains at least this many times the margin is kept
