@@ -76,6 +76,11 @@ CONFIGS: dict[str, dict] = {
     "stop0.001": {"stop_threshold": 0.001},
     "cons3": {"consistency_weight": 3.0},
     "cons30": {"consistency_weight": 30.0},
+    "consensus0": {"consensus": 0},
+    "consensus1": {"consensus": 1},
+    "consensus2": {"consensus": 2},
+    "consensus3": {"consensus": 3},
+    "consensus4": {"consensus": 4},
     "close2": {"close": 2},
     "close3": {"close": 3},
     "close4": {"close": 4},
@@ -83,7 +88,8 @@ CONFIGS: dict[str, dict] = {
     "close3_src": {"close": 3, "close_target": False},
 }
 """Named changes to the styled chain's defaults (``sigma``: the coarse-to-fine blur; ``blur``: one pass on
-both images blurred by this sigma; ``close``: one pass on both representations after a grey closing
+both images blurred by this sigma; ``consensus``: the radius of
+:func:`styleunwarp.pipeline.consensus.consensus` (default: the pipeline's for the representation); ``close``: one pass on both representations after a grey closing
 with a disk of this radius, which fills the gap of a boundary drawn as two lines (``close_target``
 False: the source's only); the rest: bUnwarpJ parameters)."""
 
@@ -190,6 +196,7 @@ def run_pair(test: Path, name: str, configs: list[str], model, backend: str, wri
     from styleunwarp.pipeline.coarse import align as coarse_align
     from styleunwarp.pipeline.coarse import compose_direct, warp_source
     from styleunwarp.pipeline.chain import COARSE_SIGMA_FOR_EDGES, keep_or_undo, second_pass
+    from styleunwarp.pipeline.consensus import consensus, default_consensus_px
     from styleunwarp.pipeline.restart import warrants_restart
     from styleunwarp.pipeline.pair import style_images
     from styleunwarp.quality import ncc, transform_stats, tre
@@ -211,12 +218,14 @@ def run_pair(test: Path, name: str, configs: list[str], model, backend: str, wri
     start = compose_direct(identity_elastic(4, target.shape), a)
     tre_start = tre(start, truth, target.shape, src_shape)
     default_sigma = COARSE_SIGMA_FOR_EDGES if info.get("style_target") == "edges" else 0.0
+    default_radius = default_consensus_px(info.get("style_target"))
     for cfg in configs:
         change = dict(CONFIGS[cfg])
         sigma = float(change.pop("sigma", default_sigma))
         blur = float(change.pop("blur", 0.0))
         close = int(change.pop("close", 0))
         close_target = bool(change.pop("close_target", True))
+        radius = int(change.pop("consensus", default_radius))
         params = PIPELINE_DEFAULTS.with_(**change)
         t0 = time.perf_counter()
         try:
@@ -233,7 +242,7 @@ def run_pair(test: Path, name: str, configs: list[str], model, backend: str, wri
 
                 reg = register(_blur(target, blur), _blur(moving, blur), params, backend=backend, coarse_sigma=sigma)
             else:
-                reg = register(target, moving, params, backend=backend, coarse_sigma=sigma)
+                reg = register(*consensus(target, moving, radius), params, backend=backend, coarse_sigma=sigma)
         except Exception as exc:  # a failing configuration is a result too
             print(f"  {set_name} {name} {cfg}: FAILED {exc}", file=sys.stderr)
             continue
@@ -241,7 +250,7 @@ def run_pair(test: Path, name: str, configs: list[str], model, backend: str, wri
         moved = warp_image(moving, reg.direct, target.shape)
         common = (moving != 0) & (moved != 0)
         before, after = ncc(moving, target, common), ncc(moved, target, common)
-        outcome = keep_or_undo(target, moving, reg, "alike")  # the pipeline's rule: its gradient and consistency facts
+        outcome = keep_or_undo(target, moving, reg, "alike", peak_test=not radius)  # the pipeline's rule: its gradient and consistency facts
         facts = outcome[3]
         g_before, g_after, cons = facts["gradient_start"], facts["gradient_elastic"], facts["consistency_px"]
         raw_moved = warp_image(raw_moving, reg.direct, target.shape)
@@ -249,7 +258,8 @@ def run_pair(test: Path, name: str, configs: list[str], model, backend: str, wri
         e = tre(compose_direct(reg.direct, a), truth, target.shape, src_shape)
         restart, a_chain = "", a
         if warrants_restart(outcome[3]) and not close and blur <= 0:  # as register_representations: a second pass from the first's affine part
-            a_chain, _, outcome = second_pass(target, styled, a, reg, outcome, params, backend=backend, coarse_sigma=sigma)
+            a_chain, _, outcome = second_pass(target, styled, a, reg, outcome, params, backend=backend, coarse_sigma=sigma,
+                                              consensus_px=radius)
             restart = "confirmed" if outcome[3]["restart"]["confirmed"] else "refused"
         chain_tre = tre(compose_direct(outcome[0], a_chain), truth, target.shape, src_shape)
         row = {"set": set_name, "pair": name, "config": cfg, "tre_elastic": e.mean, "p95_elastic": e.p95,

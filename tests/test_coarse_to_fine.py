@@ -51,6 +51,7 @@ def test_boundary_maps_register_in_one_pass_by_default(tmp_path):
     from styleunwarp.io import write_tiff
     from styleunwarp.pipeline import register_pair
     from styleunwarp.pipeline.chain import COARSE_SIGMA_FOR_EDGES
+    from styleunwarp.pipeline.consensus import CONSENSUS_PX_FOR_EDGES
 
     p = make_pair((96, 96), seed=3, deform=True)
     write_tiff(tmp_path / "lom.tif", p.lom)
@@ -58,6 +59,7 @@ def test_boundary_maps_register_in_one_pass_by_default(tmp_path):
     params = BUnwarpJParams(mode="mono", max_scale_deformation="coarse")
     one = register_pair(tmp_path / "lom.tif", tmp_path / "cbs.tif", tmp_path / "one", backend="native", params=params, coarse="none").metrics
     assert one["style_target"] == "edges" and COARSE_SIGMA_FOR_EDGES == 0.0
+    assert one["elastic"]["consensus_px"] == CONSENSUS_PX_FOR_EDGES > 0  # boundary maps: the elastic step fits what both show
     assert "coarse_sigma" not in one["registration_info"]
     two = register_pair(tmp_path / "lom.tif", tmp_path / "cbs.tif", tmp_path / "two", backend="native", params=params, coarse="none",
                         coarse_sigma=3.0).metrics

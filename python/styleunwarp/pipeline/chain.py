@@ -22,6 +22,7 @@ from ..registration import BUnwarpJParams, Registration, register
 from ..transform import ElasticTransform, identity_elastic, warp_image
 from .coarse import CoarseResult, compose_direct, inverse_through, warp_source
 from .coarse import align as coarse_align
+from .consensus import consensus
 from .restart import restart_start, warrants_restart
 
 COARSE_SIGMA_FOR_EDGES = 0.0
@@ -75,7 +76,10 @@ made a pair worse had drops of 0.0007-0.0017, those on our own real-CBS renderin
 improvements) 0.0011-0.0045; 0.0018 made no pair worse there (10 before) and none on 7 held-out
 sets (17 before; mean TRE 2.35 -> 2.08 px after the second pass), at the cost of some right
 results with flat peaks (our renderings: mean 0.72 -> 0.80-1.00 px). Not tested on raw images
-(``structure``): no measurement there."""
+(``structure``): no measurement there. Not applied where the elastic step fitted only what both
+maps show (:mod:`.consensus`, the default on boundary maps since the eleventh session): such fits
+do not follow one map's artefacts, and there the test refused mostly right results
+(docs/study-table.md, "Fitting what both maps show")."""
 
 CLEAR_GAIN_FACTOR = 10
 """An elastic result whose gradient agreement gains at least this many times the margin is kept
@@ -154,7 +158,7 @@ def trusts(before: float, after: float, margin: float) -> bool:
 
 
 def keep_or_undo(target: np.ndarray, moving: np.ndarray, reg: Registration, check: str = "alike",
-                 reference: np.ndarray | None = None) -> tuple[ElasticTransform, ElasticTransform | None, np.ndarray, dict]:
+                 reference: np.ndarray | None = None, peak_test: bool = True) -> tuple[ElasticTransform, ElasticTransform | None, np.ndarray, dict]:
     """Never worse than the start: keep the elastic result only if the two images agree better.
 
     Agreement is the normalised gradient field agreement of the target with the start and with
@@ -173,6 +177,8 @@ def keep_or_undo(target: np.ndarray, moving: np.ndarray, reg: Registration, chec
     when the elastic result is not trusted, the identity on the start replaces it.
     ``reference``: the target image the agreement and NCC are measured on, when it differs from
     the ``target`` registered to (:meth:`~styleunwarp.style.representations.Representation.reference_target`).
+    ``peak_test`` False skips the peak test: for a result fitted on what both images show
+    (:mod:`.consensus`), which does not follow one image's unmatched lines.
     """
     if check not in CHECKS:
         raise ValueError(f"check must be one of {', '.join(CHECKS)}, got {check!r}")
@@ -198,7 +204,7 @@ def keep_or_undo(target: np.ndarray, moving: np.ndarray, reg: Registration, chec
     consistent = consistency is None or consistency <= ELASTIC_MAX_INCONSISTENCY
     gained = consistent and trusts(before, after, margin)
     located = True
-    peak_min = PEAK_DROP_MIN[check]
+    peak_min = PEAK_DROP_MIN[check] if peak_test else None
     if gained and peak_min is not None and np.isfinite(before) and after - before < CLEAR_GAIN_FACTOR * margin:
         drop = gradient_peak_drop(moved, ref, common)
         facts.update(peak_drop=drop, peak_drop_min=peak_min)
@@ -225,7 +231,7 @@ def keep_or_undo(target: np.ndarray, moving: np.ndarray, reg: Registration, chec
 def second_pass(target: np.ndarray, source: np.ndarray, a: np.ndarray, reg: Registration,
                 outcome: tuple[ElasticTransform, ElasticTransform | None, np.ndarray, dict], params: BUnwarpJParams, *,
                 backend: str = "bunwarpj", coarse_sigma: float = 0.0, backend_options: dict | None = None,
-                check: str = "alike", reference_target: np.ndarray | None = None,
+                check: str = "alike", reference_target: np.ndarray | None = None, consensus_px: int = 0,
                 ) -> tuple[np.ndarray, Registration, tuple[ElasticTransform, ElasticTransform | None, np.ndarray, dict]]:
     """The elastic step again from the affine part of a first pass that :func:`.restart.warrants_restart`.
 
@@ -252,8 +258,8 @@ def second_pass(target: np.ndarray, source: np.ndarray, a: np.ndarray, reg: Regi
     before, after, _ = gradient_gain(moving, moving_again, reference, (moving != 0) & (moving_again != 0))
     restart.update(gradient_start=before, gradient_restart=after)
     moving = moving_again
-    reg = register(target, moving, params, backend=backend, coarse_sigma=coarse_sigma, **(backend_options or {}))
-    outcome = keep_or_undo(target, moving, reg, check, reference_target)
+    reg = register(*consensus(target, moving, consensus_px), params, backend=backend, coarse_sigma=coarse_sigma, **(backend_options or {}))
+    outcome = keep_or_undo(target, moving, reg, check, reference_target, peak_test=not consensus_px)
     gained = first["gradient_elastic"] - first["gradient_start"]
     outcome[3]["reason"] = (f"a first elastic pass found a start the coarse step had missed (its direct and inverse maps disagreed by "
                             f"{first['consistency_px']:.2f} px, its edges gained {gained:.4f}); its affine part was confirmed "
@@ -275,6 +281,7 @@ def register_representations(
     coarse_result: CoarseResult | None = None,
     check: str = "alike",
     reference_target: np.ndarray | None = None,
+    consensus_px: int = 0,
 ) -> ChainOutcome:
     """Register the source representation to the target representation as ``register`` does.
 
@@ -289,7 +296,9 @@ def register_representations(
     ``"structure"`` for raw images of two modalities (:func:`check_for`); ``reference_target``: the
     target image the coarse alignment and that check use, if not ``target`` (the
     representation's ``reference_target``: the boundary map as recorded, where the elastic step
-    fits the denoised one). The result's
+    fits the denoised one). ``consensus_px``: the elastic step fits the two images each kept
+    only where the other shows structure within this radius (:func:`.consensus.consensus`;
+    0: as they are; the never-worse check reads them as they are). The result's
     transforms refer to ``source``'s grid.
     """
     t0 = time.perf_counter()
@@ -299,12 +308,13 @@ def register_representations(
     coarse_seconds = time.perf_counter() - t0
     a = coarse_result.chosen.matrix
     moving = warp_source(source, a, target.shape)
-    reg = register(target, moving, params, backend=backend, coarse_sigma=coarse_sigma, **(backend_options or {}))
-    direct, inverse, moved, elastic = keep_or_undo(target, moving, reg, check, reference_target)
+    reg = register(*consensus(target, moving, consensus_px), params, backend=backend, coarse_sigma=coarse_sigma, **(backend_options or {}))
+    direct, inverse, moved, elastic = keep_or_undo(target, moving, reg, check, reference_target, peak_test=not consensus_px)
     if warrants_restart(elastic):
         a, reg, (direct, inverse, moved, elastic) = second_pass(target, source, a, reg, (direct, inverse, moved, elastic), params,
                                                                 backend=backend, coarse_sigma=coarse_sigma, backend_options=backend_options,
-                                                                check=check, reference_target=reference_target)
+                                                                check=check, reference_target=reference_target, consensus_px=consensus_px)
+    elastic["consensus_px"] = consensus_px
     direct = compose_direct(direct, a)
     if inverse is not None:
         inverse = inverse_through(inverse, a, source.shape[:2], target.shape)

@@ -27,6 +27,7 @@ from ..transform import read_transform, to_dense, warp_image, write_elastic
 from .grid import GridMatch, direct_to_original, inverse_to_original, match_pixel_size
 from .overlay import overlay_rgb
 from .chain import check_for, default_coarse_sigma, register_representations
+from .consensus import default_consensus_px
 from .evidence import EVIDENCE_KEY, structure_evidence
 
 MAX_AREA_RATIO = 16.0
@@ -204,6 +205,7 @@ def register_pair(
     coarse_sigma: float | None = None,
     backend_options: dict | None = None,
     representation: str | None = None,
+    consensus_px: int | None = None,
 ) -> PairResult:
     """Register one LOM image to its CBS image and write the results into ``out_dir``.
 
@@ -237,6 +239,10 @@ def register_pair(
     representation
         With a ``train --target auto`` model: another representation its card lists (a key of
         its ``representations``, e.g. ``"none"``, ``"shipped"``); default the chain's own.
+    consensus_px
+        The elastic step fits the two images each kept only where the other shows structure
+        within this radius (px; :mod:`.consensus`). ``None`` chooses:
+        :data:`~.consensus.CONSENSUS_PX_FOR_EDGES` for boundary-map style models, off otherwise; 0 turns it off.
 
     The LOM is brought to the CBS pixel size when both pixel sizes are known (else the
     coarse step searches the scale); the saved transforms always refer to the original
@@ -258,9 +264,12 @@ def register_pair(
     options.update(backend_options or {})
     if coarse_sigma is None:
         coarse_sigma = default_coarse_sigma(prep.style_info.get("style_target"))
+    if consensus_px is None:
+        consensus_px = default_consensus_px(prep.style_info.get("style_target"))
     chain = register_representations(target, styled, params, backend=backend, backend_options=options, coarse=coarse,
                                      coarse_sigma=coarse_sigma, scale_known=prep.scale_known,
-                                     check=check_for(prep.style_info.get("representation")), reference_target=prep.reference_target)
+                                     check=check_for(prep.style_info.get("representation")), reference_target=prep.reference_target,
+                                     consensus_px=consensus_px)
     reg, moved, elastic, coarse_res = chain.registration, chain.moved, chain.elastic, chain.coarse
     direct = direct_to_original(chain.direct, prep.grid)
     inverse = None if chain.inverse is None else inverse_to_original(chain.inverse, prep.grid)

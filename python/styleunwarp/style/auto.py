@@ -134,10 +134,12 @@ def evaluate(rep: Representation, chain: Chain, cases: list[Case], params, *, mu
     ``deadline`` (``time.monotonic()``), noting why.
     """
     from ..pipeline.chain import check_for, coarse_alignment, default_coarse_sigma, register_representations
+    from ..pipeline.consensus import default_consensus_px
     from ..quality import tre
 
     res = Result(chain)
     sigma = chain.coarse_sigma if chain.coarse_sigma is not None else default_coarse_sigma(rep.kind)
+    radius = default_consensus_px(rep.kind)
     check = check_for(rep.kind)
     t0 = time.monotonic()
     for i, c in enumerate(cases):
@@ -157,7 +159,7 @@ def evaluate(rep: Representation, chain: Chain, cases: list[Case], params, *, mu
                     coarse_cache[key] = hit
             out = register_representations(tgt, src, params, backend=chain.backend, backend_options=chain.backend_options,
                                            coarse_sigma=sigma, coarse_result=hit[2], check=check,
-                                           reference_target=ref)
+                                           reference_target=ref, consensus_px=radius)
             err = tre(out.direct, c.truth, tgt.shape, src.shape[:2]).mean
         except (StyleunwarpError, ValueError, RuntimeError) as exc:
             log.warning("%s on %s failed: %s", chain.label, c.name, exc)

@@ -1,0 +1,43 @@
+"""The elastic step on boundary maps fits only the structure both maps show (pipeline/consensus.py)."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from scipy import ndimage
+
+from styleunwarp.pipeline.consensus import CONSENSUS_PX_FOR_EDGES, consensus, default_consensus_px, support
+
+SHAPE = (160, 160)
+
+
+def _line_map(rows=(), cols=(), shape=SHAPE, width: float = 1.2) -> np.ndarray:
+    """A boundary map: blurred lines along the given rows and columns, 0..255."""
+    img = np.zeros(shape, np.float32)
+    for r in rows:
+        img[r, :] = 1.0
+    for c in cols:
+        img[:, c] = 1.0
+    img = ndimage.gaussian_filter(img, width)
+    return (255 * img / img.max()).astype(np.float32)
+
+
+def test_support_is_full_near_structure_and_zero_far_from_it():
+    m = _line_map(rows=[80])
+    w = support(m, 2)
+    assert w[78:83, 20:140].min() == pytest.approx(1.0)  # within 2 px of the line
+    assert w[:70].max() == 0.0 and w[91:].max() == 0.0  # far from it: nothing
+    assert np.array_equal(support(np.zeros(SHAPE, np.float32), 2), np.ones(SHAPE, np.float32))  # an empty map supports everything
+
+
+def test_a_line_only_one_map_draws_is_dropped_and_shared_lines_stay():
+    target = _line_map(rows=[40, 120], cols=[60])
+    moving = _line_map(rows=[41, 121], cols=[61, 100])  # the same boundaries 1 px off, and a scratch at column 100
+    t2, m2 = consensus(target, moving, 2)
+    off_rows = np.ones(SHAPE[0], bool)
+    off_rows[[*range(33, 49), *range(113, 129)]] = False
+    assert m2[off_rows][:, 98:103].max() < 0.02 * moving[:, 98:103].max()  # the scratch is gone away from the shared boundaries
+    assert m2[:, 59:64].max() == pytest.approx(moving[:, 59:64].max())  # the shared column stays
+    assert t2[:, 59:62].max() == pytest.approx(target[:, 59:62].max())
+    assert consensus(target, moving, 0) == (target, moving)
+    assert default_consensus_px("edges") == CONSENSUS_PX_FOR_EDGES > 0 and default_consensus_px("cbs") == 0 and default_consensus_px(None) == 0
