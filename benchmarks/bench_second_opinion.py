@@ -11,7 +11,7 @@ information, the training-free chain that second opinion runs), then applies
 the evidence, and per set for each of the three: pairs within 1.5 px and 5 px, median and mean
 TRE, pairs made worse than the start (by more than 0.25 px).
 
-    python benchmarks/bench_second_opinion.py [--sets shale,lom3,blind,clem] [--out /tmp/bench_second_opinion]
+    python benchmarks/bench_second_opinion.py [--sets shale,lom3,blind,clem] [--out /tmp/bench_second_opinion] [--free elastix|mind|nmi]
 """
 
 from __future__ import annotations
@@ -24,7 +24,12 @@ from pathlib import Path
 import numpy as np
 
 ROOT = Path(__file__).resolve().parents[1]
-CHAINS = {"shipped": ("--no-second-opinion",), "free": ("--style", "none", "--backend", "elastix")}
+# the training-free chain the shipped chain is dueled against (--free; elastix MI is what register runs)
+FREE_CHAINS = {
+    "elastix": ("--style", "none", "--backend", "elastix"),
+    "mind": ("--style", "none", "--backend", "native", "-o", "similarity=mind"),
+    "nmi": ("--style", "none", "--backend", "native", "-o", "similarity=nmi"),
+}
 
 
 def _register(row: dict, out: Path, flags: tuple[str, ...]) -> dict | None:
@@ -49,33 +54,36 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--sets", default="shale,lom3,blind,clem")
     ap.add_argument("--out", type=Path, default=Path("/tmp/bench_second_opinion"))
     ap.add_argument("--seed", type=int, default=1)
+    ap.add_argument("--free", choices=sorted(FREE_CHAINS), default="elastix", help="the training-free chain (default: elastix MI, register's)")
     args = ap.parse_args(argv)
+    chains = {"shipped": ("--no-second-opinion",), "free": FREE_CHAINS[args.free]}
+    runs = {"shipped": "shipped", "free": "free" if args.free == "elastix" else f"free-{args.free}"}
     todo = make_sets(args.out, [s for s in args.sets.split(",") if s], 10, args.seed)
     lines = []
     for name, rows in todo.items():
         table = []
         for row in rows:
-            metrics = {k: _register(row, args.out / "runs" / k / name / row["name"], flags) for k, flags in CHAINS.items()}
+            metrics = {k: _register(row, args.out / "runs" / runs[k] / name / row["name"], flags) for k, flags in chains.items()}
             if any(m is None for m in metrics.values()):
                 print(f"{name}/{row['name']}: a registration failed", flush=True)
                 continue
             shape = tuple(metrics["shipped"]["cbs_shape"])
             lom_shape = read_image(row["lom"]).data.shape[:2]
             truth = read_transform(row["truth"])
-            err = {k: tre(read_transform(args.out / "runs" / k / name / row["name"] / "direct_transf.txt"), truth, shape, lom_shape).mean
-                   for k in CHAINS}
+            err = {k: tre(read_transform(args.out / "runs" / runs[k] / name / row["name"] / "direct_transf.txt"), truth, shape, lom_shape).mean
+                   for k in chains}
             start = tre(identity_elastic(4, shape), truth, shape, lom_shape).mean
             free_wins = duel(metrics["free"].get("structure"), metrics["shipped"].get("structure")) > 0
             err["duel"] = err["free"] if free_wins else err["shipped"]
             table.append((start, err["shipped"], err["free"], err["duel"]))
-            ev = {k: metrics[k].get("structure") or {} for k in CHAINS}
+            ev = {k: metrics[k].get("structure") or {} for k in chains}
             print(f"{name}/{row['name']}: start {start:.2f}; shipped {err['shipped']:.2f} (MIND {ev['shipped'].get('mind')}, z {ev['shipped'].get('z')}); "
                   f"free {err['free']:.2f} (MIND {ev['free'].get('mind')}, z {ev['free'].get('z')}); duel keeps {'free' if free_wins else 'shipped'}",
                   flush=True)
         if not table:
             continue
         a = np.array(table)
-        for j, label in ((1, "shipped chain alone"), (2, "elastix MI alone"), (3, "both, the duel keeps one (default)")):
+        for j, label in ((1, "shipped chain alone"), (2, f"{args.free} alone"), (3, "both, the duel keeps one (default)")):
             c = a[:, j]
             lines.append(f"| {name} | {label} | {len(c)} | {np.sum(c <= 1.5)} | {np.sum(c <= 5)} | {np.median(c):.2f} | {np.mean(c):.2f} | "
                          f"{np.sum(c > a[:, 0] + WORSE_TOLERANCE_PX)} |")
