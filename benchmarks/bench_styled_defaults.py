@@ -81,6 +81,7 @@ CONFIGS: dict[str, dict] = {
     "consensus2": {"consensus": 2},
     "consensus3": {"consensus": 3},
     "consensus4": {"consensus": 4},
+    "consensus3_nopeak": {"consensus": 3, "peak": False},
     "close2": {"close": 2},
     "close3": {"close": 3},
     "close4": {"close": 4},
@@ -89,7 +90,7 @@ CONFIGS: dict[str, dict] = {
 }
 """Named changes to the styled chain's defaults (``sigma``: the coarse-to-fine blur; ``blur``: one pass on
 both images blurred by this sigma; ``consensus``: the radius of
-:func:`styleunwarp.pipeline.consensus.consensus` (default: the pipeline's for the representation); ``close``: one pass on both representations after a grey closing
+:func:`styleunwarp.pipeline.consensus.consensus` (default: the pipeline's for the representation); ``peak``: False drops the keep rule's peak test; ``close``: one pass on both representations after a grey closing
 with a disk of this radius, which fills the gap of a boundary drawn as two lines (``close_target``
 False: the source's only); the rest: bUnwarpJ parameters)."""
 
@@ -226,6 +227,7 @@ def run_pair(test: Path, name: str, configs: list[str], model, backend: str, wri
         close = int(change.pop("close", 0))
         close_target = bool(change.pop("close_target", True))
         radius = int(change.pop("consensus", default_radius))
+        peak = bool(change.pop("peak", True))  # the keep rule's peak test (the pipeline's: on)
         params = PIPELINE_DEFAULTS.with_(**change)
         t0 = time.perf_counter()
         try:
@@ -250,7 +252,7 @@ def run_pair(test: Path, name: str, configs: list[str], model, backend: str, wri
         moved = warp_image(moving, reg.direct, target.shape)
         common = (moving != 0) & (moved != 0)
         before, after = ncc(moving, target, common), ncc(moved, target, common)
-        outcome = keep_or_undo(target, moving, reg, "alike", peak_test=not radius)  # the pipeline's rule: its gradient and consistency facts
+        outcome = keep_or_undo(target, moving, reg, "alike", peak_test=peak)  # the pipeline's rule: its gradient and consistency facts
         facts = outcome[3]
         g_before, g_after, cons = facts["gradient_start"], facts["gradient_elastic"], facts["consistency_px"]
         raw_moved = warp_image(raw_moving, reg.direct, target.shape)
@@ -259,7 +261,7 @@ def run_pair(test: Path, name: str, configs: list[str], model, backend: str, wri
         restart, a_chain = "", a
         if warrants_restart(outcome[3]) and not close and blur <= 0:  # as register_representations: a second pass from the first's affine part
             a_chain, _, outcome = second_pass(target, styled, a, reg, outcome, params, backend=backend, coarse_sigma=sigma,
-                                              consensus_px=radius)
+                                              consensus_px=radius, peak_test=peak)
             restart = "confirmed" if outcome[3]["restart"]["confirmed"] else "refused"
         chain_tre = tre(compose_direct(outcome[0], a_chain), truth, target.shape, src_shape)
         row = {"set": set_name, "pair": name, "config": cfg, "tre_elastic": e.mean, "p95_elastic": e.p95,
