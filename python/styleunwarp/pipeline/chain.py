@@ -77,9 +77,8 @@ improvements) 0.0011-0.0045; 0.0018 made no pair worse there (10 before) and non
 sets (17 before; mean TRE 2.35 -> 2.08 px after the second pass), at the cost of some right
 results with flat peaks (our renderings: mean 0.72 -> 0.80-1.00 px). Not tested on raw images
 (``structure``): no measurement there. Also applied where the elastic step fitted only what both
-maps show (:mod:`.consensus`, the default on boundary maps since the eleventh session): without it
-those fits made 6 of 40 steel pairs worse with bUnwarpJ (docs/study-table.md, "Fitting what both
-maps show")."""
+maps show (:mod:`.consensus`, ``consensus_px``; off by default): without it those fits made 6 of 40
+steel pairs worse with bUnwarpJ (docs/study-table.md, "Fitting what both maps show")."""
 
 CLEAR_GAIN_FACTOR = 10
 """An elastic result whose gradient agreement gains at least this many times the margin is kept

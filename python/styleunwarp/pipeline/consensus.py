@@ -22,11 +22,14 @@ from scipy import ndimage
 
 from ..synth.looks import disk
 
-CONSENSUS_PX_FOR_EDGES = 3
+CONSENSUS_PX_FOR_EDGES = 0
 """Radius (px) of :func:`consensus` for boundary-map representations (``edges``) when nobody chose
-one; chosen among 1, 2 and 3 px (2, 3, 4 and 6 for the elastic step alone) on tuning sets of three
-renderers, checked on held-out ones (docs/study-table.md). The result is judged by the same
-never-worse rule as a fit on whole maps (:func:`.chain.keep_or_undo`, peak test included)."""
+one: **0, off**. 3 px was the best of 1, 2 and 3 px on tuning sets of three renderers and made no
+held-out pair worse (docs/study-table.md, "Fitting what both maps show"), but as a user runs it
+(``bench_asdelivered.py``) it lost where the coarse start is several pixels off: on blind seed 6
+mean TRE 2.45 -> 3.85 px, no elastic result kept; a start further off than the radius loses its
+true partners. ``register_pair(..., consensus_px=3)`` or ``bench_styled_defaults.py --configs
+consensus3`` runs it."""
 
 SUPPORT_LEVEL = 0.5
 """A map's structure counts fully (weight 1) from this fraction of its 99th percentile up."""
@@ -54,7 +57,7 @@ def consensus(target: np.ndarray, moving: np.ndarray, radius: int) -> tuple[np.n
 
 def default_consensus_px(kind: str | None) -> int:
     """The radius a representation gets when nobody chose one: :data:`CONSENSUS_PX_FOR_EDGES` for
-    boundary maps, else 0 (off: intensities and raw images are compared as they are)."""
+    boundary maps (now 0), else 0 (intensities and raw images are compared as they are)."""
     return CONSENSUS_PX_FOR_EDGES if kind == "edges" else 0
 
 
