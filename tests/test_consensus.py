@@ -1,4 +1,4 @@
-"""The elastic step on boundary maps fits only the structure both maps show (pipeline/consensus.py)."""
+"""The elastic step can fit boundary maps only where both show structure (pipeline/consensus.py; off by default)."""
 
 from __future__ import annotations
 
