@@ -129,3 +129,36 @@ def test_real_shale_results_are_graded_by_how_far_off_they_are():
         m = {**base, "styled_ncc_after": ncc(moved, bse), "structure": mind_verdict(moved, bse)}
         tiers[name] = grade(m)[0]
     assert tiers == {"aligned": "good", "1.5 px": "decent", "6 px": "bad"}, tiers
+
+
+def test_raw_images_of_two_modalities_without_a_residual_estimate_are_graded_by_the_structure_evidence():
+    """A raw chain's result (representation ``none``) where the structure makes no residual estimate:
+    the grey levels' correlation of two modalities says nothing (a decent steel result had NCC -0.63),
+    so the structure evidence decides (aligned: decent at most; not shown: bad; chance: poor) and the
+    console says so; a style model's result, or one graded on the model's representation, is not."""
+    from styleunwarp.cli.options import verdict_lines
+    from styleunwarp.quality import GRADED_ON_KEY, Z_CHANCE, grade, grade_details
+
+    raw = {"representation": "none", "styled_ncc_after": -0.63, "elastic": {"kept": "start"},
+           "transform": {"consistency_error": 0.0, "folded_fraction": 0.0}, "structure": {"z": 9.1, "aligned": True, "residual_px": None}}
+    assert grade(raw) == ("decent", "grader") and grade_details(raw)["by_structure"]
+    assert grade({**raw, "styled_ncc_after": 0.9})[0] == "decent"  # a high correlation does not make it good either
+    assert grade({**raw, "structure": {"z": 3.8, "aligned": False}})[0] == "bad"
+    assert grade({**raw, "structure": {"z": Z_CHANCE - 0.5, "aligned": False}})[0] == "poor"
+    assert grade({**raw, "transform": {**raw["transform"], "folded_fraction": 0.02}})[0] == "poor"
+    assert grade({**raw, "structure": {}})[0] == "poor"  # no evidence measured: the correlation grader as before
+    # where the structures give a residual estimate, it decides as before
+    assert grade({**raw, "structure": {"z": 20.0, "aligned": True, "residual_px": 0.5, "tiles_off": 0}})[0] == "good"
+    # a style model's representation: the correlation grader
+    styled = {**raw, "representation": "edges", "styled_ncc_after": 0.45, "structure": {"z": 9.1, "aligned": True}}
+    assert grade(styled)[0] == "good" and not grade_details(styled)["by_structure"]
+    m = {**raw, "tier": "decent", "grade_source": "grader", "grade_details": grade_details(raw)}
+    line = next(text for text, _ in verdict_lines(m) if text.startswith("verdict"))
+    assert line.startswith("verdict: DECENT") and "structure evidence alone (9.1 sd above chance)" in line and "NCC" not in line
+    # an adopted second opinion measured on the model chain's representation: that NCC is read
+    adopted = {**raw, GRADED_ON_KEY: {"representation": "edges", "styled_ncc_after": 0.353, "reason": "test"}}
+    assert grade(adopted)[0] == "decent" and grade_details(adopted)["styled_ncc_after"] == 0.353
+    assert grade({**adopted, GRADED_ON_KEY: {"representation": "edges", "styled_ncc_after": 0.05}})[0] == "poor"
+    m = {**adopted, "tier": "decent", "grade_source": "grader", "grade_details": grade_details(adopted)}
+    line = next(text for text, _ in verdict_lines(m) if text.startswith("verdict"))
+    assert "NCC on the model chain's edges representation 0.353" in line

@@ -11,7 +11,7 @@ from scipy import ndimage
 
 from styleunwarp.errors import InputError
 from styleunwarp.io import read_image, to_gray, write_tiff
-from styleunwarp.pipeline.second_opinion import SUBFOLDER, register_pair_verified
+from styleunwarp.pipeline.second_opinion import SUBFOLDER, ncc_on_representation, register_pair_verified
 from styleunwarp.quality import tre
 from styleunwarp.style.chain import NO_CARD, TIED, Chain, alternatives, load_representation, write_chain_card
 from styleunwarp.transform import affine_elastic, read_transform, write_elastic
@@ -156,3 +156,29 @@ def test_the_shipped_models_result_is_checked_against_a_training_free_chain_on_a
     }
     assert got["kept"] <= min(got["model"], got["alternative"]) + 0.25, (got, so)
     assert (so["kept"] == "model chain") == (got["kept"] == pytest.approx(got["model"], abs=1e-6)), (got, so)
+    # an adopted raw result is graded on the model chain's representation (the model's own folder holds it)
+    saved = json.loads((tmp_path / "out" / "metrics.json").read_text())
+    if so["kept"] == "model chain":
+        assert "graded_on" not in saved
+    else:
+        on = saved["graded_on"]
+        styled, target = (read_image(tmp_path / "alone" / f).data for f in ("styled.tif", "target.tif"))
+        expected = ncc_on_representation(styled, target, read_transform(tmp_path / "out" / "direct_transf.txt"))
+        assert on["representation"] == "edges" and on["styled_ncc_after"] == pytest.approx(expected, abs=1e-4), on
+        assert saved["grade_details"]["graded_on"] == "edges" and saved["grade_details"]["styled_ncc_after"] == on["styled_ncc_after"]
+
+
+def test_a_result_is_measured_on_a_representation_through_its_saved_map():
+    """:func:`ncc_on_representation`: the identity on an image and itself correlates fully, a 4 px shift
+    less; a styled source made on the LOM resampled to the CBS pixel size (``grid_factor``) is read
+    through the map onto the original LOM, which the saved transforms refer to."""
+    rng = np.random.default_rng(3)
+    image = ndimage.gaussian_filter(rng.normal(size=(96, 96)), 3).astype(np.float32)
+    assert ncc_on_representation(image, image, affine_elastic(np.eye(2, 3), 4, image.shape)) == pytest.approx(1.0, abs=1e-4)
+    shifted = np.hstack([np.eye(2), [[4.0], [0.0]]])
+    assert ncc_on_representation(image, image, affine_elastic(shifted, 4, image.shape)) < 0.8
+    # the LOM had half the CBS resolution: target pixel x lies at original LOM pixel (x + 0.5) / 2 - 0.5
+    to_original = np.array([[0.5, 0.0, -0.25], [0.0, 0.5, -0.25]])
+    direct = affine_elastic(to_original, 4, image.shape)
+    assert ncc_on_representation(image, image, direct, grid_factor=2.0) == pytest.approx(1.0, abs=1e-3)
+    assert ncc_on_representation(image, image, direct) < 0.8

@@ -169,18 +169,64 @@ def grade_without_truth(metrics: dict, thresholds: dict | None = None) -> str:
     Any folding is ``poor``. Where the structure evidence of the raw images estimates the
     residual misalignment (``metrics["structure"]["residual_px"]``: the two modalities share
     enough detail for it, :mod:`styleunwarp.residual`), the tier is read from that estimate
-    (:func:`tier_from_evidence`). Otherwise it is read from the correlation between the
-    registered representation and the target's (``styled_ncc_after``: how well the image term
-    was satisfied) and the direct/inverse consistency error (how well the two independently
-    optimised transforms agree; not available in bUnwarpJ's Mono mode or when the elastic
-    result was not kept, then only the correlation is used), and a ``good`` that the structure
-    evidence does not back (``metrics["structure"]["aligned"]`` false) is lowered to ``decent``
-    (:func:`capped_by_evidence`).
+    (:func:`tier_from_evidence`). A registration of the raw images of two modalities without
+    that estimate is graded by the structure evidence alone (:func:`tier_from_structure`): the
+    correlation of two modalities' grey levels says nothing about their alignment. Otherwise
+    the tier is read from the correlation between the registered representation and the
+    target's (:func:`grader_ncc`: how well the image term was satisfied; for a second
+    opinion's result, measured on the model chain's representation) and the direct/inverse
+    consistency error (how well the two independently optimised transforms agree; not
+    available in bUnwarpJ's Mono mode or when the elastic result was not kept, then only the
+    correlation is used), and a ``good`` that the structure evidence does not back
+    (``metrics["structure"]["aligned"]`` false) is lowered to ``decent`` (:func:`capped_by_evidence`).
     """
     if _folded(metrics):
         return "poor"
-    by_evidence = tier_from_evidence(metrics)
-    return by_evidence if by_evidence is not None else grade_by_correlation(metrics, thresholds)
+    for rule in (tier_from_evidence, tier_from_structure):
+        tier = rule(metrics)
+        if tier is not None:
+            return tier
+    return grade_by_correlation(metrics, thresholds)
+
+
+GRADED_ON_KEY = "graded_on"
+"""``metrics.json`` key: the correlation the grader reads when it is not the result's own
+``styled_ncc_after`` (``{"representation", "styled_ncc_after", "reason"}``): a second opinion's
+result (a raw chain's, say) adopted for a style model's pair is measured on the model chain's
+representation, the one :data:`GRADER_THRESHOLDS` were read on."""
+
+
+def grader_ncc(metrics: dict) -> float | None:
+    """The correlation the grader reads: :data:`GRADED_ON_KEY`'s where recorded, else ``styled_ncc_after``."""
+    on = metrics.get(GRADED_ON_KEY)
+    return on.get("styled_ncc_after") if isinstance(on, dict) else metrics.get("styled_ncc_after")
+
+
+Z_CHANCE = 2.0
+"""Structure evidence (``metrics["structure"]["z"]``) below this many chance spreads above chance:
+nothing shows that the two images overlap at all (:func:`tier_from_structure` says ``poor``)."""
+
+
+def tier_from_structure(metrics: dict) -> str | None:
+    """The tier of a registration of raw images of two modalities (``representation`` ``none``)
+    without a residual estimate, from the structure evidence alone; ``None`` for other results
+    (a representation made alike, a result graded on another representation, no evidence).
+
+    The correlation of two modalities' grey levels is no measure of their alignment (measured on
+    steel LOM against CBS, docs/quality.md: a 2.9 px result at NCC -0.63 and a 7.8 px one at -0.22
+    were both printed poor); the MIND structure agreement is. It shows that a result is aligned,
+    not how accurately, so a result it shows aligned is ``decent`` at most; one it does not is
+    ``bad``; agreement within :data:`Z_CHANCE` spreads of chance is ``poor``.
+    """
+    if metrics.get("representation") != "none" or isinstance(metrics.get(GRADED_ON_KEY), dict):
+        return None
+    ev = metrics.get("structure") or {}
+    z = ev.get("z")
+    if z is None or not np.isfinite(z):
+        return None
+    if ev.get("aligned"):
+        return "decent"
+    return "poor" if z < Z_CHANCE else "bad"
 
 
 def grade_by_correlation(metrics: dict, thresholds: dict | None = None) -> str:
@@ -223,7 +269,7 @@ def _tier_by_numbers(metrics: dict, th: dict) -> str:
     """The grader's tier from its two numbers alone, before the structure evidence is heard."""
     if _folded(metrics):
         return "poor"
-    corr = metrics.get("styled_ncc_after")
+    corr = grader_ncc(metrics)
     cons = _consistency(metrics)
     if corr is None or not np.isfinite(corr):
         return "poor"
@@ -251,14 +297,22 @@ def capped_by_evidence(metrics: dict) -> bool:
 def grade_details(metrics: dict) -> dict:
     """The no-ground-truth numbers the grader looked at (for the console and the report);
     ``by_evidence``: the tier was read from the structure evidence's residual estimate
-    (``residual_px``); ``capped_by_evidence``: the grader's own numbers said ``good`` and the
-    structure evidence lowered that to ``decent``."""
+    (``residual_px``); ``by_structure``: from the structure evidence alone (raw images of two
+    modalities, :func:`tier_from_structure`); ``graded_on``: the representation the correlation
+    was measured on when it is not the result's own (:data:`GRADED_ON_KEY`);
+    ``capped_by_evidence``: the grader's own numbers said ``good`` and the structure evidence
+    lowered that to ``decent``."""
     t = metrics.get("transform", {})
-    by_evidence = not _folded(metrics) and tier_from_evidence(metrics) is not None
-    capped = not by_evidence and _tier_by_numbers(metrics, GRADER_THRESHOLDS) == "good" and capped_by_evidence(metrics)
-    return {"styled_ncc_after": metrics.get("styled_ncc_after"), "consistency_px": _consistency(metrics), "folded_fraction": t.get("folded_fraction"),
+    folded = _folded(metrics)
+    by_evidence = not folded and tier_from_evidence(metrics) is not None
+    by_structure = not folded and not by_evidence and tier_from_structure(metrics) is not None
+    by_numbers = not by_evidence and not by_structure
+    capped = by_numbers and _tier_by_numbers(metrics, GRADER_THRESHOLDS) == "good" and capped_by_evidence(metrics)
+    on = metrics.get(GRADED_ON_KEY)
+    return {"styled_ncc_after": grader_ncc(metrics), "consistency_px": _consistency(metrics), "folded_fraction": t.get("folded_fraction"),
             "by_evidence": by_evidence, "residual_px": (metrics.get("structure") or {}).get("residual_px") if by_evidence else None,
-            "capped_by_evidence": capped}
+            "by_structure": by_structure, "structure_z": (metrics.get("structure") or {}).get("z") if by_structure else None,
+            "graded_on": on.get("representation") if isinstance(on, dict) else None, "capped_by_evidence": capped}
 
 
 def grade(metrics: dict) -> tuple[str, str]:

@@ -171,11 +171,16 @@ def verdict_lines(metrics: dict) -> list[tuple[str, bool]]:
             if d.get("by_evidence"):
                 how = (f"estimated by the grader, no ground truth: the structure evidence puts it {d.get('residual_px'):.2f} px "
                        "from its target's structure")
+            elif d.get("by_structure"):
+                how = (f"estimated by the grader, no ground truth: raw images of two modalities without a residual estimate, so "
+                       f"the structure evidence alone ({d.get('structure_z') or float('nan'):.1f} sd above chance) decides; "
+                       "it shows alignment, not its accuracy: at most decent")
             else:
-                how = f"estimated by the grader, no ground truth: NCC {d.get('styled_ncc_after') or float('nan'):.3f}" + ("" if cons is None else f", consistency {cons:.2f} px")
+                on = f" on the model chain's {d['graded_on']} representation" if d.get("graded_on") else ""
+                how = f"estimated by the grader, no ground truth: NCC{on} {d.get('styled_ncc_after') or float('nan'):.3f}" + ("" if cons is None else f", consistency {cons:.2f} px")
             if d.get("capped_by_evidence"):
                 how += "; at most decent while the structure evidence does not show it aligned"
-            elif tier == "good" and not d.get("by_evidence"):
+            elif tier == "good" and not d.get("by_evidence") and not d.get("by_structure"):
                 how += ("; without a residual estimate the grader tells working from failed results, "
                         "not good from decent (docs/quality.md)")
         loud = tier in ("poor", "bad")

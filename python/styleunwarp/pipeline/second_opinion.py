@@ -27,8 +27,13 @@ import shutil
 from collections.abc import Sequence
 from pathlib import Path
 
-from ..io import atomic_path, atomic_write_text
+import numpy as np
+
+from ..io import atomic_path, atomic_write_text, read_image
+from ..quality import GRADED_ON_KEY, grade, grade_details, ncc
 from ..residual import describe, misaligned
+from ..transform import read_transform, to_dense, warp_image
+from ..transform.model import Transform
 from ..style.chain import NO_CARD, TIED, Chain, load_chain
 from ..style.tournament import duel
 from .evidence import EVIDENCE_KEY
@@ -64,6 +69,35 @@ def _adopt(src: Path, dst: Path, metrics: dict) -> None:
         else:
             d.unlink(missing_ok=True)
     atomic_write_text(dst / "metrics.json", json.dumps(metrics, indent=2, default=float) + "\n")
+
+
+def ncc_on_representation(styled: np.ndarray, target: np.ndarray, direct: Transform, grid_factor: float = 1.0) -> float:
+    """NCC of a representation's ``styled`` source, moved by ``direct`` (target pixel -> original
+    LOM pixel), with its ``target`` over the pixels the source covers; ``grid_factor``: the LOM
+    resampling to the CBS pixel size the styled source was made on (``metrics["pixel_grid"]["factor"]``)."""
+    dense = to_dense(direct, target.shape)
+    if grid_factor != 1.0:  # the styled source lies on the LOM resampled to the CBS pixel size
+        dense = (dense + 0.5) * grid_factor - 0.5
+    moved = warp_image(np.asarray(styled, np.float32), dense, target.shape)
+    return ncc(moved, target, moved != 0)
+
+
+def on_model_representation(first: PairResult, adopted: PairResult) -> dict | None:
+    """The adopted result measured on the model chain's representation (:data:`~styleunwarp.quality.GRADED_ON_KEY`,
+    :func:`ncc_on_representation`); ``None`` where the model's chain registered the raw images
+    (nothing to measure on) or its representation is not one grey image. Call it before the adopted
+    result replaces the model chain's files (it reads the model chain's ``target.tif``).
+
+    The grader's correlation thresholds were read on a style model's representation; a raw chain's
+    own correlation (two modalities' grey levels) says nothing, and printed poor for decent results.
+    """
+    if first.metrics.get("representation") in (None, "none") or np.asarray(first.styled).ndim != 2:
+        return None
+    target = read_image(first.out_dir / "target.tif").data
+    factor = float((first.metrics.get("pixel_grid") or {}).get("factor", 1.0))
+    value = ncc_on_representation(first.styled, target, read_transform(adopted.out_dir / "direct_transf.txt"), factor)
+    return {"representation": first.metrics["representation"], "styled_ncc_after": value,
+            "reason": "the adopted result measured on the model chain's representation, the one the grader's thresholds were read on"}
 
 
 def every_pair_reason(chain: Chain) -> str:
@@ -117,6 +151,12 @@ def register_pair_verified(lom: PathLikeStr, cbs: PathLikeStr, out_dir: PathLike
     trigger = every_pair_reason(always) + ": the pair's structure decides" if aligned and always is not None else not_shown
     record = {"reason": why, "kept": best_label or "model chain", "tried": tried, "trigger": trigger}
     metrics = dict(best.metrics, second_opinion=record)
+    graded_on = on_model_representation(first, best) if best is not first else None
+    if graded_on is not None:
+        metrics[GRADED_ON_KEY] = graded_on
+        if metrics.get("grade_source") == "grader":
+            metrics["tier"] = grade(metrics)[0]
+        metrics["grade_details"] = grade_details(metrics)
     if best is first:
         atomic_write_text(out / "metrics.json", json.dumps(metrics, indent=2, default=float) + "\n")
     else:
@@ -124,4 +164,4 @@ def register_pair_verified(lom: PathLikeStr, cbs: PathLikeStr, out_dir: PathLike
     return PairResult(out, best.registration, best.registered, best.styled, metrics)
 
 
-__all__ = ["RESULT_FILES", "SUBFOLDER", "every_pair_reason", "register_pair_verified"]
+__all__ = ["RESULT_FILES", "SUBFOLDER", "every_pair_reason", "ncc_on_representation", "on_model_representation", "register_pair_verified"]
