@@ -10,7 +10,10 @@ scoring). Per data set: verdict = true tier, optimistic by one, optimistic by tw
 pessimistic, poor results not printed poor or bad; before (``tier_printed`` of ``results.json``,
 the grader when the run was scored) and now.
 
-    python benchmarks/bench_regrade.py OUT [OUT ...]
+    python benchmarks/bench_regrade.py OUT [OUT ...] [--decent-ncc 0.30,0.20,0.15]
+
+``--decent-ncc`` grades again with the correlation grader's ``decent`` threshold at each value
+(the other thresholds as they are) and adds a column per value: verdicts = true tier.
 """
 
 from __future__ import annotations
@@ -41,14 +44,24 @@ def _graded_on(row: dict, m: dict) -> dict | None:
 
 
 def main(argv: list[str] | None = None) -> int:
-    from styleunwarp.quality import GRADED_ON_KEY, TIERS, grade
+    import argparse
 
-    folders = [Path(a) for a in (argv if argv is not None else sys.argv[1:])]
-    print("| run | data set | pairs | = true tier before | now | optimistic by 1 (now) | by 2+ (now) | pessimistic (now) | poor not printed poor/bad (now) |")
-    print("|---|---|---|---|---|---|---|---|---|")
+    from styleunwarp.quality import GRADED_ON_KEY, GRADER_THRESHOLDS, TIERS, grade, grade_without_truth
+
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("folders", type=Path, nargs="+")
+    ap.add_argument("--decent-ncc", default="", help="comma-separated decent NCC thresholds to try")
+    args = ap.parse_args(argv)
+    folders = args.folders
+    tries = [float(v) for v in args.decent_ncc.split(",") if v]
+    variants = {v: {**GRADER_THRESHOLDS, "decent": {**GRADER_THRESHOLDS["decent"], "styled_ncc_after": v}} for v in tries}
+    extra = "".join(f" decent NCC {v}: = true / optimistic |" for v in tries)
+    print("| run | data set | pairs | = true tier before | now | optimistic by 1 (now) | by 2+ (now) | pessimistic (now) | poor not printed poor/bad (now) |" + extra)
+    print("|---|---|---|---|---|---|---|---|---|" + "---|" * len(tries))
     for run in folders:
         for set_name, rows in json.loads((run / "results.json").read_text()).items():
             counts = {"n": 0, "before": 0, "now": 0, "opt1": 0, "opt2": 0, "pess": 0, "silent": 0}
+            tried = {v: [0, 0] for v in tries}
             for row in rows:
                 if row.get("status") != "done":
                     continue
@@ -68,10 +81,15 @@ def main(argv: list[str] | None = None) -> int:
                 counts["opt2"] += gap >= 2
                 counts["pess"] += gap < 0
                 counts["silent"] += true == "poor" and now not in ("poor", "bad")
+                for v, th in variants.items():
+                    t = grade_without_truth(m, th)
+                    tried[v][0] += t == true
+                    tried[v][1] += TIERS.index(t) > TIERS.index(true)
                 print(f"  {run.name} {set_name} {row['name']}: TRE {row['tre_mean']:.2f} px {true}; printed {row['tier_printed']}, now {now}"
                       + (f" (on {on['representation']}: NCC {on['styled_ncc_after']:.3f})" if on else ""), file=sys.stderr)
             c = counts
-            print(f"| {run.name} | {set_name} | {c['n']} | {c['before']}/{c['n']} | {c['now']}/{c['n']} | {c['opt1']} | {c['opt2']} | {c['pess']} | {c['silent']} |")
+            print(f"| {run.name} | {set_name} | {c['n']} | {c['before']}/{c['n']} | {c['now']}/{c['n']} | {c['opt1']} | {c['opt2']} | {c['pess']} | {c['silent']} |"
+                  + "".join(f" {a}/{c['n']}, {o} |" for a, o in tried.values()))
     print(f"\ncommand: python benchmarks/{Path(__file__).name} {' '.join(str(f) for f in folders)}")
     return 0
 
