@@ -64,7 +64,8 @@ class CoarseResult:
     search: str = "global"
     """``"near"`` (the near-identity search found a clear peak), ``"global"`` (full circle and
     scales), ``"near-fallback"`` (the global search found no unique winner; the near-identity
-    search's best won by the same margins), ``"skipped"`` (the identity could not be beaten) or ``"off"``."""
+    search's best won by the same margins), ``"local"`` (no search found a winner; the identity
+    refined locally won by the margins), ``"skipped"`` (the identity could not be beaten) or ``"off"``."""
     confirmation: dict | None = None
     """The structure check of the winner (:func:`.confirm.confirm`), when one ran."""
 
@@ -144,7 +145,7 @@ def _decide(cands: list[Candidate], identity: Candidate, shape: tuple[int, int])
 
 def align(method: str, target: np.ndarray, source: np.ndarray, *, scale: float | None = None, mirror: bool = False,
           shortcut: bool = True, confirm_structure: bool = True, polarity: str = "same",
-          search_on: tuple[np.ndarray, np.ndarray] | None = None) -> CoarseResult:
+          search_on: tuple[np.ndarray, np.ndarray] | None = None, refine_local: bool = True) -> CoarseResult:
     """Coarse alignment of ``source`` (representation, any size) to ``target`` (representation).
 
     ``method``: ``"auto"`` (= ``"similarity"``), ``"none"``, ``"similarity"`` or ``"affine"``.
@@ -163,7 +164,9 @@ def align(method: str, target: np.ndarray, source: np.ndarray, *, scale: float |
     are searched and scored on, if not these two (e.g. their edge strength,
     :func:`styleunwarp.structure.edge_strength`, for raw images of two modalities whose grey
     levels gave nothing); the structure confirmation always compares ``target`` and ``source``
-    themselves.
+    themselves. With ``refine_local`` (default), when no hypothesis wins, the identity refined
+    locally (:func:`.similarity.refine_identity`: rotation and shift) is judged by the same margins
+    over the identity and confirmed by structure (``search = "local"``); ``False``: the behaviour before.
     """
     if polarity not in ("same", "either"):
         raise ValueError(f"polarity must be 'same' or 'either', got {polarity!r}")
@@ -211,6 +214,20 @@ def align(method: str, target: np.ndarray, source: np.ndarray, *, scale: float |
             reason = f"{near_reason} (the global search: {reason})"
         else:
             reason = f"{reason}; near the identity: {near_reason}"
+    if best is None and refine_local:
+        # No hypothesis stands out among distant ones; the images as delivered may still be a few
+        # pixels and degrees off: the identity refined locally, by the same margins (no unique-peak
+        # test: it is reached continuously from the identity, not chosen among distant maps).
+        from .similarity import refine_identity
+
+        local = refine_identity(target, source)
+        if _beats(local, identity):
+            best, searched = local, "local"
+            cands = sorted(cands + [local], key=order)
+            reason = (f"{reason}; the identity refined locally (rotation and shift): NCC {local.score:.3f} beats the "
+                      f"identity's {identity.score:.3f} by the margins")
+        else:
+            reason = f"{reason}; refined locally, the identity reaches only {local.score:.3f}"
     if best is None:
         return CoarseResult(method, identity, identity, cands, reason + _searched(searched), searched)
     if confirm_structure:
@@ -229,6 +246,8 @@ def _searched(searched: str) -> str:
         return f" (near-identity search: clear peak >= {NEAR_CLEAR}, global search skipped)"
     if searched == "near-fallback":
         return " (near-identity search, after a global search without a unique winner)"
+    if searched == "local":
+        return " (the identity refined locally, after searches without a unique winner)"
     return ""
 
 

@@ -200,6 +200,19 @@ def search_near(target: np.ndarray, source: np.ndarray, *, scale: float | None =
     return _refined(target, source, _distinct(found, target.shape, KEEP, min_px=4 * level.k), scale_fixed=scale is not None)
 
 
+def refine_identity(target: np.ndarray, source: np.ndarray) -> Candidate:
+    """The identity refined locally: rotation and shift (scale 1) maximising the score from the
+    images as given, on the :data:`REFINE_SIZE` level, as :func:`search`'s hypotheses are refined.
+
+    Where the search over hypotheses finds no unique winner (the representations of two modalities
+    agree too loosely for one hypothesis to stand out among distant ones), a pair moved a few pixels
+    and degrees is still reached continuously from where it was delivered."""
+    fine = Level.of(target, REFINE_SIZE)
+    src, ks = _reduced_source(source, fine, 1.0)
+    score, a = _refine(fine, src, ks, np.eye(2, 3), False, scale_fixed=True)
+    return Candidate.from_matrix("similarity", a, score, refined_from="identity")
+
+
 def _refined(target: np.ndarray, source: np.ndarray, best: list, scale_fixed: bool) -> list[Candidate]:
     """The search hypotheses ``best`` refined on the :data:`REFINE_SIZE` level, best first."""
     fine = Level.of(target, REFINE_SIZE)
