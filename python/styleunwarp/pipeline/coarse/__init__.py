@@ -166,7 +166,8 @@ def align(method: str, target: np.ndarray, source: np.ndarray, *, scale: float |
     levels gave nothing); the structure confirmation always compares ``target`` and ``source``
     themselves. With ``refine_local`` (default), when no hypothesis wins, the identity refined
     locally (:func:`.similarity.refine_identity`: rotation and shift) is judged by the same margins
-    over the identity and confirmed by structure (``search = "local"``); ``False``: the behaviour before.
+    over the identity and confirmed by structure, gaining at least :data:`.confirm.LOCAL_GAIN_SDS` chance
+    spreads of agreement over the identity (``search = "local"``); ``False``: the behaviour before.
     """
     if polarity not in ("same", "either"):
         raise ValueError(f"polarity must be 'same' or 'either', got {polarity!r}")
@@ -231,9 +232,9 @@ def align(method: str, target: np.ndarray, source: np.ndarray, *, scale: float |
     if best is None:
         return CoarseResult(method, identity, identity, cands, reason + _searched(searched), searched)
     if confirm_structure:
-        from .confirm import confirm
+        from .confirm import LOCAL_GAIN_SDS, confirm
 
-        ok, facts = confirm(confirm_target, confirm_source, best)
+        ok, facts = confirm(confirm_target, confirm_source, best, LOCAL_GAIN_SDS if searched == "local" else 0.0)
         if not ok:
             return CoarseResult(method, identity, identity, cands, f"{reason}, but {facts['reason']}: identity kept" + _searched(searched),
                                 searched, facts)
