@@ -35,6 +35,13 @@ more than 2 % of the target's size somewhere): a unique peak. Measured: every ri
 on as-delivered steel and shale led by 0.11 or more; a false match on a near-aligned CLEM
 pair (rotated 154 deg, scaled 0.33x) led three unrelated hypotheses by 0.03."""
 
+LOCAL_BASIN_PX = 3.0
+"""The identity refined locally (:func:`.similarity.refine_identity`) is a candidate only where
+refinements started 4 px away in each direction end within this many px of it (its
+``basin_px``). Measured (docs/coarse.md): right refinements on foreign steel renderings met within
+0.2-2.0 px; two that moved pairs away from the truth (7.1 -> 9.3 px, 8.7 -> 14.4 px) scattered
+11-22 px along a flat ridge of the score."""
+
 MIN_SCORE = 0.15
 """Score below which no hypothesis is credible (the best of thousands of unrelated ones reaches about 0.1)."""
 
@@ -165,7 +172,8 @@ def align(method: str, target: np.ndarray, source: np.ndarray, *, scale: float |
     :func:`styleunwarp.structure.edge_strength`, for raw images of two modalities whose grey
     levels gave nothing); the structure confirmation always compares ``target`` and ``source``
     themselves. With ``refine_local`` (default), when no hypothesis wins, the identity refined
-    locally (:func:`.similarity.refine_identity`: rotation and shift) is judged by the same margins
+    locally (:func:`.similarity.refine_identity`: rotation and shift), where refinements from starts
+    4 px away meet it within :data:`LOCAL_BASIN_PX`, is judged by the same margins
     over the identity and confirmed by structure, gaining at least :data:`.confirm.LOCAL_GAIN_SDS` chance
     spreads of agreement over the identity (``search = "local"``); ``False``: the behaviour before.
     """
@@ -222,7 +230,10 @@ def align(method: str, target: np.ndarray, source: np.ndarray, *, scale: float |
         from .similarity import refine_identity
 
         local = refine_identity(target, source)
-        if _beats(local, identity):
+        if local.extra["basin_px"] > LOCAL_BASIN_PX:
+            reason = (f"{reason}; refined locally, the identity reaches {local.score:.3f} on a flat ridge (starts 4 px "
+                      f"apart end {local.extra['basin_px']:.1f} px apart)")
+        elif _beats(local, identity):
             best, searched = local, "local"
             cands = sorted(cands + [local], key=order)
             reason = (f"{reason}; the identity refined locally (rotation and shift): NCC {local.score:.3f} beats the "
