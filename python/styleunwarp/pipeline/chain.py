@@ -129,12 +129,16 @@ def coarse_alignment(method: str, target: np.ndarray, source: np.ndarray, *, sca
     strength alone on 23 and 22; where the grey levels do correspond (a CBS-like source) their
     start is the more accurate one, hence grey levels first.
 
+    Where no search finds a winner, the identity refined locally is judged by the same margins
+    (:func:`.coarse.align`'s ``refine_local``); for raw images on their edge strength only (the last
+    stage), as the grey levels of two modalities need not correspond.
+
     Hypotheses of the source's own polarity only: searching the reversed grey scale too
     (``polarity="either"``) changed no coarse result on the raw CLEM, steel and shale cases of
     ``benchmarks/bench_raw_checks.py`` (CLEM's reversed matches were not unique peaks) and
     doubles the search, so it stays off (docs/coarse.md)."""
     scale = 1.0 if scale_known else None
-    found = coarse_align(method, target, source, scale=scale)
+    found = coarse_align(method, target, source, scale=scale, refine_local=check != "structure")
     if check != "structure" or not found.is_identity or found.search in ("skipped", "off"):
         return found
     on_edges = coarse_align(method, target, source, scale=scale, search_on=(edge_strength(target), edge_strength(source)))

@@ -35,6 +35,13 @@ more than 2 % of the target's size somewhere): a unique peak. Measured: every ri
 on as-delivered steel and shale led by 0.11 or more; a false match on a near-aligned CLEM
 pair (rotated 154 deg, scaled 0.33x) led three unrelated hypotheses by 0.03."""
 
+LOCAL_BASIN_PX = 3.0
+"""The identity refined locally (:func:`.similarity.refine_identity`) is a candidate only where
+refinements started 4 px away in each direction end within this many px of it (its
+``basin_px``). Measured (docs/coarse.md): right refinements on foreign steel renderings met within
+0.2-2.0 px; two that moved pairs away from the truth (7.1 -> 9.3 px, 8.7 -> 14.4 px) scattered
+11-22 px along a flat ridge of the score."""
+
 MIN_SCORE = 0.15
 """Score below which no hypothesis is credible (the best of thousands of unrelated ones reaches about 0.1)."""
 
@@ -64,7 +71,8 @@ class CoarseResult:
     search: str = "global"
     """``"near"`` (the near-identity search found a clear peak), ``"global"`` (full circle and
     scales), ``"near-fallback"`` (the global search found no unique winner; the near-identity
-    search's best won by the same margins), ``"skipped"`` (the identity could not be beaten) or ``"off"``."""
+    search's best won by the same margins), ``"local"`` (no search found a winner; the identity
+    refined locally won by the margins), ``"skipped"`` (the identity could not be beaten) or ``"off"``."""
     confirmation: dict | None = None
     """The structure check of the winner (:func:`.confirm.confirm`), when one ran."""
 
@@ -144,7 +152,7 @@ def _decide(cands: list[Candidate], identity: Candidate, shape: tuple[int, int])
 
 def align(method: str, target: np.ndarray, source: np.ndarray, *, scale: float | None = None, mirror: bool = False,
           shortcut: bool = True, confirm_structure: bool = True, polarity: str = "same",
-          search_on: tuple[np.ndarray, np.ndarray] | None = None) -> CoarseResult:
+          search_on: tuple[np.ndarray, np.ndarray] | None = None, refine_local: bool = True) -> CoarseResult:
     """Coarse alignment of ``source`` (representation, any size) to ``target`` (representation).
 
     ``method``: ``"auto"`` (= ``"similarity"``), ``"none"``, ``"similarity"`` or ``"affine"``.
@@ -163,7 +171,11 @@ def align(method: str, target: np.ndarray, source: np.ndarray, *, scale: float |
     are searched and scored on, if not these two (e.g. their edge strength,
     :func:`styleunwarp.structure.edge_strength`, for raw images of two modalities whose grey
     levels gave nothing); the structure confirmation always compares ``target`` and ``source``
-    themselves.
+    themselves. With ``refine_local`` (default), when no hypothesis wins, the identity refined
+    locally (:func:`.similarity.refine_identity`: rotation and shift), where refinements from starts
+    4 px away meet it within :data:`LOCAL_BASIN_PX`, is judged by the same margins
+    over the identity and confirmed by structure, gaining at least :data:`.confirm.LOCAL_GAIN_SDS` chance
+    spreads of agreement over the identity (``search = "local"``); ``False``: the behaviour before.
     """
     if polarity not in ("same", "either"):
         raise ValueError(f"polarity must be 'same' or 'either', got {polarity!r}")
@@ -211,12 +223,29 @@ def align(method: str, target: np.ndarray, source: np.ndarray, *, scale: float |
             reason = f"{near_reason} (the global search: {reason})"
         else:
             reason = f"{reason}; near the identity: {near_reason}"
+    if best is None and refine_local:
+        # No hypothesis stands out among distant ones; the images as delivered may still be a few
+        # pixels and degrees off: the identity refined locally, by the same margins (no unique-peak
+        # test: it is reached continuously from the identity, not chosen among distant maps).
+        from .similarity import refine_identity
+
+        local = refine_identity(target, source)
+        if local.extra["basin_px"] > LOCAL_BASIN_PX:
+            reason = (f"{reason}; refined locally, the identity reaches {local.score:.3f} on a flat ridge (starts 4 px "
+                      f"apart end {local.extra['basin_px']:.1f} px apart)")
+        elif _beats(local, identity):
+            best, searched = local, "local"
+            cands = sorted(cands + [local], key=order)
+            reason = (f"{reason}; the identity refined locally (rotation and shift): NCC {local.score:.3f} beats the "
+                      f"identity's {identity.score:.3f} by the margins")
+        else:
+            reason = f"{reason}; refined locally, the identity reaches only {local.score:.3f}"
     if best is None:
         return CoarseResult(method, identity, identity, cands, reason + _searched(searched), searched)
     if confirm_structure:
-        from .confirm import confirm
+        from .confirm import LOCAL_GAIN_SDS, confirm
 
-        ok, facts = confirm(confirm_target, confirm_source, best)
+        ok, facts = confirm(confirm_target, confirm_source, best, LOCAL_GAIN_SDS if searched == "local" else 0.0)
         if not ok:
             return CoarseResult(method, identity, identity, cands, f"{reason}, but {facts['reason']}: identity kept" + _searched(searched),
                                 searched, facts)
@@ -229,6 +258,8 @@ def _searched(searched: str) -> str:
         return f" (near-identity search: clear peak >= {NEAR_CLEAR}, global search skipped)"
     if searched == "near-fallback":
         return " (near-identity search, after a global search without a unique winner)"
+    if searched == "local":
+        return " (the identity refined locally, after searches without a unique winner)"
     return ""
 
 

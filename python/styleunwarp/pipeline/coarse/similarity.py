@@ -200,6 +200,33 @@ def search_near(target: np.ndarray, source: np.ndarray, *, scale: float | None =
     return _refined(target, source, _distinct(found, target.shape, KEEP, min_px=4 * level.k), scale_fixed=scale is not None)
 
 
+LOCAL_STARTS_PX = 4.0
+""":func:`refine_identity` also refines from the identity shifted this far (full-resolution px)
+left, right, up and down, to measure the basin its optimum is reached from."""
+
+
+def refine_identity(target: np.ndarray, source: np.ndarray) -> Candidate:
+    """The identity refined locally: rotation and shift (scale 1) maximising the score from the
+    images as given, on the :data:`REFINE_SIZE` level, as :func:`search`'s hypotheses are refined.
+
+    Where the search over hypotheses finds no unique winner (the representations of two modalities
+    agree too loosely for one hypothesis to stand out among distant ones), a pair moved a few pixels
+    and degrees is still reached continuously from where it was delivered. The candidate's
+    ``extra["basin_px"]``: how far (largest corner distance, px) the refinements started
+    :data:`LOCAL_STARTS_PX` away in each direction end from it; on a flat ridge of the score they
+    scatter, on a real optimum they meet."""
+    fine = Level.of(target, REFINE_SIZE)
+    src, ks = _reduced_source(source, fine, 1.0)
+    score, a = _refine(fine, src, ks, np.eye(2, 3), False, scale_fixed=True)
+    h, w = target.shape
+    pts = np.array([[0, w - 1, 0, w - 1], [0, 0, h - 1, h - 1], [1, 1, 1, 1]], np.float64)
+    spread = 0.0
+    for dx, dy in ((LOCAL_STARTS_PX, 0), (-LOCAL_STARTS_PX, 0), (0, LOCAL_STARTS_PX), (0, -LOCAL_STARTS_PX)):
+        _, b = _refine(fine, src, ks, np.array([[1.0, 0.0, dx], [0.0, 1.0, dy]]), False, scale_fixed=True)
+        spread = max(spread, float(np.abs(b @ pts - a @ pts).max()))
+    return Candidate.from_matrix("similarity", a, score, refined_from="identity", basin_px=spread)
+
+
 def _refined(target: np.ndarray, source: np.ndarray, best: list, scale_fixed: bool) -> list[Candidate]:
     """The search hypotheses ``best`` refined on the :data:`REFINE_SIZE` level, best first."""
     fine = Level.of(target, REFINE_SIZE)
