@@ -142,7 +142,9 @@ def test_raw_images_of_two_modalities_without_a_residual_estimate_are_graded_by_
     raw = {"representation": "none", "styled_ncc_after": -0.63, "elastic": {"kept": "start"},
            "transform": {"consistency_error": 0.0, "folded_fraction": 0.0}, "structure": {"z": 9.1, "aligned": True, "residual_px": None}}
     assert grade(raw) == ("decent", "grader") and grade_details(raw)["by_structure"]
-    assert grade({**raw, "styled_ncc_after": 0.9})[0] == "decent"  # a high correlation does not make it good either
+    # grey levels that correlate strongly do correspond (one modality): the correlation grader decides
+    assert grade({**raw, "styled_ncc_after": 0.9})[0] == "good" and not grade_details({**raw, "styled_ncc_after": 0.9})["by_structure"]
+    assert grade({**raw, "styled_ncc_after": 0.35})[0] == "decent" and grade_details({**raw, "styled_ncc_after": 0.35})["by_structure"]
     assert grade({**raw, "structure": {"z": 3.8, "aligned": False}})[0] == "bad"
     assert grade({**raw, "structure": {"z": Z_CHANCE - 0.5, "aligned": False}})[0] == "poor"
     assert grade({**raw, "transform": {**raw["transform"], "folded_fraction": 0.02}})[0] == "poor"

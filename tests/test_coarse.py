@@ -171,6 +171,18 @@ def test_raw_images_of_two_modalities_are_searched_on_their_edges():
     assert _map_error(aligned.chosen.matrix, np.eye(2, 3), shape) < 1.0, aligned.reason
 
 
+def _bench_asdelivered():
+    """``benchmarks/bench_asdelivered.py`` as a module (its ``_blind_pairs`` renders steel pairs by the independent renderers)."""
+    import importlib.util
+    from pathlib import Path
+
+    bench = Path(__file__).resolve().parents[1] / "benchmarks" / "bench_asdelivered.py"
+    spec = importlib.util.spec_from_file_location("bench_asdelivered", bench)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
 @needs_data("openecci-cbs", "steel_SEM_006.tif")
 def test_an_ambiguous_global_search_does_not_cancel_a_near_identity_finding(tmp_path):
     """Real CBS images with LOM renderings by benchmarks/blind_lom.py (seed 1), moved up to about
@@ -180,18 +192,12 @@ def test_an_ambiguous_global_search_does_not_cancel_a_near_identity_finding(tmp_
     identity's 0.31, junk at a fifth of the scale; with today's model on steel_SEM_004 and 010), the
     near-identity finding must stand, confirmed by structure, and be better than the identity.
     Which pairs take this path depends on the model, so the test asks for at least one."""
-    import importlib.util
-    from pathlib import Path
-
     from styleunwarp.io import read_image
     from styleunwarp.quality import tre
     from styleunwarp.style import StyleTransfer
     from styleunwarp.transform import read_transform
 
-    bench = Path(__file__).resolve().parents[1] / "benchmarks" / "bench_asdelivered.py"
-    spec = importlib.util.spec_from_file_location("bench_asdelivered", bench)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
+    module = _bench_asdelivered()
     cbs_dir = real_data("openecci-cbs", "steel_SEM_006.tif")[0].parent
     st = StyleTransfer.load_default()
     fallbacks = []
@@ -225,18 +231,12 @@ def test_where_no_search_finds_a_unique_winner_the_identity_refined_locally_is_j
     (benchmarks/blind_lom3.py, 7.1 px off) the refinement beats the identity's NCC too but moves the
     pair to 9.3 px; refinements started 4 px away scatter along a flat ridge of the score (LOCAL_BASIN_PX),
     so the identity stays."""
-    import importlib.util
-    from pathlib import Path
-
     from styleunwarp.io import read_image
     from styleunwarp.quality import tre
     from styleunwarp.style import StyleTransfer
     from styleunwarp.transform import read_transform
 
-    bench = Path(__file__).resolve().parents[1] / "benchmarks" / "bench_asdelivered.py"
-    spec = importlib.util.spec_from_file_location("bench_asdelivered", bench)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
+    module = _bench_asdelivered()
     cbs_dir = real_data("openecci-cbs", "steel_SEM_010.tif")[0].parent
     st = StyleTransfer.load_default()
     rows = [r for r in module._blind_pairs(cbs_dir, tmp_path, 6, 10) if r["name"] in ("steel_SEM_008", "steel_SEM_010")]

@@ -216,7 +216,9 @@ def tier_from_structure(metrics: dict) -> str | None:
     steel LOM against CBS, docs/quality.md: a 2.9 px result at NCC -0.63 and a 7.8 px one at -0.22
     were both printed poor); the MIND structure agreement is. It shows that a result is aligned,
     not how accurately, so a result it shows aligned is ``decent`` at most; one it does not is
-    ``bad``; agreement within :data:`Z_CHANCE` spreads of chance is ``poor``.
+    ``bad``; agreement within :data:`Z_CHANCE` spreads of chance is ``poor``. Where the grey levels
+    do correspond (the correlation grader says ``good``: one modality, or a source made to look like
+    the target) and the evidence shows the result aligned, the correlation grader decides (``None``).
     """
     if metrics.get("representation") != "none" or isinstance(metrics.get(GRADED_ON_KEY), dict):
         return None
@@ -225,7 +227,7 @@ def tier_from_structure(metrics: dict) -> str | None:
     if z is None or not np.isfinite(z):
         return None
     if ev.get("aligned"):
-        return "decent"
+        return None if _tier_by_numbers(metrics, GRADER_THRESHOLDS) == "good" else "decent"
     return "poor" if z < Z_CHANCE else "bad"
 
 
