@@ -37,8 +37,8 @@ pair (rotated 154 deg, scaled 0.33x) led three unrelated hypotheses by 0.03."""
 
 LOCAL_BASIN_PX = 3.0
 """The identity refined locally (:func:`.similarity.refine_identity`) is a candidate only where
-refinements started 4 px away in each direction end within this many px of it (its
-``basin_px``). Measured (docs/coarse.md): right refinements on foreign steel renderings met within
+refinements started 4 px away in each direction end within this many px of it
+(:func:`.similarity.basin_px`, recorded as the candidate's ``basin_px``). Measured (docs/coarse.md): right refinements on foreign steel renderings met within
 0.2-2.0 px; two that moved pairs away from the truth (7.1 -> 9.3 px, 8.7 -> 14.4 px) scattered
 11-22 px along a flat ridge of the score."""
 
@@ -227,19 +227,21 @@ def align(method: str, target: np.ndarray, source: np.ndarray, *, scale: float |
         # No hypothesis stands out among distant ones; the images as delivered may still be a few
         # pixels and degrees off: the identity refined locally, by the same margins (no unique-peak
         # test: it is reached continuously from the identity, not chosen among distant maps).
-        from .similarity import refine_identity
+        from .similarity import basin_px, refine_identity
 
         local = refine_identity(target, source)
-        if local.extra["basin_px"] > LOCAL_BASIN_PX:
+        spread = basin_px(target, source, local) if _beats(local, identity) else None  # four more refinements only where it could win
+        if spread is None:
+            reason = f"{reason}; refined locally, the identity reaches only {local.score:.3f}"
+        elif spread > LOCAL_BASIN_PX:
             reason = (f"{reason}; refined locally, the identity reaches {local.score:.3f} on a flat ridge (starts 4 px "
-                      f"apart end {local.extra['basin_px']:.1f} px apart)")
-        elif _beats(local, identity):
+                      f"apart end {spread:.1f} px apart)")
+        else:
+            local = replace(local, extra={**local.extra, "basin_px": spread})
             best, searched = local, "local"
             cands = sorted(cands + [local], key=order)
             reason = (f"{reason}; the identity refined locally (rotation and shift): NCC {local.score:.3f} beats the "
                       f"identity's {identity.score:.3f} by the margins")
-        else:
-            reason = f"{reason}; refined locally, the identity reaches only {local.score:.3f}"
     if best is None:
         return CoarseResult(method, identity, identity, cands, reason + _searched(searched), searched)
     if confirm_structure:

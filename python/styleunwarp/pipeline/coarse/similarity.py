@@ -84,10 +84,15 @@ def _search_one(corr: ShiftCorrelator, level: Level, source_blurred: np.ndarray,
     return best, np.hstack([lin, t[:, None]])
 
 
+def _map_points(target_shape: tuple[int, int]) -> np.ndarray:
+    """The target's corners and centre, homogeneous (3x5): where two maps are compared."""
+    h, w = target_shape
+    return np.array([[0, w - 1, 0, w - 1, (w - 1) / 2], [0, 0, h - 1, h - 1, (h - 1) / 2], [1, 1, 1, 1, 1]], np.float64)
+
+
 def _distinct(cands: list[tuple[float, np.ndarray, float, float, bool]], target_shape: tuple[int, int], keep: int, min_px: float) -> list:
     """The best ``keep`` hypotheses whose maps differ by more than ``min_px`` at the target's corners."""
-    h, w = target_shape
-    pts = np.array([[0, w - 1, 0, w - 1, (w - 1) / 2], [0, 0, h - 1, h - 1, (h - 1) / 2], [1, 1, 1, 1, 1]], np.float64)
+    pts = _map_points(target_shape)
     out: list = []
     for c in sorted(cands, key=lambda c: -c[0]):
         p = c[1] @ pts
@@ -201,8 +206,8 @@ def search_near(target: np.ndarray, source: np.ndarray, *, scale: float | None =
 
 
 LOCAL_STARTS_PX = 4.0
-""":func:`refine_identity` also refines from the identity shifted this far (full-resolution px)
-left, right, up and down, to measure the basin its optimum is reached from."""
+""":func:`basin_px` refines from the identity shifted this far (full-resolution px) left, right, up
+and down, to measure the basin :func:`refine_identity`'s optimum is reached from."""
 
 
 def refine_identity(target: np.ndarray, source: np.ndarray) -> Candidate:
@@ -211,20 +216,28 @@ def refine_identity(target: np.ndarray, source: np.ndarray) -> Candidate:
 
     Where the search over hypotheses finds no unique winner (the representations of two modalities
     agree too loosely for one hypothesis to stand out among distant ones), a pair moved a few pixels
-    and degrees is still reached continuously from where it was delivered. The candidate's
-    ``extra["basin_px"]``: how far (largest corner distance, px) the refinements started
-    :data:`LOCAL_STARTS_PX` away in each direction end from it; on a flat ridge of the score they
-    scatter, on a real optimum they meet."""
+    and degrees is still reached continuously from where it was delivered (:func:`basin_px` says
+    whether that optimum is one)."""
     fine = Level.of(target, REFINE_SIZE)
     src, ks = _reduced_source(source, fine, 1.0)
     score, a = _refine(fine, src, ks, np.eye(2, 3), False, scale_fixed=True)
-    h, w = target.shape
-    pts = np.array([[0, w - 1, 0, w - 1], [0, 0, h - 1, h - 1], [1, 1, 1, 1]], np.float64)
+    return Candidate.from_matrix("similarity", a, score, refined_from="identity")
+
+
+def basin_px(target: np.ndarray, source: np.ndarray, refined: Candidate) -> float:
+    """How far (largest distance at the target's corners and centre, px) refinements started
+    :data:`LOCAL_STARTS_PX` left, right, up and down of the identity end from ``refined``
+    (:func:`refine_identity`'s result): on a flat ridge of the score they scatter, on a real
+    optimum they meet."""
+    fine = Level.of(target, REFINE_SIZE)
+    src, ks = _reduced_source(source, fine, 1.0)
+    pts = _map_points(target.shape)
+    at = refined.matrix @ pts
     spread = 0.0
     for dx, dy in ((LOCAL_STARTS_PX, 0), (-LOCAL_STARTS_PX, 0), (0, LOCAL_STARTS_PX), (0, -LOCAL_STARTS_PX)):
         _, b = _refine(fine, src, ks, np.array([[1.0, 0.0, dx], [0.0, 1.0, dy]]), False, scale_fixed=True)
-        spread = max(spread, float(np.abs(b @ pts - a @ pts).max()))
-    return Candidate.from_matrix("similarity", a, score, refined_from="identity", basin_px=spread)
+        spread = max(spread, float(np.abs(b @ pts - at).max()))
+    return spread
 
 
 def _refined(target: np.ndarray, source: np.ndarray, best: list, scale_fixed: bool) -> list[Candidate]:
