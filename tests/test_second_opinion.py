@@ -170,7 +170,8 @@ def test_the_shipped_models_result_is_checked_against_a_training_free_chain_on_a
 
 def test_a_result_is_measured_on_a_representation_through_its_saved_map():
     """:func:`ncc_on_representation`: the identity on an image and itself correlates fully, a 4 px shift
-    less; a styled source made on the LOM resampled to the CBS pixel size (``grid_factor``) is read
+    less; a styled source made on the LOM resampled to the CBS pixel size (its ``GridMatch``, as
+    ``metrics.json`` records it) is read
     through the map onto the original LOM, which the saved transforms refer to."""
     rng = np.random.default_rng(3)
     image = ndimage.gaussian_filter(rng.normal(size=(96, 96)), 3).astype(np.float32)
@@ -180,5 +181,8 @@ def test_a_result_is_measured_on_a_representation_through_its_saved_map():
     # the LOM had half the CBS resolution: target pixel x lies at original LOM pixel (x + 0.5) / 2 - 0.5
     to_original = np.array([[0.5, 0.0, -0.25], [0.0, 0.5, -0.25]])
     direct = affine_elastic(to_original, 4, image.shape)
-    assert ncc_on_representation(image, image, direct, grid_factor=2.0) == pytest.approx(1.0, abs=1e-3)
+    from styleunwarp.pipeline.grid import GridMatch
+
+    grid = GridMatch.from_dict(GridMatch(2.0, (48, 48), (96, 96), "LOM resampled by 2").to_dict())
+    assert ncc_on_representation(image, image, direct, grid) == pytest.approx(1.0, abs=1e-3)
     assert ncc_on_representation(image, image, direct) < 0.8

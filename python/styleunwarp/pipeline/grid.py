@@ -37,6 +37,11 @@ class GridMatch:
     def to_dict(self) -> dict:
         return {"factor": self.factor, "original_shape": list(self.original_shape), "resampled_shape": list(self.resampled_shape), "reason": self.reason}
 
+    @classmethod
+    def from_dict(cls, d: dict) -> "GridMatch":
+        """The match :meth:`to_dict` wrote (``metrics.json`` ``pixel_grid``)."""
+        return cls(float(d["factor"]), tuple(d["original_shape"]), tuple(d["resampled_shape"]), str(d.get("reason", "")))
+
     def to_original(self, x: np.ndarray) -> np.ndarray:
         """Resampled-LOM coordinates → original-LOM coordinates (either axis)."""
         return (np.asarray(x) + 0.5) / self.factor - 0.5

@@ -37,6 +37,7 @@ from ..transform.model import Transform
 from ..style.chain import NO_CARD, TIED, Chain, load_chain
 from ..style.tournament import duel
 from .evidence import EVIDENCE_KEY
+from .grid import GridMatch
 from .pair import PairResult, PathLikeStr, register_pair
 
 log = logging.getLogger(__name__)
@@ -71,13 +72,13 @@ def _adopt(src: Path, dst: Path, metrics: dict) -> None:
     atomic_write_text(dst / "metrics.json", json.dumps(metrics, indent=2, default=float) + "\n")
 
 
-def ncc_on_representation(styled: np.ndarray, target: np.ndarray, direct: Transform, grid_factor: float = 1.0) -> float:
+def ncc_on_representation(styled: np.ndarray, target: np.ndarray, direct: Transform, grid: GridMatch | None = None) -> float:
     """NCC of a representation's ``styled`` source, moved by ``direct`` (target pixel -> original
-    LOM pixel), with its ``target`` over the pixels the source covers; ``grid_factor``: the LOM
-    resampling to the CBS pixel size the styled source was made on (``metrics["pixel_grid"]["factor"]``)."""
+    LOM pixel), with its ``target`` over the pixels the source covers; ``grid``: how the LOM the
+    styled source was made on was resampled to the CBS pixel size (``None``: not resampled)."""
     dense = to_dense(direct, target.shape)
-    if grid_factor != 1.0:  # the styled source lies on the LOM resampled to the CBS pixel size
-        dense = (dense + 0.5) * grid_factor - 0.5
+    if grid is not None and grid.factor != 1.0:  # the styled source lies on the resampled LOM
+        dense = grid.to_resampled(dense)
     moved = warp_image(np.asarray(styled, np.float32), dense, target.shape)
     return ncc(moved, target, moved != 0)
 
@@ -94,8 +95,8 @@ def on_model_representation(first: PairResult, adopted: PairResult) -> dict | No
     if first.metrics.get("representation") in (None, "none") or np.asarray(first.styled).ndim != 2:
         return None
     target = read_image(first.out_dir / "target.tif").data
-    factor = float((first.metrics.get("pixel_grid") or {}).get("factor", 1.0))
-    value = ncc_on_representation(first.styled, target, read_transform(adopted.out_dir / "direct_transf.txt"), factor)
+    grid = GridMatch.from_dict(first.metrics["pixel_grid"]) if first.metrics.get("pixel_grid") else None
+    value = ncc_on_representation(first.styled, target, read_transform(adopted.out_dir / "direct_transf.txt"), grid)
     return {"representation": first.metrics["representation"], "styled_ncc_after": value,
             "reason": "the adopted result measured on the model chain's representation, the one the grader's thresholds were read on"}
 
