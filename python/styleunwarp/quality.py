@@ -182,8 +182,7 @@ def grade_without_truth(metrics: dict, thresholds: dict | None = None) -> str:
     """
     if _folded(metrics):
         return "poor"
-    for rule in (tier_from_evidence, tier_from_structure):
-        tier = rule(metrics)
+    for tier in (tier_from_evidence(metrics), tier_from_structure(metrics, thresholds)):
         if tier is not None:
             return tier
     return grade_by_correlation(metrics, thresholds)
@@ -207,7 +206,7 @@ Z_CHANCE = 2.0
 nothing shows that the two images overlap at all (:func:`tier_from_structure` says ``poor``)."""
 
 
-def tier_from_structure(metrics: dict) -> str | None:
+def tier_from_structure(metrics: dict, thresholds: dict | None = None) -> str | None:
     """The tier of a registration of raw images of two modalities (``representation`` ``none``)
     without a residual estimate, from the structure evidence alone; ``None`` for other results
     (a representation made alike, a result graded on another representation, no evidence).
@@ -217,8 +216,9 @@ def tier_from_structure(metrics: dict) -> str | None:
     were both printed poor); the MIND structure agreement is. It shows that a result is aligned,
     not how accurately, so a result it shows aligned is ``decent`` at most; one it does not is
     ``bad``; agreement within :data:`Z_CHANCE` spreads of chance is ``poor``. Where the grey levels
-    do correspond (the correlation grader says ``good``: one modality, or a source made to look like
-    the target) and the evidence shows the result aligned, the correlation grader decides (``None``).
+    do correspond (the correlation grader, with ``thresholds``, default :data:`GRADER_THRESHOLDS`,
+    says ``good``: one modality, or a source made to look like the target) and the evidence shows
+    the result aligned, the correlation grader decides (``None``).
     """
     if metrics.get("representation") != "none" or isinstance(metrics.get(GRADED_ON_KEY), dict):
         return None
@@ -227,7 +227,7 @@ def tier_from_structure(metrics: dict) -> str | None:
     if z is None or not np.isfinite(z):
         return None
     if ev.get("aligned"):
-        return None if _tier_by_numbers(metrics, GRADER_THRESHOLDS) == "good" else "decent"
+        return None if _tier_by_numbers(metrics, thresholds or GRADER_THRESHOLDS) == "good" else "decent"
     return "poor" if z < Z_CHANCE else "bad"
 
 
