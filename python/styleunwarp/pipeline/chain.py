@@ -20,7 +20,7 @@ from ..quality import ncc, transform_stats
 from ..structure import PEAK_SHIFT_PX, edge_strength, gradient_gain, gradient_peak_drop
 from ..registration import BUnwarpJParams, Registration, register
 from ..transform import ElasticTransform, identity_elastic, warp_image
-from .coarse import CoarseResult, compose_direct, inverse_through, warp_source
+from .coarse import CoarseResult, align_by_mutual_information, compose_direct, inverse_through, warp_source
 from .coarse import align as coarse_align
 from .consensus import consensus
 from .restart import restart_start, warrants_restart
@@ -116,7 +116,7 @@ def check_for(representation: str | None) -> str:
 
 
 def coarse_alignment(method: str, target: np.ndarray, source: np.ndarray, *, scale_known: bool = False,
-                     check: str = "alike") -> CoarseResult:
+                     check: str = "alike", mutual_information: bool = True) -> CoarseResult:
     """The coarse step of the chain (:func:`.coarse.align`), the scale fixed at 1 when ``scale_known``.
 
     ``check`` is the chain's kind (:func:`check_for`). For ``"structure"`` (raw images of two
@@ -127,7 +127,11 @@ def coarse_alignment(method: str, target: np.ndarray, source: np.ndarray, *, sca
     (docs/coarse.md, ``benchmarks/bench_coarse_raw.py``): the grey levels alone found a start
     within 5 px on 20 and 17 of 24 cases (near-identity and small; mostly 8-25 px), the edge
     strength alone on 23 and 22; where the grey levels do correspond (a CBS-like source) their
-    start is the more accurate one, hence grey levels first.
+    start is the more accurate one, hence grey levels first. Where edge strength keeps the identity
+    too, with ``mutual_information`` (default) the hypotheses are searched by mutual information
+    (:func:`.coarse.align_by_mutual_information`: full circle in 2.5-degree steps, the known scale
+    or 1), which needs no linear relation between the two images' grey levels
+    (docs/coarse.md, "Raw images: a last search by mutual information").
 
     Where no search finds a winner, the identity refined locally is judged by the same margins
     (:func:`.coarse.align`'s ``refine_local``); for raw images on their edge strength only (the last
@@ -142,9 +146,14 @@ def coarse_alignment(method: str, target: np.ndarray, source: np.ndarray, *, sca
     if check != "structure" or not found.is_identity or found.search in ("skipped", "off"):
         return found
     on_edges = coarse_align(method, target, source, scale=scale, search_on=(edge_strength(target), edge_strength(source)))
-    if on_edges.is_identity:
+    if not on_edges.is_identity:
+        return replace(on_edges, reason=f"on edge strength: {on_edges.reason} (on grey levels: {found.reason})")
+    if not mutual_information:
         return found
-    return replace(on_edges, reason=f"on edge strength: {on_edges.reason} (on grey levels: {found.reason})")
+    by_mi = align_by_mutual_information(target, source, scale=scale)
+    if by_mi.is_identity:
+        return replace(found, reason=f"{found.reason}; on edge strength: {on_edges.reason}; {by_mi.reason}")
+    return replace(by_mi, reason=f"{by_mi.reason} (on grey levels: {found.reason}; on edge strength: {on_edges.reason})")
 
 
 def default_coarse_sigma(kind: str | None) -> float:

@@ -72,7 +72,8 @@ class CoarseResult:
     """``"near"`` (the near-identity search found a clear peak), ``"global"`` (full circle and
     scales), ``"near-fallback"`` (the global search found no unique winner; the near-identity
     search's best won by the same margins), ``"local"`` (no search found a winner; the identity
-    refined locally won by the margins), ``"skipped"`` (the identity could not be beaten) or ``"off"``."""
+    refined locally won by the margins), ``"mutual information"`` (:func:`align_by_mutual_information`),
+    ``"skipped"`` (the identity could not be beaten) or ``"off"``."""
     confirmation: dict | None = None
     """The structure check of the winner (:func:`.confirm.confirm`), when one ran."""
 
@@ -255,6 +256,27 @@ def align(method: str, target: np.ndarray, source: np.ndarray, *, scale: float |
     return CoarseResult(method, best, identity, cands, reason + _searched(searched), searched)
 
 
+def align_by_mutual_information(target: np.ndarray, source: np.ndarray, *, scale: float | None = None) -> CoarseResult:
+    """Coarse alignment of raw images of two modalities by mutual information (:mod:`.mutual`).
+
+    Hypotheses over the full circle at the known ``scale`` (else 1), ranked by normalised mutual
+    information over every shift; the best replaces the identity only if it carries
+    :data:`.mutual.GAIN` times the identity's information and :data:`.mutual.UNIQUE` times every
+    different hypothesis's, and is confirmed by structure (MIND-SSC, :mod:`.confirm`) as every
+    coarse winner. For the last stage of a raw chain's search (``pipeline.chain.coarse_alignment``)."""
+    from .confirm import confirm
+    from .mutual import decide, search
+
+    cands, identity = search(target, source, scale=scale)
+    best, reason = decide(cands, identity, target.shape)
+    if best is None:
+        return CoarseResult("similarity", identity, identity, cands, reason, "mutual information")
+    ok, facts = confirm(target, source, best)
+    if not ok:
+        return CoarseResult("similarity", identity, identity, cands, f"{reason}, but {facts['reason']}: identity kept", "mutual information", facts)
+    return CoarseResult("similarity", best, identity, cands, f"{reason}; {facts['reason']}", "mutual information", facts)
+
+
 def _searched(searched: str) -> str:
     if searched == "near":
         return f" (near-identity search: clear peak >= {NEAR_CLEAR}, global search skipped)"
@@ -265,4 +287,4 @@ def _searched(searched: str) -> str:
     return ""
 
 
-__all__ = ["METHODS", "Candidate", "CoarseResult", "align", "inverted", "compose_direct", "inverse_through", "warp_source"]
+__all__ = ["METHODS", "Candidate", "CoarseResult", "align", "align_by_mutual_information", "inverted", "compose_direct", "inverse_through", "warp_source"]
