@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import numpy as np
 from scipy import fft as sfft
+from scipy.special import xlogy
 
 from .score import MIN_OVERLAP, Level, sample
 from .similarity import _distinct, _grid, _map_points, _reduced_source
@@ -66,16 +67,16 @@ def classes(image: np.ndarray, mask: np.ndarray, bins: int = BINS) -> np.ndarray
 def _nmi(counts: np.ndarray) -> np.ndarray:
     """Normalised mutual information minus 1 of joint histograms ``counts`` (classes a, classes b, ...)."""
     n = counts.sum(axis=(0, 1))
-    p = counts / np.where(n > 0, n, 1.0)
-
-    def ent(q: np.ndarray, axes) -> np.ndarray:
-        with np.errstate(divide="ignore", invalid="ignore"):
-            return -np.where(q > 0, q * np.log(q), 0.0).sum(axis=axes)
-
-    h_ab = ent(p, (0, 1))
-    h_a, h_b = ent(p.sum(axis=1), 0), ent(p.sum(axis=0), 0)
+    # entropies from counts: H = log N - sum(c log c) / N
+    s_ab = xlogy(counts, counts).sum(axis=(0, 1))
+    a, b = counts.sum(axis=1), counts.sum(axis=0)
+    s_a, s_b = xlogy(a, a).sum(axis=0), xlogy(b, b).sum(axis=0)
     with np.errstate(divide="ignore", invalid="ignore"):
-        return np.where(h_ab > 1e-9, (h_a + h_b) / h_ab - 1.0, 0.0)
+        log_n = np.log(np.where(n > 0, n, 1.0))
+        n_safe = np.where(n > 0, n, 1.0)
+        h_ab = log_n - s_ab / n_safe
+        h_a, h_b = log_n - s_a / n_safe, log_n - s_b / n_safe
+        return np.where(h_ab > 1e-9, (h_a + h_b) / np.where(h_ab > 1e-9, h_ab, 1.0) - 1.0, 0.0)
 
 
 class MutualInformationCorrelator:
@@ -109,13 +110,10 @@ class MutualInformationCorrelator:
         if self.n_fixed < 2 or n_moving < 2:
             return np.full(full, -np.inf), origin
         size = (sfft.next_fast_len(full[0], real=True), sfft.next_fast_len(full[1], real=True))
-        ff = self._fixed_ffts(size)
-        fm = [sfft.rfft2((labels == j).astype(np.float32), size) for j in range(n_moving)]
-        counts = np.empty((self.n_fixed, n_moving, *size))
-        for i in range(self.n_fixed):
-            for j in range(n_moving):
-                counts[i, j] = sfft.irfft2(ff[i] * fm[j], size)
-        counts = np.maximum(np.round(counts), 0.0)
+        ff = np.stack(self._fixed_ffts(size))
+        fm = sfft.rfft2((labels[None] == np.arange(n_moving)[:, None, None]).astype(np.float32), size, axes=(-2, -1))
+        # every pair of classes at once: counts[i, j] at shift d = #{x: fixed class i at x, moving class j at x + d}
+        counts = np.maximum(np.round(sfft.irfft2(ff[:, None] * fm[None], size, axes=(-2, -1))), 0.0)
         n = counts.sum(axis=(0, 1))
         out = _nmi(counts) * np.sqrt(np.clip(n / (h * w), 0.0, 1.0))
         out[n < MIN_OVERLAP * min(h * w, float(mask.sum()))] = -np.inf
