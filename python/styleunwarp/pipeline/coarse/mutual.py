@@ -19,7 +19,7 @@ import numpy as np
 from scipy import fft as sfft
 from scipy.special import xlogy
 
-from .score import MIN_OVERLAP, Level, sample
+from .score import MIN_OVERLAP, Level
 from .similarity import _distinct, _grid, _map_points, _reduced_source
 from .types import Candidate
 
@@ -93,11 +93,13 @@ class MutualInformationCorrelator:
         self.shape = fixed.shape
         self.fixed = classes(fixed, np.ones(fixed.shape, bool), bins)
         self.n_fixed = int(self.fixed.max()) + 1
-        self._cache: dict[tuple[int, int], list[np.ndarray]] = {}
+        self._cache: dict[tuple[int, int], np.ndarray] = {}
 
-    def _fixed_ffts(self, size: tuple[int, int]) -> list[np.ndarray]:
+    def _fixed_ffts(self, size: tuple[int, int]) -> np.ndarray:
+        """The conjugate FFTs of the fixed image's class indicators, stacked (one per class), at ``size``."""
         if size not in self._cache:
-            self._cache[size] = [np.conj(sfft.rfft2((self.fixed == i).astype(np.float32), size)) for i in range(self.n_fixed)]
+            indicators = (self.fixed[None] == np.arange(self.n_fixed)[:, None, None]).astype(np.float32)
+            self._cache[size] = np.conj(sfft.rfft2(indicators, size, axes=(-2, -1)))
         return self._cache[size]
 
     def __call__(self, moving: np.ndarray, mask: np.ndarray) -> tuple[np.ndarray, tuple[int, int]]:
@@ -110,7 +112,7 @@ class MutualInformationCorrelator:
         if self.n_fixed < 2 or n_moving < 2:
             return np.full(full, -np.inf), origin
         size = (sfft.next_fast_len(full[0], real=True), sfft.next_fast_len(full[1], real=True))
-        ff = np.stack(self._fixed_ffts(size))
+        ff = self._fixed_ffts(size)
         fm = sfft.rfft2((labels[None] == np.arange(n_moving)[:, None, None]).astype(np.float32), size, axes=(-2, -1))
         # every pair of classes at once: counts[i, j] at shift d = #{x: fixed class i at x, moving class j at x + d}
         counts = np.maximum(np.round(sfft.irfft2(ff[:, None] * fm[None], size, axes=(-2, -1))), 0.0)
@@ -155,10 +157,8 @@ def search(target: np.ndarray, source: np.ndarray, *, scale: float | None = None
     best = _distinct(found, target.shape, KEEP, min_px=DISTINCT * max(target.shape))
     cands = [Candidate.from_matrix("similarity", a, v, measure="mutual information", search_score=v) for v, a, _, _, _ in best]
     src, ks = _reduced_source(source, level, 1.0)
-    # working target pixel -> reduced source pixel at the identity (as score.Level.score maps it)
-    aw = np.array([[1 / ks, 0, -(ks - 1) / (2 * ks)], [0, 1 / ks, -(ks - 1) / (2 * ks)], [0, 0, 1]]) @ level.full_from_working()
-    moved, inside = sample(src, aw[:2], level.image.shape)
-    identity = Candidate.from_matrix("identity", np.eye(2, 3), corr.at(moved, inside), measure="mutual information")
+    eye = np.eye(2, 3)
+    identity = Candidate.from_matrix("identity", eye, corr.at(*level.moved(src, eye, ks)), measure="mutual information")
     return cands, identity
 
 

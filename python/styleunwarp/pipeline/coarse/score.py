@@ -120,13 +120,18 @@ class Level:
         ``source`` may be a reduced copy of the source by ``source_scale`` (its pixel ``p``
         is full-resolution ``source_scale * p + (source_scale - 1) / 2``).
         """
+        moved, inside = self.moved(source, a, source_scale)
+        frac = float(inside.mean())
+        return ncc(self.image, moved, inside), frac
+
+    def moved(self, source: np.ndarray, a: np.ndarray, source_scale: float = 1.0) -> tuple[np.ndarray, np.ndarray]:
+        """The source moved by ``A`` (full-resolution map) onto this level's grid, and where it lies
+        (``source`` as for :meth:`score`)."""
         aw = np.vstack([a, [0, 0, 1]]) @ self.full_from_working()
         if source_scale != 1.0:
             s = source_scale
             aw = np.array([[1 / s, 0, -(s - 1) / (2 * s)], [0, 1 / s, -(s - 1) / (2 * s)], [0, 0, 1]]) @ aw
-        moved, inside = sample(source, aw[:2], self.image.shape)
-        frac = float(inside.mean())
-        return ncc(self.image, moved, inside), frac
+        return sample(source, aw[:2], self.image.shape)
 
 
 def reduce(image: np.ndarray, k: float, shape: tuple[int, int], blur: float) -> np.ndarray:
