@@ -150,10 +150,12 @@ def search(target: np.ndarray, source: np.ndarray, *, scale: float | None = None
     level = Level.of(target, SIZE, blur=0.5)
     corr = MutualInformationCorrelator(level.image)
     s = float(scale) if scale else 1.0
-    found = sorted(_grid(corr, level, source, [(r, s, False) for r in (-ROTATION_STEP, 0.0, ROTATION_STEP)]), key=lambda f: -f[0])
+    given = (0.0, ROTATION_STEP, 360.0 - ROTATION_STEP)
+    found = sorted(_grid(corr, level, source, [(r, s, False) for r in given]), key=lambda f: -f[0])
     if not (found and _near_identity(found[0][1], target.shape)):
-        # the information of the images as given (one rotation step either way) does not peak at the identity: every rotation
-        found = _grid(corr, level, source, [(float(r), s, False) for r in np.arange(0.0, 360.0, ROTATION_STEP)])
+        # the information of the images as given (one rotation step either way) does not peak at the identity: every other rotation
+        rest = [float(r) for r in np.arange(0.0, 360.0, ROTATION_STEP) if min(abs(r - g) for g in given) > 1e-6]
+        found += _grid(corr, level, source, [(r, s, False) for r in rest])
     best = _distinct(found, target.shape, KEEP, min_px=DISTINCT * max(target.shape))
     cands = [Candidate.from_matrix("similarity", a, v, measure="mutual information", search_score=v) for v, a, _, _, _ in best]
     src, ks = _reduced_source(source, level, 1.0)
@@ -164,7 +166,7 @@ def search(target: np.ndarray, source: np.ndarray, *, scale: float | None = None
 
 def _near_identity(a: np.ndarray, shape: tuple[int, int]) -> bool:
     """Whether the map ``a`` lies within :data:`AT_IDENTITY_PX` working pixels of the identity (at the target's corners and centre)."""
-    k = max(1.0, max(shape) / float(SIZE))
+    k = Level.factor(shape, SIZE)
     pts = _map_points(shape)
     return bool(np.abs(a @ pts - pts[:2]).max() <= AT_IDENTITY_PX * k + 0.5)
 

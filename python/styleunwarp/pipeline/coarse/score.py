@@ -103,10 +103,15 @@ class Level:
     @classmethod
     def of(cls, target: np.ndarray, size: int, blur: float = 1.0) -> "Level":
         """A level whose longer side is about ``size`` px (never enlarged); blurred by ``blur`` working px."""
-        k = max(1.0, max(target.shape) / float(size))
+        k = cls.factor(target.shape, size)
         shape = (max(8, int(round(target.shape[0] / k))), max(8, int(round(target.shape[1] / k))))
         img = reduce(target, k, shape, blur)
         return cls(k, img, blur)
+
+    @staticmethod
+    def factor(shape: tuple[int, ...], size: int) -> float:
+        """Full-resolution pixels per working pixel of a level of about ``size`` px for an image of ``shape``."""
+        return max(1.0, max(shape[:2]) / float(size))
 
     def full_from_working(self) -> np.ndarray:
         """3x3 map working pixel -> full-resolution pixel."""
