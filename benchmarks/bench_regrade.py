@@ -12,6 +12,10 @@ the grader when the run was scored) and now.
 
     python benchmarks/bench_regrade.py OUT [OUT ...] [--decent-ncc 0.30,0.20,0.15]
 
+The last columns grade without the structure evidence's floor under a weak correlation
+(``grade_without_truth(..., floor=False)``, the grader before it): verdict = true tier and
+optimistic by one or more.
+
 ``--decent-ncc`` grades again with the correlation grader's ``decent`` threshold at each value
 (the other thresholds as they are) and adds a column per value: verdicts = true tier.
 """
@@ -56,11 +60,12 @@ def main(argv: list[str] | None = None) -> int:
     tries = [float(v) for v in args.decent_ncc.split(",") if v]
     variants = {v: {**GRADER_THRESHOLDS, "decent": {**GRADER_THRESHOLDS["decent"], "styled_ncc_after": v}} for v in tries}
     extra = "".join(f" decent NCC {v}: = true / optimistic |" for v in tries)
-    print("| run | data set | pairs | = true tier before | now | optimistic by 1 (now) | by 2+ (now) | pessimistic (now) | poor not printed poor/bad (now) |" + extra)
-    print("|---|---|---|---|---|---|---|---|---|" + "---|" * len(tries))
+    print("| run | data set | pairs | = true tier before | now | optimistic by 1 (now) | by 2+ (now) | pessimistic (now) | poor not printed poor/bad (now) |"
+          " without the floor: = true / optimistic / pessimistic |" + extra)
+    print("|---|---|---|---|---|---|---|---|---|---|" + "---|" * len(tries))
     for run in folders:
         for set_name, rows in json.loads((run / "results.json").read_text()).items():
-            counts = {"n": 0, "before": 0, "now": 0, "opt1": 0, "opt2": 0, "pess": 0, "silent": 0}
+            counts = {"n": 0, "before": 0, "now": 0, "opt1": 0, "opt2": 0, "pess": 0, "silent": 0, "nf": 0, "nf_opt": 0, "nf_pess": 0}
             tried = {v: [0, 0] for v in tries}
             for row in rows:
                 if row.get("status") != "done":
@@ -81,6 +86,10 @@ def main(argv: list[str] | None = None) -> int:
                 counts["opt2"] += gap >= 2
                 counts["pess"] += gap < 0
                 counts["silent"] += true == "poor" and now not in ("poor", "bad")
+                nf = grade_without_truth(m, floor=False)
+                counts["nf"] += nf == true
+                counts["nf_opt"] += TIERS.index(nf) > TIERS.index(true)
+                counts["nf_pess"] += TIERS.index(nf) < TIERS.index(true)
                 for v, th in variants.items():
                     t = grade_without_truth(m, th)
                     tried[v][0] += t == true
@@ -89,6 +98,7 @@ def main(argv: list[str] | None = None) -> int:
                       + (f" (on {on['representation']}: NCC {on['styled_ncc_after']:.3f})" if on else ""), file=sys.stderr)
             c = counts
             print(f"| {run.name} | {set_name} | {c['n']} | {c['before']}/{c['n']} | {c['now']}/{c['n']} | {c['opt1']} | {c['opt2']} | {c['pess']} | {c['silent']} |"
+                  f" {c['nf']}/{c['n']} / {c['nf_opt']} / {c['nf_pess']} |"
                   + "".join(f" {a}/{c['n']}, {o} |" for a, o in tried.values()))
     print(f"\ncommand: python benchmarks/{Path(__file__).name} {' '.join(str(f) for f in folders)}")
     return 0

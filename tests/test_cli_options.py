@@ -82,6 +82,31 @@ def test_a_good_grade_needs_the_structure_evidence():
     assert "does not show it aligned" not in line
 
 
+def test_structure_evidence_raises_a_weak_correlation_to_decent_where_it_shows_the_result_aligned():
+    """A weak representation correlation (a look the model never saw) says bad or poor; structure
+    evidence that shows the result aligned raises it to decent, and the console says so. Not when
+    the evidence is missing or does not show it aligned, not over folding, not over a direct/inverse
+    disagreement that alone keeps it below decent, and never above decent."""
+    from styleunwarp.cli.options import verdict_lines
+    from styleunwarp.quality import GRADER_THRESHOLDS, grade, grade_details
+
+    weak = {"styled_ncc_after": 0.19, "elastic": {"kept": "start"}, "transform": {"consistency_error": 0.0, "folded_fraction": 0.0}}
+    assert grade(weak)[0] == "bad"
+    assert grade({**weak, "styled_ncc_after": 0.02})[0] == "poor"
+    aligned = {**weak, "structure": {"z": 14.4, "aligned": True, "residual_px": None}}
+    assert grade(aligned) == ("decent", "grader") and grade_details(aligned)["lifted_by_evidence"] is True
+    assert grade({**aligned, "styled_ncc_after": 0.02})[0] == "decent"
+    assert grade({**weak, "structure": {"z": 4.7, "aligned": False, "residual_px": None}})[0] == "bad"
+    assert grade({**aligned, "transform": {**aligned["transform"], "folded_fraction": 0.01}})[0] == "poor"
+    too_far = GRADER_THRESHOLDS["decent"]["consistency_px"] + 0.3
+    kept = {**aligned, "elastic": {"kept": "elastic"}, "transform": {"consistency_error": too_far, "folded_fraction": 0.0}}
+    assert grade(kept)[0] == "bad" and grade_details(kept)["lifted_by_evidence"] is False
+    m = {**aligned, "tier": "decent", "grade_source": "grader", "grade_details": grade_details(aligned)}
+    line = next(text for text, _ in verdict_lines(m) if text.startswith("verdict"))
+    assert line.startswith("verdict: DECENT") and "raised to decent" in line
+    assert grade_details(weak)["lifted_by_evidence"] is False
+
+
 def test_a_residual_estimate_grades_the_result_where_the_structures_support_one():
     """Where the structure evidence estimates the residual misalignment, the tier is read from it
     (the NCC of the representation says little across modalities); folding stays poor, and with
@@ -97,7 +122,7 @@ def test_a_residual_estimate_grades_the_result_where_the_structures_support_one(
     assert grade({**close, "structure": {**close["structure"], "tiles_off": 1}})[0] == "decent"
     assert grade({**close, "structure": {"z": 9.0, "aligned": False, "residual_px": 4.2, "tiles_off": 5}})[0] == "bad"
     assert grade({**close, "transform": {**close["transform"], "folded_fraction": 0.01}})[0] == "poor"
-    assert grade({**raw, "structure": {"z": 25.0, "aligned": True, "residual_px": None}})[0] == "bad"  # no estimate: NCC decides
+    assert grade({**raw, "structure": {"z": 25.0, "aligned": False, "residual_px": None}})[0] == "bad"  # no estimate: NCC decides
     m = {**close, "tier": "good", "grade_source": "grader", "grade_details": grade_details(close)}
     line = next(text for text, _ in verdict_lines(m) if text.startswith("verdict"))
     assert line.startswith("verdict: GOOD") and "structure evidence puts it 0.40 px" in line and "not good from decent" not in line
@@ -160,7 +185,9 @@ def test_raw_images_of_two_modalities_without_a_residual_estimate_are_graded_by_
     # an adopted second opinion measured on the model chain's representation: that NCC is read
     adopted = {**raw, GRADED_ON_KEY: {"representation": "edges", "styled_ncc_after": 0.353, "reason": "test"}}
     assert grade(adopted)[0] == "decent" and grade_details(adopted)["styled_ncc_after"] == 0.353
-    assert grade({**adopted, GRADED_ON_KEY: {"representation": "edges", "styled_ncc_after": 0.05}})[0] == "poor"
+    weak = {**adopted, GRADED_ON_KEY: {"representation": "edges", "styled_ncc_after": 0.05}}
+    assert grade(weak)[0] == "decent" and grade_details(weak)["lifted_by_evidence"]  # the evidence shows it aligned
+    assert grade({**weak, "structure": {"z": 3.8, "aligned": False}})[0] == "poor"
     m = {**adopted, "tier": "decent", "grade_source": "grader", "grade_details": grade_details(adopted)}
     line = next(text for text, _ in verdict_lines(m) if text.startswith("verdict"))
     assert "NCC on the model chain's edges representation 0.353" in line

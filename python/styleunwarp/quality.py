@@ -163,7 +163,7 @@ def _consistency(metrics: dict) -> float | None:
     return metrics.get("transform", {}).get("consistency_error")
 
 
-def grade_without_truth(metrics: dict, thresholds: dict | None = None) -> str:
+def grade_without_truth(metrics: dict, thresholds: dict | None = None, *, floor: bool = True) -> str:
     """Estimate the tier of a registration from metrics that need no ground truth.
 
     Any folding is ``poor``. Where the structure evidence of the raw images estimates the
@@ -178,14 +178,18 @@ def grade_without_truth(metrics: dict, thresholds: dict | None = None) -> str:
     consistency error (how well the two independently optimised transforms agree; not
     available in bUnwarpJ's Mono mode or when the elastic result was not kept, then only the
     correlation is used), and a ``good`` that the structure evidence does not back
-    (``metrics["structure"]["aligned"]`` false) is lowered to ``decent`` (:func:`capped_by_evidence`).
+    (``metrics["structure"]["aligned"]`` false) is lowered to ``decent`` (:func:`capped_by_evidence`),
+    while a ``bad`` or ``poor`` read from a weak correlation that the structure evidence shows
+    aligned is raised to ``decent`` (:func:`lifted_by_evidence`): the structure evidence decides
+    whether a result is aligned, the correlation only how well. ``floor`` False leaves that raise
+    out (benchmarks measure the grader without it).
     """
     if _folded(metrics):
         return "poor"
     for tier in (tier_from_evidence(metrics), tier_from_structure(metrics, thresholds)):
         if tier is not None:
             return tier
-    return grade_by_correlation(metrics, thresholds)
+    return grade_by_correlation(metrics, thresholds, floor=floor)
 
 
 GRADED_ON_KEY = "graded_on"
@@ -231,13 +235,20 @@ def tier_from_structure(metrics: dict, thresholds: dict | None = None) -> str | 
     return "poor" if z < Z_CHANCE else "bad"
 
 
-def grade_by_correlation(metrics: dict, thresholds: dict | None = None) -> str:
-    """The correlation grader alone: the tier from ``styled_ncc_after`` and the direct/inverse
+def grade_by_correlation(metrics: dict, thresholds: dict | None = None, *, floor: bool = True) -> str:
+    """The correlation grader: the tier from ``styled_ncc_after`` and the direct/inverse
     consistency (:data:`GRADER_THRESHOLDS`), a ``good`` lowered to ``decent`` where the structure
-    evidence does not back it, ``poor`` on any folding; what :func:`grade_without_truth` uses
+    evidence does not back it (:func:`capped_by_evidence`), a ``bad`` or ``poor`` read from a weak
+    correlation raised to ``decent`` where the structure evidence shows the result aligned
+    (:func:`lifted_by_evidence`), ``poor`` on any folding; what :func:`grade_without_truth` uses
     where the structure evidence makes no residual estimate."""
-    tier = _tier_by_numbers(metrics, thresholds or GRADER_THRESHOLDS)
-    return "decent" if tier == "good" and capped_by_evidence(metrics) else tier
+    th = thresholds or GRADER_THRESHOLDS
+    tier = _tier_by_numbers(metrics, th)
+    if tier == "good" and capped_by_evidence(metrics):
+        return "decent"
+    if floor and tier in ("bad", "poor") and lifted_by_evidence(metrics, th):
+        return "decent"
+    return tier
 
 
 EVIDENCE_GOOD_PX = 0.9
@@ -296,6 +307,25 @@ def capped_by_evidence(metrics: dict) -> bool:
     return (metrics.get("structure") or {}).get("aligned") is False
 
 
+def lifted_by_evidence(metrics: dict, thresholds: dict | None = None) -> bool:
+    """Whether a result the grader's two numbers call ``bad`` or ``poor`` only for a weak
+    correlation is shown aligned by the structure evidence (``metrics["structure"]["aligned"]``):
+    then the grader says ``decent``, as it does for raw images of two modalities
+    (:func:`tier_from_structure`). Not for folded results, nor where the direct/inverse
+    consistency error alone would keep it below ``decent``.
+
+    The correlation reads the representation the registration fitted; where a style model meets
+    a look it was not trained on (steel rendered by someone else), it is weak at the right
+    alignment too (0.15-0.30 for results within 3 px), while the MIND agreement of the raw images
+    still shows the alignment. Measured on saved as-user runs (docs/quality.md, "A weak
+    correlation raised by the structure evidence")."""
+    if _folded(metrics) or (metrics.get("structure") or {}).get("aligned") is not True:
+        return False
+    cons = _consistency(metrics)
+    need = (thresholds or GRADER_THRESHOLDS)["decent"]["consistency_px"]
+    return cons is None or cons <= need
+
+
 def grade_details(metrics: dict) -> dict:
     """The no-ground-truth numbers the grader looked at (for the console and the report);
     ``by_evidence``: the tier was read from the structure evidence's residual estimate
@@ -303,18 +333,22 @@ def grade_details(metrics: dict) -> dict:
     modalities, :func:`tier_from_structure`); ``graded_on``: the representation the correlation
     was measured on when it is not the result's own (:data:`GRADED_ON_KEY`);
     ``capped_by_evidence``: the grader's own numbers said ``good`` and the structure evidence
-    lowered that to ``decent``."""
+    lowered that to ``decent``; ``lifted_by_evidence``: they said ``bad`` or ``poor`` and the
+    structure evidence raised that to ``decent``."""
     t = metrics.get("transform", {})
     folded = _folded(metrics)
     by_evidence = not folded and tier_from_evidence(metrics) is not None
     by_structure = not folded and not by_evidence and tier_from_structure(metrics) is not None
     by_numbers = not by_evidence and not by_structure
-    capped = by_numbers and _tier_by_numbers(metrics, GRADER_THRESHOLDS) == "good" and capped_by_evidence(metrics)
+    numbers = _tier_by_numbers(metrics, GRADER_THRESHOLDS)
+    capped = by_numbers and numbers == "good" and capped_by_evidence(metrics)
+    lifted = by_numbers and numbers in ("bad", "poor") and lifted_by_evidence(metrics)
     on = metrics.get(GRADED_ON_KEY)
     return {"styled_ncc_after": grader_ncc(metrics), "consistency_px": _consistency(metrics), "folded_fraction": t.get("folded_fraction"),
             "by_evidence": by_evidence, "residual_px": (metrics.get("structure") or {}).get("residual_px") if by_evidence else None,
             "by_structure": by_structure, "structure_z": (metrics.get("structure") or {}).get("z") if by_structure else None,
-            "graded_on": on.get("representation") if isinstance(on, dict) else None, "capped_by_evidence": capped}
+            "graded_on": on.get("representation") if isinstance(on, dict) else None, "capped_by_evidence": capped,
+            "lifted_by_evidence": lifted}
 
 
 def grade(metrics: dict) -> tuple[str, str]:

@@ -180,6 +180,9 @@ def verdict_lines(metrics: dict) -> list[tuple[str, bool]]:
                 how = f"estimated by the grader, no ground truth: NCC{on} {d.get('styled_ncc_after') or float('nan'):.3f}" + ("" if cons is None else f", consistency {cons:.2f} px")
             if d.get("capped_by_evidence"):
                 how += "; at most decent while the structure evidence does not show it aligned"
+            elif d.get("lifted_by_evidence"):
+                how += ("; raised to decent: the structure evidence shows it aligned where the representation correlates "
+                        "weakly (a look the model was not trained on?); it shows alignment, not its accuracy")
             elif tier == "good" and not d.get("by_evidence") and not d.get("by_structure"):
                 how += ("; without a residual estimate the grader tells working from failed results, "
                         "not good from decent (docs/quality.md)")
