@@ -118,6 +118,8 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--plain-pairs", type=int, default=0,
                     help="also the first N plain varied renderings (seeds 0..N-1, the shipped model's own data), "
                          "so that a fine-tune keeps what it learned")
+    ap.add_argument("--appearance", type=float, default=0.0,
+                    help="probability of a random look for each training crop's LOM (styleunwarp.style.appearance)")
     ap.add_argument("--lr", type=float, default=1e-3)
     ap.add_argument("--base", type=int, default=12)
     ap.add_argument("--depth", type=int, default=5)
@@ -164,8 +166,10 @@ def main(argv: list[str] | None = None) -> int:
             + (f" + {args.plain_pairs} plain varied renderings (seeds 0..{args.plain_pairs - 1}, the shipped model's own data)"
                if args.plain_pairs else "")
             + (f"; fine-tuned from {args.init}" if args.init else "")
+            + (f"; each crop's LOM given a random look with probability {args.appearance:g} (styleunwarp.style.appearance)"
+               if args.appearance else "")
             + "; benchmarks/train_shipped.py")
-    cfg = TrainConfig(mode="unet", target="edges", epochs=10_000, seed=0, crop=args.crop, batch_size=4, lr=args.lr,
+    cfg = TrainConfig(mode="unet", target="edges", epochs=10_000, seed=0, crop=args.crop, batch_size=4, lr=args.lr, appearance=args.appearance,
                       arch=Architecture(in_channels=args.channels, base=args.base, depth=args.depth))
     model = out / "model"
     for k in range(args.chunks):

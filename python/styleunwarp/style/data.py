@@ -202,11 +202,16 @@ def load_pair(pf: PairFiles, channels: int, target: str = "cbs") -> LoadedPair:
     return LoadedPair(pf.name, normalize_input(lom, channels, pf.lom), y[None].astype(np.float32))
 
 
-def sample_batch(pairs: list[LoadedPair], rng: np.random.Generator, batch: int, crop: int) -> tuple[np.ndarray, np.ndarray]:
+def sample_batch(pairs: list[LoadedPair], rng: np.random.Generator, batch: int, crop: int,
+                 appearance: float = 0.0) -> tuple[np.ndarray, np.ndarray]:
     """Random crops with the same position, flips and 90° rotation on both images of a pair.
 
-    Images smaller than ``crop`` are reflect-padded first.
+    Images smaller than ``crop`` are reflect-padded first. ``appearance``: the probability that a
+    crop's source gets a random look (:func:`styleunwarp.style.appearance.vary_appearance`; the
+    target is left as it is).
     """
+    from .appearance import vary_appearance
+
     xs, ys = [], []
     for _ in range(batch):
         p = pairs[int(rng.integers(len(pairs)))]
@@ -225,6 +230,8 @@ def sample_batch(pairs: list[LoadedPair], rng: np.random.Generator, batch: int, 
         cx, cy = np.rot90(cx, k, axes=(1, 2)), np.rot90(cy, k, axes=(1, 2))
         if flip:
             cx, cy = cx[:, :, ::-1], cy[:, :, ::-1]
+        if appearance > 0 and rng.random() < appearance:
+            cx = vary_appearance(cx, rng)
         xs.append(np.ascontiguousarray(cx))
         ys.append(np.ascontiguousarray(cy))
     return np.stack(xs), np.stack(ys)

@@ -55,6 +55,7 @@ class TrainConfig:
     l1_weight: float = 100.0
     edge_weight: float = 1.0
     disc_base: int = 32
+    appearance: float = 0.0  # probability of a random look for a training crop's source (style.appearance)
     arch: Architecture = field(default_factory=Architecture)
 
     def __post_init__(self) -> None:
@@ -68,6 +69,8 @@ class TrainConfig:
             raise ValueError("epochs and batch size must be >= 1")
         if self.lr is None:
             self.lr = 1e-3 if self.mode == "unet" else 2e-4
+        if not 0.0 <= self.appearance <= 1.0:
+            raise ValueError(f"appearance must be a probability in [0, 1], got {self.appearance}")
         if not 0.0 <= self.val_fraction < 1.0:
             raise ValueError(f"val fraction must be in [0, 1), got {self.val_fraction}")
 
@@ -327,7 +330,7 @@ def train(
                     break
                 t0 = time.monotonic()
                 rng = np.random.default_rng([cfg.seed, epoch, step])
-                xb, yb = sample_batch(trn, rng, cfg.batch_size, cfg.crop)
+                xb, yb = sample_batch(trn, rng, cfg.batch_size, cfg.crop, cfg.appearance)
                 x = torch.from_numpy(xb).to(dev)
                 y = torch.from_numpy(yb).to(dev)
                 fake = gen(x)
