@@ -242,13 +242,19 @@ def grade_by_correlation(metrics: dict, thresholds: dict | None = None, *, floor
     correlation raised to ``decent`` where the structure evidence shows the result aligned
     (:func:`lifted_by_evidence`), ``poor`` on any folding; what :func:`grade_without_truth` uses
     where the structure evidence makes no residual estimate."""
-    th = thresholds or GRADER_THRESHOLDS
+    return _numbers_heard_with_evidence(metrics, thresholds or GRADER_THRESHOLDS, floor)[0]
+
+
+def _numbers_heard_with_evidence(metrics: dict, th: dict, floor: bool = True) -> tuple[str, str | None]:
+    """``(tier, change)``: the tier of the grader's two numbers (:func:`_tier_by_numbers`), then
+    what the structure evidence made of it: ``"capped"`` (a good it does not back, now decent),
+    ``"lifted"`` (a bad or poor it shows aligned, now decent; only with ``floor``) or ``None``."""
     tier = _tier_by_numbers(metrics, th)
     if tier == "good" and capped_by_evidence(metrics):
-        return "decent"
+        return "decent", "capped"
     if floor and tier in ("bad", "poor") and lifted_by_evidence(metrics, th):
-        return "decent"
-    return tier
+        return "decent", "lifted"
+    return tier, None
 
 
 EVIDENCE_GOOD_PX = 0.9
@@ -340,15 +346,13 @@ def grade_details(metrics: dict) -> dict:
     by_evidence = not folded and tier_from_evidence(metrics) is not None
     by_structure = not folded and not by_evidence and tier_from_structure(metrics) is not None
     by_numbers = not by_evidence and not by_structure
-    numbers = _tier_by_numbers(metrics, GRADER_THRESHOLDS)
-    capped = by_numbers and numbers == "good" and capped_by_evidence(metrics)
-    lifted = by_numbers and numbers in ("bad", "poor") and lifted_by_evidence(metrics)
+    change = _numbers_heard_with_evidence(metrics, GRADER_THRESHOLDS)[1] if by_numbers else None
     on = metrics.get(GRADED_ON_KEY)
     return {"styled_ncc_after": grader_ncc(metrics), "consistency_px": _consistency(metrics), "folded_fraction": t.get("folded_fraction"),
             "by_evidence": by_evidence, "residual_px": (metrics.get("structure") or {}).get("residual_px") if by_evidence else None,
             "by_structure": by_structure, "structure_z": (metrics.get("structure") or {}).get("z") if by_structure else None,
-            "graded_on": on.get("representation") if isinstance(on, dict) else None, "capped_by_evidence": capped,
-            "lifted_by_evidence": lifted}
+            "graded_on": on.get("representation") if isinstance(on, dict) else None, "capped_by_evidence": change == "capped",
+            "lifted_by_evidence": change == "lifted"}
 
 
 def grade(metrics: dict) -> tuple[str, str]:

@@ -11,6 +11,7 @@ from pathlib import Path
 import numpy as np
 
 from ..errors import InputError
+from .appearance import vary_appearance
 
 log = logging.getLogger(__name__)
 
@@ -210,8 +211,6 @@ def sample_batch(pairs: list[LoadedPair], rng: np.random.Generator, batch: int, 
     crop's source gets a random look (:func:`styleunwarp.style.appearance.vary_appearance`; the
     target is left as it is).
     """
-    from .appearance import vary_appearance
-
     xs, ys = [], []
     for _ in range(batch):
         p = pairs[int(rng.integers(len(pairs)))]
