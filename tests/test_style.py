@@ -379,9 +379,13 @@ def test_cli_train_and_style(tmp_path):
     write_tiff(pairs / "cbs" / "orphan.tif", np.ones((32, 32), np.float32))
     r = CliRunner().invoke(main, ["train", str(pairs), "--out", str(tmp_path / "m"), "--target", "edges", "--epochs", "1",
                                   "--crop", "32", "--batch-size", "2", "--steps-per-epoch", "2", "--base", "4",
-                                  "--depth", "2", "--no-progress", "--val-fraction", "0.5"])
+                                  "--depth", "2", "--no-progress", "--val-fraction", "0.5", "--appearance", "0.5"])
     assert r.exit_code == 0, r.output
     assert "orphan" in r.output and "done: 1 complete epochs (2 steps)" in r.output
+    assert json.loads((tmp_path / "m" / "model.json").read_text())["training"]["appearance"] == 0.5
+    r = CliRunner().invoke(main, ["train", str(pairs), "--out", str(tmp_path / "auto"), "--appearance", "0.5"])
+    assert r.exit_code == 2 and "--appearance" in r.output and "edges|cbs only" in r.output
+    assert not (tmp_path / "auto").exists()
     lom = pairs / "lom" / "p0.tif"
     r = CliRunner().invoke(main, ["style", str(lom), "--model", str(tmp_path / "m"), "-o", str(tmp_path / "one.tif")])
     assert r.exit_code == 0, r.output
