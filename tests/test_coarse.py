@@ -189,9 +189,11 @@ def test_an_ambiguous_global_search_does_not_cancel_a_near_identity_finding(tmp_
     9 px, no pixel sizes (the scale is searched), through the shipped model. Where the near-identity
     search finds a move but scores under NEAR_CLEAR and the global search over every scale has no
     unique winner (found with the model of 2026-12-02 on steel_SEM_006: NCC 0.48 against the
-    identity's 0.31, junk at a fifth of the scale; with today's model on steel_SEM_004 and 010), the
+    identity's 0.31, junk at a fifth of the scale; with the model of 2026-12-03 on steel_SEM_004 and
+    010; with the model of 2026-12-04 on none of seed 1, on steel_SEM_006 of seed 2), the
     near-identity finding must stand, confirmed by structure, and be better than the identity.
-    Which pairs take this path depends on the model, so the test asks for at least one."""
+    Which pairs take this path depends on the model, so the test renders seeds 1, 2, 3 until one
+    pair takes it and asks for at least one."""
     from styleunwarp.io import read_image
     from styleunwarp.quality import tre
     from styleunwarp.style import StyleTransfer
@@ -201,20 +203,23 @@ def test_an_ambiguous_global_search_does_not_cancel_a_near_identity_finding(tmp_
     cbs_dir = real_data("openecci-cbs", "steel_SEM_006.tif")[0].parent
     st = StyleTransfer.load_default()
     fallbacks = []
-    for row in module._blind_pairs(cbs_dir, tmp_path, 1, 10):
-        lom, cbs = read_image(row["lom"]).data, read_image(row["cbs"]).data
-        target, source = st.prepare_target(cbs), st(lom)
-        found = align("auto", target, source)
-        if found.search != "near-fallback":
-            continue
-        assert "no unique winner" in found.reason, found.reason
-        assert found.confirmation and found.confirmation["z"] >= 5, found.reason
-        truth = read_transform(row["truth"])
+    for seed in (1, 2, 3):
+        if fallbacks:
+            break
+        for row in module._blind_pairs(cbs_dir, tmp_path / str(seed), seed, 10):
+            lom, cbs = read_image(row["lom"]).data, read_image(row["cbs"]).data
+            target, source = st.prepare_target(cbs), st(lom)
+            found = align("auto", target, source)
+            if found.search != "near-fallback":
+                continue
+            assert "no unique winner" in found.reason, found.reason
+            assert found.confirmation and found.confirmation["z"] >= 5, found.reason
+            truth = read_transform(row["truth"])
 
-        def start_tre(m):
-            return tre(compose_direct(identity_elastic(4, target.shape), m), truth, target.shape, source.shape).mean
+            def start_tre(m):
+                return tre(compose_direct(identity_elastic(4, target.shape), m), truth, target.shape, source.shape).mean
 
-        fallbacks.append((row["name"], start_tre(found.identity.matrix), start_tre(found.chosen.matrix)))
+            fallbacks.append((row["name"], start_tre(found.identity.matrix), start_tre(found.chosen.matrix)))
     assert fallbacks, "no blind pair took the near-identity fallback"
     assert all(chosen < identity - 2.0 and chosen < 3.0 for _, identity, chosen in fallbacks), fallbacks
 
