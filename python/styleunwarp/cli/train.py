@@ -22,7 +22,7 @@ import click
 @click.option("--channels", type=click.Choice(["auto", "1", "3"]), default="auto", show_default=True, help="auto: 3 when the LOM images are colour, else 1; 1: gray input (RGB converted); 3: RGB input.")
 @click.option("--lr", type=click.FloatRange(0, min_open=True), default=None, help="Adam learning rate [default: 1e-3 for unet, 2e-4 for gan].")
 @click.option("--edge-weight", type=click.FloatRange(0), default=1.0, show_default=True, help="Weight of the L1 loss on image gradients.")
-@click.option("--appearance", type=click.FloatRange(0, 1), default=0.0, show_default=True, help="With --target edges|cbs: probability that a training crop's LOM gets a random look (colour permuted or cast, grey, tone curve, inverted, blur, noise; the CBS unchanged), for LOM looks the pairs do not show (docs/style.md). Not used by --target auto.")
+@click.option("--appearance", type=click.FloatRange(0, 1), default=0.0, show_default=True, help="With --target edges|cbs: probability that a training crop's LOM gets a random look (colour permuted or cast, grey, tone curve, inverted, blur, noise; the CBS unchanged), for LOM looks the pairs do not show (docs/style.md). Refused with --target auto and --unaligned (not measured there).")
 @click.option("--description", default=None, help="Training-data description for the model card.")
 @click.option("--resume", is_flag=True, help="Continue from OUT/checkpoint_latest.pt (its hyper-parameters are kept).")
 @click.option("--no-progress", is_flag=True, help="No progress bar.")
