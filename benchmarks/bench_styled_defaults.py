@@ -87,12 +87,14 @@ CONFIGS: dict[str, dict] = {
     "close4": {"close": 4},
     "close6": {"close": 6},
     "close3_src": {"close": 3, "close_target": False},
+    "nofine": {"fine_affine": False},
 }
 """Named changes to the styled chain's defaults (``sigma``: the coarse-to-fine blur; ``blur``: one pass on
 both images blurred by this sigma; ``consensus``: the radius of
 :func:`styleunwarp.pipeline.consensus.consensus` (default: the pipeline's for the representation); ``peak``: False drops the keep rule's peak test; ``close``: one pass on both representations after a grey closing
 with a disk of this radius, which fills the gap of a boundary drawn as two lines (``close_target``
-False: the source's only); the rest: bUnwarpJ parameters)."""
+False: the source's only); ``fine_affine``: False skips the fine affine step (:mod:`styleunwarp.pipeline.fine_affine`,
+on in the pipeline); the rest: bUnwarpJ parameters)."""
 
 TIERS = ((1.5, 3.0, "good"), (3.0, 6.0, "decent"), (8.0, float("inf"), "bad"))
 
@@ -198,6 +200,7 @@ def run_pair(test: Path, name: str, configs: list[str], model, backend: str, wri
     from styleunwarp.pipeline.coarse import compose_direct, warp_source
     from styleunwarp.pipeline.chain import COARSE_SIGMA_FOR_EDGES, keep_or_undo, second_pass
     from styleunwarp.pipeline.consensus import consensus, default_consensus_px
+    from styleunwarp.pipeline.fine_affine import fine_affine
     from styleunwarp.pipeline.restart import warrants_restart
     from styleunwarp.pipeline.pair import style_images
     from styleunwarp.quality import ncc, transform_stats, tre
@@ -212,16 +215,20 @@ def run_pair(test: Path, name: str, configs: list[str], model, backend: str, wri
     styled, target, info = style_images(lom.data, cbs_gray, model, "model")
     known = bool(lom.pixel_size) and bool(cbs.pixel_size)  # as register_pair: else the coarse step searches the scale
     coarse = coarse_align("auto", target, styled, scale=1.0 if known else None)
-    a = coarse.chosen.matrix
-    moving = warp_source(styled, a, target.shape)
-    raw_moving = warp_source(to_gray(lom.data).astype(np.float32), a, target.shape)  # the LOM as recorded, for checks that read no representation
-    src_shape = to_gray(lom.data).shape
-    start = compose_direct(identity_elastic(4, target.shape), a)
-    tre_start = tre(start, truth, target.shape, src_shape)
+    a_coarse = coarse.chosen.matrix
+    lom_gray = to_gray(lom.data).astype(np.float32)
+    fine = fine_affine(target, styled, a_coarse, raw=(cbs_gray, lom_gray))  # as register_representations
+    src_shape = lom_gray.shape
+    tre_coarse = tre(compose_direct(identity_elastic(4, target.shape), a_coarse), truth, target.shape, src_shape)
     default_sigma = COARSE_SIGMA_FOR_EDGES if info.get("style_target") == "edges" else 0.0
     default_radius = default_consensus_px(info.get("style_target"))
     for cfg in configs:
         change = dict(CONFIGS[cfg])
+        a = fine.matrix if change.pop("fine_affine", True) else a_coarse
+        moving = warp_source(styled, a, target.shape)
+        raw_moving = warp_source(lom_gray, a, target.shape)  # the LOM as recorded, for checks that read no representation
+        start = compose_direct(identity_elastic(4, target.shape), a)
+        tre_start = tre(start, truth, target.shape, src_shape)
         sigma = float(change.pop("sigma", default_sigma))
         blur = float(change.pop("blur", 0.0))
         close = int(change.pop("close", 0))
@@ -265,7 +272,7 @@ def run_pair(test: Path, name: str, configs: list[str], model, backend: str, wri
             restart = "confirmed" if outcome[3]["restart"]["confirmed"] else "refused"
         chain_tre = tre(compose_direct(outcome[0], a_chain), truth, target.shape, src_shape)
         row = {"set": set_name, "pair": name, "config": cfg, "tre_elastic": e.mean, "p95_elastic": e.p95,
-               "tre_start": tre_start.mean, "p95_start": tre_start.p95, "ncc_start": before, "ncc_elastic": after,
+               "tre_start": tre_start.mean, "p95_start": tre_start.p95, "tre_coarse": tre_coarse.mean, "fine_affine": fine.facts.get("kept", ""), "ncc_start": before, "ncc_elastic": after,
                "gradient_start": g_before, "gradient_elastic": g_after, "consistency": cons, "consistent": facts.get("refused") != "inconsistent",
                "raw_gradient_start": raw_g0, "raw_gradient_elastic": raw_g1, "raw_gradient_spread": raw_spread,
                "mind_start": mind_agreement(raw_moving, cbs_gray, common), "mind_elastic": mind_agreement(raw_moved, cbs_gray, common),
@@ -338,7 +345,7 @@ def main() -> None:
         unknown = [c for c in configs if c not in CONFIGS]
         if unknown:
             raise SystemExit(f"unknown configs {unknown}; known: {', '.join(CONFIGS)}")
-        fields = ["set", "pair", "config", "tre_elastic", "p95_elastic", "tre_start", "p95_start", "ncc_start", "ncc_elastic", "gradient_start", "gradient_elastic", "consistency", "consistent",
+        fields = ["set", "pair", "config", "tre_elastic", "p95_elastic", "tre_start", "p95_start", "tre_coarse", "fine_affine", "ncc_start", "ncc_elastic", "gradient_start", "gradient_elastic", "consistency", "consistent",
                   "raw_gradient_start", "raw_gradient_elastic", "raw_gradient_spread", "mind_start", "mind_elastic", "moved_px",
                   "refused", "peak_drop", "restart", "tre_chain", "p95_chain", "seconds"]
         new = not path.exists()

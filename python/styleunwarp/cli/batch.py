@@ -55,7 +55,7 @@ def _executor_options(func):
 @fiji_option
 @second_opinion_option
 @bunwarpj_options
-def batch(source, out_dir, model, style, backend, threads, workers, cluster, scheduler, force, coarse, prealign, lom_pixel_size, cbs_pixel_size, progress, coarse_sigma, backend_options, lom_pattern, cbs_pattern, fiji_dir, second_opinion, params) -> None:
+def batch(source, out_dir, model, style, backend, threads, workers, cluster, scheduler, force, coarse, prealign, lom_pixel_size, cbs_pixel_size, progress, coarse_sigma, backend_options, lom_pattern, cbs_pattern, fiji_dir, second_opinion, params, fine_affine=True) -> None:
     """Register every LOM/CBS pair of SOURCE (an acquisition folder or a CSV manifest).
 
     Pairs are NAME_LOM + NAME_CBS (or NAME_SEM) by default. Writes OUT/<pair>/ (the files
@@ -71,7 +71,7 @@ def batch(source, out_dir, model, style, backend, threads, workers, cluster, sch
         summary = run_batch(
             source, out_dir, model=model, style=style, backend=backend, params=params, fiji_dir=fiji_dir, workers=workers, cluster=cluster, scheduler=scheduler, threads=threads,
             force=force, prealign=prealign, coarse=coarse, lom_pixel_size=lom_pixel_size, cbs_pixel_size=cbs_pixel_size, coarse_sigma=coarse_sigma, backend_options=backend_options, lom_pattern=lom_pattern,
-            cbs_pattern=cbs_pattern, progress=progress, alternatives=alternatives,
+            cbs_pattern=cbs_pattern, progress=progress, alternatives=alternatives, fine_affine=fine_affine,
             echo=click.echo,
         )  # fmt: skip
     except StyleunwarpError as exc:
@@ -132,7 +132,7 @@ def _ignored_files(source: str, lom_pattern: str, cbs_pattern: str) -> list:
 @fiji_option
 @second_opinion_option
 @bunwarpj_options
-def watch(folder, out_dir, model, style, backend, interval, settle, max_idle, coarse, prealign, lom_pixel_size, cbs_pixel_size, threads, workers, cluster, scheduler, coarse_sigma, backend_options, lom_pattern, cbs_pattern, fiji_dir, second_opinion, params) -> None:
+def watch(folder, out_dir, model, style, backend, interval, settle, max_idle, coarse, prealign, lom_pixel_size, cbs_pixel_size, threads, workers, cluster, scheduler, coarse_sigma, backend_options, lom_pattern, cbs_pattern, fiji_dir, second_opinion, params, fine_affine=True) -> None:
     """Process pairs in FOLDER as the microscope writes them, until stopped.
 
     Prints each pair's tier and time, and keeps OUT/results.csv and OUT/report.html up to date.
@@ -148,7 +148,7 @@ def watch(folder, out_dir, model, style, backend, interval, settle, max_idle, co
             echo=click.echo, workers=workers, cluster=cluster, scheduler=scheduler, threads=threads,
             model=model, style=style, backend=backend, params=params, fiji_dir=fiji_dir, prealign=prealign, coarse_sigma=coarse_sigma, coarse=coarse,
             lom_pixel_size=lom_pixel_size, cbs_pixel_size=cbs_pixel_size, backend_options=dict(backend_options or {}),
-            alternatives=alternatives,
+            alternatives=alternatives, fine_affine=fine_affine,
         )  # fmt: skip
     except StyleunwarpError as exc:
         raise click.ClickException(str(exc)) from exc

@@ -105,7 +105,14 @@ def backend_options(func: Callable) -> Callable:
 
 
 def coarse_alignment_option(func: Callable) -> Callable:
-    """``--coarse auto|none|similarity|affine`` and the deprecated ``--prealign`` (= similarity)."""
+    """``--coarse auto|none|similarity|affine``, ``--fine-affine/--no-fine-affine`` and the deprecated ``--prealign`` (= similarity)."""
+    func = click.option(
+        "--fine-affine/--no-fine-affine",
+        default=True,
+        show_default=True,
+        help="Refine the coarse map by all six affine parameters at full resolution before the elastic step, kept unless "
+        "the raw images' structure agrees clearly worse with it (docs/coarse.md); not with --coarse none.",
+    )(func)
     func = click.option(
         "--prealign",
         is_flag=True,
@@ -146,6 +153,9 @@ def verdict_lines(metrics: dict) -> list[tuple[str, bool]]:
                 f"shift ({ch.get('shift_x', 0):.0f}, {ch.get('shift_y', 0):.0f}) px ({c.get('reason')})",
                 False,
             ))
+    f = metrics.get("fine_affine") or {}
+    if f.get("reason"):
+        lines.append((f"fine affine step: {'kept the coarse map: ' if f.get('kept') == 'start' else ''}{f['reason']}", False))
     e = metrics.get("elastic") or {}
     if e.get("kept") == "start":
         lines.append((f"elastic step not kept: {e.get('reason')}", False))

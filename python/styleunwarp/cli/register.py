@@ -36,7 +36,7 @@ from .options import (
 def register(
     lom: str, cbs: str, out_dir: str, model: str | None, style: str, backend: str, fiji_dir: str | None, truth: str | None, coarse: str,
     prealign: bool, lom_pixel_size: float | None, cbs_pixel_size: float | None, coarse_sigma: float | None, backend_options: dict,
-    second_opinion: bool, params,
+    second_opinion: bool, params, fine_affine: bool = True,
 ) -> None:  # fmt: skip
     """Register the LOM image to the CBS image and re-apply the transform to the original LOM.
 
@@ -58,6 +58,7 @@ def register(
         res = register_pair_verified(
             lom, cbs, out_dir, alternatives=alternatives, model=model, style=style, backend=backend, params=params, fiji_dir=fiji_dir, truth=truth, coarse=coarse,
             lom_pixel_size=lom_pixel_size, cbs_pixel_size=cbs_pixel_size, coarse_sigma=coarse_sigma, backend_options=backend_options,
+            fine_affine=fine_affine,
         )  # fmt: skip
     except StyleunwarpError as exc:
         raise click.ClickException(str(exc)) from exc

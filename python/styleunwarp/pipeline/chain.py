@@ -12,7 +12,7 @@ beaten), the elastic backend (optionally with a blurred first pass), the keep-or
 from __future__ import annotations
 
 import time
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 
 import numpy as np
 
@@ -23,6 +23,7 @@ from ..transform import ElasticTransform, identity_elastic, warp_image
 from .coarse import CoarseResult, align_by_mutual_information, compose_direct, inverse_through, warp_source
 from .coarse import align as coarse_align
 from .consensus import consensus
+from .fine_affine import fine_affine as refine_fine_affine
 from .restart import restart_start, warrants_restart
 
 COARSE_SIGMA_FOR_EDGES = 0.0
@@ -106,6 +107,8 @@ class ChainOutcome:
     elastic: dict
     """The keep-or-undo facts (:func:`keep_or_undo`)."""
     coarse_seconds: float
+    fine_affine: dict = field(default_factory=dict)
+    """What the fine affine step did (:func:`.fine_affine.fine_affine`; empty when it did not run)."""
 
 
 def check_for(representation: str | None) -> str:
@@ -294,6 +297,8 @@ def register_representations(
     check: str = "alike",
     reference_target: np.ndarray | None = None,
     consensus_px: int = 0,
+    fine_affine: bool = True,
+    raw: tuple[np.ndarray, np.ndarray] | None = None,
 ) -> ChainOutcome:
     """Register the source representation to the target representation as ``register`` does.
 
@@ -310,15 +315,22 @@ def register_representations(
     representation's ``reference_target``: the boundary map as recorded, where the elastic step
     fits the denoised one). ``consensus_px``: the elastic step fits the two images each kept
     only where the other shows structure within this radius (:func:`.consensus.consensus`;
-    0: as they are; the never-worse check reads them as they are). The result's
-    transforms refer to ``source``'s grid.
+    0: as they are; the never-worse check reads them as they are). ``fine_affine``: refine the
+    coarse map by all six affine parameters at full resolution before the elastic step
+    (:mod:`.fine_affine`; not with ``coarse="none"``, nor on raw images of two modalities), checked
+    on ``raw`` = ``(target, source)`` as recorded (grey, on the representations' grids) when given.
+    The result's transforms refer to ``source``'s grid.
     """
     t0 = time.perf_counter()
     if coarse_result is None:
         coarse_target = target if reference_target is None else reference_target
         coarse_result = coarse_alignment(coarse, coarse_target, source, scale_known=scale_known, check=check)
-    coarse_seconds = time.perf_counter() - t0
     a = coarse_result.chosen.matrix
+    fine: dict = {}
+    if fine_affine and coarse != "none":
+        refined = refine_fine_affine(target if reference_target is None else reference_target, source, a, check=check, raw=raw)
+        a, fine = refined.matrix, refined.facts
+    coarse_seconds = time.perf_counter() - t0
     moving = warp_source(source, a, target.shape)
     reg = register(*consensus(target, moving, consensus_px), params, backend=backend, coarse_sigma=coarse_sigma, **(backend_options or {}))
     direct, inverse, moved, elastic = keep_or_undo(target, moving, reg, check, reference_target)
@@ -330,7 +342,7 @@ def register_representations(
     direct = compose_direct(direct, a)
     if inverse is not None:
         inverse = inverse_through(inverse, a, source.shape[:2], target.shape)
-    return ChainOutcome(direct, inverse, moved, coarse_result, reg, elastic, coarse_seconds)
+    return ChainOutcome(direct, inverse, moved, coarse_result, reg, elastic, coarse_seconds, fine)
 
 
 __all__ = [

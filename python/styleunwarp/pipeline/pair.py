@@ -58,6 +58,7 @@ class PreparedPair:
     pixel_sizes: dict = field(default_factory=dict)
     warnings: tuple[str, ...] = ()
     reference_target: np.ndarray | None = None  # what the coarse step and the never-worse check use, if not ``target``
+    source_gray: np.ndarray | None = None  # the LOM as recorded, grey, on the styled image's grid (pixel sizes matched)
 
     @property
     def scale_known(self) -> bool:
@@ -184,7 +185,7 @@ def prepare_pair(
     write_tiff(out / "styled.tif", styled, pixel_size=cbs_m.pixel_size if grid.factor != 1.0 else lom_m.pixel_size)
     write_tiff(out / "target.tif", target, pixel_size=cbs_m.pixel_size)
     return PreparedPair(lom_m, cbs_m, target, styled, style_info, style_seconds, grid, {"lom": lom_px, "cbs": cbs_px}, tuple(warnings),
-                        reference_target)
+                        reference_target, to_gray(lom_matched).astype(np.float32))
 
 
 def register_pair(
@@ -206,6 +207,7 @@ def register_pair(
     backend_options: dict | None = None,
     representation: str | None = None,
     consensus_px: int | None = None,
+    fine_affine: bool = True,
 ) -> PairResult:
     """Register one LOM image to its CBS image and write the results into ``out_dir``.
 
@@ -243,6 +245,9 @@ def register_pair(
         The elastic step fits the two images each kept only where the other shows structure
         within this radius (px; :mod:`.consensus`). ``None`` chooses:
         :data:`~.consensus.CONSENSUS_PX_FOR_EDGES` for boundary-map style models, off otherwise; 0 turns it off.
+    fine_affine
+        Refine the coarse map by all six affine parameters at full resolution before the elastic
+        step (:mod:`.fine_affine`, verified on the raw images' structure; default on).
 
     The LOM is brought to the CBS pixel size when both pixel sizes are known (else the
     coarse step searches the scale); the saved transforms always refer to the original
@@ -269,7 +274,7 @@ def register_pair(
     chain = register_representations(target, styled, params, backend=backend, backend_options=options, coarse=coarse,
                                      coarse_sigma=coarse_sigma, scale_known=prep.scale_known,
                                      check=check_for(prep.style_info.get("representation")), reference_target=prep.reference_target,
-                                     consensus_px=consensus_px)
+                                     consensus_px=consensus_px, fine_affine=fine_affine, raw=(cbs_gray, prep.source_gray))
     reg, moved, elastic, coarse_res = chain.registration, chain.moved, chain.elastic, chain.coarse
     direct = direct_to_original(chain.direct, prep.grid)
     inverse = None if chain.inverse is None else inverse_to_original(chain.inverse, prep.grid)
@@ -313,6 +318,7 @@ def register_pair(
         "styled_ncc_after": ncc(moved, target, moved != 0),
         "pixel_grid": prep.grid.to_dict(),
         "coarse": coarse_res.to_dict(target.shape),
+        "fine_affine": chain.fine_affine,
         "elastic": elastic,
         EVIDENCE_KEY: structure_evidence(reg_gray, cbs_gray, dense, lom_gray.shape),
         "transform": transform_stats(direct, target.shape, lom_gray.shape, inverse).to_dict(),

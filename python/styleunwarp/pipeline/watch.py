@@ -62,7 +62,7 @@ def watch(
 
     ``workers`` / ``cluster`` / ``scheduler`` / ``threads`` choose where pairs run, as in :func:`run_batch`.
     ``pair_options`` are :class:`PairJob` fields (model, style, backend, params, fiji_dir,
-    prealign, coarse_sigma, coarse, lom_pixel_size, cbs_pixel_size). Returns the number of pairs processed.
+    prealign, coarse_sigma, coarse, lom_pixel_size, cbs_pixel_size, fine_affine). Returns the number of pairs processed.
     """
     from ..registration import PIPELINE_DEFAULTS
 

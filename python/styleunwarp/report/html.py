@@ -459,6 +459,9 @@ def pair_details(metrics: dict | None) -> list[tuple[str, str]]:
     coarse = [(k, m[k]) for k in ("coarse", "prealignment") if m.get(k)]
     if m:
         rows.append(("coarse alignment", "; ".join(f"{k}: {_compact(v)}" for k, v in coarse) if coarse else "none"))
+    fine = m.get("fine_affine") or {}
+    if fine.get("reason"):
+        rows.append(("fine affine step", f"{fine.get('kept', '')} kept: {fine['reason']}"))
     elastic = m.get("elastic") or {}
     if elastic.get("reason"):
         label = "elastic step (second pass)" if elastic.get("restart") else "elastic step"

@@ -135,6 +135,7 @@ def evaluate(rep: Representation, chain: Chain, cases: list[Case], params, *, mu
     """
     from ..pipeline.chain import check_for, coarse_alignment, default_coarse_sigma, register_representations
     from ..pipeline.consensus import default_consensus_px
+    from ..io import to_gray
     from ..quality import tre
 
     res = Result(chain)
@@ -159,7 +160,7 @@ def evaluate(rep: Representation, chain: Chain, cases: list[Case], params, *, mu
                     coarse_cache[key] = hit
             out = register_representations(tgt, src, params, backend=chain.backend, backend_options=chain.backend_options,
                                            coarse_sigma=sigma, coarse_result=hit[2], check=check,
-                                           reference_target=ref, consensus_px=radius)
+                                           reference_target=ref, consensus_px=radius, raw=(to_gray(c.target), to_gray(c.source)))
             err = tre(out.direct, c.truth, tgt.shape, src.shape[:2]).mean
         except (StyleunwarpError, ValueError, RuntimeError) as exc:
             log.warning("%s on %s failed: %s", chain.label, c.name, exc)

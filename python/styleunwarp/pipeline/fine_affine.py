@@ -1,0 +1,202 @@
+"""A precise affine map between the two representations, from the coarse start.
+
+The coarse step (:mod:`.coarse`) finds a similarity on a reduced grid (192 px) or keeps the
+identity when nothing clearly beats it, so its start is typically 0.5-2.5 px off on a 512 px
+pair, and it has no shear or unequal scales. This step refines that map with all six affine
+parameters at full resolution (images over :data:`FINE_AFFINE_MAX_SIZE` px are reduced), by
+maximising the NCC of the two representations over the pixels both cover, coarse to fine over
+Gaussian blurs of :data:`FINE_AFFINE_SIGMAS` px (L-BFGS with exact gradients, torch). Six
+parameters fitted over the whole image are held by every structure both images show, where
+the elastic step's local coefficients follow lines that only one of them draws.
+
+Verified as every step, by something the fit did not optimise: the refined map is kept unless
+the *raw* images' structure agreement (MIND-SSC, :func:`styleunwarp.structure.agreement_and_chance`,
+the source as recorded moved by each map against the target as recorded) drops by more than
+:data:`FINE_AFFINE_MIND_DROP_SDS` of its chance spread, and only if it moves no point of the
+target by more than :data:`FINE_AFFINE_MAX_MOVE` of the image's larger side (a local step:
+searching is the coarse step's job). Why not the representation's gradient agreement, as the
+elastic step's rule: at this scale it does not follow the truth (docs/coarse.md, "A fine affine
+step"). Raw images of two modalities (``check="structure"``) are not refined: their grey levels
+need not be linearly related, so their NCC says nothing.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+from scipy import ndimage
+
+from ..structure import SD_FLOOR, agreement_and_chance, mind_agreement
+from ..threads import torch_threads
+from .coarse import warp_source
+
+FINE_AFFINE_SIGMAS = (2.0, 1.0, 0.0)
+"""Gaussian blurs (px of the working grid) of the successive fits, coarse to fine."""
+
+FINE_AFFINE_MAX_SIZE = 1024
+"""Larger side (px) of the working grid; larger images are reduced for the fit."""
+
+FINE_AFFINE_MIND_DROP_SDS = 2.0
+"""Largest drop of the raw images' MIND agreement, in chance spreads, for the refined map to be kept.
+
+Measured on the tuning pairs (docs/coarse.md, "A fine affine step"): fits that brought foreign
+steel renderings up to 1.3 px closer to the truth lowered it by at most 1.6 spreads; fits that
+moved shale pairs (the steel model's boundary maps of a BSE image) 0.6-1.3 px away lowered it by
+2.5-5 spreads."""
+
+FINE_AFFINE_MAX_MOVE = 0.03
+"""Largest move of any target corner or the centre, as a fraction of the larger side, for the refined map to be kept."""
+
+MAX_ITER = 50
+"""L-BFGS iterations per blur level."""
+
+
+@dataclass(frozen=True)
+class FineAffine:
+    """The map finally used (2x3, target pixel -> source pixel) and what the step did (``facts``)."""
+
+    matrix: np.ndarray
+    facts: dict
+
+
+def fit_affine(target: np.ndarray, source: np.ndarray, start: np.ndarray, *,
+               sigmas: tuple[float, ...] = FINE_AFFINE_SIGMAS, max_size: int = FINE_AFFINE_MAX_SIZE,
+               max_iter: int = MAX_ITER) -> tuple[np.ndarray, float, float]:
+    """The affine map near ``start`` that maximises the NCC of ``target`` and ``source(A x)``.
+
+    Parameters
+    ----------
+    target, source
+        Grey images ``(H, W)`` (representations made to look alike); the source may have another size.
+    start
+        2x3 map from target pixel ``(x, y, 1)`` to source pixel position, where the fit starts.
+    sigmas
+        Gaussian blurs (px of the working grid) of the successive fits.
+    max_size
+        Larger side of the working grid; both images are reduced by the same factor beyond it.
+
+    Returns ``(matrix, ncc_start, ncc_fit)``: the fitted 2x3 map (full-resolution pixels) and the
+    NCC (on the finest level, over the pixels both cover) at the start and at the fit.
+    """
+    import torch
+    import torch.nn.functional as F
+
+    a0 = np.asarray(start, np.float64)[:2]
+    k = max(1.0, max(target.shape) / float(max_size))
+    tgt = np.asarray(target, np.float64)
+    src = np.asarray(source, np.float64)
+    if k > 1.0:
+        tgt = ndimage.zoom(ndimage.gaussian_filter(tgt, 0.5 * k), 1.0 / k, order=1)
+        src = ndimage.gaussian_filter(src, 0.5 * k)
+    h, w = tgt.shape
+    hs, ws = src.shape
+    # working-grid pixel (x', y') -> full-resolution target pixel k (x', y'); the parameters act
+    # around the target's centre: source = a0 @ [c + (I + P)(x - c) + t, 1]
+    yy, xx = np.mgrid[0:h, 0:w].astype(np.float64) * k
+    c = np.array([(target.shape[1] - 1) / 2.0, (target.shape[0] - 1) / 2.0])
+    dx, dy = torch.from_numpy(xx - c[0]), torch.from_numpy(yy - c[1])
+    a0_t = torch.from_numpy(a0)
+
+    def build(p: torch.Tensor) -> torch.Tensor:
+        lin = torch.eye(2, dtype=torch.float64) + p[:4].reshape(2, 2) / 100.0  # 1 unit = 1 % of scale or shear
+        t = torch.from_numpy(c) + p[4:]
+        inner = lin @ -torch.from_numpy(c) + t  # x -> lin x + inner, in target pixels
+        return torch.cat([a0_t[:, :2] @ lin, (a0_t[:, :2] @ inner + a0_t[:, 2])[:, None]], 1)
+
+    def ncc_at(p: torch.Tensor, t_img: torch.Tensor, s_img: torch.Tensor) -> torch.Tensor:
+        a = build(p)
+        sx = a[0, 0] * (dx + c[0]) + a[0, 1] * (dy + c[1]) + a[0, 2]
+        sy = a[1, 0] * (dx + c[0]) + a[1, 1] * (dy + c[1]) + a[1, 2]
+        inside = ((sx >= 0) & (sx <= ws - 1) & (sy >= 0) & (sy <= hs - 1)).to(torch.float64)
+        grid = torch.stack([2.0 * sx / max(ws - 1, 1) - 1.0, 2.0 * sy / max(hs - 1, 1) - 1.0], -1)[None]
+        moved = F.grid_sample(s_img[None, None], grid, mode="bilinear", padding_mode="border", align_corners=True)[0, 0]
+        n = inside.sum().clamp(min=1.0)
+        ta = t_img - (t_img * inside).sum() / n
+        mb = moved - (moved * inside).sum() / n
+        return (ta * mb * inside).sum() / torch.sqrt((ta * ta * inside).sum() * (mb * mb * inside).sum() + 1e-12)
+
+    p = torch.zeros(6, dtype=torch.float64, requires_grad=True)
+    with torch_threads(1):
+        for s in sigmas:
+            t_img = torch.from_numpy(ndimage.gaussian_filter(tgt, s) if s > 0 else tgt)
+            s_img = torch.from_numpy(ndimage.gaussian_filter(src, s * k) if s > 0 else src)
+            opt = torch.optim.LBFGS([p], lr=1.0, max_iter=max_iter, tolerance_grad=1e-9, tolerance_change=1e-10,
+                                    line_search_fn="strong_wolfe")
+
+            def closure() -> torch.Tensor:
+                opt.zero_grad()
+                loss = 1.0 - ncc_at(p, t_img, s_img)
+                loss.backward()
+                return loss
+
+            opt.step(closure)
+        with torch.no_grad():
+            ncc_fit = float(ncc_at(p, t_img, s_img))
+            ncc_start = float(ncc_at(torch.zeros(6, dtype=torch.float64), t_img, s_img))
+            fitted = build(p).numpy().copy()
+    if not (np.isfinite(fitted).all() and np.isfinite(ncc_fit)):
+        return a0.copy(), ncc_start, float("nan")
+    return fitted, ncc_start, ncc_fit
+
+
+def largest_move(a: np.ndarray, b: np.ndarray, shape: tuple[int, int]) -> float:
+    """Largest distance (source px) between where ``a`` and ``b`` map the target's corners and centre."""
+    h, w = shape
+    pts = np.array([[0, 0, 1], [w - 1, 0, 1], [0, h - 1, 1], [w - 1, h - 1, 1], [(w - 1) / 2, (h - 1) / 2, 1]], np.float64)
+    return float(np.max(np.hypot(*((np.asarray(a)[:2] - np.asarray(b)[:2]) @ pts.T))))
+
+
+def fine_affine(target: np.ndarray, source: np.ndarray, start: np.ndarray, *, check: str = "alike",
+                raw: tuple[np.ndarray, np.ndarray] | None = None) -> FineAffine:
+    """Refine the coarse map ``start`` (2x3, target pixel -> source pixel) to a precise affine map, verified.
+
+    ``target`` and ``source`` are the two representations (the source on its own grid).
+    ``raw``: ``(target, source)`` as recorded (grey, on the same grids as the representations),
+    which the check reads; without it the check reads the representations. ``check="structure"``
+    (raw images of two modalities) leaves the start as it is. Returns the map to start the elastic
+    step from, and the facts ``metrics.json`` records under ``fine_affine``: ``kept`` (``"refined"``
+    or ``"start"``), ``reason``, the NCC of the representations and the structure agreement of the
+    raw images at the start and at the fit, ``moved_px`` (largest move of a target corner or the
+    centre), the fitted ``matrix``, ``seconds``.
+    """
+    import time
+
+    a0 = np.asarray(start, np.float64)[:2]
+    if check == "structure":
+        return FineAffine(a0, {"kept": "start", "reason": "not run: raw images of two modalities (their grey levels need not be linearly related)"})
+    t0 = time.perf_counter()
+    fitted, ncc0, ncc1 = fit_affine(target, source, a0)
+    if raw is not None and (np.shape(raw[0])[:2] != target.shape[:2] or np.shape(raw[1])[:2] != source.shape[:2]):
+        raw = None  # not on the representations' grids: check on the representations
+    raw_target, raw_source = (target, source) if raw is None else raw
+    raw_target = np.asarray(raw_target, np.float32)
+    before_img = warp_source(np.asarray(raw_source, np.float32), a0, target.shape)
+    after_img = warp_source(np.asarray(raw_source, np.float32), fitted, target.shape)
+    common = (before_img != 0) & (after_img != 0)
+    m0, chance, sd = agreement_and_chance(before_img, raw_target, common)
+    m1 = mind_agreement(after_img, raw_target, common)
+    drop_sds = (m0 - m1) / max(sd, SD_FLOOR) if np.isfinite(m0) and np.isfinite(m1) and np.isfinite(sd) else float("nan")
+    moved = largest_move(a0, fitted, target.shape)
+    limit = FINE_AFFINE_MAX_MOVE * max(target.shape)
+    facts = {"ncc_start": ncc0, "ncc_refined": ncc1, "checked_on": "representations" if raw is None else "raw images",
+             "mind_start": m0, "mind_refined": m1, "mind_chance": chance, "mind_chance_sd": sd, "mind_drop_sds": drop_sds,
+             "mind_drop_max_sds": FINE_AFFINE_MIND_DROP_SDS, "moved_px": moved, "max_move_px": limit, "matrix": fitted.tolist()}
+    label = (f"NCC {ncc0:.3f} -> {ncc1:.3f}; structure agreement {m0:.4f} -> {m1:.4f}, "
+             f"{-drop_sds:+.1f} chance spreads; largest move {moved:.2f} px")
+    if not (np.isfinite(ncc1) and np.isfinite(drop_sds)):
+        kept, why = "start", f"the fit could not be measured ({label})"
+    elif moved > limit:
+        kept, why = "start", f"the fit moved the image by {moved:.1f} px (> {limit:.1f} px: a local step does not search) ({label})"
+    elif drop_sds > FINE_AFFINE_MIND_DROP_SDS:
+        kept, why = "start", f"the structure of the images agrees worse with it ({label}; at most {FINE_AFFINE_MIND_DROP_SDS:g} spreads lower)"
+    elif ncc1 <= ncc0:
+        kept, why = "start", f"the fit found nothing better than the start ({label})"
+    else:
+        kept, why = "refined", f"refined by all six affine parameters at full resolution ({label})"
+    facts.update(kept=kept, reason=why, seconds=time.perf_counter() - t0)
+    return FineAffine(fitted if kept == "refined" else a0, facts)
+
+
+__all__ = ["FINE_AFFINE_MIND_DROP_SDS", "FINE_AFFINE_MAX_MOVE", "FINE_AFFINE_MAX_SIZE", "FINE_AFFINE_SIGMAS", "FineAffine", "fine_affine",
+           "fit_affine", "largest_move"]

@@ -1,0 +1,87 @@
+"""The fine affine step between the coarse and the elastic step (no Java)."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from styleunwarp.pipeline.chain import register_representations
+from styleunwarp.pipeline.coarse.similarity import matrix
+from styleunwarp.pipeline.fine_affine import fine_affine, fit_affine, largest_move
+from styleunwarp.registration import PIPELINE_DEFAULTS
+from styleunwarp.synth import make_pair
+from styleunwarp.transform import affine_elastic, warp_image
+
+SHAPE = (256, 256)
+
+
+@pytest.fixture(scope="module")
+def pair():
+    """A CBS-like target and the same view with a small known affine misalignment (target px -> source px)."""
+    p = make_pair((320, 320), seed=7, deform=False)
+    texture = p.cbs_like_lom
+    truth = matrix(0.6, 1.012, (0.0, 0.0))
+    truth[:, :2] = truth[:, :2] @ np.array([[1.0, 0.008], [0.0, 1.0]])  # a little shear
+    c = np.array([(SHAPE[1] - 1) / 2, (SHAPE[0] - 1) / 2])
+    truth[:, 2] = np.array([161.7, 158.9]) - truth[:, :2] @ c
+    base = np.array([[1.0, 0.0, 160.0 - c[0]], [0.0, 1.0, 160.0 - c[1]]])  # the same field without the misalignment
+    target = warp_image(texture, affine_elastic(truth, 1, SHAPE), SHAPE)
+    return target, texture, truth, base
+
+
+def test_the_fit_recovers_a_small_affine_misalignment(pair):
+    target, source, truth, start = pair
+    assert largest_move(start, truth, SHAPE) > 2.0  # the start is clearly off
+    fitted, ncc0, ncc1 = fit_affine(target, source, start)
+    assert ncc1 > ncc0
+    assert largest_move(fitted, truth, SHAPE) < 0.15
+
+
+def test_the_step_keeps_a_verified_fit_and_records_why(pair):
+    target, source, truth, start = pair
+    res = fine_affine(target, source, start, raw=(target, source))
+    assert res.facts["kept"] == "refined", res.facts["reason"]
+    assert largest_move(res.matrix, truth, SHAPE) < 0.15
+    assert res.facts["checked_on"] == "raw images"
+    assert res.facts["mind_refined"] > res.facts["mind_start"]
+    assert {"ncc_start", "ncc_refined", "mind_drop_sds", "moved_px", "matrix", "seconds"} <= set(res.facts)
+
+
+def test_raw_structure_that_contradicts_the_fit_keeps_the_start(pair):
+    """The representations agree 2.5 px away from where the raw images agree: the raw images decide."""
+    target, source, truth, start = pair
+    shifted = start.copy()
+    shifted[:, 2] += (2.5, -1.5)
+    rep_target = warp_image(source, affine_elastic(shifted, 1, SHAPE), SHAPE)  # a representation offset from the truth
+    raw_target = warp_image(source, affine_elastic(start, 1, SHAPE), SHAPE)  # the images as recorded agree at the start
+    res = fine_affine(rep_target, source, start, raw=(raw_target, source))
+    assert largest_move(np.asarray(res.facts["matrix"]), shifted, SHAPE) < 0.3  # the fit itself found the representations' optimum
+    assert res.facts["kept"] == "start", res.facts["reason"]
+    assert "structure" in res.facts["reason"]
+    assert np.array_equal(res.matrix, start)
+
+
+def test_raw_images_of_two_modalities_are_not_refined(pair):
+    target, source, _, start = pair
+    res = fine_affine(target, source, start, check="structure")
+    assert res.facts["kept"] == "start" and res.facts["reason"].startswith("not run")
+    assert np.array_equal(res.matrix, start)
+
+
+def test_the_chain_runs_it_before_the_elastic_step_and_skips_it_without_coarse_alignment(pair):
+    target, source, truth, _ = pair
+    crop = source[32:288, 32:288]  # the source on a grid of the target's size, near the target's field
+    out = register_representations(target, crop, PIPELINE_DEFAULTS.with_(mode="mono", max_scale_deformation="coarse"), backend="native",
+                                   raw=(target, crop))
+    assert out.fine_affine["kept"] in ("refined", "start") and out.fine_affine["reason"]
+    off = register_representations(target, crop, PIPELINE_DEFAULTS.with_(mode="mono", max_scale_deformation="coarse"), backend="native",
+                                   coarse="none")
+    assert off.fine_affine == {}
+
+
+def test_largest_move_reads_corners_and_centre():
+    a = np.array([[1.0, 0.0, 0.0], [0.0, 1.0, 0.0]])
+    b = np.array([[1.0, 0.0, 3.0], [0.0, 1.0, 4.0]])
+    assert largest_move(a, b, (10, 10)) == pytest.approx(5.0)
+    rot = matrix(1.0, 1.0, (0.0, 0.0))
+    assert largest_move(a, rot, (101, 101)) == pytest.approx(np.hypot(100, 100) * 2 * np.sin(np.radians(0.5)), rel=1e-6)
