@@ -191,3 +191,20 @@ def test_raw_images_of_two_modalities_without_a_residual_estimate_are_graded_by_
     m = {**adopted, "tier": "decent", "grade_source": "grader", "grade_details": grade_details(adopted)}
     line = next(text for text, _ in verdict_lines(m) if text.startswith("verdict"))
     assert "NCC on the model chain's edges representation 0.353" in line
+
+
+def test_the_fine_affine_step_is_recorded_printed_and_can_be_turned_off(tmp_path):
+    p = make_pair((192, 192), seed=11)
+    write_tiff(tmp_path / "lom.tif", p.lom)
+    write_tiff(tmp_path / "cbs.tif", p.cbs)
+    args = ["register", str(tmp_path / "lom.tif"), str(tmp_path / "cbs.tif"), "--backend", "native", "--mode", "mono", "--no-second-opinion"]
+    on = CliRunner().invoke(main, [*args, "--out", str(tmp_path / "on")])
+    assert on.exit_code == 0, on.output
+    fine = json.loads((tmp_path / "on" / "metrics.json").read_text())["fine_affine"]
+    assert fine["kept"] in ("refined", "start") and fine["checked_on"] == "raw images"
+    assert np.isfinite(fine["mind_drop_sds"]) and len(fine["matrix"]) == 2
+    assert "fine affine step" in on.output
+    off = CliRunner().invoke(main, [*args, "--out", str(tmp_path / "off"), "--no-fine-affine"])
+    assert off.exit_code == 0, off.output
+    assert json.loads((tmp_path / "off" / "metrics.json").read_text())["fine_affine"] == {}
+    assert "fine affine step" not in off.output
