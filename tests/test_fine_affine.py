@@ -37,6 +37,12 @@ def test_the_fit_recovers_a_small_affine_misalignment(pair):
     assert largest_move(fitted, truth, SHAPE) < 0.15
 
 
+def test_a_large_image_is_fitted_on_a_reduced_grid_in_full_resolution_pixels(pair):
+    target, source, truth, start = pair
+    fitted, _, _ = fit_affine(target, source, start, max_size=100)  # 256 px reduced 2.56x, the source likewise
+    assert largest_move(fitted, truth, SHAPE) < 0.4
+
+
 def test_the_step_keeps_a_verified_fit_and_records_why(pair):
     target, source, truth, start = pair
     res = fine_affine(target, source, start, raw=(target, source))

@@ -84,17 +84,22 @@ def fit_affine(target: np.ndarray, source: np.ndarray, start: np.ndarray, *,
 
     a0 = np.asarray(start, np.float64)[:2]
     k = max(1.0, max(target.shape) / float(max_size))
-    tgt = np.asarray(target, np.float64)
-    src = np.asarray(source, np.float64)
-    if k > 1.0:
+    tgt = np.asarray(target, np.float32)
+    src = np.asarray(source, np.float32)
+    full_t, full_s = tgt.shape, src.shape
+    if k > 1.0:  # both reduced by the same factor (anti-aliased), in float32 to bound the memory of large images
         tgt = ndimage.zoom(ndimage.gaussian_filter(tgt, 0.5 * k), 1.0 / k, order=1)
-        src = ndimage.gaussian_filter(src, 0.5 * k)
+        src = ndimage.zoom(ndimage.gaussian_filter(src, 0.5 * k), 1.0 / k, order=1)
+    tgt, src = tgt.astype(np.float64), src.astype(np.float64)
     h, w = tgt.shape
     hs, ws = src.shape
-    # working-grid pixel (x', y') -> full-resolution target pixel k (x', y'); the parameters act
-    # around the target's centre: source = a0 @ [c + (I + P)(x - c) + t, 1]
-    yy, xx = np.mgrid[0:h, 0:w].astype(np.float64) * k
-    c = np.array([(target.shape[1] - 1) / 2.0, (target.shape[0] - 1) / 2.0])
+    # exact grid factors of ndimage.zoom (corners aligned): full-resolution pixel = working pixel * f
+    ft = ((full_t[1] - 1) / max(w - 1, 1), (full_t[0] - 1) / max(h - 1, 1))
+    fs = ((full_s[1] - 1) / max(ws - 1, 1), (full_s[0] - 1) / max(hs - 1, 1))
+    # the parameters act around the target's centre: source = a0 @ [c + (I + P)(x - c) + t, 1]
+    yy, xx = np.mgrid[0:h, 0:w].astype(np.float64)
+    xx, yy = xx * ft[0], yy * ft[1]
+    c = np.array([(full_t[1] - 1) / 2.0, (full_t[0] - 1) / 2.0])
     dx, dy = torch.from_numpy(xx - c[0]), torch.from_numpy(yy - c[1])
     a0_t = torch.from_numpy(a0)
 
@@ -108,8 +113,8 @@ def fit_affine(target: np.ndarray, source: np.ndarray, start: np.ndarray, *,
         a = build(p)
         sx = a[0, 0] * (dx + c[0]) + a[0, 1] * (dy + c[1]) + a[0, 2]
         sy = a[1, 0] * (dx + c[0]) + a[1, 1] * (dy + c[1]) + a[1, 2]
-        inside = ((sx >= 0) & (sx <= ws - 1) & (sy >= 0) & (sy <= hs - 1)).to(torch.float64)
-        grid = torch.stack([2.0 * sx / max(ws - 1, 1) - 1.0, 2.0 * sy / max(hs - 1, 1) - 1.0], -1)[None]
+        inside = ((sx >= 0) & (sx <= full_s[1] - 1) & (sy >= 0) & (sy <= full_s[0] - 1)).to(torch.float64)
+        grid = torch.stack([2.0 * (sx / fs[0]) / max(ws - 1, 1) - 1.0, 2.0 * (sy / fs[1]) / max(hs - 1, 1) - 1.0], -1)[None]
         moved = F.grid_sample(s_img[None, None], grid, mode="bilinear", padding_mode="border", align_corners=True)[0, 0]
         n = inside.sum().clamp(min=1.0)
         ta = t_img - (t_img * inside).sum() / n
@@ -120,7 +125,7 @@ def fit_affine(target: np.ndarray, source: np.ndarray, start: np.ndarray, *,
     with torch_threads(1):
         for s in sigmas:
             t_img = torch.from_numpy(ndimage.gaussian_filter(tgt, s) if s > 0 else tgt)
-            s_img = torch.from_numpy(ndimage.gaussian_filter(src, s * k) if s > 0 else src)
+            s_img = torch.from_numpy(ndimage.gaussian_filter(src, s) if s > 0 else src)
             opt = torch.optim.LBFGS([p], lr=1.0, max_iter=max_iter, tolerance_grad=1e-9, tolerance_change=1e-10,
                                     line_search_fn="strong_wolfe")
 
