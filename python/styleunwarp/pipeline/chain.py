@@ -322,13 +322,13 @@ def register_representations(
     The result's transforms refer to ``source``'s grid.
     """
     t0 = time.perf_counter()
+    coarse_target = target if reference_target is None else reference_target  # what the coarse and fine affine steps compare
     if coarse_result is None:
-        coarse_target = target if reference_target is None else reference_target
         coarse_result = coarse_alignment(coarse, coarse_target, source, scale_known=scale_known, check=check)
     a = coarse_result.chosen.matrix
     fine: dict = {}
     if fine_affine and coarse != "none":
-        refined = refine_fine_affine(target if reference_target is None else reference_target, source, a, check=check, raw=raw)
+        refined = refine_fine_affine(coarse_target, source, a, check=check, raw=raw)
         a, fine = refined.matrix, refined.facts
     coarse_seconds = time.perf_counter() - t0
     moving = warp_source(source, a, target.shape)

@@ -30,6 +30,7 @@ from scipy import ndimage
 from ..structure import SD_FLOOR, agreement_and_chance, mind_agreement
 from ..threads import torch_threads
 from .coarse import warp_source
+from .coarse.similarity import _map_points
 
 FINE_AFFINE_SIGMAS = (2.0, 1.0, 0.0)
 """Gaussian blurs (px of the working grid) of the successive fits, coarse to fine."""
@@ -100,7 +101,7 @@ def fit_affine(target: np.ndarray, source: np.ndarray, start: np.ndarray, *,
     yy, xx = np.mgrid[0:h, 0:w].astype(np.float64)
     xx, yy = xx * ft[0], yy * ft[1]
     c = np.array([(full_t[1] - 1) / 2.0, (full_t[0] - 1) / 2.0])
-    dx, dy = torch.from_numpy(xx - c[0]), torch.from_numpy(yy - c[1])
+    xs, ys = torch.from_numpy(xx), torch.from_numpy(yy)
     a0_t = torch.from_numpy(a0)
 
     def build(p: torch.Tensor) -> torch.Tensor:
@@ -111,8 +112,8 @@ def fit_affine(target: np.ndarray, source: np.ndarray, start: np.ndarray, *,
 
     def ncc_at(p: torch.Tensor, t_img: torch.Tensor, s_img: torch.Tensor) -> torch.Tensor:
         a = build(p)
-        sx = a[0, 0] * (dx + c[0]) + a[0, 1] * (dy + c[1]) + a[0, 2]
-        sy = a[1, 0] * (dx + c[0]) + a[1, 1] * (dy + c[1]) + a[1, 2]
+        sx = a[0, 0] * xs + a[0, 1] * ys + a[0, 2]
+        sy = a[1, 0] * xs + a[1, 1] * ys + a[1, 2]
         inside = ((sx >= 0) & (sx <= full_s[1] - 1) & (sy >= 0) & (sy <= full_s[0] - 1)).to(torch.float64)
         grid = torch.stack([2.0 * (sx / fs[0]) / max(ws - 1, 1) - 1.0, 2.0 * (sy / fs[1]) / max(hs - 1, 1) - 1.0], -1)[None]
         moved = F.grid_sample(s_img[None, None], grid, mode="bilinear", padding_mode="border", align_corners=True)[0, 0]
@@ -147,9 +148,7 @@ def fit_affine(target: np.ndarray, source: np.ndarray, start: np.ndarray, *,
 
 def largest_move(a: np.ndarray, b: np.ndarray, shape: tuple[int, int]) -> float:
     """Largest distance (source px) between where ``a`` and ``b`` map the target's corners and centre."""
-    h, w = shape
-    pts = np.array([[0, 0, 1], [w - 1, 0, 1], [0, h - 1, 1], [w - 1, h - 1, 1], [(w - 1) / 2, (h - 1) / 2, 1]], np.float64)
-    return float(np.max(np.hypot(*((np.asarray(a)[:2] - np.asarray(b)[:2]) @ pts.T))))
+    return float(np.max(np.hypot(*((np.asarray(a)[:2] - np.asarray(b)[:2]) @ _map_points(shape)))))
 
 
 def fine_affine(target: np.ndarray, source: np.ndarray, start: np.ndarray, *, check: str = "alike",
