@@ -70,6 +70,37 @@ def test_evaluate_runs_the_coarse_step_that_register_runs():
     assert tre(out.direct, c.truth, t.shape, t.shape).mean == pytest.approx(res.tres[0])
 
 
+class _OneModality(Raw):
+    """Both images of one modality, compared as they are: a representation made alike (``cbs``)."""
+
+    kind = "cbs"
+
+
+@pytest.mark.slow
+def test_evaluate_reuses_the_fine_affine_step_across_backends():
+    """The fine affine step runs once per representation and case, like the coarse step, and the
+    chain given the cached step gives what it computes itself."""
+    s, t = _pair(seed=11)
+    c = _case(t + 0.0, t, 0.5, 2.0, scale_known=True)  # one modality, a small rotation and shift
+    cache: dict = {}
+    rep = _OneModality()
+    res = evaluate(rep, NCC, [c], PIPELINE_DEFAULTS, coarse_cache=cache)
+    assert res.coarse_seconds > 0
+    ((_, _, coarse, fine),) = cache.values()
+    assert fine is not None and fine.facts["kept"] == "refined", fine.facts
+    again = evaluate(rep, Chain("cbs", "native", {"similarity": "ssd"}), [c], PIPELINE_DEFAULTS, coarse_cache=cache)
+    assert again.coarse_seconds == 0  # neither step recomputed
+    src, tgt = rep.represent(c.source, c.target)
+    raw = (to_gray(c.target), to_gray(c.source))
+    given = register_representations(tgt, src, PIPELINE_DEFAULTS, backend="native", backend_options={"similarity": "ncc"},
+                                     coarse_result=coarse, fine_result=fine, raw=raw)
+    own = register_representations(tgt, src, PIPELINE_DEFAULTS, backend="native", backend_options={"similarity": "ncc"},
+                                   coarse_result=coarse, raw=raw)
+    assert given.fine_affine == own.fine_affine | {"seconds": given.fine_affine["seconds"]}
+    assert tre(given.direct, c.truth, t.shape, t.shape).mean == pytest.approx(res.tres[0])
+    assert res.tres[0] < 1.0, res.tres
+
+
 def test_evaluate_never_makes_a_near_identity_case_worse():
     s, t = _pair(seed=7)
     c = _case(s, t, 0.2, 0.8, 0.3, seed=1)

@@ -23,6 +23,7 @@ from ..transform import ElasticTransform, identity_elastic, warp_image
 from .coarse import CoarseResult, align_by_mutual_information, compose_direct, inverse_through, warp_source
 from .coarse import align as coarse_align
 from .consensus import consensus
+from .fine_affine import FineAffine
 from .fine_affine import fine_affine as refine_fine_affine
 from .restart import restart_start, warrants_restart
 
@@ -299,6 +300,7 @@ def register_representations(
     consensus_px: int = 0,
     fine_affine: bool = True,
     raw: tuple[np.ndarray, np.ndarray] | None = None,
+    fine_result: FineAffine | None = None,
 ) -> ChainOutcome:
     """Register the source representation to the target representation as ``register`` does.
 
@@ -319,7 +321,8 @@ def register_representations(
     coarse map by all six affine parameters at full resolution before the elastic step
     (:mod:`.fine_affine`; not with ``coarse="none"``, nor on raw images of two modalities), checked
     on ``raw`` = ``(target, source)`` as recorded (grey, on the representations' grids) when given.
-    The result's transforms refer to ``source``'s grid.
+    ``fine_result``: that step's outcome for these same images and ``coarse_result``, already
+    computed (used as given, like ``coarse_result``). The result's transforms refer to ``source``'s grid.
     """
     t0 = time.perf_counter()
     coarse_target = target if reference_target is None else reference_target  # what the coarse and fine affine steps compare
@@ -327,9 +330,10 @@ def register_representations(
         coarse_result = coarse_alignment(coarse, coarse_target, source, scale_known=scale_known, check=check)
     a = coarse_result.chosen.matrix
     fine: dict = {}
-    if fine_affine and coarse != "none":
-        refined = refine_fine_affine(coarse_target, source, a, check=check, raw=raw)
-        a, fine = refined.matrix, refined.facts
+    if fine_result is None and fine_affine and coarse != "none":
+        fine_result = refine_fine_affine(coarse_target, source, a, check=check, raw=raw)
+    if fine_result is not None:
+        a, fine = fine_result.matrix, fine_result.facts
     coarse_seconds = time.perf_counter() - t0
     moving = warp_source(source, a, target.shape)
     reg = register(*consensus(target, moving, consensus_px), params, backend=backend, coarse_sigma=coarse_sigma, **(backend_options or {}))

@@ -64,7 +64,7 @@ class Result:
     chain: Chain
     tres: list[float] = field(default_factory=list)
     seconds: float = 0.0
-    coarse_seconds: float = 0.0  # of ``seconds``: coarse alignments computed (not reused from the cache)
+    coarse_seconds: float = 0.0  # of ``seconds``: coarse alignments and fine affine steps computed (not reused from the cache)
     note: str = ""
     checkpoint: str | None = None
 
@@ -129,12 +129,14 @@ def evaluate(rep: Representation, chain: Chain, cases: list[Case], params, *, mu
     the coarse alignment (``coarse``, the pipeline's default ``"auto"``), the chain's backend
     with its options and blurred first pass (as ``register`` resolves it), and the
     never-worse rule. ``coarse_cache`` (a dict kept across calls) reuses a representation's
-    coarse alignment of a case for its other backends (it depends on the images only).
+    coarse alignment and fine affine step of a case for its other backends (they depend on the
+    images only).
     Stops early when the count of cases within 5 px can no longer reach ``must_reach``, or at
     ``deadline`` (``time.monotonic()``), noting why.
     """
     from ..pipeline.chain import check_for, coarse_alignment, default_coarse_sigma, register_representations
     from ..pipeline.consensus import default_consensus_px
+    from ..pipeline.fine_affine import fine_affine
     from ..io import to_gray
     from ..quality import tre
 
@@ -152,15 +154,18 @@ def evaluate(rep: Representation, chain: Chain, cases: list[Case], params, *, mu
             ref = rep.reference_target(c.target)  # what the coarse step and the check see (None: tgt)
             key = (id(rep), c.name, coarse, c.scale_known)
             hit = None if coarse_cache is None else coarse_cache.get(key)
+            raw = (to_gray(c.target), to_gray(c.source))
             if hit is None or hit[0] is not rep or hit[1] is not c:
                 tc = time.monotonic()
-                hit = (rep, c, coarse_alignment(coarse, tgt if ref is None else ref, src, scale_known=c.scale_known, check=check))
+                first = coarse_alignment(coarse, tgt if ref is None else ref, src, scale_known=c.scale_known, check=check)
+                fine = None if coarse == "none" else fine_affine(tgt if ref is None else ref, src, first.chosen.matrix, check=check, raw=raw)
+                hit = (rep, c, first, fine)
                 res.coarse_seconds += time.monotonic() - tc
                 if coarse_cache is not None:
                     coarse_cache[key] = hit
             out = register_representations(tgt, src, params, backend=chain.backend, backend_options=chain.backend_options,
-                                           coarse_sigma=sigma, coarse_result=hit[2], check=check,
-                                           reference_target=ref, consensus_px=radius, raw=(to_gray(c.target), to_gray(c.source)))
+                                           coarse_sigma=sigma, coarse_result=hit[2], fine_result=hit[3], check=check,
+                                           reference_target=ref, consensus_px=radius, raw=raw)
             err = tre(out.direct, c.truth, tgt.shape, src.shape[:2]).mean
         except (StyleunwarpError, ValueError, RuntimeError) as exc:
             log.warning("%s on %s failed: %s", chain.label, c.name, exc)
