@@ -1,0 +1,136 @@
+"""How far the registration moves a pair that is already aligned: the floor of a representation.
+
+Every test pair (the sets of ``bench_styled_defaults.py``) comes with its true deformation. Here
+the LOM is first warped by that truth into the CBS frame, so the pair is exactly aligned; then the
+representation is made (the shipped model, or ``--model``) and each step of the chain is run from
+the identity, as if it had started at the truth:
+
+- ``affine``: the fine affine step's fit (:func:`styleunwarp.pipeline.fine_affine.fit_affine`);
+- ``elastic``: the elastic step (bUnwarpJ with the pipeline's defaults, or ``--backend``).
+
+Whatever they move is error the representation itself brings (lines one map draws and the other
+does not, boundaries drawn off their place): no registration of that representation can be
+expected to end closer to the truth than this, on average. Each number is the mean displacement
+(px) over the CBS frame. (``bench_edges_floor.py`` measures the same for our own renderer's aligned
+crops against perfect boundaries; this one takes any set, any renderer, and both steps.)
+
+Variants (``--variants``, comma-separated): ``plain`` (the representation as the pipeline makes
+it), ``denoiseS`` (the CBS boundary map after total-variation denoising of strength S, as
+``target.denoise`` in a model card), ``consensusR`` (the elastic step fits each map only where the
+other shows structure within R px, :mod:`styleunwarp.pipeline.consensus`; the affine column is
+then the plain one's).
+
+    python benchmarks/bench_representation_floor.py --sets real:1000,blind:33,lom3:33 --out /tmp/floor \
+        [--variants plain,denoise1.5,consensus3] [--model DIR] [--backend bunwarpj]
+
+Writes ``rows.csv`` (one row per set, pair and variant) and prints the mean per set and variant.
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import json
+import sys
+from pathlib import Path
+
+import numpy as np
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+
+def warp_by_truth(image: np.ndarray, dense: np.ndarray) -> np.ndarray:
+    """``image`` (grey or colour) resampled at the source positions ``dense`` (2, H, W: x, y) of the truth."""
+    from scipy import ndimage
+
+    if image.ndim == 3:
+        return np.stack([warp_by_truth(image[..., c], dense) for c in range(image.shape[2])], -1)
+    return ndimage.map_coordinates(np.asarray(image, np.float32), [dense[1], dense[0]], order=1, mode="nearest")
+
+
+def mean_move(matrix: np.ndarray, shape: tuple[int, int]) -> float:
+    """Mean displacement (px) of the 2x3 map ``matrix`` from the identity over a frame of ``shape``."""
+    yy, xx = np.mgrid[0:shape[0], 0:shape[1]].astype(np.float64)
+    x = matrix[0, 0] * xx + matrix[0, 1] * yy + matrix[0, 2]
+    y = matrix[1, 0] * xx + matrix[1, 1] * yy + matrix[1, 2]
+    return float(np.hypot(x - xx, y - yy).mean())
+
+
+def representation(model, lom: np.ndarray, cbs: np.ndarray, variant: str) -> tuple[np.ndarray, np.ndarray]:
+    """``(target, source)`` maps of an aligned pair for ``variant`` (see the module text)."""
+    from styleunwarp.io import normalize
+
+    denoise = float(variant[len("denoise"):]) if variant.startswith("denoise") else 0.0
+    source = normalize(np.asarray(model(lom), np.float32))
+    target = normalize(np.asarray(model.prepare_target(cbs, denoise=denoise), np.float32))
+    return target, source
+
+
+def main(argv: list[str] | None = None) -> None:
+    from bench_styled_defaults import make_set
+
+    from styleunwarp.io import read_image, to_gray
+    from styleunwarp.pipeline.consensus import consensus
+    from styleunwarp.pipeline.fine_affine import fit_affine
+    from styleunwarp.quality import tre
+    from styleunwarp.registration import PIPELINE_DEFAULTS, register
+    from styleunwarp.style.infer import StyleTransfer
+    from styleunwarp.transform import identity_elastic, read_transform
+    from styleunwarp.transform.model import to_dense
+
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--sets", required=True, help="comma-separated sets of bench_styled_defaults.py (real:1000, blind:33, ...)")
+    ap.add_argument("--variants", default="plain")
+    ap.add_argument("--out", required=True, type=Path)
+    ap.add_argument("--model", default=None, help="style model folder (default: the shipped one)")
+    ap.add_argument("--backend", default="bunwarpj")
+    ap.add_argument("--real", type=Path, default=Path(__file__).resolve().parents[1].parent / "shared" / "data" / "openecci-cbs")
+    ap.add_argument("--size", type=int, default=512)
+    args = ap.parse_args(argv)
+
+    model = StyleTransfer.load(args.model) if args.model else StyleTransfer.load_default()
+    if model.target_kind != "edges":
+        raise SystemExit(f"{args.model}: the floor is measured for boundary-map (edges) models, this one renders {model.target_kind!r}")
+    variants = args.variants.split(",")
+    args.out.mkdir(parents=True, exist_ok=True)
+    rows: list[dict] = []
+    for spec in args.sets.split(","):
+        test = make_set(spec, args.out, args.real, args.size)
+        for lom_file in sorted((test / "lom").glob("*.tif")):
+            name = lom_file.stem
+            cbs = to_gray(read_image(test / "cbs" / f"{name}.tif").data).astype(np.float32)
+            dense = to_dense(read_transform(test / "truth" / f"{name}_direct_transf.txt"), cbs.shape)
+            lom = warp_by_truth(read_image(lom_file).data, dense)
+            identity = np.array([[1.0, 0.0, 0.0], [0.0, 1.0, 0.0]])
+            affine_plain = None
+            for variant in variants:
+                target, source = representation(model, lom, cbs, "plain" if variant.startswith("consensus") else variant)
+                if variant.startswith("consensus") and affine_plain is not None:
+                    affine = affine_plain
+                else:
+                    fitted, _, _ = fit_affine(target, source, identity)
+                    affine = mean_move(fitted, cbs.shape)
+                if variant == "plain":
+                    affine_plain = affine
+                radius = int(variant[len("consensus"):]) if variant.startswith("consensus") else 0
+                reg = register(*consensus(target, source, radius), PIPELINE_DEFAULTS, backend=args.backend)
+                elastic = tre(reg.direct, identity_elastic(4, cbs.shape), cbs.shape).mean
+                row = {"set": spec, "pair": name, "variant": variant, "affine": affine, "elastic": elastic}
+                rows.append(row)
+                print(f"{spec} {name} {variant}: affine {affine:.2f} px, elastic {elastic:.2f} px", flush=True)
+    with (args.out / "rows.csv").open("w", newline="") as fh:
+        writer = csv.DictWriter(fh, fieldnames=list(rows[0]))
+        writer.writeheader()
+        writer.writerows(rows)
+    summary = {}
+    for spec in args.sets.split(","):
+        for variant in variants:
+            sel = [r for r in rows if r["set"] == spec and r["variant"] == variant]
+            summary[f"{spec} {variant}"] = {k: round(float(np.mean([r[k] for r in sel])), 3) for k in ("affine", "elastic")}
+            print(f"{spec:>12} {variant:>12}: mean affine {summary[f'{spec} {variant}']['affine']:.3f} px, "
+                  f"elastic {summary[f'{spec} {variant}']['elastic']:.3f} px ({len(sel)} pairs)")
+    (args.out / "summary.json").write_text(json.dumps(summary, indent=1))
+
+
+if __name__ == "__main__":
+    main()
