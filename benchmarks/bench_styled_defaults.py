@@ -82,6 +82,8 @@ CONFIGS: dict[str, dict] = {
     "consensus3": {"consensus": 3},
     "consensus4": {"consensus": 4},
     "consensus3_nopeak": {"consensus": 3, "peak": False},
+    "consensus2_nopeak": {"consensus": 2, "peak": False},
+    "consensus2_peak": {"consensus": 2, "peak": True},
     "close2": {"close": 2},
     "close3": {"close": 3},
     "close4": {"close": 4},
@@ -91,7 +93,8 @@ CONFIGS: dict[str, dict] = {
 }
 """Named changes to the styled chain's defaults (``sigma``: the coarse-to-fine blur; ``blur``: one pass on
 both images blurred by this sigma; ``consensus``: the radius of
-:func:`styleunwarp.pipeline.consensus.consensus` (default: the pipeline's for the representation); ``peak``: False drops the keep rule's peak test; ``close``: one pass on both representations after a grey closing
+:func:`styleunwarp.pipeline.consensus.consensus` (default: the pipeline's for the representation, used only from a start the fine affine step refined, as
+:func:`styleunwarp.pipeline.chain.consensus_radius`); ``peak``: the keep rule's peak test (default: the pipeline's, on for whole maps only); ``close``: one pass on both representations after a grey closing
 with a disk of this radius, which fills the gap of a boundary drawn as two lines (``close_target``
 False: the source's only); ``fine_affine``: False skips the fine affine step (:mod:`styleunwarp.pipeline.fine_affine`,
 on in the pipeline); the rest: bUnwarpJ parameters)."""
@@ -198,7 +201,7 @@ def run_pair(test: Path, name: str, configs: list[str], model, backend: str, wri
     from styleunwarp.io import read_image, to_gray
     from styleunwarp.pipeline.coarse import align as coarse_align
     from styleunwarp.pipeline.coarse import compose_direct, warp_source
-    from styleunwarp.pipeline.chain import COARSE_SIGMA_FOR_EDGES, keep_or_undo, second_pass
+    from styleunwarp.pipeline.chain import COARSE_SIGMA_FOR_EDGES, consensus_radius, keep_or_undo, second_pass
     from styleunwarp.pipeline.consensus import consensus, default_consensus_px
     from styleunwarp.pipeline.fine_affine import fine_affine
     from styleunwarp.pipeline.restart import warrants_restart
@@ -224,7 +227,8 @@ def run_pair(test: Path, name: str, configs: list[str], model, backend: str, wri
     default_radius = default_consensus_px(info.get("style_target"))
     for cfg in configs:
         change = dict(CONFIGS[cfg])
-        a = fine.matrix if change.pop("fine_affine", True) else a_coarse
+        refined = change.pop("fine_affine", True)
+        a = fine.matrix if refined else a_coarse
         moving = warp_source(styled, a, target.shape)
         raw_moving = warp_source(lom_gray, a, target.shape)  # the LOM as recorded, for checks that read no representation
         start = compose_direct(identity_elastic(4, target.shape), a)
@@ -233,8 +237,10 @@ def run_pair(test: Path, name: str, configs: list[str], model, backend: str, wri
         blur = float(change.pop("blur", 0.0))
         close = int(change.pop("close", 0))
         close_target = bool(change.pop("close_target", True))
-        radius = int(change.pop("consensus", default_radius))
-        peak = bool(change.pop("peak", True))  # the keep rule's peak test (the pipeline's: on)
+        # as register_representations: the consensus radius only from a start the fine affine step refined,
+        # and the keep rule's peak test only on whole maps (a config may force either)
+        radius = consensus_radius(int(change.pop("consensus", default_radius)), fine.facts if refined else {})
+        peak = bool(change.pop("peak", radius == 0))
         params = PIPELINE_DEFAULTS.with_(**change)
         t0 = time.perf_counter()
         try:

@@ -5,9 +5,9 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from styleunwarp.pipeline.chain import register_representations
+from styleunwarp.pipeline.chain import consensus_radius, register_representations
 from styleunwarp.pipeline.coarse.similarity import matrix
-from styleunwarp.pipeline.fine_affine import fine_affine, fit_affine, largest_move
+from styleunwarp.pipeline.fine_affine import FineAffine, fine_affine, fit_affine, largest_move
 from styleunwarp.registration import PIPELINE_DEFAULTS
 from styleunwarp.synth import make_pair
 from styleunwarp.transform import affine_elastic, warp_image
@@ -83,6 +83,23 @@ def test_the_chain_runs_it_before_the_elastic_step_and_skips_it_without_coarse_a
     off = register_representations(target, crop, PIPELINE_DEFAULTS.with_(mode="mono", max_scale_deformation="coarse"), backend="native",
                                    coarse="none")
     assert off.fine_affine == {}
+
+
+def test_the_consensus_fit_runs_only_from_a_refined_start(pair):
+    """A consensus fit sees partners within its radius only: it runs from a start the fine affine
+    step refined, without the peak test; from any other start the whole maps are fitted."""
+    assert consensus_radius(2, {"kept": "refined"}) == 2
+    assert consensus_radius(2, {"kept": "start"}) == consensus_radius(2, {}) == consensus_radius(0, {"kept": "refined"}) == 0
+    target, source, truth, start = pair
+    refined = fine_affine(target, source, start)
+    assert refined.facts["kept"] == "refined"
+    params = PIPELINE_DEFAULTS.with_(mode="mono", max_scale_deformation="coarse")
+    out = register_representations(target, source, params, backend="native", fine_result=refined, consensus_px=2)
+    assert out.fine_affine["kept"] == "refined" and out.elastic["consensus_px"] == 2
+    assert "peak_drop_min" not in out.elastic and "consensus_note" not in out.elastic
+    kept = FineAffine(np.asarray(start, float), {"kept": "start", "reason": "refused by its check"})
+    whole = register_representations(target, source, params, backend="native", fine_result=kept, consensus_px=2)
+    assert kept.facts["kept"] == "start" and whole.elastic["consensus_px"] == 0 and "fine affine" in whole.elastic["consensus_note"]
 
 
 def test_largest_move_reads_corners_and_centre():

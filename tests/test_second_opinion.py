@@ -186,3 +186,17 @@ def test_a_result_is_measured_on_a_representation_through_its_saved_map():
     grid = GridMatch.from_dict(GridMatch(2.0, (48, 48), (96, 96), "LOM resampled by 2").to_dict())
     assert ncc_on_representation(image, image, direct, grid) == pytest.approx(1.0, abs=1e-3)
     assert ncc_on_representation(image, image, direct) < 0.8
+
+
+def test_a_second_opinion_replaces_a_result_only_when_it_is_shown_aligned_or_the_result_is_no_evidence():
+    """Winning the duel is not enough when neither result is shown aligned: an lom3 pair was moved
+    from 1.70 to 23.7 px by elastix MI at z 4.6 against the model chain's 4.0 (docs/representations.md)."""
+    from styleunwarp.pipeline.second_opinion import replaces
+
+    model = {"mind": 0.01165, "z": 4.0, "aligned": False}
+    elastix_far = {"mind": 0.01599, "z": 4.6, "aligned": False}
+    assert not replaces(elastix_far, model)  # wins the duel, but is not shown aligned either
+    assert replaces(dict(elastix_far, aligned=True), model)  # shown aligned: replaces
+    assert replaces(elastix_far, {"mind": 0.0, "z": 1.2, "aligned": False})  # the incumbent is no evidence at all
+    assert not replaces(dict(model, aligned=True), dict(elastix_far, aligned=True))  # loses the duel
+    assert not replaces({"mind": 0.0161, "z": 4.6, "aligned": True}, {"mind": 0.0160, "z": 9.0, "aligned": True})  # a draw

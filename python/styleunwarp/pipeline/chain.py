@@ -78,9 +78,11 @@ made a pair worse had drops of 0.0007-0.0017, those on our own real-CBS renderin
 improvements) 0.0011-0.0045; 0.0018 made no pair worse there (10 before) and none on 7 held-out
 sets (17 before; mean TRE 2.35 -> 2.08 px after the second pass), at the cost of some right
 results with flat peaks (our renderings: mean 0.72 -> 0.80-1.00 px). Not tested on raw images
-(``structure``): no measurement there. Also applied where the elastic step fitted only what both
-maps show (:mod:`.consensus`, ``consensus_px``; off by default): without it those fits made 6 of 40
-steel pairs worse with bUnwarpJ (docs/study-table.md, "Fitting what both maps show")."""
+(``structure``): no measurement there. Not applied where the elastic step fitted only what both
+maps show (:mod:`.consensus`, from a start the fine affine step refined: :func:`consensus_radius`):
+there it refused results that improved foreign renderings (blind:2 mean 0.95 px without it, 1.18
+with it; docs/study-table.md). Applied to consensus fits from unrefined coarse starts it was
+needed: without it those fits made 6 of 40 steel pairs worse."""
 
 CLEAR_GAIN_FACTOR = 10
 """An elastic result whose gradient agreement gains at least this many times the margin is kept
@@ -284,6 +286,17 @@ def second_pass(target: np.ndarray, source: np.ndarray, a: np.ndarray, reg: Regi
     return a, reg, outcome
 
 
+def consensus_radius(consensus_px: int, fine: dict) -> int:
+    """The consensus radius the elastic step uses: ``consensus_px`` where the fine affine step refined
+    the start (``fine["kept"] == "refined"``), else 0 (whole maps).
+
+    A consensus fit (:mod:`.consensus`) sees only partners within its radius, so it needs a start
+    that close: a start the fine affine step refined, and its check accepted, is one; a coarse map
+    kept as it is (nothing found, or the refinement refused) may be several pixels off, where
+    the whole maps still reach the truth (docs/study-table.md, "Fitting what both maps show")."""
+    return int(consensus_px) if consensus_px > 0 and fine.get("kept") == "refined" else 0
+
+
 def register_representations(
     target: np.ndarray,
     source: np.ndarray,
@@ -336,13 +349,18 @@ def register_representations(
         a, fine = fine_result.matrix, fine_result.facts
     coarse_seconds = time.perf_counter() - t0
     moving = warp_source(source, a, target.shape)
-    reg = register(*consensus(target, moving, consensus_px), params, backend=backend, coarse_sigma=coarse_sigma, **(backend_options or {}))
-    direct, inverse, moved, elastic = keep_or_undo(target, moving, reg, check, reference_target)
+    radius = consensus_radius(consensus_px, fine)
+    reg = register(*consensus(target, moving, radius), params, backend=backend, coarse_sigma=coarse_sigma, **(backend_options or {}))
+    direct, inverse, moved, elastic = keep_or_undo(target, moving, reg, check, reference_target, peak_test=radius == 0)
     if warrants_restart(elastic):
         a, reg, (direct, inverse, moved, elastic) = second_pass(target, source, a, reg, (direct, inverse, moved, elastic), params,
                                                                 backend=backend, coarse_sigma=coarse_sigma, backend_options=backend_options,
-                                                                check=check, reference_target=reference_target, consensus_px=consensus_px)
-    elastic["consensus_px"] = consensus_px
+                                                                check=check, reference_target=reference_target, consensus_px=radius,
+                                                                peak_test=radius == 0)
+    elastic["consensus_px"] = radius
+    if radius != consensus_px:
+        elastic["consensus_note"] = (f"whole maps fitted instead of a {consensus_px} px consensus: the fine affine step did not "
+                                     "refine the start, so it may be further off than the consensus radius")
     direct = compose_direct(direct, a)
     if inverse is not None:
         inverse = inverse_through(inverse, a, source.shape[:2], target.shape)
@@ -351,6 +369,7 @@ def register_representations(
 
 __all__ = [
     "CHECKS",
+    "consensus_radius",
     "CLEAR_GAIN_FACTOR",
     "COARSE_SIGMA_FOR_EDGES",
     "ELASTIC_MAX_INCONSISTENCY",

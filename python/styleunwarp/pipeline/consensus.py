@@ -22,14 +22,15 @@ from scipy import ndimage
 
 from ..synth.looks import disk
 
-CONSENSUS_PX_FOR_EDGES = 0
+CONSENSUS_PX_FOR_EDGES = 2
 """Radius (px) of :func:`consensus` for boundary-map representations (``edges``) when nobody chose
-one: **0, off**. 3 px was the best of 1, 2 and 3 px on tuning sets of three renderers and made no
-held-out pair worse (docs/study-table.md, "Fitting what both maps show"), but as a user runs it
-(``bench_asdelivered.py``) it lost where the coarse start is several pixels off: on blind seed 6
-mean TRE 2.45 -> 3.85 px, no elastic result kept; a start further off than the radius loses its
-true partners. ``register_pair(..., consensus_px=3)`` or ``bench_styled_defaults.py --configs
-consensus3`` runs it."""
+one: **2**, used only from a start the fine affine step refined
+(:func:`styleunwarp.pipeline.chain.consensus_radius`; elsewhere the whole maps are fitted). Off (0)
+until the fine affine step existed: from coarse starts several pixels off it lost (as a user runs
+it, blind seed 6: 2.45 -> 3.85 px). From refined starts (docs/study-table.md, "The floor of the
+representation at the truth"), bUnwarpJ moves exactly aligned foreign renderings 0.63-0.77 px with
+it against 1.10-1.63 px without, and the chain gained on the foreign renderings. ``consensus_px=0``
+(``register_pair``) turns it off."""
 
 SUPPORT_LEVEL = 0.5
 """A map's structure counts fully (weight 1) from this fraction of its 99th percentile up."""

@@ -14,8 +14,9 @@ on every pair, evidence or not: the held-out pairs could not choose between the 
 pair's structure does. A style model without a chain card (the shipped one) gets a
 training-free chain run on every pair (:func:`styleunwarp.style.chain.style_model_alternatives`).
 Both are one mechanism: the first alternative's ``Chain.every_pair`` says why it runs on every pair. An alternative replaces the result only when it wins the
-structure duel against it (:func:`styleunwarp.style.tournament.duel`); otherwise the model's
-result stays. Either way ``metrics.json`` records under ``second_opinion`` what was tried and why
+structure duel against it (:func:`styleunwarp.style.tournament.duel`) and is itself structure
+evidence of alignment, or the result it replaces is no evidence at all (:func:`replaces`);
+otherwise the model's result stays. Either way ``metrics.json`` records under ``second_opinion`` what was tried and why
 the result kept is kept, and the console says so.
 """
 
@@ -35,7 +36,7 @@ from ..residual import describe, misaligned
 from ..transform import read_transform, to_dense, warp_image
 from ..transform.model import Transform
 from ..style.chain import NO_CARD, TIED, Chain, load_chain
-from ..style.tournament import duel
+from ..style.tournament import duel, is_evidence
 from .evidence import EVIDENCE_KEY
 from .grid import GridMatch
 from .pair import PairResult, PathLikeStr, register_pair
@@ -110,6 +111,22 @@ def every_pair_reason(chain: Chain) -> str:
     return f"{chain.label} runs on every pair ({chain.every_pair})"
 
 
+def replaces(challenger: dict | None, incumbent: dict | None) -> bool:
+    """Whether a second opinion's result (structure evidence ``challenger``) replaces the result
+    kept so far (``incumbent``): it must win the structure duel (:func:`styleunwarp.style.tournament.duel`)
+    and be structure evidence of alignment itself (``aligned``), unless the incumbent is no
+    evidence at all (below :data:`styleunwarp.style.tournament.EVIDENCE_Z`).
+
+    Of two results neither shown aligned, a small edge in MIND agreement says little: measured on
+    the as-user runs (``bench_asdelivered.py``, 7 runs, about 50 replacements), the only two made
+    by a result not shown aligned were a near-aligned lom3 pair moved from 1.70 to 23.7 px by
+    elastix MI (z 4.6 against the model chain's 4.0) and a blind pair left at its start; every
+    other replacement was by an aligned result."""
+    if duel(challenger, incumbent) <= 0:
+        return False
+    return bool((challenger or {}).get("aligned")) or not is_evidence(incumbent)
+
+
 def register_pair_verified(lom: PathLikeStr, cbs: PathLikeStr, out_dir: PathLikeStr, *, alternatives: Sequence[Chain] = (),
                            **kwargs) -> PairResult:
     """:func:`.pair.register_pair` with the model's chain (``kwargs``), then, when its result is
@@ -127,6 +144,7 @@ def register_pair_verified(lom: PathLikeStr, cbs: PathLikeStr, out_dir: PathLike
     primary_label = _model_chain_label(kwargs, first.metrics)
     tried = [_summary(primary_label + " (the model's chain)", first.metrics)]
     best, best_label = first, None
+    unshown: list[str] = []  # alternatives that won the duel without being shown aligned
     for i, chain in enumerate(alternatives):
         if i > 0 and (best.metrics.get(EVIDENCE_KEY) or {}).get("aligned"):
             break
@@ -139,9 +157,14 @@ def register_pair_verified(lom: PathLikeStr, cbs: PathLikeStr, out_dir: PathLike
             log.warning("%s: second opinion %s failed: %s", out, chain.label, exc)
             continue
         tried.append(_summary(chain.label, res.metrics))
-        if duel(res.metrics.get(EVIDENCE_KEY), best.metrics.get(EVIDENCE_KEY)) > 0:
+        if replaces(res.metrics.get(EVIDENCE_KEY), best.metrics.get(EVIDENCE_KEY)):
             best, best_label = res, chain.label
-    if best_label is None:
+        elif duel(res.metrics.get(EVIDENCE_KEY), best.metrics.get(EVIDENCE_KEY)) > 0:
+            unshown.append(chain.label)
+    if best_label is None and unshown:
+        why = (f"kept the model's chain: {', '.join(unshown)} agrees a little better with the target by structure but is not "
+               "shown aligned either, too little to trade one result for another")
+    elif best_label is None:
         why = "kept the model's chain: no alternative agrees better with the target by structure"
     else:
         why = f"replaced by {best_label}: its source agrees better with the target by structure (MIND)"
@@ -165,4 +188,4 @@ def register_pair_verified(lom: PathLikeStr, cbs: PathLikeStr, out_dir: PathLike
     return PairResult(out, best.registration, best.registered, best.styled, metrics)
 
 
-__all__ = ["RESULT_FILES", "SUBFOLDER", "every_pair_reason", "ncc_on_representation", "on_model_representation", "register_pair_verified"]
+__all__ = ["RESULT_FILES", "SUBFOLDER", "every_pair_reason", "replaces", "ncc_on_representation", "on_model_representation", "register_pair_verified"]

@@ -55,6 +55,11 @@ def _value(evidence: dict | None) -> float | None:
     return float(mind)
 
 
+def is_evidence(evidence: dict | None) -> bool:
+    """Whether a result's structure evidence counts in a duel (at least :data:`EVIDENCE_Z` above chance)."""
+    return _value(evidence) is not None
+
+
 def duel(a: dict | None, b: dict | None) -> int:
     """``1`` when result ``a`` agrees better with the target by structure, ``-1`` when ``b``
     does, ``0`` for a draw or when neither is evidence (arguments: structure evidence dicts)."""
@@ -104,4 +109,4 @@ def any_evidence(results: Mapping[str, Mapping[str, HasEvidence]]) -> bool:
     return any(_value(o.evidence) is not None for per_pair in results.values() for o in per_pair.values())
 
 
-__all__ = ["EVIDENCE_Z", "MIND_TIE", "Standing", "any_evidence", "duel", "tournament"]
+__all__ = ["EVIDENCE_Z", "MIND_TIE", "Standing", "any_evidence", "duel", "is_evidence", "tournament"]
