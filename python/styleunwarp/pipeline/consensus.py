@@ -28,8 +28,8 @@ one: **2**, used only from a start the fine affine step refined
 (:func:`styleunwarp.pipeline.chain.consensus_radius`; elsewhere the whole maps are fitted). Off (0)
 until the fine affine step existed: from coarse starts several pixels off it lost (as a user runs
 it, blind seed 6: 2.45 -> 3.85 px). From refined starts (docs/study-table.md, "The floor of the
-representation at the truth"), bUnwarpJ moves exactly aligned foreign renderings 0.63-0.77 px with
-it against 1.10-1.63 px without, and the chain gained on the foreign renderings. ``consensus_px=0``
+representation at the truth"), bUnwarpJ moves exactly aligned foreign renderings 0.62-0.77 px with
+it against 0.96-1.62 px without, and the chain gained on the foreign renderings. ``consensus_px=0``
 (``register_pair``) turns it off."""
 
 SUPPORT_LEVEL = 0.5
