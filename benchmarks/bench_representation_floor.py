@@ -48,34 +48,21 @@ def warp_by_truth(image: np.ndarray, dense: np.ndarray) -> np.ndarray:
     return ndimage.map_coordinates(np.asarray(image, np.float32), [dense[1], dense[0]], order=1, mode="nearest")
 
 
-def mean_move(matrix: np.ndarray, shape: tuple[int, int]) -> float:
-    """Mean displacement (px) of the 2x3 map ``matrix`` from the identity over a frame of ``shape``."""
-    yy, xx = np.mgrid[0:shape[0], 0:shape[1]].astype(np.float64)
-    x = matrix[0, 0] * xx + matrix[0, 1] * yy + matrix[0, 2]
-    y = matrix[1, 0] * xx + matrix[1, 1] * yy + matrix[1, 2]
-    return float(np.hypot(x - xx, y - yy).mean())
-
-
-def representation(model, lom: np.ndarray, cbs: np.ndarray, variant: str) -> tuple[np.ndarray, np.ndarray]:
-    """``(target, source)`` maps of an aligned pair for ``variant`` (see the module text)."""
-    from styleunwarp.io import normalize
-
-    denoise = float(variant[len("denoise"):]) if variant.startswith("denoise") else 0.0
-    source = normalize(np.asarray(model(lom), np.float32))
-    target = normalize(np.asarray(model.prepare_target(cbs, denoise=denoise), np.float32))
-    return target, source
+def denoise_of(variant: str) -> float:
+    """The CBS denoising strength of ``variant`` (``denoiseS``; 0 for the others)."""
+    return float(variant[len("denoise"):]) if variant.startswith("denoise") else 0.0
 
 
 def main(argv: list[str] | None = None) -> None:
     from bench_styled_defaults import make_set
 
-    from styleunwarp.io import read_image, to_gray
+    from styleunwarp.io import normalize, read_image, to_gray
     from styleunwarp.pipeline.consensus import consensus
     from styleunwarp.pipeline.fine_affine import fit_affine
-    from styleunwarp.quality import tre
+    from styleunwarp.quality import transform_stats
     from styleunwarp.registration import PIPELINE_DEFAULTS, register
     from styleunwarp.style.infer import StyleTransfer
-    from styleunwarp.transform import identity_elastic, read_transform
+    from styleunwarp.transform import affine_elastic, read_transform
     from styleunwarp.transform.model import to_dense
 
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
@@ -102,19 +89,19 @@ def main(argv: list[str] | None = None) -> None:
             dense = to_dense(read_transform(test / "truth" / f"{name}_direct_transf.txt"), cbs.shape)
             lom = warp_by_truth(read_image(lom_file).data, dense)
             identity = np.array([[1.0, 0.0, 0.0], [0.0, 1.0, 0.0]])
-            affine_plain = None
+            source = normalize(np.asarray(model(lom), np.float32))  # the LOM side does not depend on the variant
+            targets: dict[float, np.ndarray] = {}
+            affines: dict[float, float] = {}
             for variant in variants:
-                target, source = representation(model, lom, cbs, "plain" if variant.startswith("consensus") else variant)
-                if variant.startswith("consensus") and affine_plain is not None:
-                    affine = affine_plain
-                else:
-                    fitted, _, _ = fit_affine(target, source, identity)
-                    affine = mean_move(fitted, cbs.shape)
-                if variant == "plain":
-                    affine_plain = affine
+                strength = denoise_of(variant)
+                if strength not in targets:
+                    targets[strength] = normalize(np.asarray(model.prepare_target(cbs, denoise=strength), np.float32))
+                    fitted, _, _ = fit_affine(targets[strength], source, identity)
+                    affines[strength] = transform_stats(affine_elastic(fitted, 1, cbs.shape), cbs.shape, cbs.shape).displacement_mean
+                target, affine = targets[strength], affines[strength]
                 radius = int(variant[len("consensus"):]) if variant.startswith("consensus") else 0
                 reg = register(*consensus(target, source, radius), PIPELINE_DEFAULTS, backend=args.backend)
-                elastic = tre(reg.direct, identity_elastic(4, cbs.shape), cbs.shape).mean
+                elastic = transform_stats(reg.direct, cbs.shape, cbs.shape).displacement_mean
                 row = {"set": spec, "pair": name, "variant": variant, "affine": affine, "elastic": elastic}
                 rows.append(row)
                 print(f"{spec} {name} {variant}: affine {affine:.2f} px, elastic {elastic:.2f} px", flush=True)

@@ -297,6 +297,15 @@ def consensus_radius(consensus_px: int, fine: dict) -> int:
     return int(consensus_px) if consensus_px > 0 and fine.get("kept") == "refined" else 0
 
 
+def fine_affine_start(target: np.ndarray, source: np.ndarray, start: np.ndarray, *, coarse: str = "auto",
+                      check: str = "alike", raw: tuple[np.ndarray, np.ndarray] | None = None) -> FineAffine | None:
+    """The fine affine step (:mod:`.fine_affine`) from the coarse map ``start``, as the chain runs it:
+    ``None`` with ``coarse="none"`` (the images as given are registered as given)."""
+    if coarse == "none":
+        return None
+    return refine_fine_affine(target, source, start, check=check, raw=raw)
+
+
 def register_representations(
     target: np.ndarray,
     source: np.ndarray,
@@ -343,8 +352,8 @@ def register_representations(
         coarse_result = coarse_alignment(coarse, coarse_target, source, scale_known=scale_known, check=check)
     a = coarse_result.chosen.matrix
     fine: dict = {}
-    if fine_result is None and fine_affine and coarse != "none":
-        fine_result = refine_fine_affine(coarse_target, source, a, check=check, raw=raw)
+    if fine_result is None and fine_affine:
+        fine_result = fine_affine_start(coarse_target, source, a, coarse=coarse, check=check, raw=raw)
     if fine_result is not None:
         a, fine = fine_result.matrix, fine_result.facts
     coarse_seconds = time.perf_counter() - t0
@@ -369,7 +378,6 @@ def register_representations(
 
 __all__ = [
     "CHECKS",
-    "consensus_radius",
     "CLEAR_GAIN_FACTOR",
     "COARSE_SIGMA_FOR_EDGES",
     "ELASTIC_MAX_INCONSISTENCY",
@@ -379,6 +387,8 @@ __all__ = [
     "ChainOutcome",
     "check_for",
     "coarse_alignment",
+    "consensus_radius",
+    "fine_affine_start",
     "trusts",
     "default_coarse_sigma",
     "keep_or_undo",

@@ -157,9 +157,10 @@ def register_pair_verified(lom: PathLikeStr, cbs: PathLikeStr, out_dir: PathLike
             log.warning("%s: second opinion %s failed: %s", out, chain.label, exc)
             continue
         tried.append(_summary(chain.label, res.metrics))
-        if replaces(res.metrics.get(EVIDENCE_KEY), best.metrics.get(EVIDENCE_KEY)):
+        challenger, incumbent = res.metrics.get(EVIDENCE_KEY), best.metrics.get(EVIDENCE_KEY)
+        if replaces(challenger, incumbent):
             best, best_label = res, chain.label
-        elif duel(res.metrics.get(EVIDENCE_KEY), best.metrics.get(EVIDENCE_KEY)) > 0:
+        elif duel(challenger, incumbent) > 0:
             unshown.append(chain.label)
     if best_label is None and unshown:
         why = (f"kept the model's chain: {', '.join(unshown)} agrees a little better with the target by structure but is not "

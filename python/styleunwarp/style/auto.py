@@ -134,9 +134,8 @@ def evaluate(rep: Representation, chain: Chain, cases: list[Case], params, *, mu
     Stops early when the count of cases within 5 px can no longer reach ``must_reach``, or at
     ``deadline`` (``time.monotonic()``), noting why.
     """
-    from ..pipeline.chain import check_for, coarse_alignment, default_coarse_sigma, register_representations
+    from ..pipeline.chain import check_for, coarse_alignment, default_coarse_sigma, fine_affine_start, register_representations
     from ..pipeline.consensus import default_consensus_px
-    from ..pipeline.fine_affine import fine_affine
     from ..io import to_gray
     from ..quality import tre
 
@@ -152,14 +151,14 @@ def evaluate(rep: Representation, chain: Chain, cases: list[Case], params, *, mu
         try:
             src, tgt = rep.represent(c.source, c.target)
             ref = rep.reference_target(c.target)  # what the coarse step and the check see (None: tgt)
+            seen = tgt if ref is None else ref
             key = (id(rep), c.name, coarse, c.scale_known)
             hit = None if coarse_cache is None else coarse_cache.get(key)
             raw = (to_gray(c.target), to_gray(c.source))
             if hit is None or hit[0] is not rep or hit[1] is not c:
                 tc = time.monotonic()
-                first = coarse_alignment(coarse, tgt if ref is None else ref, src, scale_known=c.scale_known, check=check)
-                fine = None if coarse == "none" else fine_affine(tgt if ref is None else ref, src, first.chosen.matrix, check=check, raw=raw)
-                hit = (rep, c, first, fine)
+                first = coarse_alignment(coarse, seen, src, scale_known=c.scale_known, check=check)
+                hit = (rep, c, first, fine_affine_start(seen, src, first.chosen.matrix, coarse=coarse, check=check, raw=raw))
                 res.coarse_seconds += time.monotonic() - tc
                 if coarse_cache is not None:
                     coarse_cache[key] = hit
