@@ -67,6 +67,20 @@ def test_raw_structure_that_contradicts_the_fit_keeps_the_start(pair):
     assert np.array_equal(res.matrix, start)
 
 
+def test_representations_that_do_not_correlate_keep_the_start(pair):
+    """Below the coarse step's bar for a credible map (NCC 0.15) there is nothing to fit: a CLEM
+    pair's fit at NCC 0.012 moved it from 2.0 to 5.1 px while the raw structure did not object."""
+    target, source, truth, start = pair
+    rng = np.random.default_rng(3)
+    faint = (0.05 * source + rng.normal(size=source.shape) * source.std()).astype(np.float32)  # the structure drowned in noise
+    faint -= faint.min()
+    res = fine_affine(target, faint, start, raw=(target, source))  # the raw images agree: only the NCC bar objects
+    assert res.facts["ncc_start"] < res.facts["ncc_refined"] < 0.15 and res.facts["moved_px"] <= res.facts["max_move_px"]
+    assert res.facts["mind_drop_sds"] <= 2.0
+    assert res.facts["kept"] == "start" and "correlate" in res.facts["reason"], res.facts["reason"]
+    assert np.array_equal(res.matrix, start)
+
+
 def test_raw_images_of_two_modalities_are_not_refined(pair):
     target, source, _, start = pair
     res = fine_affine(target, source, start, check="structure")
