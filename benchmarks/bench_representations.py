@@ -23,7 +23,8 @@ Data (read only, never copied into the repository), ``../shared/data`` from the 
   colour alternately, 384 px), 7 train, 3 test;
 * synthetic: ``synth.make_pair`` (256 px, grey and colour alternately), 7 train, 3 test.
 
-Results go to ``WORK/<dataset>/result.json`` (a finished data set is not rerun) and the
+Results go to ``WORK/<dataset>/result.json`` (a finished data set is not rerun; ``--retest``
+tests every chain again on the model already trained there, after a change to the chain) and the
 markdown table to stdout. Timings on a shared machine are inflated by concurrent load.
 """
 
@@ -117,7 +118,7 @@ def start_row(cases: list) -> dict:
             "tre_px": [round(float(v), 3) for v in start], "seconds": 0.0, "auto": False}
 
 
-def run_dataset(name: str, work: Path, minutes: float, test_pairs: int, heldout: int) -> dict:
+def run_dataset(name: str, work: Path, minutes: float, test_pairs: int, heldout: int, retest: bool = False) -> dict:
     from styleunwarp.registration import PIPELINE_DEFAULTS
     from styleunwarp.style.auto import AutoConfig, evaluate, train_auto
     from styleunwarp.style.heldout import make_cases
@@ -125,7 +126,7 @@ def run_dataset(name: str, work: Path, minutes: float, test_pairs: int, heldout:
 
     out = work / name
     res_file = out / "result.json"
-    if res_file.is_file():
+    if res_file.is_file() and not retest:
         result = json.loads(res_file.read_text())
         if result["rows"][0]["chain"] != "start (no registration)":  # older result: add the start row
             def centred(a: np.ndarray) -> np.ndarray:  # results before busiest_window used centred crops
@@ -138,10 +139,15 @@ def run_dataset(name: str, work: Path, minutes: float, test_pairs: int, heldout:
         return result
     train, test = load_dataset(name)
     test = test[:test_pairs]
-    pairs_dir = _write_pairs(out / "pairs", train)
-    t0 = time.monotonic()
-    card = train_auto(pairs_dir, out / "model", AutoConfig(max_minutes=minutes, max_heldout=heldout), echo=print)
-    train_minutes = (time.monotonic() - t0) / 60
+    card_file = out / "model" / "chain.json"
+    if retest and card_file.is_file():  # the same trained model, every chain tested again with today's code
+        card = json.loads(card_file.read_text())
+        train_minutes = float(card.get("minutes", float("nan")))
+    else:
+        pairs_dir = _write_pairs(out / "pairs", train)
+        t0 = time.monotonic()
+        card = train_auto(pairs_dir, out / "model", AutoConfig(max_minutes=minutes, max_heldout=heldout), echo=print)
+        train_minutes = (time.monotonic() - t0) / 60
     reps = {k: load(out / "model", sec) for k, sec in card["representations"].items()}
     cases = make_cases(test, 2, seed=77, max_side=256)
     rows = [start_row(cases)]
@@ -182,6 +188,9 @@ def main() -> None:
     ap.add_argument("--test-pairs", type=int, default=2, help="test pairs per data set (2 deformed cases each)")
     ap.add_argument("--heldout", type=int, default=2, help="train_auto's own held-out pairs (its validation), at most")
     ap.add_argument("--table-only", action="store_true", help="print the table of the data sets already finished")
+    ap.add_argument("--retest", action="store_true",
+                    help="test every chain again on each data set's model already trained in WORK (no training; "
+                         "result.json is replaced: copy WORK first to keep the earlier one)")
     args = ap.parse_args()
     import torch
 
@@ -191,7 +200,7 @@ def main() -> None:
     if args.table_only:
         results = [json.loads((work / n / "result.json").read_text()) for n in names if (work / n / "result.json").is_file()]
     else:
-        results = [run_dataset(n, work, args.max_minutes, args.test_pairs, args.heldout) for n in names]
+        results = [run_dataset(n, work, args.max_minutes, args.test_pairs, args.heldout, args.retest) for n in names]
     print(table(results))
     for r in results:
         print(f"{r['dataset']}: auto chose {r['auto_chain']['representation']}->{r['auto_chain']['backend']} "

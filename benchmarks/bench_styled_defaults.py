@@ -201,7 +201,7 @@ def run_pair(test: Path, name: str, configs: list[str], model, backend: str, wri
     from styleunwarp.io import read_image, to_gray
     from styleunwarp.pipeline.coarse import align as coarse_align
     from styleunwarp.pipeline.coarse import compose_direct, warp_source
-    from styleunwarp.pipeline.chain import COARSE_SIGMA_FOR_EDGES, consensus_radius, keep_or_undo, second_pass
+    from styleunwarp.pipeline.chain import COARSE_SIGMA_FOR_EDGES, consensus_radius, keep_or_undo, raw_structure_check, second_pass
     from styleunwarp.pipeline.consensus import consensus, default_consensus_px
     from styleunwarp.pipeline.fine_affine import fine_affine
     from styleunwarp.pipeline.restart import warrants_restart
@@ -276,6 +276,9 @@ def run_pair(test: Path, name: str, configs: list[str], model, backend: str, wri
             a_chain, _, outcome = second_pass(target, styled, a, reg, outcome, params, backend=backend, coarse_sigma=sigma,
                                               consensus_px=radius, peak_test=peak)
             restart = "confirmed" if outcome[3]["restart"]["confirmed"] else "refused"
+        if outcome[3].get("kept") == "elastic":  # as register_representations: the raw images may still contradict it
+            outcome = raw_structure_check(styled, a_chain, outcome, target.shape, (cbs_gray, lom_gray))
+        raw_check = outcome[3].get("raw_check", {})
         chain_tre = tre(compose_direct(outcome[0], a_chain), truth, target.shape, src_shape)
         row = {"set": set_name, "pair": name, "config": cfg, "tre_elastic": e.mean, "p95_elastic": e.p95,
                "tre_start": tre_start.mean, "p95_start": tre_start.p95, "tre_coarse": tre_coarse.mean, "fine_affine": fine.facts.get("kept", ""), "ncc_start": before, "ncc_elastic": after,
@@ -284,7 +287,8 @@ def run_pair(test: Path, name: str, configs: list[str], model, backend: str, wri
                "mind_start": mind_agreement(raw_moving, cbs_gray, common), "mind_elastic": mind_agreement(raw_moved, cbs_gray, common),
                "moved_px": transform_stats(reg.direct, target.shape, target.shape).displacement_mean,
                "refused": facts.get("refused", ""), "peak_drop": facts.get("peak_drop", ""),
-               "restart": restart, "tre_chain": chain_tre.mean, "p95_chain": chain_tre.p95, "seconds": secs}
+               "restart": restart, "raw_drop_sds": raw_check.get("mind_drop_sds", ""),
+               "raw_refused": outcome[3].get("refused") == "raw structure", "tre_chain": chain_tre.mean, "p95_chain": chain_tre.p95, "seconds": secs}
         writer(row)
         if dump is not None:  # the images and the first pass's map, for studying a keep rule offline
             dump.mkdir(parents=True, exist_ok=True)
@@ -353,7 +357,7 @@ def main() -> None:
             raise SystemExit(f"unknown configs {unknown}; known: {', '.join(CONFIGS)}")
         fields = ["set", "pair", "config", "tre_elastic", "p95_elastic", "tre_start", "p95_start", "tre_coarse", "fine_affine", "ncc_start", "ncc_elastic", "gradient_start", "gradient_elastic", "consistency", "consistent",
                   "raw_gradient_start", "raw_gradient_elastic", "raw_gradient_spread", "mind_start", "mind_elastic", "moved_px",
-                  "refused", "peak_drop", "restart", "tre_chain", "p95_chain", "seconds"]
+                  "refused", "peak_drop", "restart", "raw_drop_sds", "raw_refused", "tre_chain", "p95_chain", "seconds"]
         new = not path.exists()
         with path.open("a", newline="") as fh:
             w = csv.DictWriter(fh, fields)

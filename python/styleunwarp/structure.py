@@ -112,6 +112,23 @@ def agreement_and_chance(a: np.ndarray, b: np.ndarray, mask: np.ndarray | None =
     return (value, *_chance(m, lambda sa, sb, both: ncc(da[(slice(None), *sa)][:, both], db[(slice(None), *sb)][:, both])))
 
 
+def structure_drop(target: np.ndarray, before: np.ndarray, after: np.ndarray) -> dict:
+    """How much less the raw structure of ``after`` than of ``before`` agrees with ``target``.
+
+    ``before`` and ``after``: one source image (as recorded) moved onto ``target``'s grid by two
+    maps, 0 outside. Compared over the pixels both cover, by :func:`mind_agreement` (any two
+    modalities), in units of its chance spread: ``{"mind_start", "mind_after", "mind_chance",
+    "mind_chance_sd", "mind_drop_sds"}`` (NaN where it cannot be measured). The check that the
+    fine affine step and the elastic step share: neither optimises it.
+    """
+    target = np.asarray(target, np.float32)
+    common = (before != 0) & (after != 0)
+    m0, chance, sd = agreement_and_chance(before, target, common)
+    m1 = mind_agreement(after, target, common)
+    drop = (m0 - m1) / max(sd, SD_FLOOR) if np.isfinite(m0) and np.isfinite(m1) and np.isfinite(sd) else float("nan")
+    return {"mind_start": m0, "mind_after": m1, "mind_chance": chance, "mind_chance_sd": sd, "mind_drop_sds": drop}
+
+
 def significance(value: float, mean: float, sd: float) -> float:
     """How many chance spreads ``value`` lies above the chance ``mean`` (``sd`` at least
     :data:`SD_FLOOR`); NaN when either is unknown."""
@@ -274,4 +291,5 @@ def gradient_gain(start: np.ndarray, result: np.ndarray, target: np.ndarray, mas
 
 
 __all__ = ["ANALYSIS_SIDE", "CHANCE_SHIFTS", "SD_FLOOR", "Z_MIN", "agreement_and_chance", "analysis_factor", "chance", "descriptors",
-           "gradient_agreement", "gradient_chance", "gradient_gain", "gradient_peak_drop", "PEAK_SHIFT_PX", "mind_agreement", "mind_verdict", "significance"]
+           "gradient_agreement", "gradient_chance", "gradient_gain", "gradient_peak_drop", "PEAK_SHIFT_PX", "mind_agreement", "mind_verdict", "significance",
+           "structure_drop"]

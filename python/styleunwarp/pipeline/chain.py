@@ -17,7 +17,7 @@ from dataclasses import dataclass, field, replace
 import numpy as np
 
 from ..quality import ncc, transform_stats
-from ..structure import PEAK_SHIFT_PX, edge_strength, gradient_gain, gradient_peak_drop
+from ..structure import PEAK_SHIFT_PX, edge_strength, gradient_gain, gradient_peak_drop, structure_drop
 from ..registration import BUnwarpJParams, Registration, register
 from ..transform import ElasticTransform, identity_elastic, warp_image
 from .coarse import CoarseResult, align_by_mutual_information, compose_direct, inverse_through, warp_source
@@ -88,6 +88,14 @@ CLEAR_GAIN_FACTOR = 10
 """An elastic result whose gradient agreement gains at least this many times the margin is kept
 without the peak test (:data:`PEAK_DROP_MIN`): such gains came only from pairs that started
 3.8-10 px off (docs/coarse.md), where a flat peak still leaves the result far better than its start."""
+
+ELASTIC_MIND_DROP_SDS = 2.0
+"""Largest drop of the raw images' structure agreement (:func:`styleunwarp.structure.structure_drop`,
+in chance spreads) for a kept elastic result of two representations to stay kept: the fine affine
+step's bar (:data:`.fine_affine.FINE_AFFINE_MIND_DROP_SDS`), applied to the elastic step, which
+its own rule checks on the representations it fitted. Measured (docs/coarse.md, "The elastic
+step checked on the raw images"): a learned shared code registered by elastix moved near-identity
+shale cases from 0.7 to 9.5 px while the code's gradient agreement and NCC rose."""
 
 ELASTIC_MAX_INCONSISTENCY = 0.75
 """Direct/inverse disagreement (px) above which an elastic result is not trusted (Accurate mode).
@@ -306,6 +314,41 @@ def fine_affine_start(target: np.ndarray, source: np.ndarray, start: np.ndarray,
     return refine_fine_affine(target, source, start, check=check, raw=raw)
 
 
+def raw_structure_check(source: np.ndarray, a: np.ndarray,
+                        outcome: tuple[ElasticTransform, ElasticTransform | None, np.ndarray, dict],
+                        target_shape: tuple[int, int], raw: tuple[np.ndarray, np.ndarray] | None,
+                        ) -> tuple[ElasticTransform, ElasticTransform | None, np.ndarray, dict]:
+    """Undo a kept elastic result of two representations that the raw images contradict.
+
+    ``outcome``: what :func:`keep_or_undo` (or :func:`second_pass`) kept, its maps relative to
+    the start ``a`` (target pixel -> ``source`` pixel). ``raw``: ``(target, source)`` as
+    recorded, on the representations' grids; without it (or on other grids) nothing is checked
+    (``raw_check.checked_on`` says so). The source moved by the start and by the elastic result is compared with the target
+    by :func:`styleunwarp.structure.structure_drop`; a drop of more than
+    :data:`ELASTIC_MIND_DROP_SDS` chance spreads restores the start. The facts gain
+    ``raw_check`` (those numbers and ``checked_on``).
+    """
+    direct, inverse, moved, facts = outcome
+    if raw is not None and (np.shape(raw[0])[:2] != tuple(target_shape) or np.shape(raw[1])[:2] != np.shape(source)[:2]):
+        raw = None
+    if raw is None:
+        return direct, inverse, moved, {**facts, "raw_check": {"checked_on": "not run: the images as recorded were not given"}}
+    raw_source = np.asarray(raw[1], np.float32)  # resampled once for each map, so that both are blurred alike
+    start_img = warp_image(raw_source, compose_direct(identity_elastic(direct.intervals, target_shape), a), target_shape)
+    after_img = warp_image(raw_source, compose_direct(direct, a), target_shape)
+    drop = {**structure_drop(raw[0], start_img, after_img), "max_drop_sds": ELASTIC_MIND_DROP_SDS, "checked_on": "raw images"}
+    facts = {**facts, "raw_check": drop}
+    if not drop["mind_drop_sds"] > ELASTIC_MIND_DROP_SDS:  # NaN (not measurable) keeps the result
+        return direct, inverse, moved, facts
+    why = (f"the structure of the images as recorded agrees worse with it than with the start "
+           f"({drop['mind_start']:.4f} -> {drop['mind_after']:.4f}, -{drop['mind_drop_sds']:.1f} chance spreads; "
+           f"at most {ELASTIC_MIND_DROP_SDS:g})")
+    facts.update(kept="start", refused="raw structure", reason=f"elastic result not trusted: {why}; kept the start "
+                 f"(the representations alone favoured it: {facts.get('reason', '')})")
+    start_inverse = None if inverse is None else identity_elastic(inverse.intervals, target_shape)
+    return identity_elastic(direct.intervals, target_shape), start_inverse, warp_source(source, a, target_shape), facts
+
+
 def register_representations(
     target: np.ndarray,
     source: np.ndarray,
@@ -366,6 +409,8 @@ def register_representations(
                                                                 backend=backend, coarse_sigma=coarse_sigma, backend_options=backend_options,
                                                                 check=check, reference_target=reference_target, consensus_px=radius,
                                                                 peak_test=radius == 0)
+    if check != "structure" and elastic.get("kept") == "elastic":
+        direct, inverse, moved, elastic = raw_structure_check(source, a, (direct, inverse, moved, elastic), target.shape, raw)
     elastic["consensus_px"] = radius
     if radius != consensus_px:
         elastic["consensus_note"] = (f"whole maps fitted instead of a {consensus_px} px consensus: the fine affine step did not "
@@ -381,6 +426,7 @@ __all__ = [
     "CLEAR_GAIN_FACTOR",
     "COARSE_SIGMA_FOR_EDGES",
     "ELASTIC_MAX_INCONSISTENCY",
+    "ELASTIC_MIND_DROP_SDS",
     "GRADIENT_CHANCE_SDS",
     "GRADIENT_MARGIN",
     "PEAK_DROP_MIN",
@@ -392,6 +438,7 @@ __all__ = [
     "trusts",
     "default_coarse_sigma",
     "keep_or_undo",
+    "raw_structure_check",
     "register_representations",
     "second_pass",
 ]

@@ -27,7 +27,7 @@ from dataclasses import dataclass
 import numpy as np
 from scipy import ndimage
 
-from ..structure import SD_FLOOR, agreement_and_chance, mind_agreement
+from ..structure import structure_drop
 from ..threads import torch_threads
 from .coarse import MIN_SCORE, warp_source
 from .coarse.similarity import _map_points
@@ -177,10 +177,8 @@ def fine_affine(target: np.ndarray, source: np.ndarray, start: np.ndarray, *, ch
     raw_target = np.asarray(raw_target, np.float32)
     before_img = warp_source(np.asarray(raw_source, np.float32), a0, target.shape)
     after_img = warp_source(np.asarray(raw_source, np.float32), fitted, target.shape)
-    common = (before_img != 0) & (after_img != 0)
-    m0, chance, sd = agreement_and_chance(before_img, raw_target, common)
-    m1 = mind_agreement(after_img, raw_target, common)
-    drop_sds = (m0 - m1) / max(sd, SD_FLOOR) if np.isfinite(m0) and np.isfinite(m1) and np.isfinite(sd) else float("nan")
+    drop = structure_drop(raw_target, before_img, after_img)
+    m0, m1, chance, sd, drop_sds = (drop[k] for k in ("mind_start", "mind_after", "mind_chance", "mind_chance_sd", "mind_drop_sds"))
     moved = largest_move(a0, fitted, target.shape)
     limit = FINE_AFFINE_MAX_MOVE * max(target.shape)
     facts = {"ncc_start": ncc0, "ncc_refined": ncc1, "checked_on": "representations" if raw is None else "raw images",
