@@ -200,3 +200,18 @@ def test_a_second_opinion_replaces_a_result_only_when_it_is_shown_aligned_or_the
     assert replaces(elastix_far, {"mind": 0.0, "z": 1.2, "aligned": False})  # the incumbent is no evidence at all
     assert not replaces(dict(model, aligned=True), dict(elastix_far, aligned=True))  # loses the duel
     assert not replaces({"mind": 0.0161, "z": 4.6, "aligned": True}, {"mind": 0.0160, "z": 9.0, "aligned": True})  # a draw
+
+
+def test_a_second_opinion_graded_worse_than_the_result_kept_does_not_replace_it():
+    """blind seed 38 steel_SEM_003 as a user ran it (docs/representations.md): the model chain's
+    result graded good (0.92 px), elastix MI graded poor (28.1 px) won the duel on MIND and was kept."""
+    from styleunwarp.pipeline.second_opinion import replaces
+
+    model = {"mind": 0.01306, "z": 8.96, "aligned": True}
+    elastix = {"mind": 0.01919, "z": 5.62, "aligned": True}
+    assert replaces(elastix, model)  # the duel alone
+    assert not replaces(elastix, model, "poor", "good")
+    assert not replaces(elastix, model, "decent", "good")
+    assert replaces(elastix, model, "good", "good")  # shale: the winner graded as well
+    assert replaces(elastix, model, "good", "decent")
+    assert replaces(elastix, model, None, "good")  # a tier unknown: not compared

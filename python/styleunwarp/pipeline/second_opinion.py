@@ -31,7 +31,7 @@ from pathlib import Path
 import numpy as np
 
 from ..io import atomic_path, atomic_write_text, read_image
-from ..quality import GRADED_ON_KEY, grade, grade_details, ncc
+from ..quality import GRADED_ON_KEY, TIERS, grade, grade_details, grade_without_truth, ncc
 from ..residual import describe, misaligned
 from ..transform import read_transform, to_dense, warp_image
 from ..transform.model import Transform
@@ -111,18 +111,27 @@ def every_pair_reason(chain: Chain) -> str:
     return f"{chain.label} runs on every pair ({chain.every_pair})"
 
 
-def replaces(challenger: dict | None, incumbent: dict | None) -> bool:
+def replaces(challenger: dict | None, incumbent: dict | None, challenger_tier: str | None = None,
+             incumbent_tier: str | None = None) -> bool:
     """Whether a second opinion's result (structure evidence ``challenger``) replaces the result
-    kept so far (``incumbent``): it must win the structure duel (:func:`styleunwarp.style.tournament.duel`)
-    and be structure evidence of alignment itself (``aligned``), unless the incumbent is no
-    evidence at all (below :data:`styleunwarp.style.tournament.EVIDENCE_Z`).
+    kept so far (``incumbent``): it must win the structure duel (:func:`styleunwarp.style.tournament.duel`),
+    must not be graded worse than the incumbent (``*_tier``: each result's own verdict without
+    ground truth, :func:`styleunwarp.quality.grade_without_truth`; not compared where either is
+    None), and must be structure evidence of alignment itself (``aligned``), unless the incumbent
+    is no evidence at all (below :data:`styleunwarp.style.tournament.EVIDENCE_Z`).
 
     Of two results neither shown aligned, a small edge in MIND agreement says little: measured on
     the as-user runs (``bench_asdelivered.py``, 7 runs, about 50 replacements), the only two made
     by a result not shown aligned were a near-aligned lom3 pair moved from 1.70 to 23.7 px by
     elastix MI (z 4.6 against the model chain's 4.0) and a blind pair left at its start; every
-    other replacement was by an aligned result."""
+    other replacement was by an aligned result. Nor does the duel's edge outweigh the grader:
+    of the 10 steel replacements by a result graded worse (three as-user runs, eighteenth
+    session), 9 were worse than the result replaced (a 1.15 px start: the model chain 0.92 px,
+    good; elastix MI 28.1 px, poor; mean 4.14 px against 0.70), while all 46 shale replacements
+    were graded good and no worse than what they replaced (docs/representations.md)."""
     if duel(challenger, incumbent) <= 0:
+        return False
+    if challenger_tier in TIERS and incumbent_tier in TIERS and TIERS.index(challenger_tier) < TIERS.index(incumbent_tier):
         return False
     return bool((challenger or {}).get("aligned")) or not is_evidence(incumbent)
 
@@ -145,6 +154,7 @@ def register_pair_verified(lom: PathLikeStr, cbs: PathLikeStr, out_dir: PathLike
     tried = [_summary(primary_label + " (the model's chain)", first.metrics)]
     best, best_label = first, None
     unshown: list[str] = []  # alternatives that won the duel without being shown aligned
+    graded_worse: list[str] = []  # alternatives that won the duel but are graded worse than the result kept
     for i, chain in enumerate(alternatives):
         if i > 0 and (best.metrics.get(EVIDENCE_KEY) or {}).get("aligned"):
             break
@@ -158,11 +168,18 @@ def register_pair_verified(lom: PathLikeStr, cbs: PathLikeStr, out_dir: PathLike
             continue
         tried.append(_summary(chain.label, res.metrics))
         challenger, incumbent = res.metrics.get(EVIDENCE_KEY), best.metrics.get(EVIDENCE_KEY)
-        if replaces(challenger, incumbent):
+        tiers = grade_without_truth(res.metrics), grade_without_truth(best.metrics)
+        if replaces(challenger, incumbent, *tiers):
             best, best_label = res, chain.label
         elif duel(challenger, incumbent) > 0:
-            unshown.append(chain.label)
-    if best_label is None and unshown:
+            if TIERS.index(tiers[0]) < TIERS.index(tiers[1]):
+                graded_worse.append(f"{chain.label} (graded {tiers[0]}, the result kept {tiers[1]})")
+            else:
+                unshown.append(chain.label)
+    if best_label is None and graded_worse:
+        why = (f"kept the model's chain: {', '.join(graded_worse)} agrees a little better with the target by structure "
+               "but is graded worse")
+    elif best_label is None and unshown:
         why = (f"kept the model's chain: {', '.join(unshown)} agrees a little better with the target by structure but is not "
                "shown aligned either, too little to trade one result for another")
     elif best_label is None:
