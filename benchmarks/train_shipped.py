@@ -96,6 +96,26 @@ def write_real_cbs_data(root: Path, n: int, images: list[int], seed0: int, size:
     return metas
 
 
+def train_in_slices(data: Path, root: Path, cfg, minutes: float, chunks: int, *, init: str | None = None,
+                    resume: bool = False, desc: str | None = None):
+    """Train ``ROOT/model`` on ``data`` in ``chunks`` equal time slices (``train --resume`` after the
+    first; ``init`` fine-tunes in the first), copying the model kept so far to ``ROOT/snap{k}``
+    (``snap1{k}`` when ``resume``) after each; yields ``(snapshot folder, train's result, seconds)``."""
+    from styleunwarp.style.train import train
+
+    model = root / "model"
+    for k in range(chunks):
+        cfg.max_minutes = minutes / chunks
+        t = time.monotonic()
+        res = train(data, model, cfg, resume=k > 0 or resume, init=init if k == 0 else None,
+                    progress=False, data_description=desc)
+        snap = root / f"snap{k + 10 * resume}"
+        snap.mkdir(parents=True, exist_ok=True)
+        for f in ("model.safetensors", "model.json"):
+            shutil.copy2(model / f, snap / f)
+        yield snap, res, round(time.monotonic() - t, 1)
+
+
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("out")
@@ -133,7 +153,7 @@ def main(argv: list[str] | None = None) -> int:
     import torch
 
     from styleunwarp.style.networks import Architecture
-    from styleunwarp.style.train import TrainConfig, train
+    from styleunwarp.style.train import TrainConfig
 
     torch.set_num_threads(args.threads)
     out = Path(args.out)
@@ -171,17 +191,9 @@ def main(argv: list[str] | None = None) -> int:
             + "; benchmarks/train_shipped.py")
     cfg = TrainConfig(mode="unet", target="edges", epochs=10_000, seed=0, crop=args.crop, batch_size=4, lr=args.lr, appearance=args.appearance,
                       arch=Architecture(in_channels=args.channels, base=args.base, depth=args.depth))
-    model = out / "model"
-    for k in range(args.chunks):
-        cfg.max_minutes = args.minutes / args.chunks
-        t = time.monotonic()
-        res = train(data, model, cfg, resume=k > 0 or args.resume, init=args.init if k == 0 else None,
-                    progress=False, data_description=desc)
-        snap = out / f"snap{k + 10 * args.resume}"
-        snap.mkdir(exist_ok=True)
-        for f in ("model.safetensors", "model.json"):
-            shutil.copy2(model / f, snap / f)
-        record["slices"].append({"snapshot": snap.name, "seconds": round(time.monotonic() - t, 1),
+    for k, (snap, res, seconds) in enumerate(train_in_slices(data, out, cfg, args.minutes, args.chunks, init=args.init,
+                                                             resume=args.resume, desc=desc)):
+        record["slices"].append({"snapshot": snap.name, "seconds": seconds,
                                  "steps_done": res.get("steps_done"), "best": res.get("best")})
         (out / "train_shipped.json").write_text(json.dumps(record, indent=1, default=str) + "\n")
         print(f"slice {k}: {record['slices'][-1]}", flush=True)

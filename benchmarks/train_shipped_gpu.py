@@ -94,24 +94,17 @@ def train_variant(out: Path, data: Path, name: str, minutes: float, chunks: int,
     import torch
 
     from styleunwarp.style.networks import Architecture
-    from styleunwarp.style.train import TrainConfig, train
+    from styleunwarp.style.train import TrainConfig
+    from train_shipped import train_in_slices
 
     torch.set_num_threads(4)
     v = VARIANTS[name]
     cfg = TrainConfig(mode="unet", target="edges", epochs=100_000, seed=0, crop=192, batch_size=v["batch"],
                       lr=v["lr"], appearance=0.5, arch=Architecture(in_channels=3, base=v["base"], depth=5))
-    model = out / name / "model"
     slices = []
-    for k in range(chunks):
-        cfg.max_minutes = minutes / chunks
-        t = time.monotonic()
-        res = train(data, model, cfg, resume=k > 0, init=v["init"] if k == 0 else None, progress=False,
-                    data_description=desc + (f"; fine-tuned from {v['init']}" if v["init"] else ""))
-        snap = out / name / f"snap{k}"
-        snap.mkdir(parents=True, exist_ok=True)
-        for f in ("model.safetensors", "model.json"):
-            shutil.copy2(model / f, snap / f)
-        slices.append({"snapshot": f"{name}/snap{k}", "seconds": round(time.monotonic() - t, 1),
+    for k, (snap, res, seconds) in enumerate(train_in_slices(data, out / name, cfg, minutes, chunks, init=v["init"],
+                                                             desc=desc + (f"; fine-tuned from {v['init']}" if v["init"] else ""))):
+        slices.append({"snapshot": f"{name}/{snap.name}", "seconds": seconds,
                        "steps_done": res.get("steps_done"), "steps_per_epoch": res.get("steps_per_epoch"),
                        "best": res.get("best")})
         print(f"{name} slice {k}: {json.dumps(slices[-1], default=str)}", flush=True)

@@ -19,7 +19,7 @@ import numpy as np
 from ..quality import ncc, transform_stats
 from ..structure import PEAK_SHIFT_PX, edge_strength, gradient_gain, gradient_peak_drop, structure_drop
 from ..registration import BUnwarpJParams, Registration, register
-from ..transform import ElasticTransform, identity_elastic, warp_image
+from ..transform import ElasticTransform, affine_elastic, identity_elastic, warp_image
 from .coarse import CoarseResult, align_by_mutual_information, compose_direct, inverse_through, warp_source
 from .coarse import align as coarse_align
 from .consensus import consensus
@@ -334,7 +334,7 @@ def raw_structure_check(source: np.ndarray, a: np.ndarray,
     if raw is None:
         return direct, inverse, moved, {**facts, "raw_check": {"checked_on": "not run: the images as recorded were not given"}}
     raw_source = np.asarray(raw[1], np.float32)  # resampled once for each map, so that both are blurred alike
-    start_img = warp_image(raw_source, compose_direct(identity_elastic(direct.intervals, target_shape), a), target_shape)
+    start_img = warp_image(raw_source, affine_elastic(a, direct.intervals, target_shape), target_shape)
     after_img = warp_image(raw_source, compose_direct(direct, a), target_shape)
     drop = {**structure_drop(raw[0], start_img, after_img), "max_drop_sds": ELASTIC_MIND_DROP_SDS, "checked_on": "raw images"}
     facts = {**facts, "raw_check": drop}

@@ -111,6 +111,11 @@ def every_pair_reason(chain: Chain) -> str:
     return f"{chain.label} runs on every pair ({chain.every_pair})"
 
 
+def _graded_worse(tier: str | None, than: str | None) -> bool:
+    """Whether verdict ``tier`` is worse than ``than`` (False where either is not a tier)."""
+    return tier in TIERS and than in TIERS and TIERS.index(tier) < TIERS.index(than)
+
+
 def replaces(challenger: dict | None, incumbent: dict | None, challenger_tier: str | None = None,
              incumbent_tier: str | None = None) -> bool:
     """Whether a second opinion's result (structure evidence ``challenger``) replaces the result
@@ -131,7 +136,7 @@ def replaces(challenger: dict | None, incumbent: dict | None, challenger_tier: s
     were graded good and no worse than what they replaced (docs/representations.md)."""
     if duel(challenger, incumbent) <= 0:
         return False
-    if challenger_tier in TIERS and incumbent_tier in TIERS and TIERS.index(challenger_tier) < TIERS.index(incumbent_tier):
+    if _graded_worse(challenger_tier, incumbent_tier):
         return False
     return bool((challenger or {}).get("aligned")) or not is_evidence(incumbent)
 
@@ -172,7 +177,7 @@ def register_pair_verified(lom: PathLikeStr, cbs: PathLikeStr, out_dir: PathLike
         if replaces(challenger, incumbent, *tiers):
             best, best_label = res, chain.label
         elif duel(challenger, incumbent) > 0:
-            if TIERS.index(tiers[0]) < TIERS.index(tiers[1]):
+            if _graded_worse(*tiers):
                 graded_worse.append(f"{chain.label} (graded {tiers[0]}, the result kept {tiers[1]})")
             else:
                 unshown.append(chain.label)
