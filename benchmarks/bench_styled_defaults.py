@@ -276,8 +276,7 @@ def run_pair(test: Path, name: str, configs: list[str], model, backend: str, wri
             a_chain, _, outcome = second_pass(target, styled, a, reg, outcome, params, backend=backend, coarse_sigma=sigma,
                                               consensus_px=radius, peak_test=peak)
             restart = "confirmed" if outcome[3]["restart"]["confirmed"] else "refused"
-        if outcome[3].get("kept") == "elastic":  # as register_representations: the raw images may still contradict it
-            outcome = raw_structure_check(styled, a_chain, outcome, target.shape, (cbs_gray, lom_gray))
+        outcome = raw_structure_check(styled, a_chain, outcome, target.shape, (cbs_gray, lom_gray))  # as register_representations
         raw_check = outcome[3].get("raw_check", {})
         chain_tre = tre(compose_direct(outcome[0], a_chain), truth, target.shape, src_shape)
         row = {"set": set_name, "pair": name, "config": cfg, "tre_elastic": e.mean, "p95_elastic": e.p95,

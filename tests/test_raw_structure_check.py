@@ -72,3 +72,5 @@ def test_the_check_skips_images_on_other_grids_and_keeps_a_result_that_moves_not
     assert out[3]["raw_check"]["checked_on"].startswith("not run")
     out = raw_structure_check(rep_source, a, start, SHAPE, (raw_target, raw_source))
     assert out[3]["kept"] == "elastic" and abs(out[3]["raw_check"]["mind_drop_sds"]) < 0.1  # nothing moved
+    kept_start = (identity_elastic(4, SHAPE), None, rep_source, {"kept": "start"})
+    assert raw_structure_check(rep_source, a, kept_start, SHAPE, (raw_target, raw_source)) is kept_start

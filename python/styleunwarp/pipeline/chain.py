@@ -318,7 +318,8 @@ def raw_structure_check(source: np.ndarray, a: np.ndarray,
                         outcome: tuple[ElasticTransform, ElasticTransform | None, np.ndarray, dict],
                         target_shape: tuple[int, int], raw: tuple[np.ndarray, np.ndarray] | None,
                         ) -> tuple[ElasticTransform, ElasticTransform | None, np.ndarray, dict]:
-    """Undo a kept elastic result of two representations that the raw images contradict.
+    """Undo a kept elastic result of two representations that the raw images contradict
+    (an ``outcome`` that kept the start is returned as it is).
 
     ``outcome``: what :func:`keep_or_undo` (or :func:`second_pass`) kept, its maps relative to
     the start ``a`` (target pixel -> ``source`` pixel). ``raw``: ``(target, source)`` as
@@ -329,6 +330,8 @@ def raw_structure_check(source: np.ndarray, a: np.ndarray,
     ``raw_check`` (those numbers and ``checked_on``).
     """
     direct, inverse, moved, facts = outcome
+    if facts.get("kept") != "elastic":  # the start is kept already
+        return outcome
     if raw is not None and (np.shape(raw[0])[:2] != tuple(target_shape) or np.shape(raw[1])[:2] != np.shape(source)[:2]):
         raw = None
     if raw is None:
@@ -409,7 +412,7 @@ def register_representations(
                                                                 backend=backend, coarse_sigma=coarse_sigma, backend_options=backend_options,
                                                                 check=check, reference_target=reference_target, consensus_px=radius,
                                                                 peak_test=radius == 0)
-    if check != "structure" and elastic.get("kept") == "elastic":
+    if check != "structure":
         direct, inverse, moved, elastic = raw_structure_check(source, a, (direct, inverse, moved, elastic), target.shape, raw)
     elastic["consensus_px"] = radius
     if radius != consensus_px:
