@@ -90,6 +90,8 @@ CONFIGS: dict[str, dict] = {
     "close6": {"close": 6},
     "close3_src": {"close": 3, "close_target": False},
     "nofine": {"fine_affine": False},
+    "fine_dof6": {"fine_dof": 6},
+    "fine_dof4": {"fine_dof": 4},
 }
 """Named changes to the styled chain's defaults (``sigma``: the coarse-to-fine blur; ``blur``: one pass on
 both images blurred by this sigma; ``consensus``: the radius of
@@ -97,7 +99,8 @@ both images blurred by this sigma; ``consensus``: the radius of
 :func:`styleunwarp.pipeline.chain.consensus_radius`); ``peak``: the keep rule's peak test (default: the pipeline's, on for whole maps only); ``close``: one pass on both representations after a grey closing
 with a disk of this radius, which fills the gap of a boundary drawn as two lines (``close_target``
 False: the source's only); ``fine_affine``: False skips the fine affine step (:mod:`styleunwarp.pipeline.fine_affine`,
-on in the pipeline); the rest: bUnwarpJ parameters)."""
+on in the pipeline); ``fine_dof``: that step's degrees of freedom (:data:`styleunwarp.pipeline.fine_affine.DOF_BASES`;
+default the pipeline's); the rest: bUnwarpJ parameters)."""
 
 TIERS = ((1.5, 3.0, "good"), (3.0, 6.0, "decent"), (8.0, float("inf"), "bad"))
 
@@ -228,7 +231,9 @@ def run_pair(test: Path, name: str, configs: list[str], model, backend: str, wri
     for cfg in configs:
         change = dict(CONFIGS[cfg])
         refined = change.pop("fine_affine", True)
-        a = fine.matrix if refined else a_coarse
+        dof = change.pop("fine_dof", None)
+        fine_cfg = fine if dof is None else fine_affine(target, styled, a_coarse, raw=(cbs_gray, lom_gray), dof=int(dof))
+        a = fine_cfg.matrix if refined else a_coarse
         moving = warp_source(styled, a, target.shape)
         raw_moving = warp_source(lom_gray, a, target.shape)  # the LOM as recorded, for checks that read no representation
         start = compose_direct(identity_elastic(4, target.shape), a)
@@ -239,7 +244,7 @@ def run_pair(test: Path, name: str, configs: list[str], model, backend: str, wri
         close_target = bool(change.pop("close_target", True))
         # as register_representations: the consensus radius only from a start the fine affine step refined,
         # and the keep rule's peak test only on whole maps (a config may force either)
-        radius = consensus_radius(int(change.pop("consensus", default_radius)), fine.facts if refined else {})
+        radius = consensus_radius(int(change.pop("consensus", default_radius)), fine_cfg.facts if refined else {})
         peak = bool(change.pop("peak", radius == 0))
         params = PIPELINE_DEFAULTS.with_(**change)
         t0 = time.perf_counter()
@@ -280,7 +285,7 @@ def run_pair(test: Path, name: str, configs: list[str], model, backend: str, wri
         raw_check = outcome[3].get("raw_check", {})
         chain_tre = tre(compose_direct(outcome[0], a_chain), truth, target.shape, src_shape)
         row = {"set": set_name, "pair": name, "config": cfg, "tre_elastic": e.mean, "p95_elastic": e.p95,
-               "tre_start": tre_start.mean, "p95_start": tre_start.p95, "tre_coarse": tre_coarse.mean, "fine_affine": fine.facts.get("kept", ""), "ncc_start": before, "ncc_elastic": after,
+               "tre_start": tre_start.mean, "p95_start": tre_start.p95, "tre_coarse": tre_coarse.mean, "fine_affine": fine_cfg.facts.get("kept", ""), "ncc_start": before, "ncc_elastic": after,
                "gradient_start": g_before, "gradient_elastic": g_after, "consistency": cons, "consistent": facts.get("refused") != "inconsistent",
                "raw_gradient_start": raw_g0, "raw_gradient_elastic": raw_g1, "raw_gradient_spread": raw_spread,
                "mind_start": mind_agreement(raw_moving, cbs_gray, common), "mind_elastic": mind_agreement(raw_moved, cbs_gray, common),

@@ -122,3 +122,49 @@ def test_largest_move_reads_corners_and_centre():
     assert largest_move(a, b, (10, 10)) == pytest.approx(5.0)
     rot = matrix(1.0, 1.0, (0.0, 0.0))
     assert largest_move(a, rot, (101, 101)) == pytest.approx(np.hypot(100, 100) * 2 * np.sin(np.radians(0.5)), rel=1e-6)
+
+
+def _similarity_part(fitted: np.ndarray, start: np.ndarray) -> np.ndarray:
+    """The change's linear part: ``start``'s linear part inverted times the fit's."""
+    return np.linalg.solve(np.asarray(start)[:, :2], np.asarray(fitted)[:, :2])
+
+
+def test_fewer_degrees_of_freedom_constrain_the_change(pair):
+    """dof 4 changes the start by a similarity, dof 2 by a shift; both still raise the agreement."""
+    target, source, truth, start = pair
+    sim, ncc0, ncc4 = fit_affine(target, source, start, dof=4)
+    lin = _similarity_part(sim, start)
+    assert lin[0, 0] == pytest.approx(lin[1, 1], abs=1e-9) and lin[0, 1] == pytest.approx(-lin[1, 0], abs=1e-9)
+    assert ncc4 > ncc0
+    shift, _, ncc2 = fit_affine(target, source, start, dof=2)
+    assert np.allclose(shift[:, :2], start[:, :2]) and ncc0 < ncc2 <= ncc4 + 1e-9
+    assert largest_move(sim, truth, SHAPE) < largest_move(shift, truth, SHAPE) < largest_move(start, truth, SHAPE)
+    with pytest.raises(ValueError, match="dof"):
+        fit_affine(target, source, start, dof=3)
+
+
+def test_a_similarity_misalignment_is_recovered_by_a_similarity_fit():
+    p = make_pair((320, 320), seed=7, deform=False)
+    c = np.array([(SHAPE[1] - 1) / 2, (SHAPE[0] - 1) / 2])
+    truth = matrix(0.8, 0.99, (0.0, 0.0))
+    truth[:, 2] = np.array([162.2, 158.4]) - truth[:, :2] @ c
+    start = np.array([[1.0, 0.0, 160.0 - c[0]], [0.0, 1.0, 160.0 - c[1]]])
+    target = warp_image(p.cbs_like_lom, affine_elastic(truth, 1, SHAPE), SHAPE)
+    res = fine_affine(target, p.cbs_like_lom, start, raw=(target, p.cbs_like_lom), dof=4)
+    assert res.facts["kept"] == "refined", res.facts["reason"]
+    assert largest_move(res.matrix, truth, SHAPE) < 0.15
+
+
+def test_a_mask_limits_the_agreement_to_its_pixels(pair):
+    """A fit on half of a checkerboard still finds the map (the texture is everywhere); the NCC it
+    reports is over the masked pixels only, so it differs from the whole image's; a mask on another grid is refused."""
+    target, source, truth, start = pair
+    yy, xx = np.mgrid[0 : SHAPE[0], 0 : SHAPE[1]]
+    half = ((yy // 32 + xx // 32) % 2) == 0
+    fitted, ncc0_half, _ = fit_affine(target, source, start, mask=half)
+    assert largest_move(fitted, truth, SHAPE) < 0.3
+    _, ncc0_other, _ = fit_affine(target, source, start, mask=~half, max_iter=0, sigmas=(0.0,))
+    _, ncc0_all, _ = fit_affine(target, source, start, max_iter=0, sigmas=(0.0,))
+    assert len({round(ncc0_half, 6), round(ncc0_other, 6), round(ncc0_all, 6)}) == 3
+    with pytest.raises(ValueError, match="mask"):
+        fit_affine(target, source, start, mask=half[:-1])

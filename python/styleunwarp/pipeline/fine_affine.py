@@ -50,6 +50,17 @@ FINE_AFFINE_MAX_MOVE = 0.03
 """Largest move of any target corner or the centre, as a fraction of the larger side, for the refined map to be kept."""
 
 MAX_ITER = 50
+
+FINE_AFFINE_DOF = 6
+"""Degrees of freedom of the fine affine step's change to the coarse map (:data:`DOF_BASES`)."""
+
+DOF_BASES: dict[int, list[list[float]]] = {
+    6: np.eye(6).tolist(),
+    4: [[1, 0, 0, 0], [0, -1, 0, 0], [0, 1, 0, 0], [1, 0, 0, 0], [0, 0, 1, 0], [0, 0, 0, 1]],
+    2: [[0, 0], [0, 0], [0, 0], [0, 0], [1, 0], [0, 1]],
+}
+"""The six parameters (linear part row by row, in % of the scale; shift in px) as combinations of
+the free ones: 6 = affine, 4 = similarity (rotation and one scale: linear part [[1+s, -r], [r, 1+s]]), 2 = shift."""
 """L-BFGS iterations per blur level."""
 
 
@@ -63,7 +74,7 @@ class FineAffine:
 
 def fit_affine(target: np.ndarray, source: np.ndarray, start: np.ndarray, *,
                sigmas: tuple[float, ...] = FINE_AFFINE_SIGMAS, max_size: int = FINE_AFFINE_MAX_SIZE,
-               max_iter: int = MAX_ITER) -> tuple[np.ndarray, float, float]:
+               max_iter: int = MAX_ITER, mask: np.ndarray | None = None, dof: int = 6) -> tuple[np.ndarray, float, float]:
     """The affine map near ``start`` that maximises the NCC of ``target`` and ``source(A x)``.
 
     Parameters
@@ -76,6 +87,12 @@ def fit_affine(target: np.ndarray, source: np.ndarray, start: np.ndarray, *,
         Gaussian blurs (px of the working grid) of the successive fits.
     max_size
         Larger side of the working grid; both images are reduced by the same factor beyond it.
+    mask
+        Optional boolean ``(H, W)`` on the target's grid: only these target pixels enter the NCC
+        (the fit and both returned values); default all that both images cover.
+    dof
+        Degrees of freedom of the change to ``start``: 6 (affine), 4 (rotation, one scale, shift)
+        or 2 (shift).
 
     Returns ``(matrix, ncc_start, ncc_fit)``: the fitted 2x3 map (full-resolution pixels) and the
     NCC (on the finest level, over the pixels both cover) at the start and at the fit.
@@ -93,6 +110,12 @@ def fit_affine(target: np.ndarray, source: np.ndarray, start: np.ndarray, *,
         src = ndimage.zoom(ndimage.gaussian_filter(src, 0.5 * k), 1.0 / k, order=1)
     tgt, src = tgt.astype(np.float64), src.astype(np.float64)
     h, w = tgt.shape
+    weight = None
+    if mask is not None:
+        if np.shape(mask) != full_t:
+            raise ValueError(f"mask has shape {np.shape(mask)}, the target {full_t}")
+        m = np.asarray(mask, np.float64)
+        weight = torch.from_numpy(ndimage.zoom(m, (h / full_t[0], w / full_t[1]), order=0) if m.shape != (h, w) else m)
     hs, ws = src.shape
     # exact grid factors of ndimage.zoom (corners aligned): full-resolution pixel = working pixel * f
     ft = ((full_t[1] - 1) / max(w - 1, 1), (full_t[0] - 1) / max(h - 1, 1))
@@ -104,7 +127,12 @@ def fit_affine(target: np.ndarray, source: np.ndarray, start: np.ndarray, *,
     xs, ys = torch.from_numpy(xx), torch.from_numpy(yy)
     a0_t = torch.from_numpy(a0)
 
-    def build(p: torch.Tensor) -> torch.Tensor:
+    if dof not in DOF_BASES:
+        raise ValueError(f"dof must be one of {sorted(DOF_BASES)}, got {dof}")
+    basis = torch.tensor(DOF_BASES[dof], dtype=torch.float64)  # (6, dof): the free parameters -> the six
+
+    def build(q: torch.Tensor) -> torch.Tensor:
+        p = basis @ q
         lin = torch.eye(2, dtype=torch.float64) + p[:4].reshape(2, 2) / 100.0  # 1 unit = 1 % of scale or shear
         t = torch.from_numpy(c) + p[4:]
         inner = lin @ -torch.from_numpy(c) + t  # x -> lin x + inner, in target pixels
@@ -115,6 +143,8 @@ def fit_affine(target: np.ndarray, source: np.ndarray, start: np.ndarray, *,
         sx = a[0, 0] * xs + a[0, 1] * ys + a[0, 2]
         sy = a[1, 0] * xs + a[1, 1] * ys + a[1, 2]
         inside = ((sx >= 0) & (sx <= full_s[1] - 1) & (sy >= 0) & (sy <= full_s[0] - 1)).to(torch.float64)
+        if weight is not None:
+            inside = inside * weight
         grid = torch.stack([2.0 * (sx / fs[0]) / max(ws - 1, 1) - 1.0, 2.0 * (sy / fs[1]) / max(hs - 1, 1) - 1.0], -1)[None]
         moved = F.grid_sample(s_img[None, None], grid, mode="bilinear", padding_mode="border", align_corners=True)[0, 0]
         n = inside.sum().clamp(min=1.0)
@@ -122,7 +152,7 @@ def fit_affine(target: np.ndarray, source: np.ndarray, start: np.ndarray, *,
         mb = moved - (moved * inside).sum() / n
         return (ta * mb * inside).sum() / torch.sqrt((ta * ta * inside).sum() * (mb * mb * inside).sum() + 1e-12)
 
-    p = torch.zeros(6, dtype=torch.float64, requires_grad=True)
+    p = torch.zeros(dof, dtype=torch.float64, requires_grad=True)
     with torch_threads(1):
         for s in sigmas:
             t_img = torch.from_numpy(ndimage.gaussian_filter(tgt, s) if s > 0 else tgt)
@@ -139,7 +169,7 @@ def fit_affine(target: np.ndarray, source: np.ndarray, start: np.ndarray, *,
             opt.step(closure)
         with torch.no_grad():
             ncc_fit = float(ncc_at(p, t_img, s_img))
-            ncc_start = float(ncc_at(torch.zeros(6, dtype=torch.float64), t_img, s_img))
+            ncc_start = float(ncc_at(torch.zeros(dof, dtype=torch.float64), t_img, s_img))
             fitted = build(p).numpy().copy()
     if not (np.isfinite(fitted).all() and np.isfinite(ncc_fit)):
         return a0.copy(), ncc_start, float("nan")
@@ -152,7 +182,7 @@ def largest_move(a: np.ndarray, b: np.ndarray, shape: tuple[int, int]) -> float:
 
 
 def fine_affine(target: np.ndarray, source: np.ndarray, start: np.ndarray, *, check: str = "alike",
-                raw: tuple[np.ndarray, np.ndarray] | None = None) -> FineAffine:
+                raw: tuple[np.ndarray, np.ndarray] | None = None, dof: int = FINE_AFFINE_DOF) -> FineAffine:
     """Refine the coarse map ``start`` (2x3, target pixel -> source pixel) to a precise affine map, verified.
 
     ``target`` and ``source`` are the two representations (the source on its own grid).
@@ -170,7 +200,7 @@ def fine_affine(target: np.ndarray, source: np.ndarray, start: np.ndarray, *, ch
     if check == "structure":
         return FineAffine(a0, {"kept": "start", "reason": "not run: raw images of two modalities (their grey levels need not be linearly related)"})
     t0 = time.perf_counter()
-    fitted, ncc0, ncc1 = fit_affine(target, source, a0)
+    fitted, ncc0, ncc1 = fit_affine(target, source, a0, dof=dof)
     if raw is not None and (np.shape(raw[0])[:2] != target.shape[:2] or np.shape(raw[1])[:2] != source.shape[:2]):
         raw = None  # not on the representations' grids: check on the representations
     raw_target, raw_source = (target, source) if raw is None else raw
@@ -205,5 +235,5 @@ def fine_affine(target: np.ndarray, source: np.ndarray, start: np.ndarray, *, ch
     return FineAffine(fitted if kept == "refined" else a0, facts)
 
 
-__all__ = ["FINE_AFFINE_MIND_DROP_SDS", "FINE_AFFINE_MAX_MOVE", "FINE_AFFINE_MAX_SIZE", "FINE_AFFINE_SIGMAS", "FineAffine", "fine_affine",
+__all__ = ["DOF_BASES", "FINE_AFFINE_DOF", "FINE_AFFINE_MIND_DROP_SDS", "FINE_AFFINE_MAX_MOVE", "FINE_AFFINE_MAX_SIZE", "FINE_AFFINE_SIGMAS", "FineAffine", "fine_affine",
            "fit_affine", "largest_move"]
