@@ -45,9 +45,9 @@ def test_a_large_image_is_fitted_on_a_reduced_grid_in_full_resolution_pixels(pai
 
 def test_the_step_keeps_a_verified_fit_and_records_why(pair):
     target, source, truth, start = pair
-    res = fine_affine(target, source, start, raw=(target, source))
+    res = fine_affine(target, source, start, raw=(target, source), dof=6)  # the truth has shear: all six parameters
     assert res.facts["kept"] == "refined", res.facts["reason"]
-    assert largest_move(res.matrix, truth, SHAPE) < 0.15
+    assert largest_move(res.matrix, truth, SHAPE) < 0.15 and res.facts["dof"] == 6
     assert res.facts["checked_on"] == "raw images"
     assert res.facts["mind_refined"] > res.facts["mind_start"]
     assert {"ncc_start", "ncc_refined", "mind_drop_sds", "moved_px", "matrix", "seconds"} <= set(res.facts)
@@ -150,8 +150,8 @@ def test_a_similarity_misalignment_is_recovered_by_a_similarity_fit():
     truth[:, 2] = np.array([162.2, 158.4]) - truth[:, :2] @ c
     start = np.array([[1.0, 0.0, 160.0 - c[0]], [0.0, 1.0, 160.0 - c[1]]])
     target = warp_image(p.cbs_like_lom, affine_elastic(truth, 1, SHAPE), SHAPE)
-    res = fine_affine(target, p.cbs_like_lom, start, raw=(target, p.cbs_like_lom), dof=4)
-    assert res.facts["kept"] == "refined", res.facts["reason"]
+    res = fine_affine(target, p.cbs_like_lom, start, raw=(target, p.cbs_like_lom))  # the pipeline's default: a similarity
+    assert res.facts["kept"] == "refined" and res.facts["dof"] == 4 and "similarity" in res.facts["reason"], res.facts["reason"]
     assert largest_move(res.matrix, truth, SHAPE) < 0.15
 
 

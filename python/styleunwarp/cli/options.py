@@ -110,7 +110,7 @@ def coarse_alignment_option(func: Callable) -> Callable:
         "--fine-affine/--no-fine-affine",
         default=True,
         show_default=True,
-        help="Refine the coarse map by all six affine parameters at full resolution before the elastic step, kept unless "
+        help="Refine the coarse map by a similarity (rotation, scale, shift) at full resolution before the elastic step, kept unless "
         "the raw images' structure agrees clearly worse with it (docs/coarse.md); not with --coarse none.",
     )(func)
     func = click.option(

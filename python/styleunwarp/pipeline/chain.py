@@ -386,7 +386,7 @@ def register_representations(
     fits the denoised one). ``consensus_px``: the elastic step fits the two images each kept
     only where the other shows structure within this radius (:func:`.consensus.consensus`;
     0: as they are; the never-worse check reads them as they are). ``fine_affine``: refine the
-    coarse map by all six affine parameters at full resolution before the elastic step
+    coarse map by a similarity (rotation, scale, shift) at full resolution before the elastic step
     (:mod:`.fine_affine`; not with ``coarse="none"``, nor on raw images of two modalities), checked
     on ``raw`` = ``(target, source)`` as recorded (grey, on the representations' grids) when given.
     ``fine_result``: that step's outcome for these same images and ``coarse_result``, already

@@ -2,12 +2,14 @@
 
 The coarse step (:mod:`.coarse`) finds a similarity on a reduced grid (192 px) or keeps the
 identity when nothing clearly beats it, so its start is typically 0.5-2.5 px off on a 512 px
-pair, and it has no shear or unequal scales. This step refines that map with all six affine
-parameters at full resolution (images over :data:`FINE_AFFINE_MAX_SIZE` px are reduced), by
+pair. This step refines that map by a similarity (rotation, one scale, shift:
+:data:`FINE_AFFINE_DOF`; ``dof=6`` fits all six affine parameters) at full resolution (images over :data:`FINE_AFFINE_MAX_SIZE` px are reduced), by
 maximising the NCC of the two representations over the pixels both cover, coarse to fine over
-Gaussian blurs of :data:`FINE_AFFINE_SIGMAS` px (L-BFGS with exact gradients, torch). Six
+Gaussian blurs of :data:`FINE_AFFINE_SIGMAS` px (L-BFGS with exact gradients, torch). Four
 parameters fitted over the whole image are held by every structure both images show, where
-the elastic step's local coefficients follow lines that only one of them draws.
+the elastic step's local coefficients follow lines that only one of them draws; shear and
+unequal scales are left to the elastic step, as six parameters fitted a representation's own
+bias on looks the model was not trained on.
 
 Verified as every step, by something the fit did not optimise: the refined map is kept unless
 the *raw* images' structure agreement (MIND-SSC, :func:`styleunwarp.structure.agreement_and_chance`,
@@ -50,9 +52,18 @@ FINE_AFFINE_MAX_MOVE = 0.03
 """Largest move of any target corner or the centre, as a fraction of the larger side, for the refined map to be kept."""
 
 MAX_ITER = 50
+"""L-BFGS iterations per blur level."""
 
-FINE_AFFINE_DOF = 6
-"""Degrees of freedom of the fine affine step's change to the coarse map (:data:`DOF_BASES`)."""
+FINE_AFFINE_DOF = 4
+"""Degrees of freedom of the fine affine step's change to the coarse map (:data:`DOF_BASES`): a similarity.
+
+Measured (docs/coarse.md, "Four parameters instead of six"; ``benchmarks/bench_fine_affine.py``,
+``benchmarks/bench_styled_defaults.py --configs fine_dof6,fine_dof4``): on renderings by the lom3
+renderer, whose true maps have no shear, six parameters fitted the representations' own bias
+(halves of the image agree on it), moving 11 of 30 near-aligned starts more than 0.25 px away
+from the truth, a similarity 5; end to end on held-out sets (seed 39) the chain's mean TRE went
+1.52 -> 1.31 px (lom3, 6 -> 8 of 10 good) and 0.81 -> 0.79 px (blind). Where the truth has shear
+(our own renderer's sets) the elastic step fits it: real:1000 0.72 -> 0.74 px, 10 of 10 good both."""
 
 DOF_BASES: dict[int, list[list[float]]] = {
     6: np.eye(6).tolist(),
@@ -61,7 +72,9 @@ DOF_BASES: dict[int, list[list[float]]] = {
 }
 """The six parameters (linear part row by row, in % of the scale; shift in px) as combinations of
 the free ones: 6 = affine, 4 = similarity (rotation and one scale: linear part [[1+s, -r], [r, 1+s]]), 2 = shift."""
-"""L-BFGS iterations per blur level."""
+
+DOF_NAMES = {6: "all six affine parameters", 4: "a similarity (rotation, scale, shift)", 2: "a shift"}
+"""How the console names each fit."""
 
 
 @dataclass(frozen=True)
@@ -192,7 +205,8 @@ def fine_affine(target: np.ndarray, source: np.ndarray, start: np.ndarray, *, ch
     step from, and the facts ``metrics.json`` records under ``fine_affine``: ``kept`` (``"refined"``
     or ``"start"``), ``reason``, the NCC of the representations and the structure agreement of the
     raw images at the start and at the fit, ``moved_px`` (largest move of a target corner or the
-    centre), the fitted ``matrix``, ``seconds``.
+    centre), the fitted ``matrix``, ``dof``, ``seconds``. ``dof``: the fit's degrees of freedom
+    (:data:`DOF_BASES`; default :data:`FINE_AFFINE_DOF`, a similarity).
     """
     import time
 
@@ -213,7 +227,7 @@ def fine_affine(target: np.ndarray, source: np.ndarray, start: np.ndarray, *, ch
     limit = FINE_AFFINE_MAX_MOVE * max(target.shape)
     facts = {"ncc_start": ncc0, "ncc_refined": ncc1, "checked_on": "representations" if raw is None else "raw images",
              "mind_start": m0, "mind_refined": m1, "mind_chance": chance, "mind_chance_sd": sd, "mind_drop_sds": drop_sds,
-             "mind_drop_max_sds": FINE_AFFINE_MIND_DROP_SDS, "moved_px": moved, "max_move_px": limit, "matrix": fitted.tolist()}
+             "mind_drop_max_sds": FINE_AFFINE_MIND_DROP_SDS, "dof": dof, "moved_px": moved, "max_move_px": limit, "matrix": fitted.tolist()}
     label = (f"NCC {ncc0:.3f} -> {ncc1:.3f}; structure agreement {m0:.4f} -> {m1:.4f}, "
              f"{-drop_sds:+.1f} chance spreads; largest move {moved:.2f} px")
     if not (np.isfinite(ncc1) and np.isfinite(drop_sds)):
@@ -230,7 +244,7 @@ def fine_affine(target: np.ndarray, source: np.ndarray, start: np.ndarray, *, ch
         # fit at 0.012 moved it from 2.0 to 5.1 px with the raw structure unchanged)
         kept, why = "start", f"the two representations do not correlate enough to fit (NCC below {MIN_SCORE:g}) ({label})"
     else:
-        kept, why = "refined", f"refined by all six affine parameters at full resolution ({label})"
+        kept, why = "refined", f"refined by {DOF_NAMES[dof]} at full resolution ({label})"
     facts.update(kept=kept, reason=why, seconds=time.perf_counter() - t0)
     return FineAffine(fitted if kept == "refined" else a0, facts)
 

@@ -246,7 +246,7 @@ def register_pair(
         within this radius (px; :mod:`.consensus`). ``None`` chooses:
         :data:`~.consensus.CONSENSUS_PX_FOR_EDGES` for boundary-map style models, off otherwise; 0 turns it off.
     fine_affine
-        Refine the coarse map by all six affine parameters at full resolution before the elastic
+        Refine the coarse map by a similarity (rotation, scale, shift) at full resolution before the elastic
         step (:mod:`.fine_affine`, verified on the raw images' structure; default on).
 
     The LOM is brought to the CBS pixel size when both pixel sizes are known (else the
