@@ -44,6 +44,16 @@ from .pair import PairResult, PathLikeStr, register_pair
 log = logging.getLogger(__name__)
 
 SUBFOLDER = "second_opinion"
+REPLACE_MARGIN = 0.003
+"""MIND agreement by which an alternative must lead the result kept so far to replace it
+(:func:`replaces`), where the structure duel (:func:`styleunwarp.style.tournament.duel`) calls
+a lead above :data:`styleunwarp.style.tournament.MIND_TIE` (0.002) a win. One duel decides a
+pair's result here, with no other pairs to average out its noise. Measured on the as-user runs
+(``bench_asdelivered.py``, seeds 35-39 and as-delivered seed 1; docs/representations.md, "A lead
+of a few thousandths"): the steel replacements by a lead of 0.002-0.003 whose model chain result
+is known were all worse than that result (0.83 -> 4.13, 0.90 -> 1.75, 0.79 -> 2.10, 0.99 -> 3.55,
+0.49 -> 1.26 px); the smallest lead of a shale replacement was 0.0037 (0.50 px kept)."""
+
 RESULT_FILES = ("styled.tif", "target.tif", "direct_transf.txt", "inverse_transf.txt", "registered.tif", "overlay.png")
 """What a registration folder holds besides ``metrics.json`` (written last)."""
 
@@ -116,10 +126,20 @@ def _graded_worse(tier: str | None, than: str | None) -> bool:
     return tier in TIERS and than in TIERS and TIERS.index(tier) < TIERS.index(than)
 
 
+def _leads(challenger: dict | None, incumbent: dict | None) -> bool:
+    """Whether ``challenger``'s MIND agreement exceeds ``incumbent``'s by more than :data:`REPLACE_MARGIN`
+    (True where either cannot be read: the duel alone decides then)."""
+    a, b = (challenger or {}).get("mind"), (incumbent or {}).get("mind")
+    if a is None or b is None or not (np.isfinite(a) and np.isfinite(b)):
+        return True
+    return a - b > REPLACE_MARGIN
+
+
 def replaces(challenger: dict | None, incumbent: dict | None, challenger_tier: str | None = None,
              incumbent_tier: str | None = None) -> bool:
     """Whether a second opinion's result (structure evidence ``challenger``) replaces the result
-    kept so far (``incumbent``): it must win the structure duel (:func:`styleunwarp.style.tournament.duel`),
+    kept so far (``incumbent``): it must win the structure duel (:func:`styleunwarp.style.tournament.duel`)
+    by a lead of more than :data:`REPLACE_MARGIN` in MIND agreement,
     must not be graded worse than the incumbent (``*_tier``: each result's own verdict without
     ground truth, :func:`styleunwarp.quality.grade_without_truth`; not compared where either is
     None), and must be structure evidence of alignment itself (``aligned``), unless the incumbent
@@ -134,7 +154,7 @@ def replaces(challenger: dict | None, incumbent: dict | None, challenger_tier: s
     session), 9 were worse than the result replaced (a 1.15 px start: the model chain 0.92 px,
     good; elastix MI 28.1 px, poor; mean 4.14 px against 0.70), while all 46 shale replacements
     were graded good and no worse than what they replaced (docs/representations.md)."""
-    if duel(challenger, incumbent) <= 0:
+    if duel(challenger, incumbent) <= 0 or not _leads(challenger, incumbent):
         return False
     if _graded_worse(challenger_tier, incumbent_tier):
         return False
@@ -160,6 +180,7 @@ def register_pair_verified(lom: PathLikeStr, cbs: PathLikeStr, out_dir: PathLike
     best, best_label = first, None
     unshown: list[str] = []  # alternatives that won the duel without being shown aligned
     graded_worse: list[str] = []  # alternatives that won the duel but are graded worse than the result kept
+    narrow: list[str] = []  # alternatives that won the duel by no more than REPLACE_MARGIN
     for i, chain in enumerate(alternatives):
         if i > 0 and (best.metrics.get(EVIDENCE_KEY) or {}).get("aligned"):
             break
@@ -177,11 +198,16 @@ def register_pair_verified(lom: PathLikeStr, cbs: PathLikeStr, out_dir: PathLike
         if replaces(challenger, incumbent, *tiers):
             best, best_label = res, chain.label
         elif duel(challenger, incumbent) > 0:
-            if _graded_worse(*tiers):
+            if not _leads(challenger, incumbent):
+                narrow.append(f"{chain.label} (MIND {challenger['mind']:.4f} against {incumbent['mind']:.4f})")
+            elif _graded_worse(*tiers):
                 graded_worse.append(f"{chain.label} (graded {tiers[0]}, the result kept {tiers[1]})")
             else:
                 unshown.append(chain.label)
-    if best_label is None and graded_worse:
+    if best_label is None and narrow:
+        why = (f"kept the model's chain: {', '.join(narrow)} agrees a little better with the target by structure, "
+               f"by no more than {REPLACE_MARGIN:g}: too little to trade one result for another")
+    elif best_label is None and graded_worse:
         why = (f"kept the model's chain: {', '.join(graded_worse)} agrees a little better with the target by structure "
                "but is graded worse")
     elif best_label is None and unshown:
@@ -211,4 +237,4 @@ def register_pair_verified(lom: PathLikeStr, cbs: PathLikeStr, out_dir: PathLike
     return PairResult(out, best.registration, best.registered, best.styled, metrics)
 
 
-__all__ = ["RESULT_FILES", "SUBFOLDER", "every_pair_reason", "replaces", "ncc_on_representation", "on_model_representation", "register_pair_verified"]
+__all__ = ["REPLACE_MARGIN", "RESULT_FILES", "SUBFOLDER", "every_pair_reason", "replaces", "ncc_on_representation", "on_model_representation", "register_pair_verified"]
