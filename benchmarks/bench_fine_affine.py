@@ -105,6 +105,7 @@ def run_pair(label: str, name: str, lom: Path, cbs: Path, truth_path: Path, mode
     def ncc_on(a: np.ndarray, m: np.ndarray) -> float:  # NCC of the map on a half, without fitting
         return fit_affine(ref, prep.styled, a, mask=m, max_iter=0, sigmas=(0.0,))[1]
 
+    start_a, start_b = ncc_on(a0, ~half), ncc_on(a0, half)  # the start's NCC on each half, whatever the dof
     row = {"set": label, "pair": name, "coarse": coarse.chosen.method, "tre_coarse": tre_of(a0), "aff_coarse": affine_error(a0), "kept": step.facts.get("kept", ""),
            "tre_kept": tre_of(step.matrix), "mind_drop_sds": step.facts.get("mind_drop_sds", float("nan"))}
     for dof in DOFS:
@@ -113,8 +114,8 @@ def run_pair(label: str, name: str, lom: Path, cbs: Path, truth_path: Path, mode
         fit_a, _, _ = fit_affine(ref, prep.styled, a0, mask=half, dof=dof)
         fit_b, _, _ = fit_affine(ref, prep.styled, a0, mask=~half, dof=dof)
         row.update({f"tre_fit{sfx}": tre_of(full), f"aff_fit{sfx}": affine_error(full), f"aff_a{sfx}": affine_error(fit_a), f"tre_a{sfx}": tre_of(fit_a), f"tre_b{sfx}": tre_of(fit_b), f"ncc_start{sfx}": ncc0,
-                    f"full_gain{sfx}": ncc1 - ncc0, f"cv_gain_a{sfx}": ncc_on(fit_a, ~half) - ncc_on(a0, ~half),
-                    f"cv_gain_b{sfx}": ncc_on(fit_b, half) - ncc_on(a0, half), f"split_px{sfx}": largest_move(fit_a, fit_b, ref.shape),
+                    f"full_gain{sfx}": ncc1 - ncc0, f"cv_gain_a{sfx}": ncc_on(fit_a, ~half) - start_a,
+                    f"cv_gain_b{sfx}": ncc_on(fit_b, half) - start_b, f"split_px{sfx}": largest_move(fit_a, fit_b, ref.shape),
                     f"moved_px{sfx}": largest_move(a0, full, ref.shape)})
     row["seconds"] = time.perf_counter() - t0
     return row

@@ -206,7 +206,7 @@ def run_pair(test: Path, name: str, configs: list[str], model, backend: str, wri
     from styleunwarp.pipeline.coarse import compose_direct, warp_source
     from styleunwarp.pipeline.chain import COARSE_SIGMA_FOR_EDGES, consensus_radius, keep_or_undo, raw_structure_check, second_pass
     from styleunwarp.pipeline.consensus import consensus, default_consensus_px
-    from styleunwarp.pipeline.fine_affine import fine_affine
+    from styleunwarp.pipeline.fine_affine import FINE_AFFINE_DOF, fine_affine
     from styleunwarp.pipeline.restart import warrants_restart
     from styleunwarp.pipeline.pair import style_images
     from styleunwarp.quality import ncc, transform_stats, tre
@@ -232,7 +232,7 @@ def run_pair(test: Path, name: str, configs: list[str], model, backend: str, wri
         change = dict(CONFIGS[cfg])
         refined = change.pop("fine_affine", True)
         dof = change.pop("fine_dof", None)
-        fine_cfg = fine if dof is None else fine_affine(target, styled, a_coarse, raw=(cbs_gray, lom_gray), dof=int(dof))
+        fine_cfg = fine if dof in (None, FINE_AFFINE_DOF) else fine_affine(target, styled, a_coarse, raw=(cbs_gray, lom_gray), dof=int(dof))
         a = fine_cfg.matrix if refined else a_coarse
         moving = warp_source(styled, a, target.shape)
         raw_moving = warp_source(lom_gray, a, target.shape)  # the LOM as recorded, for checks that read no representation

@@ -135,6 +135,23 @@ def _leads(challenger: dict | None, incumbent: dict | None) -> bool:
     return a - b > REPLACE_MARGIN
 
 
+def refusal(challenger: dict | None, incumbent: dict | None, challenger_tier: str | None = None,
+            incumbent_tier: str | None = None) -> str | None:
+    """Why a second opinion's result does not replace the result kept so far (:func:`replaces`):
+    ``"lost"`` (it does not win the structure duel), ``"narrow"`` (it wins by no more than
+    :data:`REPLACE_MARGIN`), ``"graded worse"``, ``"unshown"`` (not shown aligned while the result
+    kept is evidence); ``None`` when it replaces it."""
+    if duel(challenger, incumbent) <= 0:
+        return "lost"
+    if not _leads(challenger, incumbent):
+        return "narrow"
+    if _graded_worse(challenger_tier, incumbent_tier):
+        return "graded worse"
+    if not ((challenger or {}).get("aligned") or not is_evidence(incumbent)):
+        return "unshown"
+    return None
+
+
 def replaces(challenger: dict | None, incumbent: dict | None, challenger_tier: str | None = None,
              incumbent_tier: str | None = None) -> bool:
     """Whether a second opinion's result (structure evidence ``challenger``) replaces the result
@@ -154,11 +171,7 @@ def replaces(challenger: dict | None, incumbent: dict | None, challenger_tier: s
     session), 9 were worse than the result replaced (a 1.15 px start: the model chain 0.92 px,
     good; elastix MI 28.1 px, poor; mean 4.14 px against 0.70), while all 46 shale replacements
     were graded good and no worse than what they replaced (docs/representations.md)."""
-    if duel(challenger, incumbent) <= 0 or not _leads(challenger, incumbent):
-        return False
-    if _graded_worse(challenger_tier, incumbent_tier):
-        return False
-    return bool((challenger or {}).get("aligned")) or not is_evidence(incumbent)
+    return refusal(challenger, incumbent, challenger_tier, incumbent_tier) is None
 
 
 def register_pair_verified(lom: PathLikeStr, cbs: PathLikeStr, out_dir: PathLikeStr, *, alternatives: Sequence[Chain] = (),
@@ -178,9 +191,7 @@ def register_pair_verified(lom: PathLikeStr, cbs: PathLikeStr, out_dir: PathLike
     primary_label = _model_chain_label(kwargs, first.metrics)
     tried = [_summary(primary_label + " (the model's chain)", first.metrics)]
     best, best_label = first, None
-    unshown: list[str] = []  # alternatives that won the duel without being shown aligned
-    graded_worse: list[str] = []  # alternatives that won the duel but are graded worse than the result kept
-    narrow: list[str] = []  # alternatives that won the duel by no more than REPLACE_MARGIN
+    refused: dict[str, list[str]] = {}  # alternatives that won the duel but did not replace, by refusal()
     for i, chain in enumerate(alternatives):
         if i > 0 and (best.metrics.get(EVIDENCE_KEY) or {}).get("aligned"):
             break
@@ -195,23 +206,23 @@ def register_pair_verified(lom: PathLikeStr, cbs: PathLikeStr, out_dir: PathLike
         tried.append(_summary(chain.label, res.metrics))
         challenger, incumbent = res.metrics.get(EVIDENCE_KEY), best.metrics.get(EVIDENCE_KEY)
         tiers = grade_without_truth(res.metrics), grade_without_truth(best.metrics)
-        if replaces(challenger, incumbent, *tiers):
+        kind = refusal(challenger, incumbent, *tiers)
+        if kind is None:
             best, best_label = res, chain.label
-        elif duel(challenger, incumbent) > 0:
-            if not _leads(challenger, incumbent):
-                narrow.append(f"{chain.label} (MIND {challenger['mind']:.4f} against {incumbent['mind']:.4f})")
-            elif _graded_worse(*tiers):
-                graded_worse.append(f"{chain.label} (graded {tiers[0]}, the result kept {tiers[1]})")
-            else:
-                unshown.append(chain.label)
-    if best_label is None and narrow:
-        why = (f"kept the model's chain: {', '.join(narrow)} agrees a little better with the target by structure, "
+        elif kind == "narrow":
+            refused.setdefault(kind, []).append(f"{chain.label} (MIND {challenger['mind']:.4f} against {incumbent['mind']:.4f})")
+        elif kind == "graded worse":
+            refused.setdefault(kind, []).append(f"{chain.label} (graded {tiers[0]}, the result kept {tiers[1]})")
+        elif kind == "unshown":
+            refused.setdefault(kind, []).append(chain.label)
+    if best_label is None and "narrow" in refused:
+        why = (f"kept the model's chain: {', '.join(refused['narrow'])} agrees a little better with the target by structure, "
                f"by no more than {REPLACE_MARGIN:g}: too little to trade one result for another")
-    elif best_label is None and graded_worse:
-        why = (f"kept the model's chain: {', '.join(graded_worse)} agrees a little better with the target by structure "
+    elif best_label is None and "graded worse" in refused:
+        why = (f"kept the model's chain: {', '.join(refused['graded worse'])} agrees a little better with the target by structure "
                "but is graded worse")
-    elif best_label is None and unshown:
-        why = (f"kept the model's chain: {', '.join(unshown)} agrees a little better with the target by structure but is not "
+    elif best_label is None and "unshown" in refused:
+        why = (f"kept the model's chain: {', '.join(refused['unshown'])} agrees a little better with the target by structure but is not "
                "shown aligned either, too little to trade one result for another")
     elif best_label is None:
         why = "kept the model's chain: no alternative agrees better with the target by structure"
@@ -237,4 +248,4 @@ def register_pair_verified(lom: PathLikeStr, cbs: PathLikeStr, out_dir: PathLike
     return PairResult(out, best.registration, best.registered, best.styled, metrics)
 
 
-__all__ = ["REPLACE_MARGIN", "RESULT_FILES", "SUBFOLDER", "every_pair_reason", "replaces", "ncc_on_representation", "on_model_representation", "register_pair_verified"]
+__all__ = ["REPLACE_MARGIN", "RESULT_FILES", "SUBFOLDER", "every_pair_reason", "refusal", "replaces", "ncc_on_representation", "on_model_representation", "register_pair_verified"]
