@@ -161,3 +161,48 @@ def test_gradient_gain_on_raw_images_is_judged_against_its_chance_spread():
     assert facts["gradient_margin"] > GRADIENT_MARGIN["structure"]  # the spread decides here
     gain = facts["gradient_elastic"] - facts["gradient_start"]
     assert (facts["kept"] == "elastic") == (gain > facts["gradient_margin"]), facts
+
+
+def test_paired_gain_is_the_agreement_difference_on_common_pixels_and_knows_its_noise():
+    """paired_gain: the same number as two mind_agreement calls on one mask, split into tiles whose
+    spread gives a t: a 2 px correction of the whole image is many standard errors; an image
+    that is right in one corner only, or two placements equally right, is not."""
+    from styleunwarp.structure import paired_gain
+
+    target = _texture((256, 256), seed=5, sigma=1.5)
+    source = (255.0 - target) ** 1.2 / 255.0 ** 0.2  # another detector
+    right, off = source, np.roll(source, 2, axis=1)
+    mask = np.ones(target.shape, bool)
+    mask[:, :4] = mask[:, -4:] = False
+    g = paired_gain(target, off, right, mask)
+    assert g["gain"] == pytest.approx(mind_agreement(right, target, mask) - mind_agreement(off, target, mask), abs=1e-6)
+    assert g["gain"] > 0.1 and g["t"] > 8 and g["tiles"] == 16
+    assert paired_gain(target, right, off, mask)["t"] < -8  # the other way round
+    corner = off.copy()
+    corner[:64, :64] = right[:64, :64]  # better in one tile of 16 only
+    c = paired_gain(target, off, corner, mask)
+    assert c["gain"] > 0 and c["t"] < 2, c
+    other = np.roll(source, 2, axis=0)  # as far off the other way: as good, the sign is noise
+    assert abs(paired_gain(target, off, other, mask)["t"]) < 3
+    assert np.isnan(paired_gain(target, off, right, np.zeros(target.shape, bool))["t"])
+
+
+def test_coarse_winner_must_gain_across_the_image_not_in_half_of_it():
+    """A source whose left 52 % is 4 px off and whose right part is aligned: the 4 px shift
+    agrees better overall (by more than two chance spreads) but only because the left tiles gain
+    more than the right ones lose, so confirm refuses it as inconsistent; the same shift where
+    the whole source is off is confirmed."""
+    from styleunwarp.pipeline.coarse.confirm import PAIRED_T_MIN, confirm
+    from styleunwarp.pipeline.coarse.types import Candidate
+
+    target = _texture((256, 256), seed=7, sigma=1.5)
+    aligned = ((255.0 - target) ** 1.2 / 255.0 ** 0.2).astype(np.float32)
+    off = np.roll(aligned, 4, axis=1)  # the map x -> x + 4 brings it onto the target
+    half_off = aligned.copy()
+    half_off[:, :132] = off[:, :132]
+    shift = Candidate.from_matrix("similarity", np.array([[1.0, 0.0, 4.0], [0.0, 1.0, 0.0]]), 0.5)
+    ok, facts = confirm(target, half_off, shift)
+    assert facts["mind_winner"] > facts["mind_identity"] + 2 * facts["mind_chance_sd"] and facts["z"] >= 5  # passed before
+    assert not ok and facts["paired_t"] < PAIRED_T_MIN and "inconsistently" in facts["reason"], facts
+    ok, facts = confirm(target, off, shift)
+    assert ok and facts["paired_t"] > 5, facts

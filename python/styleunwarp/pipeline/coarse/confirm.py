@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from ...structure import SD_FLOOR, Z_MIN, agreement_and_chance, analysis_factor, descriptors, significance
+from ...structure import SD_FLOOR, Z_MIN, agreement_and_chance, analysis_factor, descriptors, paired_gain, significance
 from .compose import warp_source
 from .types import Candidate
 
@@ -30,6 +30,16 @@ its MIND agreement differs little from the identity's, so "better" alone can be 
 blind/lom3 steel renderings through the shipped model (docs/coarse.md): the refinements that were
 right gained 2.7 and 5.4 spreads (7.8 -> 2.4 px, 11.1 -> 1.7 px); the one that moved a pair from
 7.1 to 9.3 px gained 0.8."""
+
+
+PAIRED_T_MIN = 0.5
+"""On the pixels both maps cover, the winner's agreement gain over the identity must reach this
+many of its standard errors across tiles (:func:`styleunwarp.structure.paired_gain`): a gain
+that some parts of the image make and others undo is no evidence that the winner is the better
+map. Measured (docs/coarse.md, "A gain the whole image makes"; ``benchmarks/bench_coarse_confirm.py``,
+seeds 39-41): the two winners that moved pairs farther from the truth (a raw steel pair 1.53 ->
+4.06 px, a raw shale pair 4.07 -> 4.52 px) reached t = 0.1 and 0.0, every winner that moved a pair
+more than 0.25 px closer reached at least 0.2 and all but two at least 0.9."""
 
 
 def confirm(target: np.ndarray, source: np.ndarray, winner: Candidate, min_gain_sds: float = 0.0) -> tuple[bool, dict]:
@@ -45,15 +55,21 @@ def confirm(target: np.ndarray, source: np.ndarray, winner: Candidate, min_gain_
     s_id = agreement_and_chance(at_identity, target, at_identity != 0, f, with_chance=False, b_descriptors=dt)[0]
     s_win, mu, sd = agreement_and_chance(moved, target, moved != 0, f, b_descriptors=dt)
     z = significance(s_win, mu, sd)
-    facts = {"mind_identity": s_id, "mind_winner": s_win, "mind_chance": mu, "mind_chance_sd": sd, "z": z}
+    paired = paired_gain(target, at_identity, moved, (at_identity != 0) & (moved != 0))
+    facts = {"mind_identity": s_id, "mind_winner": s_win, "mind_chance": mu, "mind_chance_sd": sd, "z": z,
+             "paired_gain": paired["gain"], "paired_t": paired["t"], "paired_tiles": paired["tiles"]}
     need = min_gain_sds * sd if np.isfinite(sd) else 0.0
     better = np.isfinite(s_win) and (not np.isfinite(s_id) or s_win > s_id + need)
-    ok = bool(better and np.isfinite(z) and z >= Z_MIN)
+    consistent = not np.isfinite(paired["t"]) or paired["t"] >= PAIRED_T_MIN  # too few tiles to tell: not asked
+    ok = bool(better and consistent and np.isfinite(z) and z >= Z_MIN)
     if ok:
         facts["reason"] = f"structure agrees: MIND {s_id:.3f} -> {s_win:.3f}, {z:.1f} sd above chance"
     elif not better and min_gain_sds > 0 and np.isfinite(s_id) and s_win > s_id:
         facts["reason"] = (f"structure gains too little: MIND {s_id:.3f} -> {s_win:.3f}, {(s_win - s_id) / sd:.1f} chance spreads, "
                            f"needs {min_gain_sds:g} for a local refinement")
+    elif better and not consistent:
+        facts["reason"] = (f"structure gains inconsistently: MIND {paired['gain']:+.4f} on the pixels both maps cover, "
+                           f"{paired['t']:.1f} standard errors across {paired['tiles']} tiles, needs {PAIRED_T_MIN:g}")
     elif not better:
         facts["reason"] = f"structure disagrees: MIND agreement {s_win:.3f} at the winner vs {s_id:.3f} at the identity"
     else:
@@ -61,4 +77,4 @@ def confirm(target: np.ndarray, source: np.ndarray, winner: Candidate, min_gain_
     return ok, facts
 
 
-__all__ = ["LOCAL_GAIN_SDS", "SD_FLOOR", "Z_MIN", "confirm"]
+__all__ = ["LOCAL_GAIN_SDS", "PAIRED_T_MIN", "SD_FLOOR", "Z_MIN", "confirm"]
