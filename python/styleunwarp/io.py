@@ -614,7 +614,9 @@ def write_tiff(
     dtype : str or dtype, optional
         Pixel type for a gray image, usually the input file's (``Micrograph.metadata['dtype']``):
         ``uint8`` / ``uint16`` are rounded and clipped to their range (see
-        :func:`as_file_dtype`); anything else is written as 32-bit float.
+        :func:`as_file_dtype`); anything else is written as 32-bit float. ``uint8`` for an RGB
+        image (an 8-bit colour input, warped) rounds and clips it to 0..255 too, whatever the
+        interpolation's overshoot.
 
     Returns
     -------
@@ -622,8 +624,8 @@ def write_tiff(
     """
     p = Path(path)
     arr = np.asarray(array)
-    if arr.ndim == 2 and dtype is not None:
-        arr = as_file_dtype(arr, dtype)
+    if dtype is not None and (arr.ndim == 2 or np.dtype(dtype) == np.uint8):
+        arr = as_file_dtype(arr, dtype)  # an 8-bit RGB input's warp too: cubic overshoot is clipped, not refused
     if arr.ndim == 2 and arr.dtype in (np.uint8, np.uint16):
         kwargs: dict[str, Any] = {"photometric": "minisblack"}
     elif arr.ndim == 3 and arr.shape[2] == 3:
