@@ -12,6 +12,10 @@ worse than the identity, every right winner on shale reached z >= 7; on the ship
 representations, a false match on CLEM (14 px -> 784 px) reached z = 2.2 and agreed worse than
 the identity, while the right winners on 8 as-delivered steel pairs (z 12-25) and 4 shale pairs
 (z 6.4-12.6) were all confirmed.
+
+The winner's gain over the identity is also measured on the pixels both maps cover, tile by tile
+(:func:`styleunwarp.structure.paired_gain`): it must reach :data:`PAIRED_T_MIN` of its standard
+errors, so a gain that half the image makes and the other half undoes does not replace the identity.
 """
 
 from __future__ import annotations
