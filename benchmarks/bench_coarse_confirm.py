@@ -5,7 +5,8 @@ MIND-SSC confirms it (:func:`styleunwarp.pipeline.coarse.confirm.confirm`): agre
 identity's and far above chance. This bench runs every stage of the step *without* that
 confirmation and records, per stage, the winner's distance from the truth, its distance from the
 identity, and the numbers the confirmation decides on (MIND agreement at the identity and at the
-winner, the chance spread, z). Rules for the gain a winner needs are then evaluated offline: for
+winner, the chance spread, z, and the paired gain on the pixels both maps cover with its t across
+tiles, :func:`styleunwarp.structure.paired_gain`). Rules for the gain a winner needs are then evaluated offline: for
 each rule the stages are replayed in the order ``coarse_alignment`` runs them, the first confirmed
 winner chosen, so the result is the one ``register`` would get under that rule.
 
