@@ -1,4 +1,4 @@
-"""The shipped model's chain against a training-free chain, per pair, and what the structure duel keeps.
+"""The shipped model's chain against a training-free chain, per pair, and which result register keeps.
 
 For every pair of the data sets of ``bench_asdelivered.py`` (real shale BSE/SE and CLEM pairs,
 steel renderings by the two renderers that are not ours; the source deformed near-identity or
@@ -6,8 +6,11 @@ small, truth known), runs the CLI twice as a user would: ``register LOM CBS
 --no-second-opinion`` (the shipped style model's chain alone: what ``register`` did before the
 every-pair second opinion) and ``register LOM CBS --style none --backend elastix`` (raw mutual
 information, the training-free chain that second opinion runs), then applies
-:func:`styleunwarp.style.tournament.duel` to the two results' structure evidence (what
-``register`` now does by default, ``pipeline/second_opinion.py``). Prints per pair the TREs and
+:func:`styleunwarp.pipeline.second_opinion.refusal` to the two results' structure evidence and
+verdicts, as ``register`` does by default (``pipeline/second_opinion.py``: the structure duel,
+the margin of :data:`~styleunwarp.pipeline.second_opinion.REPLACE_MARGIN`, no result graded worse,
+evidence of alignment). Until the twentieth session this column applied the duel alone, which
+``register`` has not done since the margin and the grader's veto. Prints per pair the TREs and
 the evidence, and per set for each of the three: pairs within 1.5 px and 5 px, median and mean
 TRE, pairs made worse than the start (by more than 0.25 px).
 
@@ -47,7 +50,8 @@ def main(argv: list[str] | None = None) -> int:
 
     from styleunwarp.io import read_image
     from styleunwarp.quality import tre
-    from styleunwarp.style.tournament import duel
+    from styleunwarp.pipeline.second_opinion import refusal
+    from styleunwarp.quality import grade_without_truth
     from styleunwarp.transform import identity_elastic, read_transform
 
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
@@ -73,17 +77,19 @@ def main(argv: list[str] | None = None) -> int:
             err = {k: tre(read_transform(args.out / "runs" / runs[k] / name / row["name"] / "direct_transf.txt"), truth, shape, lom_shape).mean
                    for k in chains}
             start = tre(identity_elastic(4, shape), truth, shape, lom_shape).mean
-            free_wins = duel(metrics["free"].get("structure"), metrics["shipped"].get("structure")) > 0
+            why = refusal(metrics["free"].get("structure"), metrics["shipped"].get("structure"),
+                          grade_without_truth(metrics["free"]), grade_without_truth(metrics["shipped"]))
+            free_wins = why is None
             err["duel"] = err["free"] if free_wins else err["shipped"]
             table.append((start, err["shipped"], err["free"], err["duel"]))
             ev = {k: metrics[k].get("structure") or {} for k in chains}
             print(f"{name}/{row['name']}: start {start:.2f}; shipped {err['shipped']:.2f} (MIND {ev['shipped'].get('mind')}, z {ev['shipped'].get('z')}); "
-                  f"free {err['free']:.2f} (MIND {ev['free'].get('mind')}, z {ev['free'].get('z')}); duel keeps {'free' if free_wins else 'shipped'}",
+                  f"free {err['free']:.2f} (MIND {ev['free'].get('mind')}, z {ev['free'].get('z')}); register keeps {'free' if free_wins else f'shipped ({why})'}",
                   flush=True)
         if not table:
             continue
         a = np.array(table)
-        for j, label in ((1, "shipped chain alone"), (2, f"{args.free} alone"), (3, "both, the duel keeps one (default)")):
+        for j, label in ((1, "shipped chain alone"), (2, f"{args.free} alone"), (3, "both, register's rule keeps one (default)")):
             c = a[:, j]
             lines.append(f"| {name} | {label} | {len(c)} | {np.sum(c <= 1.5)} | {np.sum(c <= 5)} | {np.median(c):.2f} | {np.mean(c):.2f} | "
                          f"{np.sum(c > a[:, 0] + WORSE_TOLERANCE_PX)} |")
