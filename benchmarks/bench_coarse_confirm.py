@@ -118,16 +118,10 @@ def needed_gain(stage: dict, rule: dict) -> float:
 
 def chosen_tre(row: dict, rule: dict) -> tuple[float, str]:
     """The coarse result ``register`` would get under ``rule``: the first stage whose winner is confirmed."""
-    from styleunwarp.structure import Z_MIN
+    from styleunwarp.pipeline.coarse.confirm import decide
 
     for st in row["stages"]:
-        if not st["winner"]:
-            continue
-        sd = st["mind_chance_sd"]
-        need = needed_gain(st, rule) * sd if np.isfinite(sd) else 0.0
-        better = np.isfinite(st["mind_winner"]) and (not np.isfinite(st["mind_identity"]) or st["mind_winner"] > st["mind_identity"] + need)
-        consistent = not np.isfinite(st["paired_t"]) or st["paired_t"] >= rule.get("paired_t", -np.inf)
-        if better and consistent and np.isfinite(st["z"]) and st["z"] >= Z_MIN:
+        if st["winner"] and decide(st, needed_gain(st, rule), rule.get("paired_t", -np.inf))[2]:
             return st["tre"], st["stage"]
     return row["tre_start"], "identity"
 

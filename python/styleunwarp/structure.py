@@ -165,7 +165,7 @@ PAIRED_TILE_PX = 64
 
 
 def paired_gain(target: np.ndarray, first: np.ndarray, second: np.ndarray, mask: np.ndarray | None = None,
-                tile: int = PAIRED_TILE_PX) -> dict:
+                tile: int = PAIRED_TILE_PX, descriptors_of: tuple[np.ndarray, np.ndarray, np.ndarray] | None = None) -> dict:
     """How much better ``second`` than ``first`` (one source placed on ``target``'s grid two ways)
     agrees with ``target`` by structure, on the same pixels, and how consistently across the image.
 
@@ -174,13 +174,15 @@ def paired_gain(target: np.ndarray, first: np.ndarray, second: np.ndarray, mask:
     split exactly into the contributions of square tiles of ``tile`` px; ``gain_se`` is the
     standard error of that sum estimated from the tiles' spread, ``t`` the gain in standard
     errors: a gain made by a few tiles, or by tiles that disagree, has a small ``t`` however large
-    it is. NaN where fewer than 4 tiles or 16 pixels are left."""
+    it is. NaN where fewer than 4 tiles or 16 pixels are left. ``descriptors_of``: ``descriptors(x,
+    analysis_factor(target.shape))`` of ``(target, first, second)`` when the caller already has them."""
     f = analysis_factor(target.shape)
     m = _inner(np.ones(target.shape[:2], bool) if mask is None else mask, f)
     nan = {"gain": float("nan"), "gain_se": float("nan"), "t": float("nan"), "tiles": 0}
     if m.sum() < 16:
         return nan
-    dt, d1, d2 = (descriptors(x, f)[:, m].astype(np.float64) for x in (target, first, second))
+    stacks = descriptors_of or tuple(descriptors(x, f) for x in (target, first, second))
+    dt, d1, d2 = (d[:, m].astype(np.float64) for d in stacks)
     z = []
     for d in (dt, d1, d2):
         sd = d.std()

@@ -46,6 +46,18 @@ seeds 39-41): the two winners that moved pairs farther from the truth (a raw ste
 more than 0.25 px closer reached at least 0.2 and all but two at least 0.9."""
 
 
+def decide(facts: dict, min_gain_sds: float = 0.0, paired_t_min: float = PAIRED_T_MIN) -> tuple[bool, bool, bool]:
+    """``(better, consistent, confirmed)`` from the numbers :func:`confirm` records: the winner's
+    agreement exceeds the identity's by ``min_gain_sds`` chance spreads, its paired gain reaches
+    ``paired_t_min`` standard errors (not asked where too few tiles are left), and both hold with
+    the agreement :data:`Z_MIN` chance spreads above chance. Benchmarks replay other bounds with it."""
+    s_id, s_win, sd, z, t = (facts[k] for k in ("mind_identity", "mind_winner", "mind_chance_sd", "z", "paired_t"))
+    need = min_gain_sds * sd if np.isfinite(sd) else 0.0
+    better = bool(np.isfinite(s_win) and (not np.isfinite(s_id) or s_win > s_id + need))
+    consistent = bool(not np.isfinite(t) or t >= paired_t_min)
+    return better, consistent, bool(better and consistent and np.isfinite(z) and z >= Z_MIN)
+
+
 def confirm(target: np.ndarray, source: np.ndarray, winner: Candidate, min_gain_sds: float = 0.0) -> tuple[bool, dict]:
     """Whether ``winner`` (a map from target to source pixels) is confirmed by structure, and the numbers.
 
@@ -55,17 +67,14 @@ def confirm(target: np.ndarray, source: np.ndarray, winner: Candidate, min_gain_
     f = analysis_factor(target.shape)
     at_identity = warp_source(source, eye, target.shape)
     moved = warp_source(source, winner.matrix, target.shape)
-    dt = descriptors(target, f)  # once, for both comparisons
-    s_id = agreement_and_chance(at_identity, target, at_identity != 0, f, with_chance=False, b_descriptors=dt)[0]
-    s_win, mu, sd = agreement_and_chance(moved, target, moved != 0, f, b_descriptors=dt)
+    dt, di, dm = (descriptors(x, f) for x in (target, at_identity, moved))  # once, for every comparison
+    s_id = agreement_and_chance(at_identity, target, at_identity != 0, f, with_chance=False, a_descriptors=di, b_descriptors=dt)[0]
+    s_win, mu, sd = agreement_and_chance(moved, target, moved != 0, f, a_descriptors=dm, b_descriptors=dt)
     z = significance(s_win, mu, sd)
-    paired = paired_gain(target, at_identity, moved, (at_identity != 0) & (moved != 0))
+    paired = paired_gain(target, at_identity, moved, (at_identity != 0) & (moved != 0), descriptors_of=(dt, di, dm))
     facts = {"mind_identity": s_id, "mind_winner": s_win, "mind_chance": mu, "mind_chance_sd": sd, "z": z,
              "paired_gain": paired["gain"], "paired_t": paired["t"], "paired_tiles": paired["tiles"]}
-    need = min_gain_sds * sd if np.isfinite(sd) else 0.0
-    better = np.isfinite(s_win) and (not np.isfinite(s_id) or s_win > s_id + need)
-    consistent = not np.isfinite(paired["t"]) or paired["t"] >= PAIRED_T_MIN  # too few tiles to tell: not asked
-    ok = bool(better and consistent and np.isfinite(z) and z >= Z_MIN)
+    better, consistent, ok = decide(facts, min_gain_sds)
     if ok:
         facts["reason"] = f"structure agrees: MIND {s_id:.3f} -> {s_win:.3f}, {z:.1f} sd above chance"
     elif not better and min_gain_sds > 0 and np.isfinite(s_id) and s_win > s_id:
@@ -81,4 +90,4 @@ def confirm(target: np.ndarray, source: np.ndarray, winner: Candidate, min_gain_
     return ok, facts
 
 
-__all__ = ["LOCAL_GAIN_SDS", "PAIRED_T_MIN", "SD_FLOOR", "Z_MIN", "confirm"]
+__all__ = ["LOCAL_GAIN_SDS", "PAIRED_T_MIN", "SD_FLOOR", "Z_MIN", "confirm", "decide"]
