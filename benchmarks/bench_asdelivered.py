@@ -85,6 +85,62 @@ CYCLES = {"mixed": ("near-identity", "small"), "large": ("near-identity", "large
 """The kinds given to the pairs in turn."""
 
 
+RIGID_LEVELS = {1: ((0.0, 5.0), (0.0, 0.024)), 2: ((5.0, 10.0), (0.024, 0.048)),
+                3: ((10.0, 15.0), (0.048, 0.072)), 4: ((15.0, 20.0), (0.072, 0.096))}
+"""Lu et al. 2022's rigid transformation levels: level -> (rotation range in deg, either sign; translation
+range per axis as a fraction of the patch side, either sign). Their histological set: 834 px patches,
+20 px per level (2.4 %); Zurich and cytological: 300 px, 7 px per level (2.3 %)."""
+
+
+def rigid_patch_pairs(folder: Path, src_dir: str, tgt_dir: str, out: Path, seed: int, names: list[str],
+                      side: int, per_pair: int = 1) -> list[dict]:
+    """Held-out pairs as Lu et al. 2022 cut them: a ``side`` px reference patch from the centre of the
+    target and the source patch cut from the larger source field at a known rotation and translation
+    (levels 1-4 in turn, :data:`RIGID_LEVELS`), so the moved source has no empty border. The truth maps
+    each reference pixel to its position in the source patch (an exact affine map). ``per_pair`` > 1 cuts
+    that many cases from each pair, at random places where the moved patch stays inside the field."""
+    from styleunwarp.io import read_image, to_gray, write_tiff
+    from styleunwarp.transform import affine_elastic, warp_image, write_elastic
+
+    out.mkdir(parents=True, exist_ok=True)
+    rows = []
+    for i, (name, k) in enumerate((n, k) for n in names for k in range(per_pair)):
+        src = to_gray(read_image(folder / src_dir / name).data)
+        tgt = to_gray(read_image(folder / tgt_dir / name).data)
+        level = 1 + i % len(RIGID_LEVELS)
+        (rot_lo, rot_hi), (sh_lo, sh_hi) = RIGID_LEVELS[level]
+        rng = np.random.default_rng([seed, 41, i])
+        sign = lambda: float(rng.choice([-1.0, 1.0]))  # noqa: E731
+        angle = np.deg2rad(rng.uniform(rot_lo, rot_hi) * sign())
+        t = np.array([rng.uniform(sh_lo, sh_hi) * sign(), rng.uniform(sh_lo, sh_hi) * sign()]) * side
+        h, w = tgt.shape
+        c = np.array([(side - 1) / 2.0, (side - 1) / 2.0])
+        rot = np.array([[np.cos(angle), -np.sin(angle)], [np.sin(angle), np.cos(angle)]])
+        half = np.abs(rot) @ c + np.abs(t)  # farthest reach of the source patch from its centre
+        room = np.floor(np.array([w - 1, h - 1]) / 2.0 - np.maximum(half, c))  # how far the centre may move
+        if np.any(room < 0):
+            raise ValueError(f"{name}: a {side} px patch at level {level} leaves the {w}x{h} field; use a smaller side")
+        jitter = np.zeros(2) if per_pair == 1 else np.array([rng.integers(-room[0], room[0] + 1), rng.integers(-room[1], room[1] + 1)])
+        o = np.floor(np.array([(w - side) / 2.0, (h - side) / 2.0])) + jitter  # the reference patch's top-left in the field
+        # source patch pixel p shows the field at  rot (p - c) + c + o + t
+        a = np.column_stack([rot, c + o + t - rot @ c])
+        yy, xx = np.mgrid[0:side, 0:side].astype(np.float64)
+        pos = np.stack([a[0, 0] * xx + a[0, 1] * yy + a[0, 2], a[1, 0] * xx + a[1, 1] * yy + a[1, 2]])
+        moved = warp_image(src, pos.astype(np.float32), (side, side))
+        reference = tgt[int(o[1]):int(o[1]) + side, int(o[0]):int(o[0]) + side]
+        # truth: reference pixel x -> source patch position  a^-1 (x + o)
+        inv = np.linalg.inv(np.vstack([a, [0.0, 0.0, 1.0]]))
+        shift_o = np.array([[1.0, 0.0, o[0]], [0.0, 1.0, o[1]], [0.0, 0.0, 1.0]])
+        truth = (inv @ shift_o)[:2]
+        stem = Path(name).stem + (f"_{k}" if per_pair > 1 else "")
+        write_tiff(out / f"{stem}_LOM.tif", moved)
+        write_tiff(out / f"{stem}_CBS.tif", reference)
+        write_elastic(affine_elastic(truth, 4, (side, side)), out / f"{stem}_truth.txt")
+        rows.append({"name": stem, "lom": out / f"{stem}_LOM.tif", "cbs": out / f"{stem}_CBS.tif", "truth": out / f"{stem}_truth.txt",
+                     "kind": f"level {level} ({np.rad2deg(angle):+.1f} deg, {t[0]:+.0f},{t[1]:+.0f} px)"})  # fmt: skip
+    return rows
+
+
 def _deformation(rng: np.random.Generator, shape: tuple[int, int], kind: str):
     """A smooth random deformation of one of :data:`KINDS`."""
     from styleunwarp.synth import random_deformation

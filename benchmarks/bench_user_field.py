@@ -18,6 +18,11 @@ Prints, per data set and method, the pairs within 1.5 px and 5 px mean TRE and t
 
 ``--deformations large`` gives every third pair a near-identity deformation and the others
 3-8 deg, 8-25 px, 2-5 px elastic (most start more than 5 px off, as in the issue's unseen field).
+``--deformations rigid`` cuts the held-out cases as Lu et al. 2022 cut their evaluation sets (the
+"Is image-to-image translation the panacea" study the issue cites): a reference patch from the
+target's centre and the source patch from the larger source field at a known rotation and
+translation, their four levels in turn (up to 5, 10, 15, 20 deg; up to 2.4, 4.8, 7.2, 9.6 % of the
+side per axis), so the moved source has no empty border (``bench_asdelivered.rigid_patch_pairs``).
 """
 
 from __future__ import annotations
@@ -40,6 +45,8 @@ from bench_asdelivered import CYCLES  # noqa: E402
 
 DATA = ROOT.parent / "shared" / "data"
 SETS = {"shale": ("petrography-bse-se", "bse", "se"), "clem": ("deepclem-em-fm", "em", "fm")}
+RIGID_CASES = {"shale": (256, 1), "clem": (512, 4)}
+"""``--deformations rigid``: patch side and cases per held-out pair (the largest side every level fits in the field)."""
 
 
 def styleunwarp(*args: str) -> subprocess.CompletedProcess:
@@ -74,7 +81,7 @@ def tre_of(run_dir: Path) -> tuple[float, str, dict]:
 
 
 def main() -> None:
-    from bench_asdelivered import _deformed_real_pairs
+    from bench_asdelivered import _deformed_real_pairs, rigid_patch_pairs
 
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--sets", default="shale,clem")
@@ -82,8 +89,11 @@ def main() -> None:
     ap.add_argument("--max-minutes", type=float, default=None, help="train's budget (default: the command's own, 15)")
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--out", default="/tmp/user-field")
-    ap.add_argument("--deformations", choices=sorted(CYCLES), default="mixed",
-                    help="mixed: near-identity and small in turn; large: near-identity, then two of 3-8 deg, 8-25 px, 2-5 px elastic")
+    ap.add_argument("--deformations", choices=sorted(CYCLES) + ["rigid"], default="mixed",
+                    help="mixed: near-identity and small in turn; large: near-identity, then two of 3-8 deg, 8-25 px, 2-5 px elastic; "
+                         "rigid: Lu et al. 2022's levels 1-4 in turn (up to 20 deg, 9.6 %% of the side per axis), patches cut from the field")
+    ap.add_argument("--side", type=int, default=None, help="with --deformations rigid: the patch side (default: per set, RIGID_SIDE)")
+    ap.add_argument("--per-pair", type=int, default=None, help="with --deformations rigid: cases cut from each held-out pair (default: per set)")
     args = ap.parse_args()
     out = Path(args.out)
     summary = []
@@ -109,7 +119,12 @@ def main() -> None:
         chain = load_chain(model).label
         print(f"{set_name}: the model's chain is {chain}", flush=True)
         test_dir = work / ("test" if args.deformations == "mixed" else f"test-{args.deformations}")
-        cases = _deformed_real_pairs(folder, src_dir, tgt_dir, test_dir, args.seed + 1, None, names=test_names, cycle=args.deformations)
+        if args.deformations == "rigid":
+            side, per_pair = RIGID_CASES[set_name]
+            cases = rigid_patch_pairs(folder, src_dir, tgt_dir, test_dir, args.seed + 1, test_names,
+                                      args.side or side, args.per_pair or per_pair)
+        else:
+            cases = _deformed_real_pairs(folder, src_dir, tgt_dir, test_dir, args.seed + 1, None, names=test_names, cycle=args.deformations)
         rows = []
         for case in cases:
             row = {"set": set_name, "pair": case["name"], "kind": case["kind"]}
