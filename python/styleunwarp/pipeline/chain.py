@@ -20,7 +20,7 @@ from ..quality import ncc, transform_stats
 from ..structure import PEAK_SHIFT_PX, edge_strength, gradient_gain, gradient_peak_drop, structure_drop
 from ..registration import BUnwarpJParams, Registration, register
 from ..transform import ElasticTransform, affine_elastic, identity_elastic, warp_image
-from .coarse import CoarseResult, align_by_mutual_information, compose_direct, inverse_through, warp_source
+from .coarse import CoarseResult, align_by_mutual_information, align_by_structure, compose_direct, inverse_through, warp_source
 from .coarse import align as coarse_align
 from .consensus import consensus
 from .fine_affine import FineAffine
@@ -130,7 +130,7 @@ def check_for(representation: str | None) -> str:
 
 
 def coarse_alignment(method: str, target: np.ndarray, source: np.ndarray, *, scale_known: bool = False,
-                     check: str = "alike", mutual_information: bool = True) -> CoarseResult:
+                     check: str = "alike", mutual_information: bool = True, structure_search: bool = True) -> CoarseResult:
     """The coarse step of the chain (:func:`.coarse.align`), the scale fixed at 1 when ``scale_known``.
 
     ``check`` is the chain's kind (:func:`check_for`). For ``"structure"`` (raw images of two
@@ -145,7 +145,11 @@ def coarse_alignment(method: str, target: np.ndarray, source: np.ndarray, *, sca
     too, with ``mutual_information`` (default) the hypotheses are searched by mutual information
     (:func:`.coarse.align_by_mutual_information`: full circle in 2.5-degree steps, the known scale
     or 1), which needs no linear relation between the two images' grey levels
-    (docs/coarse.md, "Raw images: a last search by mutual information").
+    (docs/coarse.md, "Raw images: a last search by mutual information"). Where that keeps the
+    identity too, with ``structure_search`` (default) the hypotheses are searched on the images'
+    local structure (:func:`.coarse.align_by_structure`: MIND-SSC descriptors, full circle, the
+    known scale or 1), which needs no grey-level relation at all, only shapes both images show
+    (docs/coarse.md, "Raw images: a search on structure").
 
     Where no search finds a winner, the identity refined locally is judged by the same margins
     (:func:`.coarse.align`'s ``refine_local``); for raw images on their edge strength only (the last
@@ -165,9 +169,15 @@ def coarse_alignment(method: str, target: np.ndarray, source: np.ndarray, *, sca
     if not mutual_information:
         return found
     by_mi = align_by_mutual_information(target, source, scale=scale)
-    if by_mi.is_identity:
+    if not by_mi.is_identity:
+        return replace(by_mi, reason=f"{by_mi.reason} (on grey levels: {found.reason}; on edge strength: {on_edges.reason})")
+    if not structure_search:
         return replace(found, reason=f"{found.reason}; on edge strength: {on_edges.reason}; {by_mi.reason}")
-    return replace(by_mi, reason=f"{by_mi.reason} (on grey levels: {found.reason}; on edge strength: {on_edges.reason})")
+    by_structure = align_by_structure(target, source, scale=scale)
+    if by_structure.is_identity:
+        return replace(found, reason=f"{found.reason}; on edge strength: {on_edges.reason}; {by_mi.reason}; {by_structure.reason}")
+    return replace(by_structure, reason=(f"{by_structure.reason} (on grey levels: {found.reason}; on edge strength: {on_edges.reason}; "
+                                         f"{by_mi.reason})"))
 
 
 def default_coarse_sigma(kind: str | None) -> float:

@@ -73,7 +73,7 @@ class CoarseResult:
     scales), ``"near-fallback"`` (the global search found no unique winner; the near-identity
     search's best won by the same margins), ``"local"`` (no search found a winner; the identity
     refined locally won by the margins), ``"mutual information"`` (:func:`align_by_mutual_information`),
-    ``"skipped"`` (the identity could not be beaten) or ``"off"``."""
+    ``"structure"`` (:func:`align_by_structure`), ``"skipped"`` (the identity could not be beaten) or ``"off"``."""
     confirmation: dict | None = None
     """The structure check of the winner (:func:`.confirm.confirm`), when one ran."""
 
@@ -263,18 +263,37 @@ def align_by_mutual_information(target: np.ndarray, source: np.ndarray, *, scale
     information over every shift; the best replaces the identity only if it carries
     :data:`.mutual.GAIN` times the identity's information and :data:`.mutual.UNIQUE` times every
     different hypothesis's, and is confirmed by structure (MIND-SSC, :mod:`.confirm`) as every
-    coarse winner. For the last stage of a raw chain's search (``pipeline.chain.coarse_alignment``)."""
-    from .confirm import confirm
-    from .mutual import decide, search
+    coarse winner. For the third stage of a raw chain's search (``pipeline.chain.coarse_alignment``)."""
+    from . import mutual
 
-    cands, identity = search(target, source, scale=scale)
-    best, reason = decide(cands, identity, target.shape)
+    return _align_by(mutual, "mutual information", target, source, scale)
+
+
+def align_by_structure(target: np.ndarray, source: np.ndarray, *, scale: float | None = None) -> CoarseResult:
+    """Coarse alignment of raw images of two modalities by their local structure (:mod:`.mind`).
+
+    Hypotheses over the full circle at the known ``scale`` (else 1), ranked by the NCC of MIND-SSC
+    descriptors over every shift; the best replaces the identity only if it scores
+    :data:`.mind.GAIN` times the identity and :data:`.mind.UNIQUE` times every different
+    hypothesis, and is confirmed by structure at full resolution (:mod:`.confirm`) as every coarse
+    winner. For the last stage of a raw chain's search (``pipeline.chain.coarse_alignment``)."""
+    from . import mind
+
+    return _align_by(mind, "structure", target, source, scale)
+
+
+def _align_by(module, search_name: str, target: np.ndarray, source: np.ndarray, scale: float | None) -> CoarseResult:
+    """A search ``module`` (``search`` and ``decide``) as a coarse step: its winner confirmed by structure."""
+    from .confirm import confirm
+
+    cands, identity = module.search(target, source, scale=scale)
+    best, reason = module.decide(cands, identity, target.shape)
     if best is None:
-        return CoarseResult("similarity", identity, identity, cands, reason, "mutual information")
+        return CoarseResult("similarity", identity, identity, cands, reason, search_name)
     ok, facts = confirm(target, source, best)
     if not ok:
-        return CoarseResult("similarity", identity, identity, cands, f"{reason}, but {facts['reason']}: identity kept", "mutual information", facts)
-    return CoarseResult("similarity", best, identity, cands, f"{reason}; {facts['reason']}", "mutual information", facts)
+        return CoarseResult("similarity", identity, identity, cands, f"{reason}, but {facts['reason']}: identity kept", search_name, facts)
+    return CoarseResult("similarity", best, identity, cands, f"{reason}; {facts['reason']}", search_name, facts)
 
 
 def _searched(searched: str) -> str:
@@ -287,4 +306,4 @@ def _searched(searched: str) -> str:
     return ""
 
 
-__all__ = ["METHODS", "Candidate", "CoarseResult", "align", "align_by_mutual_information", "inverted", "compose_direct", "inverse_through", "warp_source"]
+__all__ = ["METHODS", "Candidate", "CoarseResult", "align", "align_by_mutual_information", "align_by_structure", "inverted", "compose_direct", "inverse_through", "warp_source"]

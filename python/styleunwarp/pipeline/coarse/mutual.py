@@ -164,29 +164,40 @@ def search(target: np.ndarray, source: np.ndarray, *, scale: float | None = None
     return cands, identity
 
 
-def _near_identity(a: np.ndarray, shape: tuple[int, int]) -> bool:
-    """Whether the map ``a`` lies within :data:`AT_IDENTITY_PX` working pixels of the identity (at the target's corners and centre)."""
-    k = Level.factor(shape, SIZE)
+def _near_identity(a: np.ndarray, shape: tuple[int, int], size: int = SIZE, at_identity_px: float = AT_IDENTITY_PX) -> bool:
+    """Whether the map ``a`` lies within ``at_identity_px`` working pixels (of the ``size`` level) of the
+    identity (at the target's corners and centre)."""
+    k = Level.factor(shape, size)
     pts = _map_points(shape)
-    return bool(np.abs(a @ pts - pts[:2]).max() <= AT_IDENTITY_PX * k + 0.5)
+    return bool(np.abs(a @ pts - pts[:2]).max() <= at_identity_px * k + 0.5)
 
 
 def decide(cands: list[Candidate], identity: Candidate, shape: tuple[int, int]) -> tuple[Candidate | None, str]:
     """The winner among ``cands`` (best first, from :func:`search`) by :data:`GAIN` over the identity
     and :data:`UNIQUE` over every different hypothesis, or ``None`` and why not."""
+    return decide_by_ratio(cands, identity, shape, measure="mutual information", size=SIZE, gain=GAIN, unique=UNIQUE,
+                           at_identity_px=AT_IDENTITY_PX)
+
+
+def decide_by_ratio(cands: list[Candidate], identity: Candidate, shape: tuple[int, int], *, measure: str, size: int,
+                    gain: float, unique: float, at_identity_px: float) -> tuple[Candidate | None, str]:
+    """The winner among ``cands`` (best first; scores positive where the images agree) if it is not the
+    identity itself (within ``at_identity_px`` working px of the ``size`` level), scores ``gain`` times
+    the identity and ``unique`` times the next different hypothesis; else ``None`` and why not."""
     if not cands or not np.isfinite(cands[0].score) or cands[0].score <= 0:
-        return None, "mutual information: no hypothesis could be scored"
+        return None, f"{measure}: no hypothesis could be scored"
     best = cands[0]
-    if _near_identity(best.matrix, shape):
-        return None, f"mutual information peaks at the identity ({best.score:.4f})"
+    if _near_identity(best.matrix, shape, size, at_identity_px):
+        return None, f"{measure} peaks at the identity ({best.score:.4f})"
     base = identity.score if np.isfinite(identity.score) else 0.0
-    if best.score < GAIN * base:
-        return None, f"mutual information: no hypothesis beats the identity {GAIN:g}x ({best.score:.4f} vs {base:.4f})"
+    if best.score < gain * base:
+        return None, f"{measure}: no hypothesis beats the identity {gain:g}x ({best.score:.4f} vs {base:.4f})"
     second = cands[1].score if len(cands) > 1 and np.isfinite(cands[1].score) else 0.0
-    if best.score < UNIQUE * second:
-        return None, f"mutual information: no unique winner ({best.score:.4f} vs a different hypothesis's {second:.4f}, needs {UNIQUE:g}x)"
-    return best, (f"mutual information {best.score:.4f} beats the identity's {base:.4f} {GAIN:g}x and every different "
-                  f"hypothesis {UNIQUE:g}x")
+    if best.score < unique * second:
+        return None, f"{measure}: no unique winner ({best.score:.4f} vs a different hypothesis's {second:.4f}, needs {unique:g}x)"
+    return best, (f"{measure} {best.score:.4f} beats the identity's {base:.4f} {gain:g}x and every different "
+                  f"hypothesis {unique:g}x")
 
 
-__all__ = ["BINS", "GAIN", "MutualInformationCorrelator", "class_information", "ROTATION_STEP", "SIZE", "UNIQUE", "classes", "decide", "search"]
+__all__ = ["BINS", "GAIN", "MutualInformationCorrelator", "class_information", "ROTATION_STEP", "SIZE", "UNIQUE", "classes", "decide",
+           "decide_by_ratio", "search"]

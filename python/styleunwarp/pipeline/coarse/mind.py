@@ -1,0 +1,119 @@
+"""Similarity hypotheses scored by local structure (MIND-SSC): raw images sharing shapes, not grey levels.
+
+The last search of a raw chain (``pipeline.chain.coarse_alignment``). The others compare grey
+levels (NCC), edge strength (NCC) or grey-level co-occurrence (mutual information). Where two
+modalities share the shapes of their structures but no grey-level relation holds across the
+field (a fluorescence channel showing only some of what an EM image shows; a texture whose
+grey levels vary across the field), the self-similarity of each image's neighbourhoods still
+corresponds: MIND-SSC descriptors (Heinrich et al. 2013), the measure every coarse winner is
+confirmed by (:mod:`.confirm`). Here it ranks hypotheses: for each rotation the source is
+rotated onto a canvas, its descriptors computed there (descriptors do not rotate with the image),
+and the masked NCC of each of the six descriptor channels with the target's is computed for
+every shift at once (FFT) and averaged. Rotations over the full circle in steps of
+:data:`ROTATION_STEP`, then :data:`FINE_STEP` around the best, at one scale (the known one, else 1).
+"""
+
+from __future__ import annotations
+
+import numpy as np
+from scipy import ndimage
+
+from ...registration.native.mind import mind_ssc
+from .mutual import decide_by_ratio
+from .score import Level, ShiftCorrelator
+from .similarity import _distinct, _grid, _reduced_source
+from .types import Candidate
+
+SIZE = 128
+"""Longer side (px) of the reduced target the search runs on."""
+
+ROTATION_STEP = 5.0
+"""Rotation step (degrees) over the full circle ..."""
+
+FINE_STEP = 1.25
+"""... then around the best :data:`KEEP` (half a step either way)."""
+
+BLUR = 1.0
+"""Gaussian blur (working px) of both reduced images before their descriptors."""
+
+ERODE_PX = 3
+"""Working pixels dropped inside the border of the rotated source (descriptors there see its edge)."""
+
+GAIN = 1.5
+"""The best hypothesis must score this many times the identity ..."""
+
+UNIQUE = 1.35
+"""... and this many times every different hypothesis (:data:`DISTINCT`): a unique peak. Chosen between
+the two groups on the tuning cases (docs/coarse.md, "Raw images: a search on structure"): every best
+hypothesis more than 5 px off led the next different one by at most 1.23x (raw CLEM, steel), every
+right one (within 5 px) that was not the identity by at least 1.45x."""
+
+KEEP = 3
+"""Distinct hypotheses returned (best first)."""
+
+DISTINCT = 0.15
+"""Hypotheses whose maps differ by more than this fraction of the target's size are different peaks."""
+
+AT_IDENTITY_PX = 2.0
+"""A hypothesis within this many working pixels of the identity (corners and centre) is the identity."""
+
+
+class MindCorrelator:
+    """Mean masked NCC of the MIND-SSC descriptors of a fixed image and a moving one, for every integer shift.
+
+    Same contract as :class:`.score.ShiftCorrelator` (``(map, origin)``; shift ``d``: fixed pixel ``x``
+    meets moving pixel ``x + d``; small overlaps score ``-inf`` or are weighted down). The moving
+    image's descriptors are computed on it as given (outside ``mask`` filled with its mean) and used
+    :data:`ERODE_PX` inside the mask's border.
+    """
+
+    def __init__(self, fixed: np.ndarray) -> None:
+        self.shape = fixed.shape
+        self._channels = [ShiftCorrelator(c) for c in mind_ssc(np.asarray(fixed, np.float64)[None])[0]]
+
+    def __call__(self, moving: np.ndarray, mask: np.ndarray) -> tuple[np.ndarray, tuple[int, int]]:
+        inside = np.asarray(mask, bool)
+        fill = float(moving[inside].mean()) if inside.any() else 0.0
+        desc = mind_ssc(np.where(inside, moving, fill).astype(np.float64)[None])[0]
+        core = ndimage.binary_erosion(inside, iterations=ERODE_PX)
+        total, origin = None, (self.shape[0] - 1, self.shape[1] - 1)
+        for corr, channel in zip(self._channels, desc):
+            nmap, origin = corr(channel, core)
+            total = nmap if total is None else total + nmap
+        return total / len(self._channels), origin
+
+    def at(self, moving: np.ndarray, mask: np.ndarray) -> float:
+        """The value for ``moving`` as it lies on the fixed image's grid (``mask``: where it is)."""
+        nmap, origin = self(moving, mask)
+        return float(nmap[origin])
+
+
+def search(target: np.ndarray, source: np.ndarray, *, scale: float | None = None) -> tuple[list[Candidate], Candidate]:
+    """The best :data:`KEEP` distinct hypotheses by structure (best first), and the identity scored alike.
+
+    ``scale``: the known source/target pixel-size ratio; ``None`` searches scale 1 only (as
+    :func:`.mutual.search`)."""
+    level = Level.of(target, SIZE, blur=BLUR)
+    corr = MindCorrelator(level.image)
+    s = float(scale) if scale else 1.0
+    found = _grid(corr, level, source, [(float(r), s, False) for r in np.arange(0.0, 360.0, ROTATION_STEP)])
+    top = _distinct(found, target.shape, KEEP, min_px=DISTINCT * max(target.shape))
+    fine = sorted({round(float(rot + d), 4) % 360.0 for _, _, rot, _, _ in top
+                   for d in np.arange(-ROTATION_STEP / 2, ROTATION_STEP / 2 + 1e-9, FINE_STEP) if abs(d) > 1e-9})
+    found += _grid(corr, level, source, [(r, s, False) for r in fine])
+    best = _distinct(found, target.shape, KEEP, min_px=DISTINCT * max(target.shape))
+    cands = [Candidate.from_matrix("similarity", a, v, measure="structure (MIND-SSC)", search_score=v) for v, a, _, _, _ in best]
+    src, ks = _reduced_source(source, level, 1.0)
+    eye = np.eye(2, 3)
+    identity = Candidate.from_matrix("identity", eye, corr.at(*level.moved(src, eye, ks)), measure="structure (MIND-SSC)")
+    return cands, identity
+
+
+def decide(cands: list[Candidate], identity: Candidate, shape: tuple[int, int]) -> tuple[Candidate | None, str]:
+    """The winner among ``cands`` (best first, from :func:`search`) by :data:`GAIN` over the identity
+    and :data:`UNIQUE` over every different hypothesis, or ``None`` and why not."""
+    return decide_by_ratio(cands, identity, shape, measure="structure (MIND-SSC)", size=SIZE, gain=GAIN, unique=UNIQUE,
+                           at_identity_px=AT_IDENTITY_PX)
+
+
+__all__ = ["FINE_STEP", "GAIN", "MindCorrelator", "ROTATION_STEP", "SIZE", "UNIQUE", "decide", "search"]
