@@ -19,9 +19,9 @@ import numpy as np
 from scipy import ndimage
 
 from ...registration.native.mind import mind_ssc
-from .mutual import decide_by_ratio
+from .mutual import decide_by_ratio, ranked
 from .score import Level, ShiftCorrelator
-from .similarity import _distinct, _grid, _reduced_source
+from .similarity import _distinct, _grid
 from .types import Candidate
 
 SIZE = 128
@@ -101,12 +101,7 @@ def search(target: np.ndarray, source: np.ndarray, *, scale: float | None = None
     fine = sorted({round(float(rot + d), 4) % 360.0 for _, _, rot, _, _ in top
                    for d in np.arange(-ROTATION_STEP / 2, ROTATION_STEP / 2 + 1e-9, FINE_STEP) if abs(d) > 1e-9})
     found += _grid(corr, level, source, [(r, s, False) for r in fine])
-    best = _distinct(found, target.shape, KEEP, min_px=DISTINCT * max(target.shape))
-    cands = [Candidate.from_matrix("similarity", a, v, measure="structure (MIND-SSC)", search_score=v) for v, a, _, _, _ in best]
-    src, ks = _reduced_source(source, level, 1.0)
-    eye = np.eye(2, 3)
-    identity = Candidate.from_matrix("identity", eye, corr.at(*level.moved(src, eye, ks)), measure="structure (MIND-SSC)")
-    return cands, identity
+    return ranked(found, corr, level, target.shape, source, keep=KEEP, distinct=DISTINCT, measure="structure (MIND-SSC)")
 
 
 def decide(cands: list[Candidate], identity: Candidate, shape: tuple[int, int]) -> tuple[Candidate | None, str]:

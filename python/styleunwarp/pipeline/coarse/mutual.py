@@ -156,12 +156,18 @@ def search(target: np.ndarray, source: np.ndarray, *, scale: float | None = None
         # the information of the images as given (one rotation step either way) does not peak at the identity: every other rotation
         rest = [float(r) for r in np.arange(0.0, 360.0, ROTATION_STEP) if min(abs(r - g) for g in given) > 1e-6]
         found += _grid(corr, level, source, [(r, s, False) for r in rest])
-    best = _distinct(found, target.shape, KEEP, min_px=DISTINCT * max(target.shape))
-    cands = [Candidate.from_matrix("similarity", a, v, measure="mutual information", search_score=v) for v, a, _, _, _ in best]
+    return ranked(found, corr, level, target.shape, source, keep=KEEP, distinct=DISTINCT, measure="mutual information")
+
+
+def ranked(found: list, corr, level: Level, target_shape: tuple[int, int], source: np.ndarray, *, keep: int, distinct: float,
+           measure: str) -> tuple[list[Candidate], Candidate]:
+    """The best ``keep`` of a grid search's ``found`` hypotheses whose maps differ by more than ``distinct`` of the
+    target's size (best first), and the identity scored by ``corr`` (a correlator with ``at``) on ``level``."""
+    best = _distinct(found, target_shape, keep, min_px=distinct * max(target_shape))
+    cands = [Candidate.from_matrix("similarity", a, v, measure=measure, search_score=v) for v, a, _, _, _ in best]
     src, ks = _reduced_source(source, level, 1.0)
     eye = np.eye(2, 3)
-    identity = Candidate.from_matrix("identity", eye, corr.at(*level.moved(src, eye, ks)), measure="mutual information")
-    return cands, identity
+    return cands, Candidate.from_matrix("identity", eye, corr.at(*level.moved(src, eye, ks)), measure=measure)
 
 
 def _near_identity(a: np.ndarray, shape: tuple[int, int], size: int = SIZE, at_identity_px: float = AT_IDENTITY_PX) -> bool:
@@ -200,4 +206,4 @@ def decide_by_ratio(cands: list[Candidate], identity: Candidate, shape: tuple[in
 
 
 __all__ = ["BINS", "GAIN", "MutualInformationCorrelator", "class_information", "ROTATION_STEP", "SIZE", "UNIQUE", "classes", "decide",
-           "decide_by_ratio", "search"]
+           "decide_by_ratio", "ranked", "search"]
