@@ -95,3 +95,26 @@ def test_a_raw_pair_no_grey_edge_or_information_search_finds_is_found_by_structu
     assert found.search == "structure" and not found.is_identity, found.reason
     assert found.confirmation and found.confirmation["z"] >= 5, found.reason
     assert _map_error(found.chosen.matrix, truth, reference.shape) < 3.0 < _map_error(before.chosen.matrix, truth, reference.shape), found.reason
+
+
+@needs_data("deepclem-em-fm", "em/s7.png")
+def test_coarse_structure_shared_by_clem_is_confirmed_at_the_scale_it_was_found():
+    """Real CLEM: a 512 px chromatin-fluorescence reference and the EM patch cut from the field rotated
+    -11.8 deg and shifted (32, 28) px (as the rigid CLEM case s7_2 of ``bench_user_field.py``). The
+    structure search finds it within 6 px; at full resolution the EM's fine texture keeps the
+    agreement near chance (z < 5), with descriptors at the search's 1/4 resolution the chromatin
+    patches confirm it (z >= 5), and the coarse step starts from it where every other search kept the
+    identity 55 px off."""
+    from styleunwarp.io import read_image, to_gray
+    from styleunwarp.pipeline.chain import coarse_alignment
+
+    root = real_data("deepclem-em-fm", "em/s7.png")[0].parents[1]
+    em, fm = (to_gray(read_image(root / sub / "s7.png").data).astype(np.float32) for sub in ("em", "fm"))
+    moved, reference, truth = _patch_pair(em, fm, 512, -11.8, (32.0, 28.0))
+    found = coarse_alignment("auto", reference, moved, check="structure")
+    assert found.search == "structure" and not found.is_identity, found.reason
+    facts = found.confirmation
+    assert facts["factor"] == 4 and facts["z"] >= 5 and facts["full_resolution"]["z"] < 5, found.reason
+    assert _map_error(found.chosen.matrix, truth, reference.shape) < 6.0, found.reason
+    before = coarse_alignment("auto", reference, moved, check="structure", structure_search=False)
+    assert before.is_identity and _map_error(before.chosen.matrix, truth, reference.shape) > 40, before.reason

@@ -165,7 +165,8 @@ PAIRED_TILE_PX = 64
 
 
 def paired_gain(target: np.ndarray, first: np.ndarray, second: np.ndarray, mask: np.ndarray | None = None,
-                tile: int = PAIRED_TILE_PX, descriptors_of: tuple[np.ndarray, np.ndarray, np.ndarray] | None = None) -> dict:
+                tile: int = PAIRED_TILE_PX, descriptors_of: tuple[np.ndarray, np.ndarray, np.ndarray] | None = None,
+                factor: int | None = None) -> dict:
     """How much better ``second`` than ``first`` (one source placed on ``target``'s grid two ways)
     agrees with ``target`` by structure, on the same pixels, and how consistently across the image.
 
@@ -174,9 +175,10 @@ def paired_gain(target: np.ndarray, first: np.ndarray, second: np.ndarray, mask:
     split exactly into the contributions of square tiles of ``tile`` px; ``gain_se`` is the
     standard error of that sum estimated from the tiles' spread, ``t`` the gain in standard
     errors: a gain made by a few tiles, or by tiles that disagree, has a small ``t`` however large
-    it is. NaN where fewer than 4 tiles or 16 pixels are left. ``descriptors_of``: ``descriptors(x,
-    analysis_factor(target.shape))`` of ``(target, first, second)`` when the caller already has them."""
-    f = analysis_factor(target.shape)
+    it is. NaN where fewer than 4 tiles or 16 pixels are left. ``factor``: the block size the
+    descriptors are computed at (default :func:`analysis_factor`); ``descriptors_of``:
+    ``descriptors(x, factor)`` of ``(target, first, second)`` when the caller already has them."""
+    f = analysis_factor(target.shape) if factor is None else factor
     m = _inner(np.ones(target.shape[:2], bool) if mask is None else mask, f)
     nan = {"gain": float("nan"), "gain_se": float("nan"), "t": float("nan"), "tiles": 0}
     if m.sum() < 16:

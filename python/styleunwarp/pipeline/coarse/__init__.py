@@ -275,15 +275,22 @@ def align_by_structure(target: np.ndarray, source: np.ndarray, *, scale: float |
     Hypotheses over the full circle at the known ``scale`` (else 1), ranked by the NCC of MIND-SSC
     descriptors over every shift; the best replaces the identity only if it scores
     :data:`.mind.GAIN` times the identity and :data:`.mind.UNIQUE` times every different
-    hypothesis, and is confirmed by structure at full resolution (:mod:`.confirm`) as every coarse
-    winner. For the last stage of a raw chain's search (``pipeline.chain.coarse_alignment``)."""
+    hypothesis, and is confirmed by structure (:mod:`.confirm`) as every coarse winner: at full
+    resolution or, where the shared structure is coarse (chromatin patches against an EM image's
+    fine texture), with descriptors at the resolution the search ran at
+    (:func:`.mind.search_factor`). For the last stage of a raw chain's search
+    (``pipeline.chain.coarse_alignment``)."""
     from . import mind
 
-    return _align_by(mind, "structure", target, source, scale)
+    return _align_by(mind, "structure", target, source, scale, confirm_factor=mind.search_factor(target.shape))
 
 
-def _align_by(module, search_name: str, target: np.ndarray, source: np.ndarray, scale: float | None) -> CoarseResult:
-    """A search ``module`` (``search`` and ``decide``) as a coarse step: its winner confirmed by structure."""
+def _align_by(module, search_name: str, target: np.ndarray, source: np.ndarray, scale: float | None,
+              confirm_factor: int | None = None) -> CoarseResult:
+    """A search ``module`` (``search`` and ``decide``) as a coarse step: its winner confirmed by structure
+    at full resolution or, failing that, with descriptors block-averaged by ``confirm_factor`` (the scale
+    the search saw the structure at)."""
+    from ...structure import analysis_factor
     from .confirm import confirm
 
     cands, identity = module.search(target, source, scale=scale)
@@ -291,6 +298,11 @@ def _align_by(module, search_name: str, target: np.ndarray, source: np.ndarray, 
     if best is None:
         return CoarseResult("similarity", identity, identity, cands, reason, search_name)
     ok, facts = confirm(target, source, best)
+    if not ok and confirm_factor and confirm_factor > analysis_factor(target.shape):
+        ok_coarse, coarse_facts = confirm(target, source, best, factor=confirm_factor)
+        if ok_coarse:
+            ok, facts = True, {**coarse_facts, "reason": (f"{coarse_facts['reason']} with descriptors at 1/{confirm_factor} resolution "
+                                                           f"(at full resolution: {facts['reason']})"), "full_resolution": facts}
     if not ok:
         return CoarseResult("similarity", identity, identity, cands, f"{reason}, but {facts['reason']}: identity kept", search_name, facts)
     return CoarseResult("similarity", best, identity, cands, f"{reason}; {facts['reason']}", search_name, facts)

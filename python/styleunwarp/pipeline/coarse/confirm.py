@@ -58,22 +58,25 @@ def decide(facts: dict, min_gain_sds: float = 0.0, paired_t_min: float = PAIRED_
     return better, consistent, bool(better and consistent and np.isfinite(z) and z >= Z_MIN)
 
 
-def confirm(target: np.ndarray, source: np.ndarray, winner: Candidate, min_gain_sds: float = 0.0) -> tuple[bool, dict]:
+def confirm(target: np.ndarray, source: np.ndarray, winner: Candidate, min_gain_sds: float = 0.0,
+            factor: int | None = None) -> tuple[bool, dict]:
     """Whether ``winner`` (a map from target to source pixels) is confirmed by structure, and the numbers.
 
     ``min_gain_sds``: how many chance spreads its agreement must exceed the identity's by
-    (:data:`LOCAL_GAIN_SDS` for a local refinement of the identity; 0: merely higher)."""
+    (:data:`LOCAL_GAIN_SDS` for a local refinement of the identity; 0: merely higher). ``factor``:
+    the block size the descriptors are compared at (default, and at least,
+    :func:`styleunwarp.structure.analysis_factor`)."""
     eye = np.array([[1.0, 0.0, 0.0], [0.0, 1.0, 0.0]])
-    f = analysis_factor(target.shape)
+    f = max(analysis_factor(target.shape), factor or 1)
     at_identity = warp_source(source, eye, target.shape)
     moved = warp_source(source, winner.matrix, target.shape)
     dt, di, dm = (descriptors(x, f) for x in (target, at_identity, moved))  # once, for every comparison
     s_id = agreement_and_chance(at_identity, target, at_identity != 0, f, with_chance=False, a_descriptors=di, b_descriptors=dt)[0]
     s_win, mu, sd = agreement_and_chance(moved, target, moved != 0, f, a_descriptors=dm, b_descriptors=dt)
     z = significance(s_win, mu, sd)
-    paired = paired_gain(target, at_identity, moved, (at_identity != 0) & (moved != 0), descriptors_of=(dt, di, dm))
+    paired = paired_gain(target, at_identity, moved, (at_identity != 0) & (moved != 0), descriptors_of=(dt, di, dm), factor=f)
     facts = {"mind_identity": s_id, "mind_winner": s_win, "mind_chance": mu, "mind_chance_sd": sd, "z": z,
-             "paired_gain": paired["gain"], "paired_t": paired["t"], "paired_tiles": paired["tiles"]}
+             "paired_gain": paired["gain"], "paired_t": paired["t"], "paired_tiles": paired["tiles"], "factor": f}
     better, consistent, ok = decide(facts, min_gain_sds)
     if ok:
         facts["reason"] = f"structure agrees: MIND {s_id:.3f} -> {s_win:.3f}, {z:.1f} sd above chance"

@@ -88,6 +88,11 @@ class MindCorrelator:
         return float(nmap[origin])
 
 
+def search_factor(shape: tuple[int, int]) -> int:
+    """The block size (integer, at least 1) that brings ``shape`` to about the :data:`SIZE` level the search runs on."""
+    return max(1, int(round(Level.factor(shape, SIZE))))
+
+
 def search(target: np.ndarray, source: np.ndarray, *, scale: float | None = None) -> tuple[list[Candidate], Candidate]:
     """The best :data:`KEEP` distinct hypotheses by structure (best first), and the identity scored alike.
 
@@ -111,4 +116,4 @@ def decide(cands: list[Candidate], identity: Candidate, shape: tuple[int, int]) 
                            at_identity_px=AT_IDENTITY_PX)
 
 
-__all__ = ["FINE_STEP", "GAIN", "MindCorrelator", "ROTATION_STEP", "SIZE", "UNIQUE", "decide", "search"]
+__all__ = ["FINE_STEP", "GAIN", "MindCorrelator", "ROTATION_STEP", "SIZE", "UNIQUE", "decide", "search", "search_factor"]
