@@ -288,21 +288,15 @@ def align_by_structure(target: np.ndarray, source: np.ndarray, *, scale: float |
 def _align_by(module, search_name: str, target: np.ndarray, source: np.ndarray, scale: float | None,
               confirm_factor: int | None = None) -> CoarseResult:
     """A search ``module`` (``search`` and ``decide``) as a coarse step: its winner confirmed by structure
-    at full resolution or, failing that, with descriptors block-averaged by ``confirm_factor`` (the scale
-    the search saw the structure at)."""
-    from ...structure import analysis_factor
+    (:func:`.confirm.confirm`; with ``confirm_factor``, the scale the search saw the structure at, as its
+    ``coarse_factor``)."""
     from .confirm import confirm
 
     cands, identity = module.search(target, source, scale=scale)
     best, reason = module.decide(cands, identity, target.shape)
     if best is None:
         return CoarseResult("similarity", identity, identity, cands, reason, search_name)
-    ok, facts = confirm(target, source, best)
-    if not ok and confirm_factor and confirm_factor > analysis_factor(target.shape):
-        ok_coarse, coarse_facts = confirm(target, source, best, factor=confirm_factor)
-        if ok_coarse:
-            ok, facts = True, {**coarse_facts, "reason": (f"{coarse_facts['reason']} with descriptors at 1/{confirm_factor} resolution "
-                                                           f"(at full resolution: {facts['reason']})"), "full_resolution": facts}
+    ok, facts = confirm(target, source, best, coarse_factor=confirm_factor)
     if not ok:
         return CoarseResult("similarity", identity, identity, cands, f"{reason}, but {facts['reason']}: identity kept", search_name, facts)
     return CoarseResult("similarity", best, identity, cands, f"{reason}; {facts['reason']}", search_name, facts)

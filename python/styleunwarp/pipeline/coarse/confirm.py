@@ -59,17 +59,31 @@ def decide(facts: dict, min_gain_sds: float = 0.0, paired_t_min: float = PAIRED_
 
 
 def confirm(target: np.ndarray, source: np.ndarray, winner: Candidate, min_gain_sds: float = 0.0,
-            factor: int | None = None) -> tuple[bool, dict]:
+            coarse_factor: int | None = None) -> tuple[bool, dict]:
     """Whether ``winner`` (a map from target to source pixels) is confirmed by structure, and the numbers.
 
     ``min_gain_sds``: how many chance spreads its agreement must exceed the identity's by
-    (:data:`LOCAL_GAIN_SDS` for a local refinement of the identity; 0: merely higher). ``factor``:
-    the block size the descriptors are compared at (default, and at least,
-    :func:`styleunwarp.structure.analysis_factor`)."""
+    (:data:`LOCAL_GAIN_SDS` for a local refinement of the identity; 0: merely higher).
+    ``coarse_factor``: where the winner is not confirmed at full resolution
+    (:func:`styleunwarp.structure.analysis_factor`), it may be with descriptors block-averaged by this
+    factor (a search that saw the shared structure at that scale); the facts then say so, with the
+    full-resolution numbers under ``full_resolution``."""
     eye = np.array([[1.0, 0.0, 0.0], [0.0, 1.0, 0.0]])
-    f = max(analysis_factor(target.shape), factor or 1)
     at_identity = warp_source(source, eye, target.shape)
     moved = warp_source(source, winner.matrix, target.shape)
+    full = analysis_factor(target.shape)
+    ok, facts = _confirm_at(target, at_identity, moved, full, min_gain_sds)
+    if ok or not coarse_factor or coarse_factor <= full:
+        return ok, facts
+    ok_coarse, coarse = _confirm_at(target, at_identity, moved, coarse_factor, min_gain_sds)
+    if not ok_coarse:
+        return ok, facts
+    return True, {**coarse, "reason": f"{coarse['reason']} with descriptors at 1/{coarse_factor} resolution (at full resolution: {facts['reason']})",
+                  "full_resolution": facts}
+
+
+def _confirm_at(target: np.ndarray, at_identity: np.ndarray, moved: np.ndarray, f: int, min_gain_sds: float) -> tuple[bool, dict]:
+    """:func:`confirm` with descriptors block-averaged by ``f``, the source already placed at the identity and at the winner."""
     dt, di, dm = (descriptors(x, f) for x in (target, at_identity, moved))  # once, for every comparison
     s_id = agreement_and_chance(at_identity, target, at_identity != 0, f, with_chance=False, a_descriptors=di, b_descriptors=dt)[0]
     s_win, mu, sd = agreement_and_chance(moved, target, moved != 0, f, a_descriptors=dm, b_descriptors=dt)
