@@ -33,15 +33,16 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "python"))
 sys.path.insert(0, str(ROOT / "benchmarks"))
 DATA = ROOT.parent / "shared" / "data"
-RIGID = {"shale-rigid": ("petrography-bse-se", "bse", "se", 256, 1), "clem-rigid": ("deepclem-em-fm", "em", "fm", 512, 4)}
 WORSE_PX = 0.25
 
 
 def cases(name: str, out: Path, seed: int) -> list[dict]:
     from bench_asdelivered import make_sets, rigid_patch_pairs
+    from bench_user_field import RIGID_CASES, SETS
 
-    if name in RIGID:
-        folder, src, tgt, side, per_pair = RIGID[name]
+    base = name.removesuffix("-rigid")
+    if base != name and base in RIGID_CASES:  # the cases bench_user_field.py --deformations rigid cuts
+        (folder, src, tgt), (side, per_pair) = SETS[base], RIGID_CASES[base]
         if not (DATA / folder).is_dir():
             return []
         names = sorted(p.name for p in (DATA / folder / src).iterdir() if p.suffix.lower() in (".png", ".tif", ".tiff"))
