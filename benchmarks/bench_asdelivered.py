@@ -100,7 +100,8 @@ def rigid_patch_pairs(folder: Path, src_dir: str, tgt_dir: str, out: Path, seed:
     each reference pixel to its position in the source patch (an exact affine map). ``per_pair`` > 1 cuts
     that many cases from each pair, at random places where the moved patch stays inside the field."""
     from styleunwarp.io import read_image, to_gray, write_tiff
-    from styleunwarp.transform import affine_elastic, warp_image, write_elastic
+    from styleunwarp.synth import rigid_patch
+    from styleunwarp.transform import affine_elastic, write_elastic
 
     out.mkdir(parents=True, exist_ok=True)
     rows = []
@@ -122,16 +123,7 @@ def rigid_patch_pairs(folder: Path, src_dir: str, tgt_dir: str, out: Path, seed:
             raise ValueError(f"{name}: a {side} px patch at level {level} leaves the {w}x{h} field; use a smaller side")
         jitter = np.zeros(2) if per_pair == 1 else np.array([rng.integers(-room[0], room[0] + 1), rng.integers(-room[1], room[1] + 1)])
         o = np.floor(np.array([(w - side) / 2.0, (h - side) / 2.0])) + jitter  # the reference patch's top-left in the field
-        # source patch pixel p shows the field at  rot (p - c) + c + o + t
-        a = np.column_stack([rot, c + o + t - rot @ c])
-        yy, xx = np.mgrid[0:side, 0:side].astype(np.float64)
-        pos = np.stack([a[0, 0] * xx + a[0, 1] * yy + a[0, 2], a[1, 0] * xx + a[1, 1] * yy + a[1, 2]])
-        moved = warp_image(src, pos.astype(np.float32), (side, side))
-        reference = tgt[int(o[1]):int(o[1]) + side, int(o[0]):int(o[0]) + side]
-        # truth: reference pixel x -> source patch position  a^-1 (x + o)
-        inv = np.linalg.inv(np.vstack([a, [0.0, 0.0, 1.0]]))
-        shift_o = np.array([[1.0, 0.0, o[0]], [0.0, 1.0, o[1]], [0.0, 0.0, 1.0]])
-        truth = (inv @ shift_o)[:2]
+        moved, reference, truth = rigid_patch(src, tgt, side, float(np.rad2deg(angle)), tuple(t), tuple(o))
         stem = Path(name).stem + (f"_{k}" if per_pair > 1 else "")
         write_tiff(out / f"{stem}_LOM.tif", moved)
         write_tiff(out / f"{stem}_CBS.tif", reference)

@@ -41,6 +41,15 @@ DATASETS = {
 }
 
 
+def map_error(a, b, shape: tuple[int, int]) -> float:
+    """Mean distance (px) between two 2x3 maps (target pixel -> source position) over a ``shape`` grid."""
+    import numpy as np
+
+    yy, xx = np.mgrid[0:shape[0], 0:shape[1]].astype(np.float64)
+    d = np.asarray(a, np.float64) - np.asarray(b, np.float64)
+    return float(np.hypot(d[0, 0] * xx + d[0, 1] * yy + d[0, 2], d[1, 0] * xx + d[1, 1] * yy + d[1, 2]).mean())
+
+
 def data_root() -> Path:
     """``$STYLEUNWARP_DATA``, else ``../shared/data`` beside the repository."""
     env = os.environ.get(DATA_ENV)

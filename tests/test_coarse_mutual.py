@@ -11,7 +11,7 @@ from styleunwarp.pipeline.coarse.similarity import matrix
 from styleunwarp.synth import make_pair
 from styleunwarp.transform import affine_elastic, evaluate_elastic, warp_image
 
-from conftest import needs_data, real_data
+from conftest import map_error, needs_data, real_data
 
 
 @pytest.fixture(scope="module")
@@ -34,9 +34,6 @@ def _moved(image: np.ndarray, rot: float, shift: tuple[float, float]) -> tuple[n
     inv = np.linalg.inv(np.vstack([a, [0, 0, 1]]))[:2]
     return warp_image(image, affine_elastic(inv, 1, shape), shape), a
 
-
-def _map_error(a: np.ndarray, b: np.ndarray, shape) -> float:
-    return float(np.hypot(*(evaluate_elastic(affine_elastic(a, 1, shape), shape) - evaluate_elastic(affine_elastic(b, 1, shape), shape))).mean())
 
 
 def test_the_fft_map_equals_mutual_information_computed_directly(texture):
@@ -76,7 +73,7 @@ def test_a_rotated_shifted_pair_without_a_linear_grey_relation_is_found(texture)
     found = align_by_mutual_information(target, source, scale=1.0)
     assert not found.is_identity and found.search == "mutual information", found.reason
     assert found.confirmation and found.confirmation["z"] >= 5, found.reason
-    assert _map_error(found.chosen.matrix, truth, shape) < 3.0, (found.chosen.to_dict(shape), found.reason)
+    assert map_error(found.chosen.matrix, truth, shape) < 3.0, (found.chosen.to_dict(shape), found.reason)
     aligned = align_by_mutual_information(target, source_full[64:256, 64:256], scale=1.0)
     assert aligned.is_identity and "peaks at the identity" in aligned.reason, aligned.reason
     noise = np.random.default_rng(3).normal(size=shape).astype(np.float32)
@@ -101,9 +98,9 @@ def test_raw_shale_pairs_that_neither_ncc_search_finds_are_found_by_mutual_infor
     found = coarse_alignment("auto", se, moved, check="structure")
     assert found.search == "mutual information" and not found.is_identity, found.reason
     assert found.confirmation and found.confirmation["z"] >= 5, found.reason
-    assert _map_error(found.chosen.matrix, truth, se.shape) < 5.0 < _map_error(before.chosen.matrix, truth, se.shape), (found.reason, before.reason)
+    assert map_error(found.chosen.matrix, truth, se.shape) < 5.0 < map_error(before.chosen.matrix, truth, se.shape), (found.reason, before.reason)
     aligned = coarse_alignment("auto", se, bse, check="structure")
-    assert _map_error(aligned.chosen.matrix, np.eye(2, 3), se.shape) < 1.5, aligned.reason
+    assert map_error(aligned.chosen.matrix, np.eye(2, 3), se.shape) < 1.5, aligned.reason
 
 
 def test_representations_made_alike_do_not_take_the_mutual_information_search(texture):

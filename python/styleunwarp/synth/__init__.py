@@ -16,6 +16,7 @@ from .deform import Deformation, random_deformation, source_positions
 from .fromcbs import cbs_edges, lom_from_cbs, pair_from_cbs, read_cbs
 from .microstructure import Microstructure, MicroSample, random_microstructure
 from .pairs import SyntheticPair, make_pair
+from .patch import rigid_patch
 from .render import CBSStyle, LOMStyle, render_cbs, render_lom
 
 __all__ = [
@@ -36,6 +37,7 @@ __all__ = [
     "read_cbs",
     "render_cbs",
     "render_lom",
+    "rigid_patch",
     "source_positions",
     "write_dataset",
 ]

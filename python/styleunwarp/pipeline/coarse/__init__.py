@@ -275,21 +275,25 @@ def align_by_structure(target: np.ndarray, source: np.ndarray, *, scale: float |
     Hypotheses over the full circle at the known ``scale`` (else 1), ranked by the NCC of MIND-SSC
     descriptors over every shift; the best replaces the identity only if it scores
     :data:`.mind.GAIN` times the identity and :data:`.mind.UNIQUE` times every different
-    hypothesis, and is confirmed by structure (:mod:`.confirm`) as every coarse winner: at full
+    hypothesis; it is then refined locally by the same measure on a finer level
+    (:func:`.mind.refine`: the search places maps only to a working pixel and 1.25 deg), and
+    confirmed by structure (:mod:`.confirm`) as every coarse winner: at full
     resolution or, where the shared structure is coarse (chromatin patches against an EM image's
     fine texture), with descriptors at the resolution the search ran at
-    (:func:`.mind.search_factor`). For the last stage of a raw chain's search
-    (``pipeline.chain.coarse_alignment``)."""
+    (:func:`.mind.search_factor`). Whether it replaces the identity is decided on the search's map;
+    the refined map is used where it is confirmed too. For the last stage of a raw chain's search (``pipeline.chain.coarse_alignment``)."""
     from . import mind
 
-    return _align_by(mind, "structure", target, source, scale, confirm_factor=mind.search_factor(target.shape))
+    return _align_by(mind, "structure", target, source, scale, confirm_factor=mind.search_factor(target.shape),
+                     refine=mind.refine)
 
 
 def _align_by(module, search_name: str, target: np.ndarray, source: np.ndarray, scale: float | None,
-              confirm_factor: int | None = None) -> CoarseResult:
+              confirm_factor: int | None = None, refine=None) -> CoarseResult:
     """A search ``module`` (``search`` and ``decide``) as a coarse step: its winner confirmed by structure
     (:func:`.confirm.confirm`; with ``confirm_factor``, the scale the search saw the structure at, as its
-    ``coarse_factor``)."""
+    ``coarse_factor``). ``refine(target, source, winner, scale=)``: a local refinement of a confirmed
+    winner, used where it is confirmed too."""
     from .confirm import confirm
 
     cands, identity = module.search(target, source, scale=scale)
@@ -299,7 +303,26 @@ def _align_by(module, search_name: str, target: np.ndarray, source: np.ndarray, 
     ok, facts = confirm(target, source, best, coarse_factor=confirm_factor)
     if not ok:
         return CoarseResult("similarity", identity, identity, cands, f"{reason}, but {facts['reason']}: identity kept", search_name, facts)
-    return CoarseResult("similarity", best, identity, cands, f"{reason}; {facts['reason']}", search_name, facts)
+    reason = f"{reason}; {facts['reason']}"
+    if refine is not None:
+        # whether the search's map replaces the identity is decided above; the refinement only places it
+        refined = refine(target, source, best, scale=scale)
+        ok, refined_facts = confirm(target, source, refined, coarse_factor=confirm_factor)
+        moved = _map_distance(best.matrix, refined.matrix, target.shape)
+        if not ok:
+            return CoarseResult("similarity", best, identity, cands, f"{reason}; its local refinement (moved up to {moved:.1f} px) "
+                                f"not confirmed: {refined_facts['reason']}", search_name, facts)
+        return CoarseResult("similarity", refined, identity, [refined] + cands,
+                            f"{reason}; refined locally (moved up to {moved:.1f} px): {refined_facts['reason']}", search_name, refined_facts)
+    return CoarseResult("similarity", best, identity, cands, reason, search_name, facts)
+
+
+def _map_distance(a: np.ndarray, b: np.ndarray, shape: tuple[int, int]) -> float:
+    """Largest distance (px) between the maps ``a`` and ``b`` at the target's corners and centre."""
+    from .similarity import _map_points
+
+    pts = _map_points(shape)
+    return float(np.hypot(*((a - b) @ pts)).max())
 
 
 def _searched(searched: str) -> str:
