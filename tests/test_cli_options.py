@@ -57,6 +57,10 @@ def test_console_says_how_far_off_the_structure_evidence_finds_a_result():
     fine = structure_line({"z": 9.0, "mind": 0.1, "aligned": True, "residual_px": 1.0, "tiles_off": 0})
     assert fine.startswith("structure evidence (raw LOM vs raw CBS, any modality): aligned") and "misaligned" not in fine
     assert "peaks" not in structure_line({"z": 9.0, "mind": 0.1, "aligned": True})  # no estimate (CLEM, steel): nothing claimed
+    coarse = structure_line({"z": 3.0, "mind": 0.03, "aligned": False, "coarse": {"factor": 4, "z": 6.2, "aligned": True}})
+    assert coarse.startswith("structure evidence (raw LOM vs raw CBS, any modality): NOT shown aligned")
+    assert "at 1/4 resolution, where the coarse step found the structure both share: aligned (6.2 sd" in coarse, coarse
+    assert "about 4 px, no closer" in coarse
 
 
 def test_a_good_grade_needs_the_structure_evidence():

@@ -114,3 +114,27 @@ def test_coarse_structure_shared_by_clem_is_confirmed_at_the_scale_it_was_found(
     assert map_error(found.chosen.matrix, truth, reference.shape) < 6.0, found.reason
     before = coarse_alignment("auto", reference, moved, check="structure", structure_search=False)
     assert before.is_identity and map_error(before.chosen.matrix, truth, reference.shape) > 40, before.reason
+
+
+@needs_data("deepclem-em-fm", "em/s7.png")
+def test_a_result_is_also_judged_at_the_scale_its_shared_structure_was_found():
+    """Real CLEM, the EM patch of the test above placed by the truth and 20 px off it: at full resolution
+    neither is shown aligned (the EM's fine texture); with ``coarse_factor`` 4 (where the coarse step
+    confirmed its winner) the evidence adds the verdict at 1/4 resolution, aligned at the truth and not
+    20 px off, and leaves ``aligned``, which decisions read, the full-resolution verdict."""
+    from styleunwarp.io import read_image, to_gray
+    from styleunwarp.pipeline.evidence import structure_evidence
+    from styleunwarp.transform import affine_elastic, warp_image
+
+    root = real_data("deepclem-em-fm", "em/s7.png")[0].parents[1]
+    em, fm = (to_gray(read_image(root / sub / "s7.png").data).astype(np.float32) for sub in ("em", "fm"))
+    moved, reference, truth = rigid_patch(em, fm, 512, -11.8, (32.0, 28.0))
+    verdicts = []
+    for off in (0.0, 20.0):
+        t = affine_elastic(truth + np.array([[0, 0, off], [0, 0, 0]]), 4, reference.shape)
+        registered = warp_image(moved, t, reference.shape)
+        ev = structure_evidence(registered, reference, t, moved.shape, coarse_factor=4)
+        assert not ev["aligned"] and ev["coarse"]["factor"] == 4, ev
+        verdicts.append(ev["coarse"]["aligned"])
+    assert verdicts == [True, False]
+    assert "coarse" not in structure_evidence(registered, reference, t, moved.shape)

@@ -137,7 +137,7 @@ def significance(value: float, mean: float, sd: float) -> float:
     return float((value - mean) / max(sd if np.isfinite(sd) else 0.0, SD_FLOOR))
 
 
-def mind_verdict(a: np.ndarray, b: np.ndarray, mask: np.ndarray | None = None) -> dict:
+def mind_verdict(a: np.ndarray, b: np.ndarray, mask: np.ndarray | None = None, factor: int | None = None) -> dict:
     """The structure evidence that ``a`` and ``b`` show the same scene aligned, in any two modalities.
 
     ``{"mind", "chance", "chance_sd", "z", "residual_px", "residual_tiles", "tiles_off", "aligned"}``:
@@ -148,8 +148,9 @@ def mind_verdict(a: np.ndarray, b: np.ndarray, mask: np.ndarray | None = None) -
     :data:`Z_MIN` and the peaks do not say the result is still misaligned
     (:func:`styleunwarp.residual.misaligned`). Of two results of one pair, the one whose source agrees better with
     the target is nearly always the closer to the truth (:mod:`styleunwarp.style.tournament`).
+    ``factor``: the block size the descriptors are averaged by (default :func:`analysis_factor`).
     """
-    f = analysis_factor(a.shape)
+    f = analysis_factor(a.shape) if factor is None else int(factor)
     m = _inner(np.ones(a.shape[:2], bool) if mask is None else mask, f)
     da, db = descriptors(a, f), descriptors(b, f)
     value, mu, sd = agreement_and_chance(a, b, mask, f, a_descriptors=da, b_descriptors=db)

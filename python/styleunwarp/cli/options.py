@@ -169,6 +169,11 @@ def verdict_lines(metrics: dict) -> list[tuple[str, bool]]:
         said = "aligned" if ev.get("aligned") else "NOT shown aligned"
         residual = describe(ev)
         residual = (", " + residual if residual else "") + (" (still misaligned)" if misaligned(ev) else "")
+        coarse = ev.get("coarse") or {}
+        if coarse.get("z") is not None:
+            residual += (f"; with descriptors at 1/{coarse['factor']} resolution, where the coarse step found the structure both "
+                         f"share: {'aligned' if coarse.get('aligned') else 'NOT shown aligned'} ({coarse['z']:.1f} sd above chance; "
+                         f"a verdict to about {coarse['factor']} px, no closer)")
         lines.append((f"structure evidence (raw LOM vs raw CBS, any modality): {said}, MIND agreement {ev.get('mind', float('nan')):.3f}, "
                       f"{ev['z']:.1f} sd above chance{residual}", False))
     tier, source = metrics.get("tier"), metrics.get("grade_source")

@@ -17,7 +17,7 @@ import numpy as np
 
 from ..errors import StyleunwarpError
 from ..io import read_image, to_gray
-from ..structure import mind_verdict
+from ..structure import analysis_factor, mind_verdict
 from ..transform import ElasticTransform, read_transform
 from ..transform.model import to_dense
 from ..transform.warp import inside_source
@@ -27,14 +27,28 @@ EVIDENCE_KEY = "structure"
 
 
 def structure_evidence(registered: np.ndarray, target: np.ndarray, direct: ElasticTransform | np.ndarray,
-                       source_shape: tuple[int, int]) -> dict:
+                       source_shape: tuple[int, int], coarse_factor: int | None = None) -> dict:
     """:func:`~styleunwarp.structure.mind_verdict` of ``registered`` (the source on the target
     grid, grey or RGB) against ``target`` over the target pixels ``direct`` (a transform, or its
     dense ``(2, H, W)`` map when the caller has it) maps inside a source of ``source_shape``;
-    values rounded for ``metrics.json``."""
+    values rounded for ``metrics.json``.
+
+    ``coarse_factor``: the block size at which the coarse step confirmed the structure both images
+    share (``coarse.confirmation.factor``, where it fell back from full resolution: chromatin patches
+    against an EM image's fine texture). Where the result is not shown aligned at full resolution,
+    the verdict at that scale is added under ``coarse`` (``factor``, ``mind``, ``z``, ``residual_px``,
+    ``aligned``). It says the result is aligned to about that many pixels, no closer; ``aligned``
+    stays the full-resolution verdict, which every decision and the grader read."""
     covered = inside_source(to_dense(direct, target.shape[:2]), source_shape[:2])
     v = mind_verdict(to_gray(registered), to_gray(target), covered)
-    return {k: (round(float(x), 5) if isinstance(x, float) and np.isfinite(x) else x) for k, x in v.items()}
+    if coarse_factor and int(coarse_factor) > analysis_factor(target.shape) and not v["aligned"]:
+        c = mind_verdict(to_gray(registered), to_gray(target), covered, factor=int(coarse_factor))
+        v["coarse"] = {"factor": int(coarse_factor), **{k: _rounded(c[k]) for k in ("mind", "z", "residual_px", "aligned")}}
+    return {k: _rounded(x) for k, x in v.items()}
+
+
+def _rounded(x):
+    return round(float(x), 5) if isinstance(x, float) and np.isfinite(x) else x
 
 
 def evidence_of(folder: Path, metrics: dict | None = None) -> dict | None:

@@ -320,7 +320,8 @@ def register_pair(
         "coarse": coarse_res.to_dict(target.shape),
         "fine_affine": chain.fine_affine,
         "elastic": elastic,
-        EVIDENCE_KEY: structure_evidence(reg_gray, cbs_gray, dense, lom_gray.shape),
+        EVIDENCE_KEY: structure_evidence(reg_gray, cbs_gray, dense, lom_gray.shape,
+                                         coarse_factor=(coarse_res.confirmation or {}).get("factor") if not coarse_res.is_identity else None),
         "transform": transform_stats(direct, target.shape, lom_gray.shape, inverse).to_dict(),
         "warnings": list(prep.warnings),
         "seconds": {
