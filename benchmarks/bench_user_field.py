@@ -14,7 +14,7 @@ Prints, per data set and method, the pairs within 1.5 px and 5 px mean TRE and t
 (start = no registration); rows go to ``OUT/rows_SET.csv``.
 
     python benchmarks/bench_user_field.py [--sets shale,clem] [--train 12] [--out /tmp/user-field]
-        [--max-minutes 15] [--seed 0] [--deformations mixed|large]
+        [--max-minutes 15] [--seed 0] [--case-seed N] [--deformations mixed|large|rigid]
 
 ``--deformations large`` gives every third pair a near-identity deformation and the others
 3-8 deg, 8-25 px, 2-5 px elastic (most start more than 5 px off, as in the issue's unseen field).
@@ -87,7 +87,9 @@ def main() -> None:
     ap.add_argument("--sets", default="shale,clem")
     ap.add_argument("--train", type=int, default=12, help="training pairs per set (the rest are held out)")
     ap.add_argument("--max-minutes", type=float, default=None, help="train's budget (default: the command's own, 15)")
-    ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--seed", type=int, default=0, help="seeds the train/held-out split (and, by default, the held-out cases: seed + 1)")
+    ap.add_argument("--case-seed", type=int, default=None,
+                    help="seeds the held-out cases alone (default: --seed + 1); new cases for the same split and model")
     ap.add_argument("--out", default="/tmp/user-field")
     ap.add_argument("--deformations", choices=sorted(CYCLES) + ["rigid"], default="mixed",
                     help="mixed: near-identity and small in turn; large: near-identity, then two of 3-8 deg, 8-25 px, 2-5 px elastic; "
@@ -118,18 +120,20 @@ def main() -> None:
 
         chain = load_chain(model).label
         print(f"{set_name}: the model's chain is {chain}", flush=True)
-        test_dir = work / ("test" if args.deformations == "mixed" else f"test-{args.deformations}")
+        case_seed = args.seed + 1 if args.case_seed is None else args.case_seed
+        tag = "" if args.case_seed is None else f"-seed{case_seed}"
+        test_dir = work / (("test" if args.deformations == "mixed" else f"test-{args.deformations}") + tag)
         if args.deformations == "rigid":
             side, per_pair = RIGID_CASES[set_name]
-            cases = rigid_patch_pairs(folder, src_dir, tgt_dir, test_dir, args.seed + 1, test_names,
+            cases = rigid_patch_pairs(folder, src_dir, tgt_dir, test_dir, case_seed, test_names,
                                       args.side or side, args.per_pair or per_pair)
         else:
-            cases = _deformed_real_pairs(folder, src_dir, tgt_dir, test_dir, args.seed + 1, None, names=test_names, cycle=args.deformations)
+            cases = _deformed_real_pairs(folder, src_dir, tgt_dir, test_dir, case_seed, None, names=test_names, cycle=args.deformations)
         rows = []
         for case in cases:
             row = {"set": set_name, "pair": case["name"], "kind": case["kind"]}
             for label, opts in (("model", ["--model", str(model)]), ("raw MI (elastix)", ["--backend", "elastix", "--style", "none"])):
-                run_dir = work / ("runs" if args.deformations == "mixed" else f"runs-{args.deformations}") / label.split()[0] / case["name"]
+                run_dir = work / (("runs" if args.deformations == "mixed" else f"runs-{args.deformations}") + tag) / label.split()[0] / case["name"]
                 t0 = time.perf_counter()
                 if not (run_dir / "metrics.json").is_file():
                     r = styleunwarp("register", str(case["lom"]), str(case["cbs"]), *opts, "--out", str(run_dir), "--truth", str(case["truth"]))
@@ -146,7 +150,7 @@ def main() -> None:
         start_tre = start_tres(cases)
         for row in rows:
             row["start"] = start_tre[row["pair"]]
-        with (out / f"rows_{set_name}.csv").open("w", newline="") as fh:
+        with (out / f"rows_{set_name}{tag}.csv").open("w", newline="") as fh:
             w = csv.DictWriter(fh, sorted({k for r in rows for k in r}, key=lambda k: (k not in ("set", "pair", "kind"), k)))
             w.writeheader()
             w.writerows(rows)
