@@ -134,16 +134,24 @@ def test_evaluate_far_start_on_real_shale():
     assert res.tres[1] <= _start(near) + 0.1, (res.tres, _start(near))
 
 
-def test_equal_results_tie_and_a_nearer_failure_wins():
-    """Rounding noise does not decide between equal results; among equal medians the nearer failures win."""
+def test_equal_results_tie_and_a_case_made_worse_than_its_start_loses():
+    """Rounding noise does not decide between equal results; a chain that leaves a case farther than its
+    start loses a tie in the counts; how far a failure failed does not decide (the earlier, training-free
+    candidate wins), so a learned chain cannot win on failing a case 1 px nearer."""
     from styleunwarp.style.auto import Result
 
-    a = Result(Chain("none", "elastix"), [1.2969999, 7.569, 1.233, 13.585])
-    b = Result(Chain("shipped", "native"), [1.2970001, 7.569, 1.233, 120.13])
-    c = Result(Chain("none", "native"), [1.297, 7.569, 1.233, 13.585])
+    starts = [1.3, 7.569, 1.233, 13.585]
+    a = Result(Chain("none", "elastix"), [1.2969999, 7.569, 1.233, 13.585], starts)
+    b = Result(Chain("shipped", "native"), [1.2970001, 7.569, 1.233, 120.13], starts)  # moved a failing case away
+    c = Result(Chain("none", "native"), [1.297, 7.569, 1.233, 13.585], starts)
+    assert b.worse == 1 and a.worse == 0
     assert max([a, b], key=lambda r: r.score) is a and max([b, a], key=lambda r: r.score) is a
     assert a.score == c.score and max([a, c], key=lambda r: r.score) is a  # a tie: the earlier candidate
-    assert Result(c.chain, [1.0, float("inf")]).score < Result(c.chain, [1.0, 50.0]).score
+    nearer = Result(Chain("shared", "native"), [1.297, 7.569, 1.233, 12.628], starts)  # CLEM, 2026-12-05
+    assert nearer.score == a.score and max([a, nearer], key=lambda r: r.score) is a
+    near_worse = Result(Chain("shared", "native"), [1.297, 4.9, 1.73, 13.585], starts)  # one more success, one case worse
+    assert near_worse.worse == 1 and near_worse.score > a.score  # successes still come first
+    assert Result(c.chain, [1.0, float("inf")], [1.0, 20.0]).score < Result(c.chain, [1.0, 18.0], [1.0, 20.0]).score
 
 
 def test_never_worse_rule_reads_inverted_contrast_by_the_correlations_magnitude():
