@@ -19,7 +19,6 @@ from styleunwarp.style.chain import Chain  # noqa: E402
 from styleunwarp.style.heldout import MISALIGNED, Case, deform_source, make_cases  # noqa: E402
 from styleunwarp.style.representations.raw import Raw  # noqa: E402
 from styleunwarp.synth.deform import random_deformation  # noqa: E402
-from styleunwarp.transform import identity_elastic  # noqa: E402
 
 SHALE = Path(__file__).resolve().parents[1] / ".." / "shared" / "data" / "petrography-bse-se"
 NCC = Chain("none", "native", {"similarity": "ncc"})
@@ -43,7 +42,7 @@ def _case(source, target, rotation_deg, shift_px, elastic_px=0.5, seed=0, scale_
 
 
 def _start(c: Case) -> float:
-    return tre(identity_elastic(4, c.target.shape), c.truth, c.target.shape, c.source.shape[:2]).mean
+    return c.start_tre()
 
 
 @pytest.mark.slow

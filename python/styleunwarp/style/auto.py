@@ -153,7 +153,6 @@ def evaluate(rep: Representation, chain: Chain, cases: list[Case], params, *, mu
     from ..pipeline.consensus import default_consensus_px
     from ..io import to_gray
     from ..quality import tre
-    from ..transform import identity_elastic
 
     res = Result(chain)
     sigma = chain.coarse_sigma if chain.coarse_sigma is not None else default_coarse_sigma(rep.kind)
@@ -164,8 +163,7 @@ def evaluate(rep: Representation, chain: Chain, cases: list[Case], params, *, mu
         if deadline is not None and time.monotonic() > deadline:
             res.note = f"time budget reached after {i} of {len(cases)} cases"
             break
-        shape = c.target.shape[:2]
-        res.starts.append(float(tre(identity_elastic(4, shape), c.truth, shape, c.source.shape[:2]).mean))
+        res.starts.append(c.start_tre())
         try:
             src, tgt = rep.represent(c.source, c.target)
             ref = rep.reference_target(c.target)  # what the coarse step and the check see (None: tgt)

@@ -37,6 +37,14 @@ class Case:
     kind: str  # "near-identity" or "misaligned" (:data:`KINDS`)
     scale_known: bool = False  # both pixel sizes known: the coarse step fixes the scale, as register does
 
+    def start_tre(self) -> float:
+        """Mean TRE (px) of the images as given (the identity): where every registration of the case starts."""
+        from ..quality import tre
+        from ..transform import identity_elastic
+
+        shape = self.target.shape[:2]
+        return float(tre(identity_elastic(4, shape), self.truth, shape, self.source.shape[:2]).mean)
+
 
 def ranges(kind: str, shape: tuple[int, int]) -> dict:
     """The :func:`~styleunwarp.synth.deform.random_deformation` ranges of a case ``kind`` on a ``shape`` crop."""
