@@ -40,9 +40,10 @@ def structure_evidence(registered: np.ndarray, target: np.ndarray, direct: Elast
     ``aligned``). It says the result is aligned to about that many pixels, no closer; ``aligned``
     stays the full-resolution verdict, which every decision and the grader read."""
     covered = inside_source(to_dense(direct, target.shape[:2]), source_shape[:2])
-    v = mind_verdict(to_gray(registered), to_gray(target), covered)
+    a, b = to_gray(registered), to_gray(target)
+    v = mind_verdict(a, b, covered)
     if coarse_factor and int(coarse_factor) > analysis_factor(target.shape) and not v["aligned"]:
-        c = mind_verdict(to_gray(registered), to_gray(target), covered, factor=int(coarse_factor))
+        c = mind_verdict(a, b, covered, factor=int(coarse_factor))
         v["coarse"] = {"factor": int(coarse_factor), **{k: _rounded(c[k]) for k in ("mind", "z", "residual_px", "aligned")}}
     return {k: _rounded(x) for k, x in v.items()}
 
