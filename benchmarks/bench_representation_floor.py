@@ -6,7 +6,11 @@ representation is made (the shipped model, or ``--model``) and each step of the 
 the identity, as if it had started at the truth:
 
 - ``affine``: the fine affine step's fit (:func:`styleunwarp.pipeline.fine_affine.fit_affine`);
-- ``elastic``: the elastic step (bUnwarpJ with the pipeline's defaults, or ``--backend``).
+- ``elastic``: the elastic step (bUnwarpJ with the pipeline's defaults, or ``--backend``; skipped
+  with ``--skip-elastic``);
+- ``local``: the mean length of one Gauss-Newton translation step of each 64 px window
+  (:func:`styleunwarp.style.alignment.mean_shift_px`, the training signal of ``--align-weight``),
+  no registration run at all.
 
 Whatever they move is error the representation itself brings (lines one map draws and the other
 does not, boundaries drawn off their place): no registration of that representation can be
@@ -21,7 +25,7 @@ other shows structure within R px, :mod:`styleunwarp.pipeline.consensus`; the af
 then the plain one's).
 
     python benchmarks/bench_representation_floor.py --sets real:1000,blind:33,lom3:33 --out /tmp/floor \
-        [--variants plain,denoise1.5,consensus3] [--model DIR] [--backend bunwarpj]
+        [--variants plain,denoise1.5,consensus3] [--model DIR] [--backend bunwarpj] [--skip-elastic]
 
 Writes ``rows.csv`` (one row per set, pair and variant) and prints the mean per set and variant.
 """
@@ -54,6 +58,7 @@ def denoise_of(variant: str) -> float:
 
 
 def main(argv: list[str] | None = None) -> None:
+    import torch
     from bench_styled_defaults import make_set
 
     from styleunwarp.io import normalize, read_image, to_gray
@@ -61,6 +66,7 @@ def main(argv: list[str] | None = None) -> None:
     from styleunwarp.pipeline.fine_affine import fit_affine
     from styleunwarp.quality import transform_stats
     from styleunwarp.registration import PIPELINE_DEFAULTS, register
+    from styleunwarp.style.alignment import mean_shift_px
     from styleunwarp.style.infer import StyleTransfer
     from styleunwarp.transform import affine_elastic, read_transform
     from styleunwarp.transform.model import to_dense
@@ -73,6 +79,7 @@ def main(argv: list[str] | None = None) -> None:
     ap.add_argument("--backend", default="bunwarpj")
     ap.add_argument("--real", type=Path, default=Path(__file__).resolve().parents[1].parent / "shared" / "data" / "openecci-cbs")
     ap.add_argument("--size", type=int, default=512)
+    ap.add_argument("--skip-elastic", action="store_true", help="only the affine and local columns (no registration)")
     args = ap.parse_args(argv)
 
     model = StyleTransfer.load(args.model) if args.model else StyleTransfer.load_default()
@@ -99,12 +106,15 @@ def main(argv: list[str] | None = None) -> None:
                     fitted, _, _ = fit_affine(targets[strength], source, identity)
                     affines[strength] = transform_stats(affine_elastic(fitted, 1, cbs.shape), cbs.shape, cbs.shape).displacement_mean
                 target, affine = targets[strength], affines[strength]
-                radius = int(variant[len("consensus"):]) if variant.startswith("consensus") else 0
-                reg = register(*consensus(target, source, radius), PIPELINE_DEFAULTS, backend=args.backend)
-                elastic = transform_stats(reg.direct, cbs.shape, cbs.shape).displacement_mean
-                row = {"set": spec, "pair": name, "variant": variant, "affine": affine, "elastic": elastic}
+                local = mean_shift_px(torch.from_numpy(source)[None, None], torch.from_numpy(target)[None, None])
+                elastic = float("nan")
+                if not args.skip_elastic:
+                    radius = int(variant[len("consensus"):]) if variant.startswith("consensus") else 0
+                    reg = register(*consensus(target, source, radius), PIPELINE_DEFAULTS, backend=args.backend)
+                    elastic = transform_stats(reg.direct, cbs.shape, cbs.shape).displacement_mean
+                row = {"set": spec, "pair": name, "variant": variant, "affine": affine, "elastic": elastic, "local": local}
                 rows.append(row)
-                print(f"{spec} {name} {variant}: affine {affine:.2f} px, elastic {elastic:.2f} px", flush=True)
+                print(f"{spec} {name} {variant}: affine {affine:.2f} px, elastic {elastic:.2f} px, local {local:.2f} px", flush=True)
     with (args.out / "rows.csv").open("w", newline="") as fh:
         writer = csv.DictWriter(fh, fieldnames=list(rows[0]))
         writer.writeheader()
@@ -113,9 +123,10 @@ def main(argv: list[str] | None = None) -> None:
     for spec in args.sets.split(","):
         for variant in variants:
             sel = [r for r in rows if r["set"] == spec and r["variant"] == variant]
-            summary[f"{spec} {variant}"] = {k: round(float(np.mean([r[k] for r in sel])), 3) for k in ("affine", "elastic")}
-            print(f"{spec:>12} {variant:>12}: mean affine {summary[f'{spec} {variant}']['affine']:.3f} px, "
-                  f"elastic {summary[f'{spec} {variant}']['elastic']:.3f} px ({len(sel)} pairs)")
+            summary[f"{spec} {variant}"] = m = {k: round(float(np.mean([r[k] for r in sel])), 3)
+                                                for k in ("affine", "elastic", "local")}
+            print(f"{spec:>12} {variant:>12}: mean affine {m['affine']:.3f} px, elastic {m['elastic']:.3f} px, "
+                  f"local {m['local']:.3f} px ({len(sel)} pairs)")
     (args.out / "summary.json").write_text(json.dumps(summary, indent=1))
 
 

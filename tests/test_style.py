@@ -489,3 +489,21 @@ def test_training_can_start_from_another_models_weights(tmp_path):
     assert "model" in str(err.value)
     with pytest.raises(InputError, match="target"):
         train(pairs, tmp_path / "e", _cfg(target="cbs"), init=tmp_path / "a", progress=False)
+
+
+def test_alignment_weight_trains_and_keeps_the_best_by_local_shift(tmp_path):
+    """With ``align_weight`` the loss has the alignment term, every epoch records ``val_align_px``,
+    and the model kept is the epoch with the shortest one (not the lowest L1)."""
+    pairs = _pairs(tmp_path / "pairs", n=3, size=64)
+    res = train(pairs, tmp_path / "a", _cfg(epochs=3, align_weight=1.0), progress=False)
+    hist = res["history"]
+    assert all(np.isfinite(h["val_align_px"]) and h["val_align_px"] >= 0 for h in hist)
+    card = json.loads((tmp_path / "a" / "model.json").read_text())
+    assert "align_weight*alignment_loss" in card["training"]["loss"] and card["training"]["align_weight"] == 1.0
+    assert card["validation"]["align_px"] == min(h["val_align_px"] for h in hist)
+    with pytest.raises(ValueError, match="align weight"):
+        _cfg(align_weight=-1.0)
+    # a checkpoint config written before the option existed still loads
+    old = _cfg().as_dict()
+    del old["align_weight"]
+    assert TrainConfig.from_dict(old).align_weight == 0.0

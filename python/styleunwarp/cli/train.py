@@ -22,6 +22,7 @@ import click
 @click.option("--channels", type=click.Choice(["auto", "1", "3"]), default="auto", show_default=True, help="auto: 3 when the LOM images are colour, else 1; 1: gray input (RGB converted); 3: RGB input.")
 @click.option("--lr", type=click.FloatRange(0, min_open=True), default=None, help="Adam learning rate [default: 1e-3 for unet, 2e-4 for gan].")
 @click.option("--edge-weight", type=click.FloatRange(0), default=1.0, show_default=True, help="Weight of the L1 loss on image gradients.")
+@click.option("--align-weight", type=click.FloatRange(0), default=0.0, show_default=True, help="With --target edges|cbs: weight of the alignment loss, the squared length (px^2) of the translation a registration would make of each 64 px window of an aligned crop (styleunwarp.style.alignment); the model kept is then the one with the shortest on the validation pairs (val align_px). Not measured for --target auto.")
 @click.option("--appearance", type=click.FloatRange(0, 1), default=0.0, show_default=True, help="With --target edges|cbs: probability that a training crop's LOM gets a random look (colour permuted or cast, grey, tone curve, inverted, blur, noise; the CBS unchanged), for LOM looks the pairs do not show (docs/style.md). Refused with --target auto and --unaligned (not measured there).")
 @click.option("--description", default=None, help="Training-data description for the model card.")
 @click.option("--resume", is_flag=True, help="Continue from OUT/checkpoint_latest.pt (its hyper-parameters are kept).")
@@ -31,7 +32,7 @@ import click
 @click.option("--lom-pattern", default=None, help="With --unaligned: regular expression for LOM files, with a group (?P<stem>...) [default: as batch].")
 @click.option("--cbs-pattern", default=None, help="With --unaligned: regular expression for CBS files, with a group (?P<stem>...) [default: as batch].")
 def train(pairs, out, epochs, max_minutes, mode, target, seed, crop, batch_size, val_fraction, steps_per_epoch,
-          base, depth, channels, lr, edge_weight, appearance, description, resume, no_progress, unaligned, trust, lom_pattern,
+          base, depth, channels, lr, edge_weight, align_weight, appearance, description, resume, no_progress, unaligned, trust, lom_pattern,
           cbs_pattern) -> None:
     """Train on aligned pairs PAIRS/{lom,cbs}/NAME.tif, PAIRS/NAME_LOM.tif + NAME_CBS.tif, or a CSV manifest (lom,cbs);
     with --unaligned on pairs nobody aligned.
@@ -45,9 +46,10 @@ def train(pairs, out, epochs, max_minutes, mode, target, seed, crop, batch_size,
     from ..style import Architecture, TrainConfig
     from ..style import train as run
 
-    if appearance and (unaligned or target == "auto"):
-        raise click.BadParameter("applies to --target edges|cbs only (not measured for --target auto or --unaligned)",
-                                 param_hint="--appearance")
+    for value, hint in ((appearance, "--appearance"), (align_weight, "--align-weight")):
+        if value and (unaligned or target == "auto"):
+            raise click.BadParameter("applies to --target edges|cbs only (not measured for --target auto or --unaligned)",
+                                     param_hint=hint)
     if unaligned:
         from ..style.unaligned import UnalignedConfig, train_unaligned
 
@@ -74,7 +76,7 @@ def train(pairs, out, epochs, max_minutes, mode, target, seed, crop, batch_size,
     try:
         cfg = TrainConfig(mode=mode, target=target, epochs=epochs, max_minutes=max_minutes, seed=seed, crop=crop,
                           batch_size=batch_size, val_fraction=val_fraction, steps_per_epoch=steps_per_epoch,
-                          lr=lr, edge_weight=edge_weight, appearance=appearance,
+                          lr=lr, edge_weight=edge_weight, align_weight=align_weight, appearance=appearance,
                           arch=Architecture(in_channels=int(channels), base=base, depth=depth))
     except ValueError as exc:
         raise click.BadParameter(str(exc)) from exc
@@ -85,7 +87,7 @@ def train(pairs, out, epochs, max_minutes, mode, target, seed, crop, batch_size,
     for msg in res.get("skipped", []):
         click.echo(f"skipped: {msg}", err=True)
     best = res["best"] or {}
-    metrics = ", ".join(f"{k[4:]} {best[k]:.4g}" for k in ("val_l1", "val_ssim", "val_psnr") if best.get(k) is not None)
+    metrics = ", ".join(f"{k[4:]} {best[k]:.4g}" for k in ("val_l1", "val_ssim", "val_psnr", "val_align_px") if best.get(k) is not None)
     click.echo(summary_line(res, metrics))
 
 

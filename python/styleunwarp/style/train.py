@@ -7,6 +7,11 @@ Losses (docs/style.md):
   discriminator ``0.5 * (MSE(D(x, y), 1) + MSE(D(x, G(x)), 0))``; plus ``edge_weight`` times
   the L1 of the finite-difference gradients if ``edge_weight > 0``.
 * ``unet``: ``|G(x) - y| + edge_weight * |∇G(x) - ∇y|`` (no discriminator).
+* both: plus ``align_weight`` times :func:`styleunwarp.style.alignment.alignment_loss` if
+  ``align_weight > 0``: the robust squared length (px^2) of the Gauss-Newton translation step of
+  each 64 px window of ``G(x)`` onto ``y``, i.e. how far a registration driven by the squared
+  difference would move the aligned crop. A model trained with it is scored for keeping by that
+  length on the validation pairs (``val_align_px``), not by L1.
 
 Every step draws its crops from ``numpy.random.default_rng([seed, epoch, step])`` and there
 is no other randomness after initialisation, so a run resumed from ``checkpoint_latest.pt``
@@ -28,6 +33,7 @@ import torch
 import torch.nn.functional as F
 
 from ..errors import InputError
+from .alignment import alignment_loss, mean_shift_px
 from .data import EDGE_DENOISE, EDGE_SIGMA, TARGETS, LoadedPair, find_pairs, load_pair, sample_batch, to_output_range
 from .networks import Architecture, PatchDiscriminator, UNetGenerator, count_parameters, init_weights
 
@@ -54,6 +60,7 @@ class TrainConfig:
     beta1: float = 0.5
     l1_weight: float = 100.0
     edge_weight: float = 1.0
+    align_weight: float = 0.0
     disc_base: int = 32
     appearance: float = 0.0  # probability of a random look for a training crop's source (style.appearance)
     arch: Architecture = field(default_factory=Architecture)
@@ -71,6 +78,8 @@ class TrainConfig:
             self.lr = 1e-3 if self.mode == "unet" else 2e-4
         if not 0.0 <= self.appearance <= 1.0:
             raise ValueError(f"appearance must be a probability in [0, 1], got {self.appearance}")
+        if self.align_weight < 0:
+            raise ValueError(f"align weight must be >= 0, got {self.align_weight}")
         if not 0.0 <= self.val_fraction < 1.0:
             raise ValueError(f"val fraction must be in [0, 1), got {self.val_fraction}")
 
@@ -82,6 +91,7 @@ class TrainConfig:
     @classmethod
     def from_dict(cls, d: dict) -> "TrainConfig":
         d = dict(d)
+        d.setdefault("align_weight", 0.0)  # checkpoints written before the option existed
         d["arch"] = Architecture.from_dict(d["arch"])
         return cls(**d)
 
@@ -103,7 +113,7 @@ def _grad_l1(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
 
 
 def validate(gen: UNetGenerator, pairs: list[LoadedPair], device: torch.device) -> dict:
-    """Mean L1 (0..255 units), SSIM and PSNR (data range 255) of the generator on whole images."""
+    """Mean L1 (0..255 units), SSIM, PSNR (data range 255) and local shift (``align_px``) on whole images."""
     from skimage.metrics import peak_signal_noise_ratio, structural_similarity
 
     from .infer import StyleTransfer
@@ -111,15 +121,17 @@ def validate(gen: UNetGenerator, pairs: list[LoadedPair], device: torch.device) 
     if not pairs:
         return {}
     st = StyleTransfer(gen, tile=512, overlap=64, device=device)
-    l1, ssim, psnr = [], [], []
+    l1, ssim, psnr, shift = [], [], [], []
     for p in pairs:
         pred = to_output_range(st._run(p.x))
         true = to_output_range(np.clip(p.y[0], -1, 1))
         l1.append(float(np.abs(pred - true).mean()))
         ssim.append(float(structural_similarity(true, pred, data_range=255.0)))
         psnr.append(float(peak_signal_noise_ratio(true, pred, data_range=255.0)))
+        shift.append(mean_shift_px(torch.from_numpy(pred)[None, None], torch.from_numpy(true)[None, None]))
     gen.train()
-    return {"l1": float(np.mean(l1)), "ssim": float(np.mean(ssim)), "psnr": float(np.mean(psnr))}
+    out = {"l1": float(np.mean(l1)), "ssim": float(np.mean(ssim)), "psnr": float(np.mean(psnr))}
+    return {**out, "align_px": float(np.mean(shift))}
 
 
 def _save_checkpoint(out: Path, state: dict) -> None:
@@ -185,7 +197,8 @@ def train(
         ``PAIRS/{lom,cbs}/NAME.tif`` or a CSV manifest with ``lom,cbs`` columns.
     out
         Model folder: ``model.safetensors`` + ``model.json`` (the best epoch by validation
-        L1, or by training loss without a validation split), ``checkpoint_latest.pt`` (full
+        L1, by validation ``align_px`` when ``align_weight > 0``, or by training loss without a
+        validation split), ``checkpoint_latest.pt`` (full
         state for ``resume``), ``history.json``.
     config
         Hyper-parameters; with ``resume`` the checkpoint's config is used (``epochs`` and
@@ -276,7 +289,8 @@ def train(
         "target": target_card(cfg.target),
         "training": {**cfg.as_dict(), "device": str(dev), "generator_parameters": count_parameters(gen),
                      "loss": ("LSGAN + l1_weight*L1" if cfg.mode == "gan" else "L1")
-                     + (" + edge_weight*L1(gradients)" if cfg.edge_weight > 0 else ""),
+                     + (" + edge_weight*L1(gradients)" if cfg.edge_weight > 0 else "")
+                     + (" + align_weight*alignment_loss (px^2)" if cfg.align_weight > 0 else ""),
                      **({"init": init_record} if init_record else {})},
         "training_data": {"description": desc, "pairs": len(loaded), "train": [p.name for p in trn],
                           "validation": [p.name for p in val], "skipped": problems},
@@ -298,7 +312,7 @@ def train(
                "train_loss": float(np.mean(losses)) if losses else None, **{f"val_{k}": v for k, v in metrics.items()},
                "minutes": round((time.monotonic() - t_start) / 60, 3)}
         history.append(row)
-        score = metrics.get("l1", row["train_loss"])
+        score = metrics.get("align_px" if cfg.align_weight > 0 else "l1", row["train_loss"])
         if score is not None and (best is None or score < best["score"]):
             best = {"score": score, **row}
             card = new_card(cfg.arch, **card_extra, validation={**metrics, "epoch": ep + 1, "steps": st,
@@ -350,6 +364,8 @@ def train(
                     loss = F.l1_loss(fake, y)
                     if cfg.edge_weight > 0:
                         loss = loss + cfg.edge_weight * _grad_l1(fake, y)
+                if cfg.align_weight > 0:
+                    loss = loss + cfg.align_weight * alignment_loss(fake, y)
                 opt_g.zero_grad(set_to_none=True)
                 loss.backward()
                 opt_g.step()

@@ -1,0 +1,80 @@
+"""How far a registration would move an aligned pair: a differentiable training signal.
+
+For a model output ``pred`` and its target map ``target``, aligned by construction, the sum of
+squared differences over a window is stationary at the truth only if the window's boundaries lie
+where the target's do. One Gauss-Newton step of a local translation says how far a registration
+driven by that similarity would move the window away from the truth:
+
+    r = pred - target,  g = (grad pred + grad target) / 2   (the symmetric, ESM-style gradient)
+    H = sum_w g g^T + lambda I,  b = sum_w r g,  shift = -H^-1 b   (pixels, x then y)
+
+over windows of ``window`` px every ``stride`` px (the scale of the elastic step's spline grid).
+``lambda`` is ``damping`` times the batch's mean gradient energy, so a window without structure is
+not moved. The shift is ``pred``'s displacement that best matches ``target``: ``pred(x + shift) ~
+target(x)``. :func:`alignment_loss` penalises it robustly (px^2 below ``cap_px``, flattening above),
+so a model can be trained to place boundaries where a registration will leave them (the "floor" of
+``benchmarks/bench_representation_floor.py``), not only to match intensities (L1).
+"""
+
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+
+WINDOW = 64
+STRIDE = 32
+DAMPING = 0.01
+CAP_PX = 5.0
+
+
+def _gradients(img: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """Central differences (x, y) of ``img`` (N, 1, H, W), replicated at the border."""
+    p = F.pad(img, (1, 1, 1, 1), mode="replicate")
+    gx = 0.5 * (p[..., 1:-1, 2:] - p[..., 1:-1, :-2])
+    gy = 0.5 * (p[..., 2:, 1:-1] - p[..., :-2, 1:-1])
+    return gx, gy
+
+
+def local_shift(pred: torch.Tensor, target: torch.Tensor, window: int = WINDOW, stride: int = STRIDE,
+                damping: float = DAMPING) -> torch.Tensor:
+    """The Gauss-Newton translation (N, 2, h, w; x then y, px) of each window of ``pred`` onto ``target``.
+
+    ``pred`` and ``target`` are (N, 1, H, W); differentiable in both. An image smaller than
+    ``window`` is one window.
+    """
+    if pred.shape != target.shape or pred.ndim != 4 or pred.shape[1] != 1:
+        raise ValueError(f"pred and target must both be (N, 1, H, W), got {tuple(pred.shape)} and {tuple(target.shape)}")
+    if min(pred.shape[-2:]) < window:
+        window = stride = min(pred.shape[-2:])
+    gpx, gpy = _gradients(pred)
+    gtx, gty = _gradients(target)
+    gx, gy = 0.5 * (gpx + gtx), 0.5 * (gpy + gty)
+    r = pred - target
+
+    def pool(t: torch.Tensor) -> torch.Tensor:
+        return F.avg_pool2d(t, window, stride)
+
+    hxx, hxy, hyy = pool(gx * gx), pool(gx * gy), pool(gy * gy)
+    bx, by = pool(r * gx), pool(r * gy)
+    lam = damping * (gx * gx + gy * gy).mean().detach() + 1e-12
+    hxx, hyy = hxx + lam, hyy + lam
+    det = hxx * hyy - hxy * hxy
+    sx = -(hyy * bx - hxy * by) / det
+    sy = -(hxx * by - hxy * bx) / det
+    return torch.cat([sx, sy], dim=1)
+
+
+def alignment_loss(pred: torch.Tensor, target: torch.Tensor, window: int = WINDOW, stride: int = STRIDE,
+                   damping: float = DAMPING, cap_px: float = CAP_PX) -> torch.Tensor:
+    """Mean robust squared local shift ``d^2 / (1 + d^2 / cap_px^2)`` (px^2) of ``pred`` against ``target``."""
+    s = local_shift(pred, target, window, stride, damping)
+    d2 = (s * s).sum(dim=1)
+    return (d2 / (1.0 + d2 / cap_px ** 2)).mean()
+
+
+def mean_shift_px(pred: torch.Tensor, target: torch.Tensor, window: int = WINDOW, stride: int = STRIDE,
+                  damping: float = DAMPING) -> float:
+    """Mean length (px) of the local shifts: how far a registration would move the aligned pair."""
+    with torch.no_grad():
+        s = local_shift(pred, target, window, stride, damping)
+        return float(torch.sqrt((s * s).sum(dim=1)).mean())
