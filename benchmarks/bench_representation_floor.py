@@ -8,7 +8,7 @@ the identity, as if it had started at the truth:
 - ``affine``: the fine affine step's fit (:func:`styleunwarp.pipeline.fine_affine.fit_affine`);
 - ``elastic``: the elastic step (bUnwarpJ with the pipeline's defaults, or ``--backend``; skipped
   with ``--skip-elastic``);
-- ``local``: the mean length of one Gauss-Newton translation step of each 64 px window
+- ``local``: the mean length of one Gauss-Newton translation step of each 128 px window at four pyramid levels
   (:func:`styleunwarp.style.alignment.mean_shift_px`, the training signal of ``--align-weight``),
   no registration run at all.
 

@@ -9,7 +9,7 @@ Losses (docs/style.md):
 * ``unet``: ``|G(x) - y| + edge_weight * |∇G(x) - ∇y|`` (no discriminator).
 * both: plus ``align_weight`` times :func:`styleunwarp.style.alignment.alignment_loss` if
   ``align_weight > 0``: the robust squared length (px^2) of the Gauss-Newton translation step of
-  each 64 px window of ``G(x)`` onto ``y``, i.e. how far a registration driven by the squared
+  each 128 px window at four pyramid levels of ``G(x)`` onto ``y``, i.e. how far a registration driven by the squared
   difference would move the aligned crop. A model trained with it is scored for keeping by that
   length on the validation pairs (``val_align_px``), not by L1.
 
