@@ -20,12 +20,13 @@ crops against perfect boundaries; this one takes any set, any renderer, and both
 
 Variants (``--variants``, comma-separated): ``plain`` (the representation as the pipeline makes
 it), ``denoiseS`` (the CBS boundary map after total-variation denoising of strength S, as
-``target.denoise`` in a model card), ``consensusR`` (the elastic step fits each map only where the
+``target.denoise`` in a model card), ``highpassS`` (both maps less their Gaussian low-pass of
+S px, before both steps), ``consensusR`` (the elastic step fits each map only where the
 other shows structure within R px, :mod:`styleunwarp.pipeline.consensus`; the affine column is
 then the plain one's).
 
     python benchmarks/bench_representation_floor.py --sets real:1000,blind:33,lom3:33 --out /tmp/floor \
-        [--variants plain,denoise1.5,consensus3] [--model DIR] [--backend bunwarpj] [--skip-elastic]
+        [--variants plain,denoise1.5,consensus3] [--model DIR] [--backend bunwarpj] [--skip-elastic] [--min-scale coarse]
 
 Writes ``rows.csv`` (one row per set, pair and variant) and prints the mean per set and variant.
 """
@@ -36,6 +37,7 @@ import argparse
 import csv
 import json
 import sys
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -55,6 +57,18 @@ def warp_by_truth(image: np.ndarray, dense: np.ndarray) -> np.ndarray:
 def denoise_of(variant: str) -> float:
     """The CBS denoising strength of ``variant`` (``denoiseS``; 0 for the others)."""
     return float(variant[len("denoise"):]) if variant.startswith("denoise") else 0.0
+
+
+def highpass_of(variant: str) -> float:
+    """The high-pass scale of ``variant`` (``highpassS``; 0 for the others)."""
+    return float(variant[len("highpass"):]) if variant.startswith("highpass") else 0.0
+
+
+def highpass(image: np.ndarray, sigma: float) -> np.ndarray:
+    """``image`` less its Gaussian low-pass of ``sigma`` px."""
+    from scipy import ndimage
+
+    return image - ndimage.gaussian_filter(image, sigma)
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -79,9 +93,12 @@ def main(argv: list[str] | None = None) -> None:
     ap.add_argument("--backend", default="bunwarpj")
     ap.add_argument("--real", type=Path, default=Path(__file__).resolve().parents[1].parent / "shared" / "data" / "openecci-cbs")
     ap.add_argument("--size", type=int, default=512)
+    ap.add_argument("--min-scale", default=None,
+                    help="the elastic step's first deformation scale (very_coarse .. very_fine; default: the pipeline's)")
     ap.add_argument("--skip-elastic", action="store_true", help="only the affine and local columns (no registration)")
     args = ap.parse_args(argv)
 
+    params = PIPELINE_DEFAULTS if args.min_scale is None else replace(PIPELINE_DEFAULTS, min_scale_deformation=args.min_scale)
     model = StyleTransfer.load(args.model) if args.model else StyleTransfer.load_default()
     if model.target_kind != "edges":
         raise SystemExit(f"{args.model}: the floor is measured for boundary-map (edges) models, this one renders {model.target_kind!r}")
@@ -96,21 +113,24 @@ def main(argv: list[str] | None = None) -> None:
             dense = to_dense(read_transform(test / "truth" / f"{name}_direct_transf.txt"), cbs.shape)
             lom = warp_by_truth(read_image(lom_file).data, dense)
             identity = np.array([[1.0, 0.0, 0.0], [0.0, 1.0, 0.0]])
-            source = normalize(np.asarray(model(lom), np.float32))  # the LOM side does not depend on the variant
-            targets: dict[float, np.ndarray] = {}
-            affines: dict[float, float] = {}
+            styled = normalize(np.asarray(model(lom), np.float32))
+            maps: dict[tuple[float, float], tuple[np.ndarray, np.ndarray, float]] = {}
             for variant in variants:
-                strength = denoise_of(variant)
-                if strength not in targets:
-                    targets[strength] = normalize(np.asarray(model.prepare_target(cbs, denoise=strength), np.float32))
-                    fitted, _, _ = fit_affine(targets[strength], source, identity)
-                    affines[strength] = transform_stats(affine_elastic(fitted, 1, cbs.shape), cbs.shape, cbs.shape).displacement_mean
-                target, affine = targets[strength], affines[strength]
+                key = (denoise_of(variant), highpass_of(variant))
+                if key not in maps:
+                    target = normalize(np.asarray(model.prepare_target(cbs, denoise=key[0]), np.float32))
+                    source = styled
+                    if key[1] > 0:
+                        source, target = normalize(highpass(source, key[1])), normalize(highpass(target, key[1]))
+                    fitted, _, _ = fit_affine(target, source, identity)
+                    affine = transform_stats(affine_elastic(fitted, 1, cbs.shape), cbs.shape, cbs.shape).displacement_mean
+                    maps[key] = (source, target, affine)
+                source, target, affine = maps[key]
                 local = mean_shift_px(torch.from_numpy(source)[None, None], torch.from_numpy(target)[None, None])
                 elastic = float("nan")
                 if not args.skip_elastic:
                     radius = int(variant[len("consensus"):]) if variant.startswith("consensus") else 0
-                    reg = register(*consensus(target, source, radius), PIPELINE_DEFAULTS, backend=args.backend)
+                    reg = register(*consensus(target, source, radius), params, backend=args.backend)
                     elastic = transform_stats(reg.direct, cbs.shape, cbs.shape).displacement_mean
                 row = {"set": spec, "pair": name, "variant": variant, "affine": affine, "elastic": elastic, "local": local}
                 rows.append(row)

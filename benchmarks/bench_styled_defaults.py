@@ -74,6 +74,8 @@ CONFIGS: dict[str, dict] = {
     "mono": {"mode": "mono"},
     "sub1": {"img_subsamp_fact": 1},
     "stop0.001": {"stop_threshold": 0.001},
+    "min_coarse": {"min_scale_deformation": "coarse"},
+    "min_fine": {"min_scale_deformation": "fine"},
     "cons3": {"consistency_weight": 3.0},
     "cons30": {"consistency_weight": 30.0},
     "consensus0": {"consensus": 0},
