@@ -71,5 +71,20 @@ def test_robust_loss_flattens_far_shifts_and_small_images_are_one_window():
     assert s.shape == (1, 2, 1, 1) and abs(float(s[0, 0, 0, 0]) - 0.5) < 0.1
     big = _t(ndimage.shift(_smooth(seed=3), (0, 30), order=1, mode="nearest"))
     assert float(alignment_loss(big, _t(_smooth(seed=3)), cap_px=5.0)) < 25.0
-    with pytest.raises(ValueError, match="N, 1, H, W"):
-        local_shift(torch.zeros(1, 2, 8, 8), torch.zeros(1, 2, 8, 8))
+    with pytest.raises(ValueError, match="N, C, H, W"):
+        local_shift(torch.zeros(1, 2, 8, 8), torch.zeros(1, 2, 9, 8))
+
+
+def test_channels_of_a_code_share_one_shift():
+    """Two channels shifted alike give that shift; a channel without structure changes nothing."""
+    a, b = _smooth(seed=4), _smooth(seed=5)
+    shift = (0.6, 0.3)
+    moved = [ndimage.shift(c, (shift[1], shift[0]), order=3, mode="nearest") for c in (a, b)]
+    pred = torch.from_numpy(np.stack(moved).astype(np.float32))[None]
+    target = torch.from_numpy(np.stack([a, b]).astype(np.float32))[None]
+    s = local_shift(pred, target, window=64, stride=32)[0].reshape(2, -1).median(dim=1).values.numpy()
+    np.testing.assert_allclose(s, shift, atol=0.08)
+    flat = torch.zeros(1, 1, *a.shape)
+    one = local_shift(_t(moved[0]), _t(a), window=64, stride=32)
+    padded = local_shift(torch.cat([_t(moved[0]), flat], 1), torch.cat([_t(a), flat], 1), window=64, stride=32)
+    torch.testing.assert_close(one, padded)

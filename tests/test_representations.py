@@ -106,6 +106,23 @@ def test_shared_code_learns_a_common_code_and_round_trips(tmp_path):
         load(tmp_path, section)
 
 
+def test_shared_code_with_the_alignment_loss_trains_and_records_it(tmp_path):
+    """``align_weight`` enters the loss (same seed and crops: InfoNCE alone is reproduced exactly,
+    the weighted run differs) and is kept in the card."""
+    pairs = [_pair(i) for i in range(3)]
+    base = dict(code_channels=2, width=8, dilations=(1, 2, 1), crop=48, batch_size=2, samples=128)
+
+    def trained(**kw):
+        return train_shared(pairs, 1, seconds=1e9, cfg=SharedConfig(**base, **kw), max_steps=40, snapshots=1)[0][-1]
+
+    s, t = _pair(7)
+    plain, again, aligned = trained(), trained(align_weight=0.0), trained(align_weight=5.0)
+    np.testing.assert_array_equal(plain.codes(s, "source"), again.codes(s, "source"))
+    assert not np.array_equal(plain.codes(s, "source"), aligned.codes(s, "source"))
+    section = aligned.save(tmp_path)
+    assert load(tmp_path, json.loads(json.dumps(section))).cfg.align_weight == 5.0
+
+
 def test_chain_card_and_backend_resolution(tmp_path):
     chain = Chain("none", "elastix", {"grid_spacing": 48.0})
     write_chain_card(tmp_path, chain, Raw().save(tmp_path), candidates=[])

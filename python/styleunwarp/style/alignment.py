@@ -35,7 +35,7 @@ CAP_PX = 5.0
 
 
 def _gradients(img: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-    """Central differences (x, y) of ``img`` (N, 1, H, W), replicated at the border."""
+    """Central differences (x, y) of ``img`` (N, C, H, W), replicated at the border."""
     p = F.pad(img, (1, 1, 1, 1), mode="replicate")
     gx = 0.5 * (p[..., 1:-1, 2:] - p[..., 1:-1, :-2])
     gy = 0.5 * (p[..., 2:, 1:-1] - p[..., :-2, 1:-1])
@@ -46,11 +46,12 @@ def local_shift(pred: torch.Tensor, target: torch.Tensor, window: int = WINDOW, 
                 damping: float = DAMPING) -> torch.Tensor:
     """The Gauss-Newton translation (N, 2, h, w; x then y, px) of each window of ``pred`` onto ``target``.
 
-    ``pred`` and ``target`` are (N, 1, H, W); differentiable in both. An image smaller than
-    ``window`` is one window.
+    ``pred`` and ``target`` are (N, C, H, W); differentiable in both. The C channels of a
+    multi-channel code share one shift (their normal equations are summed). An image smaller
+    than ``window`` is one window.
     """
-    if pred.shape != target.shape or pred.ndim != 4 or pred.shape[1] != 1:
-        raise ValueError(f"pred and target must both be (N, 1, H, W), got {tuple(pred.shape)} and {tuple(target.shape)}")
+    if pred.shape != target.shape or pred.ndim != 4:
+        raise ValueError(f"pred and target must both be (N, C, H, W), got {tuple(pred.shape)} and {tuple(target.shape)}")
     if min(pred.shape[-2:]) < window:
         window = stride = min(pred.shape[-2:])
     gpx, gpy = _gradients(pred)
@@ -59,11 +60,11 @@ def local_shift(pred: torch.Tensor, target: torch.Tensor, window: int = WINDOW, 
     r = pred - target
 
     def pool(t: torch.Tensor) -> torch.Tensor:
-        return F.avg_pool2d(t, window, stride)
+        return F.avg_pool2d(t.sum(dim=1, keepdim=True), window, stride)
 
     hxx, hxy, hyy = pool(gx * gx), pool(gx * gy), pool(gy * gy)
     bx, by = pool(r * gx), pool(r * gy)
-    lam = damping * (gx * gx + gy * gy).mean().detach() + 1e-12
+    lam = damping * (gx * gx + gy * gy).sum(dim=1).mean().detach() + 1e-12
     hxx, hyy = hxx + lam, hyy + lam
     det = hxx * hyy - hxy * hxy
     sx = -(hyy * bx - hxy * by) / det

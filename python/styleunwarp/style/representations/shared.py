@@ -5,7 +5,9 @@ code per pixel. They are trained jointly on aligned pairs with a symmetric InfoN
 (Pielawski et al. 2020, "CoMIR"): the code of a source pixel must be closer (in squared
 Euclidean distance, the critic CoMIR uses, so that SSD registration can compare codes) to the
 code of the target pixel at the same place than to the codes of the other sampled pixels.
-Rotation and flip equivariance come from augmentation: both crops of a pair get the same
+With ``SharedConfig.align_weight > 0`` the loss adds :func:`styleunwarp.style.alignment.alignment_loss`
+of the two codes (all channels sharing one shift per window): how far a registration of the codes
+would move the aligned crop. Rotation and flip equivariance come from augmentation: both crops of a pair get the same
 random 90° rotation and flip. For the (grey) registration backends the code is reduced to one
 channel by its first principal component, computed on the training codes and stored with the
 weights; both images use the same projection, each then stretched to 0..255 on its own.
@@ -22,6 +24,7 @@ import numpy as np
 import torch
 from torch import nn
 
+from ..alignment import alignment_loss
 from . import Representation
 
 WEIGHTS = "shared.safetensors"
@@ -39,6 +42,7 @@ class SharedConfig:
     samples: int = 256  # pixels sampled per batch (spread over its crops) for InfoNCE
     temperature: float = 0.5
     lr: float = 1e-3
+    align_weight: float = 0.0  # weight of style.alignment.alignment_loss of the two codes (0: InfoNCE only)
 
     def as_dict(self) -> dict:
         d = asdict(self)
@@ -201,6 +205,8 @@ def train_shared(pairs: list[tuple[np.ndarray, np.ndarray]], source_channels: in
         k = max(1, min(cfg.samples // b, h * w))  # pixels of every crop pooled: other crops give easy negatives
         idx = torch.from_numpy(np.concatenate([i * h * w + rng.choice(h * w, size=k, replace=False) for i in range(b)]))
         loss = infonce(zs.permute(0, 2, 3, 1).reshape(-1, d)[idx], zt.permute(0, 2, 3, 1).reshape(-1, d)[idx], cfg.temperature)
+        if cfg.align_weight > 0:
+            loss = loss + cfg.align_weight * alignment_loss(zs, zt)
         opt.zero_grad(set_to_none=True)
         loss.backward()
         opt.step()
