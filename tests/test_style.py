@@ -385,6 +385,8 @@ def test_cli_train_and_style(tmp_path):
     assert json.loads((tmp_path / "m" / "model.json").read_text())["training"]["appearance"] == 0.5
     r = CliRunner().invoke(main, ["train", str(pairs), "--out", str(tmp_path / "auto"), "--appearance", "0.5"])
     assert r.exit_code == 2 and "--appearance" in r.output and "edges|cbs only" in r.output
+    r = CliRunner().invoke(main, ["train", str(pairs), "--out", str(tmp_path / "auto"), "--align-weight", "1"])
+    assert r.exit_code == 2 and "--align-weight" in r.output and "edges|cbs only" in r.output
     assert not (tmp_path / "auto").exists()
     lom = pairs / "lom" / "p0.tif"
     r = CliRunner().invoke(main, ["style", str(lom), "--model", str(tmp_path / "m"), "-o", str(tmp_path / "one.tif")])

@@ -39,7 +39,8 @@ def train(pairs, out, epochs, max_minutes, mode, target, seed, crop, batch_size,
 
     --target auto (default) writes OUT/chain.json (the chain chosen by held-out TRE, every
     candidate's TRE) and the chosen representation's weights; `register --model OUT` uses that
-    chain. --target edges|cbs write the best style model (by validation L1) as
+    chain. --target edges|cbs write the best style model (by validation L1, or by the validation
+    local shift with --align-weight) as
     OUT/model.safetensors + OUT/model.json.
     """
     from ..errors import InputError, StyleunwarpError
