@@ -5,8 +5,9 @@ two known smooth deformations per test pair, seed 77, near-identity ones include
 code (:mod:`styleunwarp.style.representations.shared`) is trained for ``--seconds`` (or exactly ``--steps``) on the
 training pairs once per weight of ``--weights`` (same seed, same crops), and every learned chain
 of the shared code (:func:`styleunwarp.style.auto.learned_chains`) is run on the test cases.
-Reported per data set, weight and chain: cases within 1.5 / 5 px mean TRE, cases left more than
-0.25 px farther than their start (``worse``), the median TRE; and the mean local shift of the
+Reported per data set, weight and chain: the held-out result as ``train --target auto`` records it
+(:meth:`styleunwarp.style.auto.Result.as_dict`: cases within 1.5 / 5 px mean TRE, cases left more
+than 0.25 px farther than their start, the median TRE); and the mean local shift of the
 codes on the aligned test pairs (:func:`styleunwarp.style.alignment.mean_shift_px`).
 
     PYTHONPATH=python python benchmarks/bench_shared_alignment.py --datasets clem,shale --weights 0,1 \
@@ -20,7 +21,6 @@ from __future__ import annotations
 import argparse
 import json
 import sys
-import time
 from pathlib import Path
 
 import numpy as np
@@ -46,7 +46,7 @@ def main(argv: list[str] | None = None) -> None:
     from bench_representations import load_dataset
 
     from styleunwarp.registration import PIPELINE_DEFAULTS
-    from styleunwarp.style.auto import WORSE_PX, evaluate, learned_chains
+    from styleunwarp.style.auto import evaluate, learned_chains
     from styleunwarp.style.heldout import make_cases
     from styleunwarp.style.representations.shared import SharedConfig, train_shared
 
@@ -65,10 +65,8 @@ def main(argv: list[str] | None = None) -> None:
         train, test = load_dataset(name)
         test = test[:args.test_pairs]
         cases = make_cases(test, 2, seed=77, max_side=256)
-        starts = [c.start_tre() for c in cases]
         rows = []
         for w in (float(v) for v in args.weights.split(",")):
-            t0 = time.monotonic()
             snaps, summary = train_shared([(s, t) for _, s, t in train], 1 if train[0][1].ndim == 2 else 3,
                                           seconds=args.seconds if args.steps is None else 1e9,
                                           cfg=SharedConfig(align_weight=w), seed=args.seed, max_steps=args.steps,
@@ -76,17 +74,12 @@ def main(argv: list[str] | None = None) -> None:
             rep = snaps[-1]
             shift = code_shift(rep, test)
             for chain in learned_chains("shared"):
-                r = evaluate(rep, chain, cases, PIPELINE_DEFAULTS)
-                tres = [float(v) for v in r.tres]
-                row = {"weight": w, "chain": chain.label, "steps": summary["steps"], "code_shift_px": shift,
-                       "within_1.5px": sum(v <= 1.5 for v in tres), "within_5px": sum(v <= 5 for v in tres),
-                       "worse": sum(v > s0 + WORSE_PX for v, s0 in zip(tres, starts)),
-                       "median_tre_px": float(np.median(tres)), "tre_px": tres, "start_px": starts,
-                       "seconds": round(time.monotonic() - t0, 1)}
+                row = {"weight": w, "steps": summary["steps"], "training_seconds": summary["seconds"], "code_shift_px": shift,
+                       **evaluate(rep, chain, cases, PIPELINE_DEFAULTS).as_dict(len(cases))}
                 rows.append(row)
                 print(f"{name:<6} W {w:g} {chain.label:<28} steps {summary['steps']:>5}  shift {shift:.3f} px  "
                       f"<=1.5 {row['within_1.5px']}/{len(cases)}  <=5 {row['within_5px']}/{len(cases)}  "
-                      f"worse {row['worse']}  median {row['median_tre_px']:.2f} px", flush=True)
+                      f"worse {row['worse_than_start']}  median {row['median_tre_px']:.2f} px", flush=True)
         (args.out / f"{name}.json").write_text(json.dumps({"dataset": name, "cases": len(cases), "rows": rows}, indent=1))
 
 

@@ -130,8 +130,8 @@ def validate(gen: UNetGenerator, pairs: list[LoadedPair], device: torch.device) 
         psnr.append(float(peak_signal_noise_ratio(true, pred, data_range=255.0)))
         shift.append(mean_shift_px(torch.from_numpy(pred)[None, None], torch.from_numpy(true)[None, None]))
     gen.train()
-    out = {"l1": float(np.mean(l1)), "ssim": float(np.mean(ssim)), "psnr": float(np.mean(psnr))}
-    return {**out, "align_px": float(np.mean(shift))}
+    return {"l1": float(np.mean(l1)), "ssim": float(np.mean(ssim)), "psnr": float(np.mean(psnr)),
+            "align_px": float(np.mean(shift))}
 
 
 def _save_checkpoint(out: Path, state: dict) -> None:
