@@ -106,7 +106,8 @@ def target_card(kind: str) -> dict:
     return {"kind": "cbs", "description": "the percentile-stretched CBS image (CBS-like rendering)"}
 
 
-def _grad_l1(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
+def gradient_l1(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
+    """Mean L1 of the difference of the two images' finite-difference gradients (x and y summed)."""
     dxa, dxb = a[..., :, 1:] - a[..., :, :-1], b[..., :, 1:] - b[..., :, :-1]
     dya, dyb = a[..., 1:, :] - a[..., :-1, :], b[..., 1:, :] - b[..., :-1, :]
     return (dxa - dxb).abs().mean() + (dya - dyb).abs().mean()
@@ -359,11 +360,11 @@ def train(
                     d_out = disc(x, fake)
                     loss = F.mse_loss(d_out, torch.ones_like(d_out)) + cfg.l1_weight * F.l1_loss(fake, y)
                     if cfg.edge_weight > 0:
-                        loss = loss + cfg.edge_weight * cfg.l1_weight * _grad_l1(fake, y)
+                        loss = loss + cfg.edge_weight * cfg.l1_weight * gradient_l1(fake, y)
                 else:
                     loss = F.l1_loss(fake, y)
                     if cfg.edge_weight > 0:
-                        loss = loss + cfg.edge_weight * _grad_l1(fake, y)
+                        loss = loss + cfg.edge_weight * gradient_l1(fake, y)
                 if cfg.align_weight > 0:
                     loss = loss + cfg.align_weight * alignment_loss(fake, y)
                 opt_g.zero_grad(set_to_none=True)

@@ -1,0 +1,53 @@
+"""Test-time adaptation of a style model to one pair (styleunwarp.style.adapt), with the shipped model."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+torch = pytest.importorskip("torch")
+
+from styleunwarp.style import StyleTransfer  # noqa: E402
+from styleunwarp.style.adapt import adapt_to_pair  # noqa: E402
+from styleunwarp.synth.variety import varied_pair  # noqa: E402
+from styleunwarp.transform import warp_image  # noqa: E402
+
+
+@pytest.fixture(scope="module")
+def shipped():
+    try:
+        return StyleTransfer.load_default()
+    except Exception as exc:  # noqa: BLE001 - the shipped model is part of the repository
+        pytest.fail(f"shipped model does not load: {exc}")
+
+
+def _map_error(model, lom, target_map, truth) -> float:
+    """Mean |model(LOM) moved by the truth - target map| where the moved LOM covers the target."""
+    moved = warp_image(model(lom), truth, target_map.shape)
+    inside = warp_image(np.ones(lom.shape[:2], np.float32), truth, target_map.shape) > 0.999
+    return float(np.abs(moved - target_map)[inside].mean())
+
+
+def test_adapting_on_the_true_alignment_fits_a_look_the_model_has_not_seen(shipped):
+    pair = varied_pair((256, 256), seed=5, deform=True, colour=False)
+    lom = 255.0 - pair.lom.astype(np.float32)  # contrast inverted: a look no training crop had
+    target_map = shipped.prepare_target(pair.cbs)
+    weights = {k: v.clone() for k, v in shipped.generator.state_dict().items()}
+    before = _map_error(shipped, lom, target_map, pair.truth)
+    adapted, facts = adapt_to_pair(shipped, lom, target_map, pair.truth, steps=30, crop=128, batch=2, lr=1e-3)
+    after = _map_error(adapted, lom, target_map, pair.truth)
+    assert after < 0.93 * before, (before, after)  # measured 17.2 -> 15.1
+    assert facts["steps"] == 30 and facts["loss_last"] < facts["loss_first"]
+    assert 0.5 < facts["valid_fraction"] <= 1.0
+    assert adapted.card["adapted"]["steps"] == 30
+    for k, v in shipped.generator.state_dict().items():  # the model passed in is left as it was
+        assert torch.equal(v, weights[k]), k
+
+
+def test_adapting_needs_the_source_on_the_target_grid(shipped):
+    pair = varied_pair((128, 128), seed=6, colour=False)
+    far = np.zeros((2, 128, 128), np.float32) - 1000.0  # every target pixel maps outside the source
+    with pytest.raises(ValueError, match="too little of the warped source"):
+        adapt_to_pair(shipped, pair.lom, shipped.prepare_target(pair.cbs), far, steps=1, crop=64, batch=1)
+    with pytest.raises(ValueError, match="steps must be"):
+        adapt_to_pair(shipped, pair.lom, shipped.prepare_target(pair.cbs), far, steps=0)
