@@ -51,3 +51,50 @@ def test_adapting_needs_the_source_on_the_target_grid(shipped):
         adapt_to_pair(shipped, pair.lom, shipped.prepare_target(pair.cbs), far, steps=1, crop=64, batch=1)
     with pytest.raises(ValueError, match="steps must be"):
         adapt_to_pair(shipped, pair.lom, shipped.prepare_target(pair.cbs), far, steps=0)
+
+
+def test_the_mean_transform_maps_to_the_mean_of_the_two_maps():
+    from styleunwarp.pipeline.adapt import mean_transform
+    from styleunwarp.transform import ElasticTransform
+
+    rng = np.random.default_rng(0)
+    a = ElasticTransform(rng.normal(50, 20, (7, 7)), rng.normal(50, 20, (7, 7)))
+    b = ElasticTransform(rng.normal(50, 20, (7, 7)), rng.normal(50, 20, (7, 7)))
+    m = mean_transform(a, b)
+    np.testing.assert_allclose(m.to_dense((60, 80)), (a.to_dense((60, 80)) + b.to_dense((60, 80))) / 2, atol=1e-9)
+    assert mean_transform(a, ElasticTransform(np.zeros((11, 11)), np.zeros((11, 11)))) is None
+
+
+@pytest.mark.slow
+def test_register_adapts_the_shipped_model_and_keeps_the_mean_of_two_results(tmp_path):
+    import json
+
+    from click.testing import CliRunner
+
+    from styleunwarp.cli import main
+    from styleunwarp.io import write_tiff
+    from styleunwarp.transform import write_elastic
+
+    pair = varied_pair((256, 256), seed=8, deform=True, colour=False)
+    write_tiff(tmp_path / "lom.tif", pair.lom)
+    write_tiff(tmp_path / "cbs.tif", pair.cbs)
+    write_elastic(pair.truth, tmp_path / "truth.txt")
+    common = [str(tmp_path / "lom.tif"), str(tmp_path / "cbs.tif"), "--backend", "native", "--truth", str(tmp_path / "truth.txt"),
+              "--no-second-opinion", "--adapt-steps", "20"]
+    res = CliRunner().invoke(main, ["register", *common, "--out", str(tmp_path / "a")])
+    assert res.exit_code == 0, res.output
+    m = json.loads((tmp_path / "a" / "metrics.json").read_text())
+    ad = m["adapt"]
+    assert ad["combined"] == "mean" and ad["steps"] == 20 and ad["loss_last"] < ad["loss_first"], ad
+    assert ad["first"]["kept"] in ("elastic", "start") and ad["adapted"]["kept"] in ("elastic", "start")
+    assert "adapted: the model fine-tuned on this pair (20 steps" in res.output
+    assert m["seconds"]["adapt"] > 0 and m["tre"]["mean"] < 3.0, m["tre"]
+    # batch passes the option on; raw images have no model to adapt, which is said
+    (tmp_path / "acq").mkdir()
+    write_tiff(tmp_path / "acq" / "p1_LOM.tif", pair.lom)
+    write_tiff(tmp_path / "acq" / "p1_CBS.tif", pair.cbs)
+    raw = CliRunner().invoke(main, ["batch", str(tmp_path / "acq"), "--out", str(tmp_path / "b"), "--style", "none", "--backend", "native",
+                                    "--no-second-opinion", "--adapt-steps", "20", "--no-progress"])
+    assert raw.exit_code == 0, raw.output
+    mb = json.loads((tmp_path / "b" / "p1" / "metrics.json").read_text())
+    assert mb["adapt"]["combined"] == "not adapted" and "only translation models adapt" in mb["adapt"]["reason"]

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import click
 
-from .options import (backend_options, bunwarpj_options, coarse_alignment_option, coarse_option, fiji_option, model_alternatives, model_chain,
+from .options import (adapt_option, backend_options, bunwarpj_options, coarse_alignment_option, coarse_option, fiji_option, model_alternatives, model_chain,
                       pixel_size_options, second_opinion_option, style_options)
 
 
@@ -54,8 +54,9 @@ def _executor_options(func):
 @_pairing_options
 @fiji_option
 @second_opinion_option
+@adapt_option
 @bunwarpj_options
-def batch(source, out_dir, model, style, backend, threads, workers, cluster, scheduler, force, coarse, prealign, lom_pixel_size, cbs_pixel_size, progress, coarse_sigma, backend_options, lom_pattern, cbs_pattern, fiji_dir, second_opinion, params, fine_affine=True) -> None:
+def batch(source, out_dir, model, style, backend, threads, workers, cluster, scheduler, force, coarse, prealign, lom_pixel_size, cbs_pixel_size, progress, coarse_sigma, backend_options, lom_pattern, cbs_pattern, fiji_dir, second_opinion, params, fine_affine=True, adapt_steps=0) -> None:
     """Register every LOM/CBS pair of SOURCE (an acquisition folder or a CSV manifest).
 
     Pairs are NAME_LOM + NAME_CBS (or NAME_SEM) by default. Writes OUT/<pair>/ (the files
@@ -71,7 +72,7 @@ def batch(source, out_dir, model, style, backend, threads, workers, cluster, sch
         summary = run_batch(
             source, out_dir, model=model, style=style, backend=backend, params=params, fiji_dir=fiji_dir, workers=workers, cluster=cluster, scheduler=scheduler, threads=threads,
             force=force, prealign=prealign, coarse=coarse, lom_pixel_size=lom_pixel_size, cbs_pixel_size=cbs_pixel_size, coarse_sigma=coarse_sigma, backend_options=backend_options, lom_pattern=lom_pattern,
-            cbs_pattern=cbs_pattern, progress=progress, alternatives=alternatives, fine_affine=fine_affine,
+            cbs_pattern=cbs_pattern, progress=progress, alternatives=alternatives, fine_affine=fine_affine, adapt_steps=adapt_steps,
             echo=click.echo,
         )  # fmt: skip
     except StyleunwarpError as exc:

@@ -104,6 +104,16 @@ def backend_options(func: Callable) -> Callable:
     )(func)
 
 
+def adapt_option(func: Callable) -> Callable:
+    """``--adapt-steps N``: test-time adaptation of a style model to each pair (:mod:`styleunwarp.pipeline.adapt`)."""
+    return click.option(
+        "--adapt-steps", type=click.IntRange(min=0), default=0, show_default=True,
+        help="With a style model (edges/cbs): fine-tune a copy of it for this many steps on the LOM as registered, register again "
+             "with its map and keep the mean of the two results (150 steps: about 40 s more per pair on 2 cores, fine-tuning and a second registration; docs/style.md, "
+             "'Test-time adaptation'). 0: off.",
+    )(func)
+
+
 def coarse_alignment_option(func: Callable) -> Callable:
     """``--coarse auto|none|similarity|affine``, ``--fine-affine/--no-fine-affine`` and the deprecated ``--prealign`` (= similarity)."""
     func = click.option(
@@ -161,6 +171,14 @@ def verdict_lines(metrics: dict) -> list[tuple[str, bool]]:
         lines.append((f"elastic step not kept: {e.get('reason')}", False))
     elif e.get("restart"):
         lines.append((f"elastic step: {e.get('reason')}", False))
+    ad = metrics.get("adapt")
+    if ad:
+        if ad.get("combined") == "mean":
+            lines.append((f"adapted: the model fine-tuned on this pair ({ad.get('steps')} steps, loss {ad.get('loss_first', 0):.3f} -> "
+                           f"{ad.get('loss_last', 0):.3f}) registered it again; kept the mean of the two results "
+                           f"(elastic step kept: first {ad['first'].get('kept')}, adapted {ad['adapted'].get('kept')})", False))
+        else:
+            lines.append((f"not adapted: {ad.get('reason') or ad.get('combined')}", False))
     so = metrics.get("second_opinion")
     if so:
         lines.append((f"second opinion ({so.get('trigger')}): {so.get('reason')}", False))

@@ -5,6 +5,7 @@ from __future__ import annotations
 import click
 
 from .options import (
+    adapt_option,
     backend_options,
     bunwarpj_options,
     coarse_alignment_option,
@@ -32,11 +33,12 @@ from .options import (
 @coarse_option
 @backend_options
 @second_opinion_option
+@adapt_option
 @bunwarpj_options
 def register(
     lom: str, cbs: str, out_dir: str, model: str | None, style: str, backend: str, fiji_dir: str | None, truth: str | None, coarse: str,
     prealign: bool, lom_pixel_size: float | None, cbs_pixel_size: float | None, coarse_sigma: float | None, backend_options: dict,
-    second_opinion: bool, params, fine_affine: bool = True,
+    second_opinion: bool, params, fine_affine: bool = True, adapt_steps: int = 0,
 ) -> None:  # fmt: skip
     """Register the LOM image to the CBS image and re-apply the transform to the original LOM.
 
@@ -58,7 +60,7 @@ def register(
         res = register_pair_verified(
             lom, cbs, out_dir, alternatives=alternatives, model=model, style=style, backend=backend, params=params, fiji_dir=fiji_dir, truth=truth, coarse=coarse,
             lom_pixel_size=lom_pixel_size, cbs_pixel_size=cbs_pixel_size, coarse_sigma=coarse_sigma, backend_options=backend_options,
-            fine_affine=fine_affine,
+            fine_affine=fine_affine, adapt_steps=adapt_steps,
         )  # fmt: skip
     except StyleunwarpError as exc:
         raise click.ClickException(str(exc)) from exc

@@ -62,6 +62,7 @@ class PairJob:
     cbs_pixel_size: float | None = None
     alternatives: tuple = ()  # chains (style.chain.Chain) for a second opinion (pipeline/second_opinion.py)
     fine_affine: bool = True  # the fine affine step (pipeline/fine_affine.py)
+    adapt_steps: int = 0  # test-time adaptation of a style model (pipeline/adapt.py); 0: off
 
 
 @dataclass
@@ -163,6 +164,7 @@ def process_pair(job: PairJob) -> str:
             lom_pixel_size=job.spec.lom_pixel_size or job.lom_pixel_size,
             cbs_pixel_size=job.spec.cbs_pixel_size or job.cbs_pixel_size,
             fine_affine=job.fine_affine,
+            adapt_steps=job.adapt_steps,
         )
         _make_figures(tmp)
     except Exception as exc:  # noqa: BLE001 - every failure of one pair is recorded, the batch goes on
@@ -245,6 +247,7 @@ def run_batch(
     echo: Callable[[str], None] | None = None,
     alternatives: Sequence = (),
     fine_affine: bool = True,
+    adapt_steps: int = 0,
 ) -> BatchSummary:
     """Register every pair of an acquisition folder (or CSV manifest) into ``out_dir``.
 
@@ -284,7 +287,7 @@ def run_batch(
     params = params or PIPELINE_DEFAULTS
     todo = [p for p in pairs if force or not is_done(out / p.name)]
     summary = BatchSummary(out, skipped=len(pairs) - len(todo), unpaired=len(unpaired), pairs=len(pairs), unpaired_files=list(unpaired))
-    jobs = [PairJob(p, out, None if model is None else str(model), style, backend, params, None if fiji_dir is None else str(fiji_dir), prealign, coarse_sigma, dict(backend_options or {}), coarse, lom_pixel_size, cbs_pixel_size, tuple(alternatives), fine_affine) for p in todo]
+    jobs = [PairJob(p, out, None if model is None else str(model), style, backend, params, None if fiji_dir is None else str(fiji_dir), prealign, coarse_sigma, dict(backend_options or {}), coarse, lom_pixel_size, cbs_pixel_size, tuple(alternatives), fine_affine, adapt_steps) for p in todo]
     if scheduler:  # remote workers do not share this process's working directory
         jobs = [absolute(job) for job in jobs]
     write_results(out, collect_results(out, pairs, unpaired))

@@ -120,6 +120,8 @@ class ChainOutcome:
     coarse_seconds: float
     fine_affine: dict = field(default_factory=dict)
     """What the fine affine step did (:func:`.fine_affine.fine_affine`; empty when it did not run)."""
+    start: np.ndarray | None = None
+    """The affine map (2x3) the elastic step started from: the coarse map, refined by the fine affine step."""
 
 
 def check_for(representation: str | None) -> str:
@@ -413,6 +415,7 @@ def register_representations(
     if fine_result is not None:
         a, fine = fine_result.matrix, fine_result.facts
     coarse_seconds = time.perf_counter() - t0
+    start = a
     moving = warp_source(source, a, target.shape)
     radius = consensus_radius(consensus_px, fine)
     reg = register(*consensus(target, moving, radius), params, backend=backend, coarse_sigma=coarse_sigma, **(backend_options or {}))
@@ -431,7 +434,7 @@ def register_representations(
     direct = compose_direct(direct, a)
     if inverse is not None:
         inverse = inverse_through(inverse, a, source.shape[:2], target.shape)
-    return ChainOutcome(direct, inverse, moved, coarse_result, reg, elastic, coarse_seconds, fine)
+    return ChainOutcome(direct, inverse, moved, coarse_result, reg, elastic, coarse_seconds, fine, start)
 
 
 __all__ = [

@@ -208,6 +208,7 @@ def register_pair(
     representation: str | None = None,
     consensus_px: int | None = None,
     fine_affine: bool = True,
+    adapt_steps: int = 0,
 ) -> PairResult:
     """Register one LOM image to its CBS image and write the results into ``out_dir``.
 
@@ -248,6 +249,10 @@ def register_pair(
     fine_affine
         Refine the coarse map by a similarity (rotation, scale, shift) at full resolution before the elastic
         step (:mod:`.fine_affine`, verified on the raw images' structure; default on).
+    adapt_steps
+        With a translation model (``edges``/``cbs``): fine-tune a copy of it for this many steps on the
+        LOM as the chain registered it, register again from the same start with its map, and keep the
+        mean of the two results (:mod:`.adapt`; ``metrics["adapt"]``). 0 (default): off.
 
     The LOM is brought to the CBS pixel size when both pixel sizes are known (else the
     coarse step searches the scale); the saved transforms always refer to the original
@@ -271,10 +276,20 @@ def register_pair(
         coarse_sigma = default_coarse_sigma(prep.style_info.get("style_target"))
     if consensus_px is None:
         consensus_px = default_consensus_px(prep.style_info.get("style_target"))
-    chain = register_representations(target, styled, params, backend=backend, backend_options=options, coarse=coarse,
-                                     coarse_sigma=coarse_sigma, scale_known=prep.scale_known,
-                                     check=check_for(prep.style_info.get("representation")), reference_target=prep.reference_target,
-                                     consensus_px=consensus_px, fine_affine=fine_affine, raw=(cbs_gray, prep.source_gray))
+    chain_kwargs = dict(backend=backend, backend_options=options, coarse_sigma=coarse_sigma, scale_known=prep.scale_known,
+                        check=check_for(prep.style_info.get("representation")), reference_target=prep.reference_target,
+                        consensus_px=consensus_px, fine_affine=fine_affine, raw=(cbs_gray, prep.source_gray))
+    chain = register_representations(target, styled, params, coarse=coarse, **chain_kwargs)
+    adapt_facts, adapt_seconds = None, 0.0
+    if adapt_steps > 0:
+        from ..style.cache import cached_representation
+        from .adapt import adapt_and_register
+
+        t0 = time.perf_counter()
+        source, _ = match_pixel_size(lom_m.data, lom_m.pixel_size, cbs_m.pixel_size)  # the grid the representation saw
+        chain, adapt_facts = adapt_and_register(chain, cached_representation(model, style, representation), source, cbs_gray,
+                                                target, styled, params, steps=int(adapt_steps), **chain_kwargs)
+        adapt_seconds = time.perf_counter() - t0
     reg, moved, elastic, coarse_res = chain.registration, chain.moved, chain.elastic, chain.coarse
     direct = direct_to_original(chain.direct, prep.grid)
     inverse = None if chain.inverse is None else inverse_to_original(chain.inverse, prep.grid)
@@ -320,6 +335,7 @@ def register_pair(
         "coarse": coarse_res.to_dict(target.shape),
         "fine_affine": chain.fine_affine,
         "elastic": elastic,
+        **({"adapt": adapt_facts} if adapt_facts is not None else {}),
         EVIDENCE_KEY: structure_evidence(reg_gray, cbs_gray, dense, lom_gray.shape,
                                          coarse_factor=(coarse_res.confirmation or {}).get("factor") if not coarse_res.is_identity else None),
         "transform": transform_stats(direct, target.shape, lom_gray.shape, inverse).to_dict(),
@@ -328,6 +344,7 @@ def register_pair(
             "style": prep.style_seconds,
             "coarse": chain.coarse_seconds,
             "registration": reg.seconds,
+            **({"adapt": adapt_seconds} if adapt_facts is not None else {}),
             "apply": apply_seconds,
             "total": time.perf_counter() - t_start,
         },

@@ -11,7 +11,8 @@ can then register again with the adapted map. No hand-aligned pair is used.
 The model cannot learn the result's error where it varies over the image (a translation-
 equivariant network maps like to like everywhere), which is what makes the pair usable
 despite it; a constant error, however, it can learn, so the caller must verify what the
-adapted map's registration gives (``benchmarks/bench_adapt.py``, docs/style.md).
+adapted map's registration gives (``benchmarks/bench_adapt.py``, docs/style.md). The pipeline's use
+of it is :mod:`styleunwarp.pipeline.adapt` (``register --adapt-steps N``).
 """
 
 from __future__ import annotations
@@ -27,8 +28,9 @@ from .data import normalize_input
 from .train import gradient_l1
 
 ADAPT_STEPS = 150
-"""Fine-tuning steps per pair (batches of :data:`ADAPT_BATCH` crops of :data:`ADAPT_CROP` px): about
-25 s on 2 CPU threads for the shipped model (335 k parameters); 400 steps measured no better."""
+"""Fine-tuning steps per pair (batches of :data:`ADAPT_BATCH` crops of :data:`ADAPT_CROP` px). Measured for
+the shipped model (335 k parameters) on an idle 2-core machine: 0.18 s per step on 2 threads, 0.26-0.30 s on
+one, so about 27 s for 150 steps; 400 steps measured no better on the steel tuning set (docs/style.md)."""
 ADAPT_LR = 2e-4
 ADAPT_CROP = 192
 ADAPT_BATCH = 4
