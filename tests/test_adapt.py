@@ -87,6 +87,7 @@ def test_register_adapts_the_shipped_model_and_keeps_the_mean_of_two_results(tmp
     ad = m["adapt"]
     assert ad["combined"] == "mean" and ad["steps"] == 20 and ad["loss_last"] < ad["loss_first"], ad
     assert ad["first"]["kept"] in ("elastic", "start") and ad["adapted"]["kept"] in ("elastic", "start")
+    assert ad["raw_check"]["mind_drop_sds"] <= ad["raw_check"]["max_drop_sds"]  # the mean, checked against the first result
     assert "adapted: the model fine-tuned on this pair (20 steps" in res.output
     assert m["seconds"]["adapt"] > 0 and m["tre"]["mean"] < 3.0, m["tre"]
     # batch passes the option on; raw images have no model to adapt, which is said

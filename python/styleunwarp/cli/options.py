@@ -177,8 +177,10 @@ def verdict_lines(metrics: dict) -> list[tuple[str, bool]]:
             lines.append((f"adapted: the model fine-tuned on this pair ({ad.get('steps')} steps, loss {ad.get('loss_first', 0):.3f} -> "
                            f"{ad.get('loss_last', 0):.3f}) registered it again; kept the mean of the two results "
                            f"(elastic step kept: first {ad['first'].get('kept')}, adapted {ad['adapted'].get('kept')})", False))
+        elif ad.get("reason"):
+            lines.append((f"not adapted: {ad['reason']}", False))
         else:
-            lines.append((f"not adapted: {ad.get('reason') or ad.get('combined')}", False))
+            lines.append((f"adapted, but kept the first result: {ad.get('combined')}", False))
     so = metrics.get("second_opinion")
     if so:
         lines.append((f"second opinion ({so.get('trigger')}): {so.get('reason')}", False))

@@ -10,8 +10,11 @@ errors are partly independent; their mean was the best of the combinations measu
 (``benchmarks/bench_adapt.py``, docs/style.md "Test-time adaptation").
 
 Each of the two results passed the chain's own checks (the keep-or-undo rule, the raw images'
-structure); both are recorded in the facts. Other representations (raw images, shared codes)
-are returned unchanged, with the reason.
+structure); both are recorded in the facts. The mean is checked against the first result as the
+elastic step is against its start, on a measure neither registration optimised: if the raw
+images' structure agrees worse with it by more than :data:`.chain.ELASTIC_MIND_DROP_SDS` chance
+spreads (:func:`styleunwarp.structure.structure_drop`), the first result is kept. Other
+representations (raw images, shared codes) are returned unchanged, with the reason.
 """
 
 from __future__ import annotations
@@ -21,7 +24,8 @@ from dataclasses import replace
 import numpy as np
 
 from ..transform import ElasticTransform, warp_image
-from .chain import ChainOutcome, register_representations
+from ..structure import structure_drop
+from .chain import ELASTIC_MIND_DROP_SDS, ChainOutcome, register_representations
 from .fine_affine import FineAffine
 
 
@@ -82,6 +86,16 @@ def adapt_and_register(first: ChainOutcome, representation, source: np.ndarray, 
     if direct is None:
         facts["combined"] = "first only: the two results have different grids"
         return first, facts
+    raw = chain_kwargs.get("raw")
+    if raw is not None and np.shape(raw[0])[:2] == target.shape and np.shape(raw[1])[:2] == np.shape(styled)[:2]:
+        raw_source = np.asarray(raw[1], np.float32)
+        drop = structure_drop(raw[0], warp_image(raw_source, first.direct, target.shape), warp_image(raw_source, direct, target.shape))
+        facts["raw_check"] = {**drop, "max_drop_sds": ELASTIC_MIND_DROP_SDS}
+        if drop["mind_drop_sds"] > ELASTIC_MIND_DROP_SDS:  # NaN (not measurable) keeps the mean
+            facts["combined"] = (f"first only: the structure of the images as recorded agrees worse with the mean "
+                                 f"({drop['mind_start']:.4f} -> {drop['mind_after']:.4f}, -{drop['mind_drop_sds']:.1f} chance spreads; "
+                                 f"at most {ELASTIC_MIND_DROP_SDS:g})")
+            return first, facts
     inverse = None
     if first.inverse is not None and second.inverse is not None:
         inverse = mean_transform(first.inverse, second.inverse)
