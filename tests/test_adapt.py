@@ -65,6 +65,18 @@ def test_the_mean_transform_maps_to_the_mean_of_the_two_maps():
     assert mean_transform(a, ElasticTransform(np.zeros((11, 11)), np.zeros((11, 11)))) is None
 
 
+def test_adapting_is_on_by_default_only_for_a_style_model_without_a_chain_card(tmp_path):
+    from styleunwarp.pipeline.adapt import default_adapt_steps
+    from styleunwarp.style.adapt import ADAPT_STEPS
+    from styleunwarp.style.chain import Chain, write_chain_card
+    from styleunwarp.style.representations.raw import Raw
+
+    assert default_adapt_steps(None, "model") == ADAPT_STEPS == 150  # the shipped model
+    assert default_adapt_steps(None, "none") == 0  # raw images: nothing to adapt
+    write_chain_card(tmp_path, Chain("none", "elastix"), Raw().save(tmp_path), candidates=[])
+    assert default_adapt_steps(tmp_path, "model") == 0  # train's card: its chain was measured without adaptation
+
+
 @pytest.mark.slow
 def test_register_adapts_the_shipped_model_and_keeps_the_mean_of_two_results(tmp_path):
     import json

@@ -107,10 +107,11 @@ def backend_options(func: Callable) -> Callable:
 def adapt_option(func: Callable) -> Callable:
     """``--adapt-steps N``: test-time adaptation of a style model to each pair (:mod:`styleunwarp.pipeline.adapt`)."""
     return click.option(
-        "--adapt-steps", type=click.IntRange(min=0), default=0, show_default=True,
+        "--adapt-steps", type=click.IntRange(min=0), default=None,
         help="With a style model (edges/cbs): fine-tune a copy of it for this many steps on the LOM as registered, register again "
-             "with its map and keep the mean of the two results (150 steps: about 40 s more per pair on 2 cores, fine-tuning and a second registration; docs/style.md, "
-             "'Test-time adaptation'). 0: off.",
+             "with its map and keep the mean of the two results, unless the raw images' structure agrees clearly worse with it "
+             "(about 25 s more per 512 px pair on 2 cores; docs/style.md, 'Test-time adaptation'). 0: off. "
+             "[default: 150 with a style model that has no chain card (the shipped one), 0 with a model from train]",
     )(func)
 
 

@@ -38,7 +38,7 @@ from .options import (
 def register(
     lom: str, cbs: str, out_dir: str, model: str | None, style: str, backend: str, fiji_dir: str | None, truth: str | None, coarse: str,
     prealign: bool, lom_pixel_size: float | None, cbs_pixel_size: float | None, coarse_sigma: float | None, backend_options: dict,
-    second_opinion: bool, params, fine_affine: bool = True, adapt_steps: int = 0,
+    second_opinion: bool, params, fine_affine: bool = True, adapt_steps: int | None = None,
 ) -> None:  # fmt: skip
     """Register the LOM image to the CBS image and re-apply the transform to the original LOM.
 

@@ -62,7 +62,7 @@ class PairJob:
     cbs_pixel_size: float | None = None
     alternatives: tuple = ()  # chains (style.chain.Chain) for a second opinion (pipeline/second_opinion.py)
     fine_affine: bool = True  # the fine affine step (pipeline/fine_affine.py)
-    adapt_steps: int = 0  # test-time adaptation of a style model (pipeline/adapt.py); 0: off
+    adapt_steps: int | None = None  # test-time adaptation of a style model (pipeline/adapt.py); 0: off, None: its default
 
 
 @dataclass
@@ -247,7 +247,7 @@ def run_batch(
     echo: Callable[[str], None] | None = None,
     alternatives: Sequence = (),
     fine_affine: bool = True,
-    adapt_steps: int = 0,
+    adapt_steps: int | None = None,
 ) -> BatchSummary:
     """Register every pair of an acquisition folder (or CSV manifest) into ``out_dir``.
 

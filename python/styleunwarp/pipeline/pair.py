@@ -27,6 +27,7 @@ from ..transform import read_transform, to_dense, warp_image, write_elastic
 from .grid import GridMatch, direct_to_original, inverse_to_original, match_pixel_size
 from .overlay import overlay_rgb
 from .chain import check_for, default_coarse_sigma, register_representations
+from .adapt import default_adapt_steps
 from .consensus import default_consensus_px
 from .evidence import EVIDENCE_KEY, structure_evidence
 
@@ -208,7 +209,7 @@ def register_pair(
     representation: str | None = None,
     consensus_px: int | None = None,
     fine_affine: bool = True,
-    adapt_steps: int = 0,
+    adapt_steps: int | None = None,
 ) -> PairResult:
     """Register one LOM image to its CBS image and write the results into ``out_dir``.
 
@@ -252,7 +253,9 @@ def register_pair(
     adapt_steps
         With a translation model (``edges``/``cbs``): fine-tune a copy of it for this many steps on the
         LOM as the chain registered it, register again from the same start with its map, and keep the
-        mean of the two results (:mod:`.adapt`; ``metrics["adapt"]``). 0 (default): off.
+        mean of the two results (:mod:`.adapt`; ``metrics["adapt"]``). 0: off. ``None`` (default):
+        :func:`.adapt.default_adapt_steps`, 150 for a style model without a chain card (the shipped
+        one), 0 for raw images and for models from ``train``.
 
     The LOM is brought to the CBS pixel size when both pixel sizes are known (else the
     coarse step searches the scale); the saved transforms always refer to the original
@@ -281,6 +284,8 @@ def register_pair(
                         consensus_px=consensus_px, fine_affine=fine_affine, raw=(cbs_gray, prep.source_gray))
     chain = register_representations(target, styled, params, coarse=coarse, **chain_kwargs)
     adapt_facts, adapt_seconds = None, 0.0
+    if adapt_steps is None:
+        adapt_steps = default_adapt_steps(model, style)
     if adapt_steps > 0:
         from ..style.cache import cached_representation
         from .adapt import adapt_and_register

@@ -169,7 +169,8 @@ def register_one(run: ChainRun, spec, folder: Path, deadline: float, bad: dict[s
     try:
         register_pair(spec.lom, spec.cbs, d, model=run.model, style=run.style, backend=run.chain.backend,
                       backend_options=dict(run.chain.backend_options), coarse_sigma=run.chain.coarse_sigma,
-                      lom_pixel_size=spec.lom_pixel_size, cbs_pixel_size=spec.cbs_pixel_size)
+                      lom_pixel_size=spec.lom_pixel_size, cbs_pixel_size=spec.cbs_pixel_size,
+                      adapt_steps=0)  # a round registers with a model in training: adapting it per pair would cost the rounds their time
     except InputError as exc:
         bad[spec.name] = str(exc)
         progress.say(f"skipped pair {spec.name}: {exc}")
