@@ -24,8 +24,7 @@ from dataclasses import replace
 import numpy as np
 
 from ..transform import ElasticTransform, warp_image
-from ..structure import structure_drop
-from .chain import ELASTIC_MIND_DROP_SDS, ChainOutcome, register_representations
+from .chain import ELASTIC_MIND_DROP_SDS, ChainOutcome, drop_text, raw_structure_drop, register_representations
 from .fine_affine import FineAffine
 
 
@@ -101,15 +100,11 @@ def adapt_and_register(first: ChainOutcome, representation, source: np.ndarray, 
     if direct is None:
         facts["combined"] = "first only: the two results have different grids"
         return first, facts
-    raw = chain_kwargs.get("raw")
-    if raw is not None and np.shape(raw[0])[:2] == target.shape and np.shape(raw[1])[:2] == np.shape(styled)[:2]:
-        raw_source = np.asarray(raw[1], np.float32)
-        drop = structure_drop(raw[0], warp_image(raw_source, first.direct, target.shape), warp_image(raw_source, direct, target.shape))
-        facts["raw_check"] = {**drop, "max_drop_sds": ELASTIC_MIND_DROP_SDS}
+    drop = raw_structure_drop(chain_kwargs.get("raw"), np.shape(styled)[:2], target.shape, first.direct, direct)
+    if drop is not None:
+        facts["raw_check"] = drop
         if drop["mind_drop_sds"] > ELASTIC_MIND_DROP_SDS:  # NaN (not measurable) keeps the mean
-            facts["combined"] = (f"first only: the structure of the images as recorded agrees worse with the mean "
-                                 f"({drop['mind_start']:.4f} -> {drop['mind_after']:.4f}, -{drop['mind_drop_sds']:.1f} chance spreads; "
-                                 f"at most {ELASTIC_MIND_DROP_SDS:g})")
+            facts["combined"] = f"first only: the structure of the images as recorded agrees worse with the mean {drop_text(drop)}"
             return first, facts
     inverse = None
     if first.inverse is not None and second.inverse is not None:

@@ -326,6 +326,25 @@ def fine_affine_start(target: np.ndarray, source: np.ndarray, start: np.ndarray,
     return refine_fine_affine(target, source, start, check=check, raw=raw)
 
 
+def raw_structure_drop(raw: tuple[np.ndarray, np.ndarray] | None, source_shape: tuple[int, ...], target_shape: tuple[int, int],
+                       before: ElasticTransform, after: ElasticTransform) -> dict | None:
+    """How much worse the images as recorded agree with ``after`` than with ``before`` (direct maps,
+    target pixel -> source pixel): :func:`styleunwarp.structure.structure_drop` plus ``max_drop_sds``
+    (:data:`ELASTIC_MIND_DROP_SDS`). ``raw``: ``(target, source)`` as recorded, on the grids of
+    ``target_shape`` and ``source_shape``; None (nothing measured) without it or on other grids."""
+    if raw is None or np.shape(raw[0])[:2] != tuple(target_shape) or np.shape(raw[1])[:2] != tuple(source_shape[:2]):
+        return None
+    raw_source = np.asarray(raw[1], np.float32)  # resampled once for each map, so that both are blurred alike
+    drop = structure_drop(raw[0], warp_image(raw_source, before, target_shape), warp_image(raw_source, after, target_shape))
+    return {**drop, "max_drop_sds": ELASTIC_MIND_DROP_SDS}
+
+
+def drop_text(drop: dict) -> str:
+    """``(start -> after, -N chance spreads; at most M)`` of a :func:`raw_structure_drop` result."""
+    return (f"({drop['mind_start']:.4f} -> {drop['mind_after']:.4f}, -{drop['mind_drop_sds']:.1f} chance spreads; "
+            f"at most {drop['max_drop_sds']:g})")
+
+
 def raw_structure_check(source: np.ndarray, a: np.ndarray,
                         outcome: tuple[ElasticTransform, ElasticTransform | None, np.ndarray, dict],
                         target_shape: tuple[int, int], raw: tuple[np.ndarray, np.ndarray] | None,
@@ -344,20 +363,15 @@ def raw_structure_check(source: np.ndarray, a: np.ndarray,
     direct, inverse, moved, facts = outcome
     if facts.get("kept") != "elastic":  # the start is kept already
         return outcome
-    if raw is not None and (np.shape(raw[0])[:2] != tuple(target_shape) or np.shape(raw[1])[:2] != np.shape(source)[:2]):
-        raw = None
-    if raw is None:
+    drop = raw_structure_drop(raw, np.shape(source)[:2], target_shape, affine_elastic(a, direct.intervals, target_shape),
+                              compose_direct(direct, a))
+    if drop is None:
         return direct, inverse, moved, {**facts, "raw_check": {"checked_on": "not run: the images as recorded were not given"}}
-    raw_source = np.asarray(raw[1], np.float32)  # resampled once for each map, so that both are blurred alike
-    start_img = warp_image(raw_source, affine_elastic(a, direct.intervals, target_shape), target_shape)
-    after_img = warp_image(raw_source, compose_direct(direct, a), target_shape)
-    drop = {**structure_drop(raw[0], start_img, after_img), "max_drop_sds": ELASTIC_MIND_DROP_SDS, "checked_on": "raw images"}
+    drop["checked_on"] = "raw images"
     facts = {**facts, "raw_check": drop}
     if not drop["mind_drop_sds"] > ELASTIC_MIND_DROP_SDS:  # NaN (not measurable) keeps the result
         return direct, inverse, moved, facts
-    why = (f"the structure of the images as recorded agrees worse with it than with the start "
-           f"({drop['mind_start']:.4f} -> {drop['mind_after']:.4f}, -{drop['mind_drop_sds']:.1f} chance spreads; "
-           f"at most {ELASTIC_MIND_DROP_SDS:g})")
+    why = f"the structure of the images as recorded agrees worse with it than with the start {drop_text(drop)}"
     facts.update(kept="start", refused="raw structure", reason=f"elastic result not trusted: {why}; kept the start "
                  f"(the representations alone favoured it: {facts.get('reason', '')})")
     start_inverse = None if inverse is None else identity_elastic(inverse.intervals, target_shape)
@@ -443,6 +457,8 @@ __all__ = [
     "COARSE_SIGMA_FOR_EDGES",
     "ELASTIC_MAX_INCONSISTENCY",
     "ELASTIC_MIND_DROP_SDS",
+    "drop_text",
+    "raw_structure_drop",
     "GRADIENT_CHANCE_SDS",
     "GRADIENT_MARGIN",
     "PEAK_DROP_MIN",

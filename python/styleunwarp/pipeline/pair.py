@@ -60,6 +60,7 @@ class PreparedPair:
     warnings: tuple[str, ...] = ()
     reference_target: np.ndarray | None = None  # what the coarse step and the never-worse check use, if not ``target``
     source_gray: np.ndarray | None = None  # the LOM as recorded, grey, on the styled image's grid (pixel sizes matched)
+    source: np.ndarray | None = None  # the LOM as read (grey or RGB), on the styled image's grid: what the representation took
 
     @property
     def scale_known(self) -> bool:
@@ -186,7 +187,7 @@ def prepare_pair(
     write_tiff(out / "styled.tif", styled, pixel_size=cbs_m.pixel_size if grid.factor != 1.0 else lom_m.pixel_size)
     write_tiff(out / "target.tif", target, pixel_size=cbs_m.pixel_size)
     return PreparedPair(lom_m, cbs_m, target, styled, style_info, style_seconds, grid, {"lom": lom_px, "cbs": cbs_px}, tuple(warnings),
-                        reference_target, to_gray(lom_matched).astype(np.float32))
+                        reference_target, to_gray(lom_matched).astype(np.float32), lom_matched)
 
 
 def register_pair(
@@ -291,8 +292,7 @@ def register_pair(
         from .adapt import adapt_and_register
 
         t0 = time.perf_counter()
-        source, _ = match_pixel_size(lom_m.data, lom_m.pixel_size, cbs_m.pixel_size)  # the grid the representation saw
-        chain, adapt_facts = adapt_and_register(chain, cached_representation(model, style, representation), source, cbs_gray,
+        chain, adapt_facts = adapt_and_register(chain, cached_representation(model, style, representation), prep.source, cbs_gray,
                                                 target, styled, params, steps=int(adapt_steps), **chain_kwargs)
         adapt_seconds = time.perf_counter() - t0
     reg, moved, elastic, coarse_res = chain.registration, chain.moved, chain.elastic, chain.coarse
