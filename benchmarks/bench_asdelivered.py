@@ -151,8 +151,10 @@ def load_renderer(name: str):
     return module
 
 
-def _blind_pairs(cbs_dir: Path, out: Path, seed: int, limit: int | None, renderer: str = "blind_lom") -> list[dict]:
-    """Real CBS crops with LOM renderings by ``benchmarks/{renderer}.py``, the LOM deformed by a known deformation."""
+def _blind_pairs(cbs_dir: Path, out: Path, seed: int, limit: int | None, renderer: str = "blind_lom",
+                 cycle: str = "mixed") -> list[dict]:
+    """Real CBS crops with LOM renderings by ``benchmarks/{renderer}.py``, the LOM deformed by a known deformation
+    (the kinds of ``CYCLES[cycle]`` in turn)."""
     from styleunwarp.io import write_tiff
     from styleunwarp.synth import source_positions
     from styleunwarp.transform import warp_image, write_elastic
@@ -164,7 +166,7 @@ def _blind_pairs(cbs_dir: Path, out: Path, seed: int, limit: int | None, rendere
         rng = np.random.default_rng([seed, 77, i])
         cbs = blind.crop_cbs(path, 512, rng)
         lom, params = blind.render_lom(cbs, rng)
-        kind = CYCLES["mixed"][i % 2]
+        kind = CYCLES[cycle][i % len(CYCLES[cycle])]
         d = _deformation(rng, cbs.shape, kind)
         moved = warp_image(lom, source_positions(d, cbs.shape))
         moved = np.clip(np.rint(np.asarray(moved, dtype=np.float64) * 255.0), 0, 255).astype(np.uint8)

@@ -67,6 +67,26 @@ def test_raw_structure_that_contradicts_the_fit_keeps_the_start(pair):
     assert np.array_equal(res.matrix, start)
 
 
+def test_a_fit_beyond_a_local_step_is_kept_only_where_structure_confirms_it(pair):
+    """A start 15 px off (over the 3 % of a local step: 7.7 px at 256 px): the fit that brings it
+    back is a search result, kept because the raw structure confirms it as the coarse step
+    confirms its winners (far above chance, better than the start, consistently); the same fit
+    on representations whose optimum the raw images contradict is refused."""
+    target, source, truth, _ = pair
+    far = truth.copy()
+    far[:, 2] += (12.0, -9.0)
+    res = fine_affine(target, source, far, raw=(target, source), dof=6)
+    assert res.facts["moved_px"] > res.facts["max_move_px"]
+    assert res.facts["kept"] == "refined", res.facts["reason"]
+    assert "confirmed by structure" in res.facts["reason"] and res.facts["far_move"]["z"] >= 5
+    assert largest_move(res.matrix, truth, SHAPE) < 0.3
+    raw_target = warp_image(source, affine_elastic(far, 1, SHAPE), SHAPE)  # the images as recorded agree at the far start
+    refused = fine_affine(target, source, far, raw=(raw_target, source), dof=6)
+    assert refused.facts["moved_px"] > refused.facts["max_move_px"]
+    assert refused.facts["kept"] == "start" and "does not confirm" in refused.facts["reason"], refused.facts["reason"]
+    assert np.array_equal(refused.matrix, far)
+
+
 def test_representations_that_do_not_correlate_keep_the_start(pair):
     """Below the coarse step's bar for a credible map (NCC 0.15) there is nothing to fit: a CLEM
     pair's fit at NCC 0.012 moved it from 2.0 to 5.1 px while the raw structure did not object."""

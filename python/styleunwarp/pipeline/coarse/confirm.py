@@ -59,16 +59,18 @@ def decide(facts: dict, min_gain_sds: float = 0.0, paired_t_min: float = PAIRED_
 
 
 def confirm(target: np.ndarray, source: np.ndarray, winner: Candidate, min_gain_sds: float = 0.0,
-            coarse_factor: int | None = None) -> tuple[bool, dict]:
+            coarse_factor: int | None = None, start: np.ndarray | None = None) -> tuple[bool, dict]:
     """Whether ``winner`` (a map from target to source pixels) is confirmed by structure, and the numbers.
 
+    ``start``: the 2x3 map the winner must beat (default the identity; the facts call it
+    ``identity`` either way).
     ``min_gain_sds``: how many chance spreads its agreement must exceed the identity's by
     (:data:`LOCAL_GAIN_SDS` for a local refinement of the identity; 0: merely higher).
     ``coarse_factor``: where the winner is not confirmed at full resolution
     (:func:`styleunwarp.structure.analysis_factor`), it may be with descriptors block-averaged by this
     factor (a search that saw the shared structure at that scale); the facts then say so, with the
     full-resolution numbers under ``full_resolution``."""
-    eye = np.array([[1.0, 0.0, 0.0], [0.0, 1.0, 0.0]])
+    eye = np.array([[1.0, 0.0, 0.0], [0.0, 1.0, 0.0]]) if start is None else np.asarray(start, np.float64)[:2]
     at_identity = warp_source(source, eye, target.shape)
     moved = warp_source(source, winner.matrix, target.shape)
     full = analysis_factor(target.shape)
