@@ -1,6 +1,8 @@
 """Test-time adaptation as a user runs it: ``styleunwarp register`` with the defaults, with and without adaptation.
 
-For every pair of each set (the sets of ``bench_styled_defaults.py``), the CLI registers the pair
+For every pair of each set (the sets of ``bench_styled_defaults.py``, or ``shale:SEED`` / ``clem:SEED``:
+the real aligned pairs of ``../shared/data`` with the source deformed near-identity or small in turn,
+as ``bench_asdelivered.py`` does), the CLI registers the pair
 twice with the shipped model and every default (second opinion included), ``--truth`` only to
 score: ``off`` with ``--adapt-steps 0``, ``default`` as it comes (adapted, 150 steps). Writes
 ``OUT/rows.jsonl`` (one row per pair and configuration: mean TRE, tier, wall seconds of the whole
@@ -8,6 +10,7 @@ call, the pipeline's own seconds; a rerun skips the rows already there) and prin
 tiers (good/decent/bad/poor), the mean TRE and the per-pair differences.
 
     python benchmarks/bench_adapt_cli.py --sets lom3:47,blind:47 --out /tmp/adapt-cli
+    python benchmarks/bench_adapt_cli.py --sets shale:51,clem:51 --pairs 8 --out /tmp/adapt-cli-real
 """
 
 from __future__ import annotations
@@ -26,15 +29,35 @@ from bench_styled_defaults import make_set  # noqa: E402
 CONFIGS = {"off": ["--adapt-steps", "0"], "default": []}
 
 
-def run_one(test: Path, name: str, config: str, out: Path) -> dict:
+REAL_SETS = {"shale": ("petrography-bse-se", "bse", "se"), "clem": ("deepclem-em-fm", "em", "fm")}
+"""Real aligned pairs of other modalities (``SET:SEED``), the source deformed near-identity or small in turn."""
+
+
+def cases(spec: str, out: Path, real: Path, size: int) -> list[tuple[str, str, Path, Path, Path]]:
+    """``(set, name, lom, cbs, truth)`` of every pair of ``spec``: a set of ``bench_styled_defaults.py``
+    (``lom3:47``), or ``shale:SEED`` / ``clem:SEED`` (the real pairs, as ``bench_asdelivered.py`` deforms them)."""
+    kind, seed = spec.split(":")[:2]
+    if kind in REAL_SETS:
+        from bench_asdelivered import _deformed_real_pairs
+
+        folder, src, tgt = REAL_SETS[kind]
+        label = spec.replace(":", "_")
+        rows = _deformed_real_pairs(real.parent / folder, src, tgt, out / "data" / label, int(seed), None)
+        return [(label, r["name"], r["lom"], r["cbs"], r["truth"]) for r in rows]
+    test = make_set(spec, out, real, size)
+    return [(test.parent.name, lom.stem, lom, test / "cbs" / lom.name, test / "truth" / f"{lom.stem}_direct_transf.txt")
+            for lom in sorted((test / "lom").glob("*.tif"))]
+
+
+def run_one(case: tuple[str, str, Path, Path, Path], config: str, out: Path) -> dict:
     """One ``styleunwarp register`` call; its row."""
-    d = out / "runs" / test.parent.name / name / config
-    cmd = [sys.executable, "-m", "styleunwarp", "register", str(test / "lom" / f"{name}.tif"), str(test / "cbs" / f"{name}.tif"),
-           "--out", str(d), "--truth", str(test / "truth" / f"{name}_direct_transf.txt"), *CONFIGS[config]]
+    set_name, name, lom, cbs, truth = case
+    d = out / "runs" / set_name / name / config
+    cmd = [sys.executable, "-m", "styleunwarp", "register", str(lom), str(cbs), "--out", str(d), "--truth", str(truth), *CONFIGS[config]]
     t0 = time.perf_counter()
     proc = subprocess.run(cmd, capture_output=True, text=True)
     wall = time.perf_counter() - t0
-    row = {"set": test.parent.name, "pair": name, "config": config, "wall_s": wall}
+    row = {"set": set_name, "pair": name, "config": config, "wall_s": wall}
     if proc.returncode != 0:
         return {**row, "error": (proc.stderr or proc.stdout).strip().splitlines()[-1:]}
     m = json.loads((d / "metrics.json").read_text())
@@ -73,12 +96,11 @@ def main() -> None:
     rows = [json.loads(line) for line in path.read_text().splitlines()] if path.exists() else []
     done = {(r["set"], r["pair"], r["config"]) for r in rows}
     for spec in args.sets.split(","):
-        test = make_set(spec, args.out, Path(args.real), args.size)
-        for lom in sorted((test / "lom").glob("*.tif"))[: args.pairs or None]:
+        for case in cases(spec, args.out, Path(args.real), args.size)[: args.pairs or None]:
             for config in CONFIGS:
-                if (test.parent.name, lom.stem, config) in done:
+                if (case[0], case[1], config) in done:
                     continue
-                row = run_one(test, lom.stem, config, args.out)
+                row = run_one(case, config, args.out)
                 rows.append(row)
                 with open(path, "a") as fh:
                     fh.write(json.dumps(row) + "\n")
