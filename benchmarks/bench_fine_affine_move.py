@@ -87,11 +87,11 @@ def run_case(case: dict, model: str | None, perturb: float = 0.0, seed: int = 0)
     if perturb:
         angle = np.random.default_rng([seed, 91, sum(map(ord, case["name"]))]).uniform(0, 2 * np.pi)
         a0[:, 2] += perturb * max(ref.shape) * np.array([np.cos(angle), np.sin(angle)])
-    step = fine_affine(ref, prep.styled, a0, check=check, raw=(to_gray(prep.cbs.data), prep.source_gray))
+    raw_t, raw_s = to_gray(prep.cbs.data), prep.source_gray
+    step = fine_affine(ref, prep.styled, a0, check=check, raw=(raw_t, raw_s))
     f = step.facts
     fitted = np.asarray(f.get("matrix", a0))
-    raw_t, raw_s = to_gray(prep.cbs.data), prep.source_gray
-    ok, cf = confirm(raw_t, raw_s, Candidate("fit", fitted, 0.0, 0.0, 1.0), LOCAL_GAIN_SDS, start=a0)
+    ok, cf = confirm(raw_t, raw_s, Candidate.from_matrix("fit", fitted, 0.0), LOCAL_GAIN_SDS, start=a0)
 
     def tre_of(a: np.ndarray) -> float:
         return tre(compose_direct(identity_elastic(4, ref.shape), a), truth, ref.shape, prep.styled.shape[:2]).mean

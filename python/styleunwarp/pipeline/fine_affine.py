@@ -230,9 +230,9 @@ def fine_affine(target: np.ndarray, source: np.ndarray, start: np.ndarray, *, ch
     if raw is not None and (np.shape(raw[0])[:2] != target.shape[:2] or np.shape(raw[1])[:2] != source.shape[:2]):
         raw = None  # not on the representations' grids: check on the representations
     raw_target, raw_source = (target, source) if raw is None else raw
-    raw_target = np.asarray(raw_target, np.float32)
-    before_img = warp_source(np.asarray(raw_source, np.float32), a0, target.shape)
-    after_img = warp_source(np.asarray(raw_source, np.float32), fitted, target.shape)
+    raw_target, raw_source = np.asarray(raw_target, np.float32), np.asarray(raw_source, np.float32)
+    before_img = warp_source(raw_source, a0, target.shape)
+    after_img = warp_source(raw_source, fitted, target.shape)
     drop = structure_drop(raw_target, before_img, after_img)
     m0, m1, chance, sd, drop_sds = (drop[k] for k in ("mind_start", "mind_after", "mind_chance", "mind_chance_sd", "mind_drop_sds"))
     moved = largest_move(a0, fitted, target.shape)
@@ -242,8 +242,7 @@ def fine_affine(target: np.ndarray, source: np.ndarray, start: np.ndarray, *, ch
              "mind_drop_max_sds": FINE_AFFINE_MIND_DROP_SDS, "dof": dof, "moved_px": moved, "max_move_px": limit, "matrix": fitted.tolist()}
     far_ok = False
     if moved > limit and np.isfinite(ncc1):  # beyond a local step: a search result, confirmed as the coarse step's winners
-        far_ok, far = confirm(raw_target, np.asarray(raw_source, np.float32), Candidate("fine affine fit", fitted, ncc1, 0.0, 1.0),
-                              LOCAL_GAIN_SDS, start=a0)
+        far_ok, far = confirm(raw_target, raw_source, Candidate.from_matrix("fine affine fit", fitted, ncc1), LOCAL_GAIN_SDS, start=a0)
         facts["far_move"] = {k: v for k, v in far.items() if k != "full_resolution"}
     label = (f"NCC {ncc0:.3f} -> {ncc1:.3f}; structure agreement {m0:.4f} -> {m1:.4f}, "
              f"{-drop_sds:+.1f} chance spreads; largest move {moved:.2f} px")
