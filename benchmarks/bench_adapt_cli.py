@@ -66,20 +66,23 @@ def run_one(case: tuple[str, str, Path, Path, Path], config: str, out: Path) -> 
 
 
 def summary(rows: list[dict]) -> None:
-    """Per set: tiers and mean TRE of each configuration, and the per-pair differences."""
+    """Per set: tiers, mean TRE and median wall time of each configuration run, and the per-pair
+    differences where both ran."""
     for s in sorted({r["set"] for r in rows}):
         by = {(r["pair"], r["config"]): r for r in rows if r["set"] == s and "tre" in r}
-        pairs = sorted({p for p, _ in by if (p, "off") in by and (p, "default") in by})
-        if not pairs:
-            continue
         for c in CONFIGS:
+            pairs = sorted(p for p, c2 in by if c2 == c)
+            if not pairs:
+                continue
             tiers = Counter(by[p, c]["tier"] for p in pairs)
             mean = sum(by[p, c]["tre"] for p in pairs) / len(pairs)
             wall = sorted(by[p, c]["wall_s"] for p in pairs)[len(pairs) // 2]
             print(f"{s:<12} {c:<8} {len(pairs):>3} pairs  {tiers['good']}/{tiers['decent']}/{tiers['bad']}/{tiers['poor']}"
                   f"  mean TRE {mean:.3f} px  median wall {wall:.0f} s")
-        diffs = sorted(round(by[p, "default"]["tre"] - by[p, "off"]["tre"], 3) for p in pairs)
-        print(f"{s:<12} default minus off, per pair (px): {diffs}")
+        both = sorted(p for p, c in by if c == "default" and (p, "off") in by)
+        if both:
+            diffs = sorted(round(by[p, "default"]["tre"] - by[p, "off"]["tre"], 3) for p in both)
+            print(f"{s:<12} default minus off, per pair (px): {diffs}")
 
 
 def main() -> None:
@@ -90,14 +93,17 @@ def main() -> None:
     ap.add_argument("--size", type=int, default=512)
     ap.add_argument("--pairs", type=int, default=0, help="first N pairs of each set only (0: all)")
     ap.add_argument("--out", type=Path, default=Path("/tmp/adapt-cli"))
+    ap.add_argument("--configs", default=",".join(CONFIGS), help=f"which of {', '.join(CONFIGS)} to run (default all)")
     args = ap.parse_args()
+    if unknown := set(args.configs.split(",")) - set(CONFIGS):
+        ap.error(f"unknown --configs {', '.join(sorted(unknown))}: choose from {', '.join(CONFIGS)}")
     args.out.mkdir(parents=True, exist_ok=True)
     path = args.out / "rows.jsonl"
     rows = [json.loads(line) for line in path.read_text().splitlines()] if path.exists() else []
     done = {(r["set"], r["pair"], r["config"]) for r in rows}
     for spec in args.sets.split(","):
         for case in cases(spec, args.out, Path(args.real), args.size)[: args.pairs or None]:
-            for config in CONFIGS:
+            for config in args.configs.split(","):
                 if (case[0], case[1], config) in done:
                     continue
                 row = run_one(case, config, args.out)

@@ -73,6 +73,7 @@ def test_adapting_is_on_by_default_only_for_a_style_model_without_a_chain_card(t
 
     assert default_adapt_steps(None, "model") == ADAPT_STEPS == 150  # the shipped model
     assert default_adapt_steps(None, "none") == 0  # raw images: nothing to adapt
+    assert default_adapt_steps(None, "model", "none") == 0  # the raw images a second opinion registers
     write_chain_card(tmp_path, Chain("none", "elastix"), Raw().save(tmp_path), candidates=[])
     assert default_adapt_steps(tmp_path, "model") == 0  # train's card: its chain was measured without adaptation
 
@@ -111,3 +112,30 @@ def test_register_adapts_the_shipped_model_and_keeps_the_mean_of_two_results(tmp
     assert raw.exit_code == 0, raw.output
     mb = json.loads((tmp_path / "b" / "p1" / "metrics.json").read_text())
     assert mb["adapt"]["combined"] == "not adapted" and "only translation models adapt" in mb["adapt"]["reason"]
+
+
+@pytest.mark.slow
+def test_the_second_opinion_adapts_only_the_result_it_keeps(tmp_path):
+    """With a second opinion the adaptation waits for the duel: the model chain's result, kept on a
+    steel pair of the look the model was trained on, is adapted afterwards, and the adapted result
+    is the one that met the alternative (the shale test of test_second_opinion.py has the other branch:
+    a result replaced before it was adapted)."""
+    from styleunwarp.io import write_tiff
+    from styleunwarp.pipeline.second_opinion import SUBFOLDER, register_pair_verified
+    from styleunwarp.style.chain import style_model_alternatives
+    from styleunwarp.transform import write_elastic
+
+    pair = varied_pair((256, 256), seed=8, deform=True, colour=False)
+    write_tiff(tmp_path / "lom.tif", pair.lom)
+    write_tiff(tmp_path / "cbs.tif", pair.cbs)
+    write_elastic(pair.truth, tmp_path / "truth.txt")
+    alts = style_model_alternatives()
+    res = register_pair_verified(tmp_path / "lom.tif", tmp_path / "cbs.tif", tmp_path / "out", alternatives=alts, model=None,
+                                 backend="native", truth=tmp_path / "truth.txt", adapt_steps=20)
+    m, so = res.metrics, res.metrics["second_opinion"]
+    assert so["kept"] == "model chain", so  # measured: the raw chain loses the duel on this look
+    assert m["adapt"]["steps"] == 20 and (m["adapt"]["combined"] == "mean" or m["adapt"]["combined"].startswith("first only")), m["adapt"]
+    model_entry = so["tried"][0]
+    assert model_entry["mind"] == m["structure"]["mind"] and "before_adapting" in model_entry, so  # the adapted result dueled
+    assert (tmp_path / "out" / SUBFOLDER / alts[0].slug / "metrics.json").is_file()
+    assert m["seconds"]["adapt"] > 0 and m["tre"]["mean"] < 3.0, m["tre"]

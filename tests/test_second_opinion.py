@@ -159,6 +159,13 @@ def test_the_shipped_models_result_is_checked_against_a_training_free_chain_on_a
     # (six parameters: 1.40 px, 0.0984, a draw, the model's kept); docs/coarse.md, "Four parameters instead of six"
     assert got["kept"] <= min(got["model"], got["alternative"]) + 0.6, (got, so)
     assert (so["kept"] == "model chain") == (got["kept"] == pytest.approx(got["model"], abs=1e-6)), (got, so)
+    # the shipped model adapts to the pair (its default) only where the duel keeps its result
+    assert alone.metrics["adapt"]["combined"] == "mean" or alone.metrics["adapt"]["combined"].startswith("first only"), alone.metrics["adapt"]
+    if so["kept"] == "model chain":  # adapted after the duel, and the adapted result met the alternative again
+        assert res.metrics["adapt"] == alone.metrics["adapt"] and "before_adapting" in so["tried"][0], so
+    else:  # replaced before adapting: the adaptation was not paid for
+        assert res.metrics["adapt"]["combined"] == "not adapted" and "before it was adapted" in res.metrics["adapt"]["reason"]
+        assert "adapt" not in res.metrics["seconds"] and "before_adapting" not in so["tried"][0], so
     # an adopted raw result is graded on the model chain's representation (the model's own folder holds it)
     saved = json.loads((tmp_path / "out" / "metrics.json").read_text())
     if so["kept"] == "model chain":

@@ -36,19 +36,20 @@ def mean_transform(a: ElasticTransform, b: ElasticTransform) -> ElasticTransform
     return ElasticTransform((a.cx + b.cx) / 2.0, (a.cy + b.cy) / 2.0)
 
 
-def default_adapt_steps(model, style: str) -> int:
+def default_adapt_steps(model, style: str, representation: str | None = None) -> int:
     """The fine-tuning steps that ``adapt_steps=None`` (the default) stands for.
 
     :data:`styleunwarp.style.adapt.ADAPT_STEPS` for a style model without a chain card (the shipped
     one: measured better on held-out steel renderings by renderers not ours, docs/style.md
-    "Test-time adaptation"); 0 for raw images and for a model from ``train`` (its card's chain was
-    chosen by registering held-out pairs without adaptation, so adapting would run a chain that
-    was not measured).
+    "Test-time adaptation"); 0 for raw images (``style="none"`` or ``representation="none"``, as a
+    second opinion runs them) and for a model from ``train`` (its card's chain was chosen by
+    registering held-out pairs without adaptation, so adapting would run a chain that was not measured).
     """
     from ..style.adapt import ADAPT_STEPS
     from ..style.chain import load_chain
 
-    return ADAPT_STEPS if style == "model" and load_chain(model) is None else 0
+    raw = style != "model" or representation == "none"
+    return ADAPT_STEPS if not raw and load_chain(model) is None else 0
 
 
 def adapt_and_register(first: ChainOutcome, representation, source: np.ndarray, target_raw: np.ndarray,

@@ -26,7 +26,7 @@ from ..registration import PIPELINE_DEFAULTS, BUnwarpJParams, Registration
 from ..transform import read_transform, to_dense, warp_image, write_elastic
 from .grid import GridMatch, direct_to_original, inverse_to_original, match_pixel_size
 from .overlay import overlay_rgb
-from .chain import check_for, default_coarse_sigma, register_representations
+from .chain import ChainOutcome, check_for, default_coarse_sigma, register_representations
 from .adapt import default_adapt_steps
 from .consensus import default_consensus_px
 from .evidence import EVIDENCE_KEY, structure_evidence
@@ -69,6 +69,21 @@ class PreparedPair:
 
 
 @dataclass(frozen=True)
+class DeferredAdaptation:
+    """What adapting a pair's result later needs (:func:`register_pair` with ``defer_adapt``,
+    :func:`adapt_result`): the chain's outcome, what it registered, and how."""
+
+    prep: PreparedPair
+    chain: ChainOutcome
+    chain_kwargs: dict
+    params: BUnwarpJParams
+    representation: object
+    steps: int
+    write: dict
+    """The keyword arguments of :func:`_write_result` other than the chain and the adaptation."""
+
+
+@dataclass(frozen=True)
 class PairResult:
     """What :func:`register_pair` produced."""
 
@@ -77,6 +92,8 @@ class PairResult:
     registered: np.ndarray
     styled: np.ndarray
     metrics: dict
+    deferred: DeferredAdaptation | None = None
+    """Set where the model's adaptation was deferred (``defer_adapt``): :func:`adapt_result` does it."""
 
 
 def _as_micrograph(image: PathLikeStr | Micrograph) -> Micrograph:
@@ -190,6 +207,21 @@ def prepare_pair(
                         reference_target, to_gray(lom_matched).astype(np.float32), lom_matched)
 
 
+def chain_options(prep: PreparedPair, *, backend: str = "bunwarpj", backend_options: dict | None = None,
+                  fiji_dir: PathLikeStr | None = None, coarse_sigma: float | None = None, consensus_px: int | None = None,
+                  fine_affine: bool = True) -> dict:
+    """The keyword arguments of :func:`.chain.register_representations` with which :func:`register_pair`
+    registers ``prep`` (``None``: the representation's defaults, as in :func:`register_pair`)."""
+    options = {"fiji_dir": fiji_dir} if backend == "bunwarpj" else {}
+    options.update(backend_options or {})
+    kind = prep.style_info.get("style_target")
+    return dict(backend=backend, backend_options=options,
+                coarse_sigma=default_coarse_sigma(kind) if coarse_sigma is None else coarse_sigma, scale_known=prep.scale_known,
+                check=check_for(prep.style_info.get("representation")), reference_target=prep.reference_target,
+                consensus_px=default_consensus_px(kind) if consensus_px is None else consensus_px, fine_affine=fine_affine,
+                raw=(to_gray(prep.cbs.data), prep.source_gray))
+
+
 def register_pair(
     lom: PathLikeStr | Micrograph,
     cbs: PathLikeStr | Micrograph,
@@ -211,6 +243,7 @@ def register_pair(
     consensus_px: int | None = None,
     fine_affine: bool = True,
     adapt_steps: int | None = None,
+    defer_adapt: bool = False,
 ) -> PairResult:
     """Register one LOM image to its CBS image and write the results into ``out_dir``.
 
@@ -257,6 +290,10 @@ def register_pair(
         mean of the two results (:mod:`.adapt`; ``metrics["adapt"]``). 0: off. ``None`` (default):
         :func:`.adapt.default_adapt_steps`, 150 for a style model without a chain card (the shipped
         one), 0 for raw images and for models from ``train``.
+    defer_adapt
+        Write the chain's result without adapting and return what adapting needs in
+        ``PairResult.deferred`` (:func:`adapt_result`), so that a caller comparing the result with
+        other chains' (:mod:`.second_opinion`) adapts only the result it keeps.
 
     The LOM is brought to the CBS pixel size when both pixel sizes are known (else the
     coarse step searches the scale); the saved transforms always refer to the original
@@ -270,31 +307,54 @@ def register_pair(
         coarse = "similarity"
     prep = prepare_pair(lom, cbs, out, model=model, style=style, lom_pixel_size=lom_pixel_size, cbs_pixel_size=cbs_pixel_size,
                         representation=representation)
-    lom_m, cbs_m, target, styled = prep.lom, prep.cbs, prep.target, prep.styled
-    lom_gray, cbs_gray = to_gray(lom_m.data), to_gray(cbs_m.data)
+    target, styled = prep.target, prep.styled
     params = params or PIPELINE_DEFAULTS
 
-    options = {"fiji_dir": fiji_dir} if backend == "bunwarpj" else {}
-    options.update(backend_options or {})
-    if coarse_sigma is None:
-        coarse_sigma = default_coarse_sigma(prep.style_info.get("style_target"))
-    if consensus_px is None:
-        consensus_px = default_consensus_px(prep.style_info.get("style_target"))
-    chain_kwargs = dict(backend=backend, backend_options=options, coarse_sigma=coarse_sigma, scale_known=prep.scale_known,
-                        check=check_for(prep.style_info.get("representation")), reference_target=prep.reference_target,
-                        consensus_px=consensus_px, fine_affine=fine_affine, raw=(cbs_gray, prep.source_gray))
+    chain_kwargs = chain_options(prep, backend=backend, backend_options=backend_options, fiji_dir=fiji_dir, coarse_sigma=coarse_sigma,
+                                 consensus_px=consensus_px, fine_affine=fine_affine)
     chain = register_representations(target, styled, params, coarse=coarse, **chain_kwargs)
-    adapt_facts, adapt_seconds = None, 0.0
     if adapt_steps is None:
-        adapt_steps = default_adapt_steps(model, style)
+        adapt_steps = default_adapt_steps(model, style, representation)
+    write = dict(out=out, backend=backend, backend_options=backend_options, fiji_dir=fiji_dir, truth=truth)
+    deferred = None
     if adapt_steps > 0:
         from ..style.cache import cached_representation
-        from .adapt import adapt_and_register
 
-        t0 = time.perf_counter()
-        chain, adapt_facts = adapt_and_register(chain, cached_representation(model, style, representation), prep.source, cbs_gray,
-                                                target, styled, params, steps=int(adapt_steps), **chain_kwargs)
-        adapt_seconds = time.perf_counter() - t0
+        deferred = DeferredAdaptation(prep, chain, chain_kwargs, params, cached_representation(model, style, representation),
+                                      int(adapt_steps), dict(write, seconds_before=time.perf_counter() - t_start))
+        if not defer_adapt:
+            return _adapted(deferred)
+    result = _write_result(prep, chain, params, seconds_before=time.perf_counter() - t_start, **write)
+    return replace(result, deferred=deferred) if defer_adapt else result
+
+
+def adapt_result(result: PairResult) -> PairResult:
+    """The pair of ``result`` (registered with ``defer_adapt``) with the model adapted to it: a copy
+    fine-tuned on the source as the chain registered it, the chain run again from the same start on
+    its map, and the mean of the two results kept (:func:`.adapt.adapt_and_register`); its folder's
+    files are rewritten (each atomically, ``metrics.json`` last). ``result`` itself where nothing was deferred."""
+    return result if result.deferred is None else _adapted(result.deferred)
+
+
+def _adapted(d: DeferredAdaptation) -> PairResult:
+    """Adapt the model of ``d`` to its pair, register again, and write the combined result (:func:`adapt_result`)."""
+    from .adapt import adapt_and_register
+
+    t0 = time.perf_counter()
+    chain, facts = adapt_and_register(d.chain, d.representation, d.prep.source, to_gray(d.prep.cbs.data), d.prep.target,
+                                      d.prep.styled, d.params, steps=d.steps, **d.chain_kwargs)
+    return _write_result(d.prep, chain, d.params, adapt=(facts, time.perf_counter() - t0), **d.write)
+
+
+def _write_result(prep: PreparedPair, chain: ChainOutcome, params: BUnwarpJParams, *, out: Path, backend: str,
+                  backend_options: dict | None, fiji_dir: PathLikeStr | None, truth: PathLikeStr | None, seconds_before: float,
+                  adapt: tuple[dict, float] | None = None) -> PairResult:
+    """Write a pair's outputs for the chain's outcome: transforms, the registered original LOM,
+    the overlay and ``metrics.json`` (last); ``adapt``: the adaptation's facts and seconds."""
+    t_write = time.perf_counter()
+    lom_m, cbs_m, target, styled = prep.lom, prep.cbs, prep.target, prep.styled
+    lom_gray, cbs_gray = to_gray(lom_m.data), to_gray(cbs_m.data)
+    adapt_facts, adapt_seconds = adapt if adapt is not None else (None, 0.0)
     reg, moved, elastic, coarse_res = chain.registration, chain.moved, chain.elastic, chain.coarse
     direct = direct_to_original(chain.direct, prep.grid)
     inverse = None if chain.inverse is None else inverse_to_original(chain.inverse, prep.grid)
@@ -351,7 +411,7 @@ def register_pair(
             "registration": reg.seconds,
             **({"adapt": adapt_seconds} if adapt_facts is not None else {}),
             "apply": apply_seconds,
-            "total": time.perf_counter() - t_start,
+            "total": seconds_before + adapt_seconds + time.perf_counter() - t_write,
         },
         "registration_info": reg.info,
     }

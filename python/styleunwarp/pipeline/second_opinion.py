@@ -39,7 +39,7 @@ from ..style.chain import NO_CARD, TIED, Chain, load_chain
 from ..style.tournament import duel, is_evidence
 from .evidence import EVIDENCE_KEY
 from .grid import GridMatch
-from .pair import PairResult, PathLikeStr, register_pair
+from .pair import PairResult, PathLikeStr, adapt_result, register_pair
 
 log = logging.getLogger(__name__)
 
@@ -174,6 +174,32 @@ def replaces(challenger: dict | None, incumbent: dict | None, challenger_tier: s
     return refusal(challenger, incumbent, challenger_tier, incumbent_tier) is None
 
 
+def _challenge(best: PairResult, best_label: str | None, res: PairResult, label: str,
+               refused: dict[str, list[str]]) -> tuple[PairResult, str | None]:
+    """The result kept after ``res`` (alternative ``label``) challenged ``best``; why a winner of the
+    duel did not replace it goes into ``refused`` by :func:`refusal`'s kind."""
+    challenger, incumbent = res.metrics.get(EVIDENCE_KEY), best.metrics.get(EVIDENCE_KEY)
+    tiers = grade_without_truth(res.metrics), grade_without_truth(best.metrics)
+    kind = refusal(challenger, incumbent, *tiers)
+    if kind is None:
+        return res, label
+    if kind == "narrow":
+        refused.setdefault(kind, []).append(f"{label} (MIND {challenger['mind']:.4f} against {incumbent['mind']:.4f})")
+    elif kind == "graded worse":
+        refused.setdefault(kind, []).append(f"{label} (graded {tiers[0]}, the result kept {tiers[1]})")
+    elif kind == "unshown":
+        refused.setdefault(kind, []).append(label)
+    return best, best_label
+
+
+def _duel_all(first: PairResult, ran: Sequence[tuple[str, PairResult]]) -> tuple[PairResult, str | None, dict[str, list[str]]]:
+    """The model chain's result ``first`` challenged by each alternative's result in turn."""
+    best, best_label, refused = first, None, {}
+    for label, res in ran:
+        best, best_label = _challenge(best, best_label, res, label, refused)
+    return best, best_label, refused
+
+
 def register_pair_verified(lom: PathLikeStr, cbs: PathLikeStr, out_dir: PathLikeStr, *, alternatives: Sequence[Chain] = (),
                            **kwargs) -> PairResult:
     """:func:`.pair.register_pair` with the model's chain (``kwargs``), then, when its result is
@@ -181,17 +207,23 @@ def register_pair_verified(lom: PathLikeStr, cbs: PathLikeStr, out_dir: PathLike
     is (the first one always when its ``every_pair`` gives a reason); the result whose source agrees best
     with the target by structure is kept in ``out_dir``.
     ``kwargs["backend"]``/``backend_options``/``coarse_sigma`` are the model's chain's; each
-    alternative brings its own, and its representation from the model's card."""
+    alternative brings its own, and its representation from the model's card.
+
+    Where the model's chain adapts its model to the pair (:mod:`.adapt`), the adaptation waits for
+    the duel: only a model chain's result that no alternative replaced is adapted
+    (:func:`.pair.adapt_result`), and the adapted result then meets the same alternatives' results
+    once more. An adaptation that a second opinion would discard is not paid for."""
     out = Path(out_dir)
-    first = register_pair(lom, cbs, out, **kwargs)
-    aligned = bool((first.metrics.get(EVIDENCE_KEY) or {}).get("aligned"))
+    first = register_pair(lom, cbs, out, defer_adapt=bool(alternatives), **kwargs)
+    ev = first.metrics.get(EVIDENCE_KEY) or {}  # what decides whether the alternatives run
+    aligned = bool(ev.get("aligned"))
     always = alternatives[0] if alternatives and alternatives[0].every_pair else None
     if not alternatives or (aligned and always is None):
-        return first
+        return adapt_result(first)
     primary_label = _model_chain_label(kwargs, first.metrics)
     tried = [_summary(primary_label + " (the model's chain)", first.metrics)]
-    best, best_label = first, None
-    refused: dict[str, list[str]] = {}  # alternatives that won the duel but did not replace, by refusal()
+    best: PairResult = first
+    ran: list[tuple[str, PairResult]] = []
     for i, chain in enumerate(alternatives):
         if i > 0 and (best.metrics.get(EVIDENCE_KEY) or {}).get("aligned"):
             break
@@ -204,17 +236,19 @@ def register_pair_verified(lom: PathLikeStr, cbs: PathLikeStr, out_dir: PathLike
             log.warning("%s: second opinion %s failed: %s", out, chain.label, exc)
             continue
         tried.append(_summary(chain.label, res.metrics))
-        challenger, incumbent = res.metrics.get(EVIDENCE_KEY), best.metrics.get(EVIDENCE_KEY)
-        tiers = grade_without_truth(res.metrics), grade_without_truth(best.metrics)
-        kind = refusal(challenger, incumbent, *tiers)
-        if kind is None:
-            best, best_label = res, chain.label
-        elif kind == "narrow":
-            refused.setdefault(kind, []).append(f"{chain.label} (MIND {challenger['mind']:.4f} against {incumbent['mind']:.4f})")
-        elif kind == "graded worse":
-            refused.setdefault(kind, []).append(f"{chain.label} (graded {tiers[0]}, the result kept {tiers[1]})")
-        elif kind == "unshown":
-            refused.setdefault(kind, []).append(chain.label)
+        ran.append((chain.label, res))
+        best = _duel_all(first, ran)[0]
+    best, best_label, refused = _duel_all(first, ran)
+    adapt_note = None
+    if first.deferred is not None and best_label is None:  # the model chain's result stays: adapt it, and duel again
+        before = tried[0]
+        first = adapt_result(first)
+        tried[0] = dict(_summary(primary_label + " (the model's chain)", first.metrics),
+                        before_adapting={k: before.get(k) for k in ("mind", "z", "aligned", "tier")})
+        best, best_label, refused = _duel_all(first, ran)
+    elif first.deferred is not None:
+        adapt_note = {"combined": "not adapted", "reason": f"{best_label} replaced the model chain's result before it was adapted: "
+                                                          "only a result the second opinion keeps is adapted"}
     if best_label is None and "narrow" in refused:
         why = (f"kept the model's chain: {', '.join(refused['narrow'])} agrees a little better with the target by structure, "
                f"by no more than {REPLACE_MARGIN:g}: too little to trade one result for another")
@@ -228,13 +262,12 @@ def register_pair_verified(lom: PathLikeStr, cbs: PathLikeStr, out_dir: PathLike
         why = "kept the model's chain: no alternative agrees better with the target by structure"
     else:
         why = f"replaced by {best_label}: its source agrees better with the target by structure (MIND)"
-    ev = first.metrics.get(EVIDENCE_KEY) or {}
     not_shown = "the model chain's result is not structure evidence of alignment"
     if misaligned(ev):
         not_shown += f" ({describe(ev)})"
     trigger = every_pair_reason(always) + ": the pair's structure decides" if aligned and always is not None else not_shown
     record = {"reason": why, "kept": best_label or "model chain", "tried": tried, "trigger": trigger}
-    metrics = dict(best.metrics, second_opinion=record)
+    metrics = dict(best.metrics, second_opinion=record, **({"adapt": adapt_note} if adapt_note else {}))
     graded_on = on_model_representation(first, best) if best is not first else None
     if graded_on is not None:
         metrics[GRADED_ON_KEY] = graded_on
