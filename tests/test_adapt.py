@@ -12,6 +12,10 @@ from styleunwarp.style.adapt import adapt_to_pair  # noqa: E402
 from styleunwarp.synth.variety import varied_pair  # noqa: E402
 from styleunwarp.transform import warp_image  # noqa: E402
 
+from conftest import data_skip_reason, real_data  # noqa: E402
+
+CLEM = sorted(real_data("deepclem-em-fm", "fm/*.png"))
+
 
 @pytest.fixture(scope="module")
 def shipped():
@@ -139,3 +143,32 @@ def test_the_second_opinion_adapts_only_the_result_it_keeps(tmp_path):
     assert model_entry["mind"] == m["structure"]["mind"] and "before_adapting" in model_entry, so  # the adapted result dueled
     assert (tmp_path / "out" / SUBFOLDER / alts[0].slug / "metrics.json").is_file()
     assert m["seconds"]["adapt"] > 0 and m["tre"]["mean"] < 3.0, m["tre"]
+
+
+@pytest.mark.slow
+@pytest.mark.skipif(not CLEM, reason=data_skip_reason("deepclem-em-fm", "fm/*.png"))
+def test_a_pair_the_models_map_does_not_show_is_not_adapted(tmp_path):
+    """A real CLEM pair (EM -> chromatin fluorescence, a 400 px crop) through the shipped steel model:
+    its map and the target's correlate at about 0 as registered, so the model is not fine-tuned on
+    that pair (measured on the whole pairs: adapting changed no result and cost 86-449 s each)."""
+    import json
+
+    from click.testing import CliRunner
+
+    from styleunwarp.cli import main
+    from styleunwarp.io import read_image, to_gray, write_tiff
+    from styleunwarp.pipeline.coarse import MIN_SCORE
+
+    fm = CLEM[0]
+    crop = (slice(200, 600), slice(300, 700))
+    write_tiff(tmp_path / "em.tif", to_gray(read_image(fm.parent.parent / "em" / fm.name).data)[crop])
+    write_tiff(tmp_path / "fm.tif", to_gray(read_image(fm).data)[crop])
+    res = CliRunner().invoke(main, ["register", str(tmp_path / "em.tif"), str(tmp_path / "fm.tif"), "--out", str(tmp_path / "out"),
+                                    "--backend", "native", "--no-second-opinion"])
+    assert res.exit_code == 0, res.output
+    m = json.loads((tmp_path / "out" / "metrics.json").read_text())
+    ad = m["adapt"]
+    assert ad["combined"] == "not adapted" and ad["correlation"] < MIN_SCORE, ad
+    assert ad["correlation"] == pytest.approx(m["styled_ncc_after"], abs=1e-6)  # the correlation the result reports
+    assert "share too little structure" in ad["reason"] and "not adapted: the model's map" in res.output
+    assert "adapt" in m["seconds"] and m["seconds"]["adapt"] < 5.0  # nothing fine-tuned

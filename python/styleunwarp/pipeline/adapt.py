@@ -14,7 +14,11 @@ structure); both are recorded in the facts. The mean is checked against the firs
 elastic step is against its start, on a measure neither registration optimised: if the raw
 images' structure agrees worse with it by more than :data:`.chain.ELASTIC_MIND_DROP_SDS` chance
 spreads (:func:`styleunwarp.structure.structure_drop`), the first result is kept. Other
-representations (raw images, shared codes) are returned unchanged, with the reason.
+representations (raw images, shared codes) are returned unchanged, with the reason; so is a
+result whose two maps, as registered, correlate below the coarse step's credible score
+(:data:`.coarse.MIN_SCORE`, the fine affine step's bar too): a pair the model's map does not
+show is no example to learn its look from (the steel model on CLEM EM -> FM: NCC 0.00-0.02, where
+adapting changed no result and cost 86-449 s a pair; foreign steel renderings: 0.07-0.58).
 """
 
 from __future__ import annotations
@@ -23,7 +27,9 @@ from dataclasses import replace
 
 import numpy as np
 
+from ..quality import ncc
 from ..transform import ElasticTransform, warp_image
+from .coarse import MIN_SCORE
 from .chain import ELASTIC_MIND_DROP_SDS, ChainOutcome, drop_text, raw_structure_drop, register_representations
 from .fine_affine import FineAffine
 
@@ -87,6 +93,11 @@ def adapt_and_register(first: ChainOutcome, representation, source: np.ndarray, 
     from ..style.adapt import adapt_to_pair
     from ..style.representations.translation import Translation
 
+    shared = ncc(first.moved, target, first.moved != 0)
+    if not shared >= MIN_SCORE:  # NaN too: nothing correlates
+        return first, {"combined": "not adapted", "correlation": shared,
+                       "reason": f"the model's map and the target's correlate {shared:.3f} as the chain registered them (below "
+                                 f"{MIN_SCORE:g}): they share too little structure to learn this look from"}
     try:
         adapted, facts = adapt_to_pair(model, source, model.prepare_target(target_raw), first.direct, steps=steps, seed=seed)
     except ValueError as exc:  # too little overlap to learn from: the first result stands
