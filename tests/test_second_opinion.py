@@ -168,10 +168,13 @@ def test_the_shipped_models_result_is_checked_against_a_training_free_chain_on_a
         assert "adapt" not in res.metrics["seconds"] and "before_adapting" not in so["tried"][0], so
     # an adopted raw result is graded on the model chain's representation (the model's own folder holds it)
     saved = json.loads((tmp_path / "out" / "metrics.json").read_text())
+    alt_ncc = so["tried"][1]["styled_ncc_on_model_representation"]  # the alternative read on the model's terms too
+    assert -1.0 <= alt_ncc <= 1.0 and so["tried"][0]["styled_ncc_after"] is not None, so
     if so["kept"] == "model chain":
         assert "graded_on" not in saved
     else:
         on = saved["graded_on"]
+        assert alt_ncc == pytest.approx(on["styled_ncc_after"], abs=1e-6)
         styled, target = (read_image(tmp_path / "alone" / f).data for f in ("styled.tif", "target.tif"))
         expected = ncc_on_representation(styled, target, read_transform(tmp_path / "out" / "direct_transf.txt"))
         assert on["representation"] == "edges" and on["styled_ncc_after"] == pytest.approx(expected, abs=1e-4), on

@@ -59,8 +59,10 @@ RESULT_FILES = ("styled.tif", "target.tif", "direct_transf.txt", "inverse_transf
 
 
 def _summary(chain: str, metrics: dict) -> dict:
+    """One result's line in ``second_opinion.tried``: its structure evidence, tier and the NCC of its representation."""
     ev = metrics.get(EVIDENCE_KEY) or {}
-    return {"chain": chain, "mind": ev.get("mind"), "z": ev.get("z"), "aligned": ev.get("aligned"), "tier": metrics.get("tier")}
+    return {"chain": chain, "mind": ev.get("mind"), "z": ev.get("z"), "aligned": ev.get("aligned"), "tier": metrics.get("tier"),
+            "styled_ncc_after": metrics.get("styled_ncc_after")}
 
 
 def _model_chain_label(kwargs: dict, metrics: dict) -> str:
@@ -235,7 +237,11 @@ def register_pair_verified(lom: PathLikeStr, cbs: PathLikeStr, out_dir: PathLike
             tried.append({"chain": chain.label, "error": f"{type(exc).__name__}: {exc}"})
             log.warning("%s: second opinion %s failed: %s", out, chain.label, exc)
             continue
-        tried.append(_summary(chain.label, res.metrics))
+        entry = _summary(chain.label, res.metrics)
+        on_model = on_model_representation(first, res)
+        if on_model is not None:  # each result read on the other's terms too: the model chain's entry has its own NCC
+            entry["styled_ncc_on_model_representation"] = on_model["styled_ncc_after"]
+        tried.append(entry)
         ran.append((chain.label, res))
         best = _duel_all(first, ran)[0]
     best, best_label, refused = _duel_all(first, ran)
