@@ -119,11 +119,11 @@ def test_register_adapts_the_shipped_model_and_keeps_the_mean_of_two_results(tmp
 
 
 @pytest.mark.slow
-def test_the_second_opinion_adapts_only_the_result_it_keeps(tmp_path):
+def test_the_second_opinion_adapts_the_result_it_keeps(tmp_path):
     """With a second opinion the adaptation waits for the duel: the model chain's result, kept on a
     steel pair of the look the model was trained on, is adapted afterwards, and the adapted result
     is the one that met the alternative (the shale test of test_second_opinion.py has the other branch:
-    a result replaced before it was adapted)."""
+    results replaced before or after they were adapted)."""
     from styleunwarp.io import write_tiff
     from styleunwarp.pipeline.second_opinion import SUBFOLDER, register_pair_verified
     from styleunwarp.style.chain import style_model_alternatives

@@ -163,9 +163,12 @@ def test_the_shipped_models_result_is_checked_against_a_training_free_chain_on_a
     assert alone.metrics["adapt"]["combined"] == "mean" or alone.metrics["adapt"]["combined"].startswith("first only"), alone.metrics["adapt"]
     if so["kept"] == "model chain":  # adapted after the duel, and the adapted result met the alternative again
         assert res.metrics["adapt"] == alone.metrics["adapt"] and "before_adapting" in so["tried"][0], so
-    else:  # replaced before adapting: the adaptation was not paid for
+    elif "before_adapting" in so["tried"][0]:  # replaced while not shown aligned: adapted all the same, and replaced again
+        assert not so["tried"][0]["before_adapting"]["aligned"], so
+    else:  # replaced while shown aligned, before adapting: the adaptation was not paid for
+        assert so["tried"][0]["aligned"], so
         assert res.metrics["adapt"]["combined"] == "not adapted" and "before it was adapted" in res.metrics["adapt"]["reason"]
-        assert "adapt" not in res.metrics["seconds"] and "before_adapting" not in so["tried"][0], so
+        assert "adapt" not in res.metrics["seconds"], so
     # an adopted raw result is graded on the model chain's representation (the model's own folder holds it)
     saved = json.loads((tmp_path / "out" / "metrics.json").read_text())
     alt_ncc = so["tried"][1]["styled_ncc_on_model_representation"]  # the alternative read on the model's terms too

@@ -293,7 +293,7 @@ def register_pair(
     defer_adapt
         Write the chain's result without adapting and return what adapting needs in
         ``PairResult.deferred`` (:func:`adapt_result`), so that a caller comparing the result with
-        other chains' (:mod:`.second_opinion`) adapts only the result it keeps.
+        other chains' (:mod:`.second_opinion`) adapts only a result whose adaptation could matter.
 
     The LOM is brought to the CBS pixel size when both pixel sizes are known (else the
     coarse step searches the scale); the saved transforms always refer to the original

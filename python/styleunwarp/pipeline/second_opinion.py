@@ -212,9 +212,10 @@ def register_pair_verified(lom: PathLikeStr, cbs: PathLikeStr, out_dir: PathLike
     alternative brings its own, and its representation from the model's card.
 
     Where the model's chain adapts its model to the pair (:mod:`.adapt`), the adaptation waits for
-    the duel: only a model chain's result that no alternative replaced is adapted
-    (:func:`.pair.adapt_result`), and the adapted result then meets the same alternatives' results
-    once more. An adaptation that a second opinion would discard is not paid for."""
+    the duel: a model chain's result that an alternative replaced while it was shown aligned is not
+    adapted; any other (kept, or replaced while not shown aligned, which adapting may change) is
+    adapted (:func:`.pair.adapt_result`) and meets the same alternatives' results once more. An
+    adaptation that a second opinion would discard anyway is not paid for."""
     out = Path(out_dir)
     first = register_pair(lom, cbs, out, defer_adapt=bool(alternatives), **kwargs)
     ev = first.metrics.get(EVIDENCE_KEY) or {}  # what decides whether the alternatives run
@@ -246,15 +247,18 @@ def register_pair_verified(lom: PathLikeStr, cbs: PathLikeStr, out_dir: PathLike
         best = _duel_all(first, ran)[0]
     best, best_label, refused = _duel_all(first, ran)
     adapt_note = None
-    if first.deferred is not None and best_label is None:  # the model chain's result stays: adapt it, and duel again
+    if first.deferred is not None and (best_label is None or not aligned):
+        # adapt the model chain's result where it stays, or where it lost while not shown aligned (adapting may show it
+        # aligned, which changes what may replace it: blind:54 steel_SEM_004), and let it meet the alternatives again
         before = tried[0]
         first = adapt_result(first)
         tried[0] = dict(_summary(primary_label + " (the model's chain)", first.metrics),
                         before_adapting={k: before.get(k) for k in ("mind", "z", "aligned", "tier")})
         best, best_label, refused = _duel_all(first, ran)
     elif first.deferred is not None:
-        adapt_note = {"combined": "not adapted", "reason": f"{best_label} replaced the model chain's result before it was adapted: "
-                                                          "only a result the second opinion keeps is adapted"}
+        adapt_note = {"combined": "not adapted", "reason": f"{best_label} replaced the model chain's result, shown aligned, before it "
+                                                          "was adapted: only a result the second opinion keeps, or one not shown aligned, "
+                                                          "is adapted"}
     if best_label is None and "narrow" in refused:
         why = (f"kept the model's chain: {', '.join(refused['narrow'])} agrees a little better with the target by structure, "
                f"by no more than {REPLACE_MARGIN:g}: too little to trade one result for another")
