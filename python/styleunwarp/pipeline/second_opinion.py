@@ -225,8 +225,10 @@ def register_pair_verified(lom: PathLikeStr, cbs: PathLikeStr, out_dir: PathLike
         return adapt_result(first)
     primary_label = _model_chain_label(kwargs, first.metrics)
     tried = [_summary(primary_label + " (the model's chain)", first.metrics)]
-    best: PairResult = first
+    best, best_label = first, None
+    refused: dict[str, list[str]] = {}  # alternatives that won the duel but did not replace, by refusal()
     ran: list[tuple[str, PairResult]] = []
+    on_model: dict[str, dict] = {}  # each alternative's result read on the model chain's representation
     for i, chain in enumerate(alternatives):
         if i > 0 and (best.metrics.get(EVIDENCE_KEY) or {}).get("aligned"):
             break
@@ -239,13 +241,13 @@ def register_pair_verified(lom: PathLikeStr, cbs: PathLikeStr, out_dir: PathLike
             log.warning("%s: second opinion %s failed: %s", out, chain.label, exc)
             continue
         entry = _summary(chain.label, res.metrics)
-        on_model = on_model_representation(first, res)
-        if on_model is not None:  # each result read on the other's terms too: the model chain's entry has its own NCC
-            entry["styled_ncc_on_model_representation"] = on_model["styled_ncc_after"]
+        read = on_model_representation(first, res)
+        if read is not None:  # each result read on the other's terms too: the model chain's entry has its own NCC
+            on_model[chain.label] = read
+            entry["styled_ncc_on_model_representation"] = read["styled_ncc_after"]
         tried.append(entry)
         ran.append((chain.label, res))
-        best = _duel_all(first, ran)[0]
-    best, best_label, refused = _duel_all(first, ran)
+        best, best_label = _challenge(best, best_label, res, chain.label, refused)
     adapt_note = None
     if first.deferred is not None and (best_label is None or not aligned):
         # adapt the model chain's result where it stays, or where it lost while not shown aligned (adapting may show it
@@ -278,7 +280,7 @@ def register_pair_verified(lom: PathLikeStr, cbs: PathLikeStr, out_dir: PathLike
     trigger = every_pair_reason(always) + ": the pair's structure decides" if aligned and always is not None else not_shown
     record = {"reason": why, "kept": best_label or "model chain", "tried": tried, "trigger": trigger}
     metrics = dict(best.metrics, second_opinion=record, **({"adapt": adapt_note} if adapt_note else {}))
-    graded_on = on_model_representation(first, best) if best is not first else None
+    graded_on = on_model.get(best_label) if best_label is not None else None  # the adopted result, read once above
     if graded_on is not None:
         metrics[GRADED_ON_KEY] = graded_on
         if metrics.get("grade_source") == "grader":
