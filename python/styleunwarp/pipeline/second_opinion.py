@@ -37,6 +37,7 @@ from ..transform import read_transform, to_dense, warp_image
 from ..transform.model import Transform
 from ..style.chain import NO_CARD, TIED, Chain, load_chain
 from ..style.tournament import duel, is_evidence
+from .coarse import MIN_SCORE
 from .evidence import EVIDENCE_KEY
 from .grid import GridMatch
 from .pair import PairResult, PathLikeStr, adapt_result, register_pair
@@ -53,6 +54,12 @@ pair's result here, with no other pairs to average out its noise. Measured on th
 of a few thousandths"): the steel replacements by a lead of 0.002-0.003 whose model chain result
 is known were all worse than that result (0.83 -> 4.13, 0.90 -> 1.75, 0.79 -> 2.10, 0.99 -> 3.55,
 0.49 -> 1.26 px); the smallest lead of a shale replacement was 0.0037 (0.50 px kept)."""
+
+CROSS_MARGIN = 0.08
+"""How much lower an alternative's result may read on the model chain's representation than the
+result kept so far (:func:`ncc_on_representation`, the NCC the model chain's result was optimised
+for) and still replace it, where that representation shows the pair (the kept result reads at least
+:data:`.coarse.MIN_SCORE` there)."""
 
 RESULT_FILES = ("styled.tif", "target.tif", "direct_transf.txt", "inverse_transf.txt", "registered.tif", "overlay.png")
 """What a registration folder holds besides ``metrics.json`` (written last)."""
@@ -137,32 +144,48 @@ def _leads(challenger: dict | None, incumbent: dict | None) -> bool:
     return a - b > REPLACE_MARGIN
 
 
+def reads_worse(challenger_on_model: float | None, incumbent_on_model: float | None) -> bool:
+    """Whether a challenger's result reads lower on the model chain's representation than the result
+    kept so far by more than :data:`CROSS_MARGIN`, where that representation shows the pair (the kept
+    result reads at least :data:`.coarse.MIN_SCORE`); False where either reading is missing."""
+    a, b = challenger_on_model, incumbent_on_model
+    if a is None or b is None or not (np.isfinite(a) and np.isfinite(b)):
+        return False
+    return b >= MIN_SCORE and a < b - CROSS_MARGIN
+
+
 def refusal(challenger: dict | None, incumbent: dict | None, challenger_tier: str | None = None,
-            incumbent_tier: str | None = None) -> str | None:
+            incumbent_tier: str | None = None, on_model: tuple[float | None, float | None] = (None, None)) -> str | None:
     """Why a second opinion's result does not replace the result kept so far (:func:`replaces`):
     ``"lost"`` (it does not win the structure duel), ``"narrow"`` (it wins by no more than
-    :data:`REPLACE_MARGIN`), ``"graded worse"``, ``"unshown"`` (not shown aligned while the result
-    kept is evidence); ``None`` when it replaces it."""
+    :data:`REPLACE_MARGIN`), ``"graded worse"``, ``"model view"`` (it reads lower on the model
+    chain's representation, :func:`reads_worse`; ``on_model``: the challenger's and the incumbent's
+    readings there), ``"unshown"`` (not shown aligned while the result kept is evidence); ``None``
+    when it replaces it."""
     if duel(challenger, incumbent) <= 0:
         return "lost"
     if not _leads(challenger, incumbent):
         return "narrow"
     if _graded_worse(challenger_tier, incumbent_tier):
         return "graded worse"
+    if reads_worse(*on_model):
+        return "model view"
     if not ((challenger or {}).get("aligned") or not is_evidence(incumbent)):
         return "unshown"
     return None
 
 
 def replaces(challenger: dict | None, incumbent: dict | None, challenger_tier: str | None = None,
-             incumbent_tier: str | None = None) -> bool:
+             incumbent_tier: str | None = None, on_model: tuple[float | None, float | None] = (None, None)) -> bool:
     """Whether a second opinion's result (structure evidence ``challenger``) replaces the result
     kept so far (``incumbent``): it must win the structure duel (:func:`styleunwarp.style.tournament.duel`)
     by a lead of more than :data:`REPLACE_MARGIN` in MIND agreement,
     must not be graded worse than the incumbent (``*_tier``: each result's own verdict without
     ground truth, :func:`styleunwarp.quality.grade_without_truth`; not compared where either is
-    None), and must be structure evidence of alignment itself (``aligned``), unless the incumbent
-    is no evidence at all (below :data:`styleunwarp.style.tournament.EVIDENCE_Z`).
+    None), must not read lower on the model chain's representation by more than
+    :data:`CROSS_MARGIN` (``on_model``, :func:`reads_worse`), and must be structure evidence of
+    alignment itself (``aligned``), unless the incumbent is no evidence at all (below
+    :data:`styleunwarp.style.tournament.EVIDENCE_Z`).
 
     Of two results neither shown aligned, a small edge in MIND agreement says little: measured on
     the as-user runs (``bench_asdelivered.py``, 7 runs, about 50 replacements), the only two made
@@ -173,32 +196,44 @@ def replaces(challenger: dict | None, incumbent: dict | None, challenger_tier: s
     session), 9 were worse than the result replaced (a 1.15 px start: the model chain 0.92 px,
     good; elastix MI 28.1 px, poor; mean 4.14 px against 0.70), while all 46 shale replacements
     were graded good and no worse than what they replaced (docs/representations.md)."""
-    return refusal(challenger, incumbent, challenger_tier, incumbent_tier) is None
+    return refusal(challenger, incumbent, challenger_tier, incumbent_tier, on_model) is None
+
+
+def _reading(res: PairResult, label: str | None, on_model: dict[str, dict]) -> float | None:
+    """A result's NCC on the model chain's representation: the model chain's own (``label`` None), an alternative's as read."""
+    if label is None:
+        return None if res.metrics.get("representation") in (None, "none") else res.metrics.get("styled_ncc_after")
+    return (on_model.get(label) or {}).get("styled_ncc_after")
 
 
 def _challenge(best: PairResult, best_label: str | None, res: PairResult, label: str,
-               refused: dict[str, list[str]]) -> tuple[PairResult, str | None]:
+               refused: dict[str, list[str]], on_model: dict[str, dict]) -> tuple[PairResult, str | None]:
     """The result kept after ``res`` (alternative ``label``) challenged ``best``; why a winner of the
-    duel did not replace it goes into ``refused`` by :func:`refusal`'s kind."""
+    duel did not replace it goes into ``refused`` by :func:`refusal`'s kind. ``on_model``: each
+    alternative's result read on the model chain's representation (:func:`on_model_representation`)."""
     challenger, incumbent = res.metrics.get(EVIDENCE_KEY), best.metrics.get(EVIDENCE_KEY)
     tiers = grade_without_truth(res.metrics), grade_without_truth(best.metrics)
-    kind = refusal(challenger, incumbent, *tiers)
+    readings = _reading(res, label, on_model), _reading(best, best_label, on_model)
+    kind = refusal(challenger, incumbent, *tiers, on_model=readings)
     if kind is None:
         return res, label
     if kind == "narrow":
         refused.setdefault(kind, []).append(f"{label} (MIND {challenger['mind']:.4f} against {incumbent['mind']:.4f})")
     elif kind == "graded worse":
         refused.setdefault(kind, []).append(f"{label} (graded {tiers[0]}, the result kept {tiers[1]})")
+    elif kind == "model view":
+        refused.setdefault(kind, []).append(f"{label} (NCC {readings[0]:.3f} against {readings[1]:.3f})")
     elif kind == "unshown":
         refused.setdefault(kind, []).append(label)
     return best, best_label
 
 
-def _duel_all(first: PairResult, ran: Sequence[tuple[str, PairResult]]) -> tuple[PairResult, str | None, dict[str, list[str]]]:
+def _duel_all(first: PairResult, ran: Sequence[tuple[str, PairResult]],
+              on_model: dict[str, dict]) -> tuple[PairResult, str | None, dict[str, list[str]]]:
     """The model chain's result ``first`` challenged by each alternative's result in turn."""
     best, best_label, refused = first, None, {}
     for label, res in ran:
-        best, best_label = _challenge(best, best_label, res, label, refused)
+        best, best_label = _challenge(best, best_label, res, label, refused, on_model)
     return best, best_label, refused
 
 
@@ -247,7 +282,7 @@ def register_pair_verified(lom: PathLikeStr, cbs: PathLikeStr, out_dir: PathLike
             entry["styled_ncc_on_model_representation"] = read["styled_ncc_after"]
         tried.append(entry)
         ran.append((chain.label, res))
-        best, best_label = _challenge(best, best_label, res, chain.label, refused)
+        best, best_label = _challenge(best, best_label, res, chain.label, refused, on_model)
     adapt_note = None
     if first.deferred is not None and (best_label is None or not aligned):
         # adapt the model chain's result where it stays, or where it lost while not shown aligned (adapting may show it
@@ -256,7 +291,7 @@ def register_pair_verified(lom: PathLikeStr, cbs: PathLikeStr, out_dir: PathLike
         first = adapt_result(first)
         tried[0] = dict(_summary(primary_label + " (the model's chain)", first.metrics),
                         before_adapting={k: before.get(k) for k in ("mind", "z", "aligned", "tier")})
-        best, best_label, refused = _duel_all(first, ran)
+        best, best_label, refused = _duel_all(first, ran, on_model)
     elif first.deferred is not None:
         adapt_note = {"combined": "not adapted", "reason": f"{best_label} replaced the model chain's result, shown aligned, before it "
                                                           "was adapted: only a result the second opinion keeps, or one not shown aligned, "
@@ -267,6 +302,9 @@ def register_pair_verified(lom: PathLikeStr, cbs: PathLikeStr, out_dir: PathLike
     elif best_label is None and "graded worse" in refused:
         why = (f"kept the model's chain: {', '.join(refused['graded worse'])} agrees a little better with the target by structure "
                "but is graded worse")
+    elif best_label is None and "model view" in refused:
+        why = (f"kept the model's chain: {', '.join(refused['model view'])} agrees better with the target by structure but reads "
+               f"lower on the model chain's representation (NCC), by more than {CROSS_MARGIN:g}: the two measures disagree")
     elif best_label is None and "unshown" in refused:
         why = (f"kept the model's chain: {', '.join(refused['unshown'])} agrees a little better with the target by structure but is not "
                "shown aligned either, too little to trade one result for another")
@@ -293,4 +331,4 @@ def register_pair_verified(lom: PathLikeStr, cbs: PathLikeStr, out_dir: PathLike
     return PairResult(out, best.registration, best.registered, best.styled, metrics)
 
 
-__all__ = ["REPLACE_MARGIN", "RESULT_FILES", "SUBFOLDER", "every_pair_reason", "refusal", "replaces", "ncc_on_representation", "on_model_representation", "register_pair_verified"]
+__all__ = ["CROSS_MARGIN", "REPLACE_MARGIN", "reads_worse", "RESULT_FILES", "SUBFOLDER", "every_pair_reason", "refusal", "replaces", "ncc_on_representation", "on_model_representation", "register_pair_verified"]
