@@ -9,7 +9,7 @@ from styleunwarp.pipeline.coarse import align, align_by_mutual_information
 from styleunwarp.pipeline.coarse.mutual import MutualInformationCorrelator, class_information, classes
 from styleunwarp.pipeline.coarse.similarity import matrix
 from styleunwarp.synth import make_pair
-from styleunwarp.transform import affine_elastic, evaluate_elastic, warp_image
+from styleunwarp.transform import affine_elastic, warp_image
 
 from conftest import map_error, needs_data, real_data
 

@@ -182,7 +182,7 @@ def test_consistency_gradient_and_matrix_match_finite_differences():
     eps = 1e-5
     for _ in range(4):
         v = torch.randn(size, dtype=torch.float64, generator=gen).reshape(c.shape)
-        (ep, sp), (em, sm) = term.evaluate(c + eps * v), term.evaluate(c - eps * v)
+        (_, sp), (_, sm) = term.evaluate(c + eps * v), term.evaluate(c - eps * v)
         # the overlap weights are held fixed within a step, as the engine does
         held = lambda st: (inside * (st[0] ** 2).sum(1)).sum(1) * term.weight / inside.sum(1)  # noqa: E731
         fd_grad = (held(sp) - held(sm)) / (2 * eps)
