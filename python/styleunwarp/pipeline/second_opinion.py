@@ -62,7 +62,7 @@ result kept so far (:func:`ncc_on_representation`, the NCC the model chain's res
 for) and still replace it, where that representation shows the pair (the kept result reads at least
 :data:`.coarse.MIN_SCORE` there). Measured (``bench_second_opinion.py``, docs/representations.md,
 "The duel checked on the model's terms"): on real shale, where elastix's results are the better
-ones, they read -0.040 to +0.020 against the shipped model chain's (24 pairs, seeds 55 and 56); the
+ones, they read -0.040 to +0.020 against the shipped model chain's (36 pairs, seeds 55, 56 and 58); the
 steel replacements that were wrong read 0.11-0.32 lower (blind:47 steel_SEM_009, blind:54
 steel_SEM_002, blind:56 steel_SEM_010, lom3:57 steel_SEM_004: 3.84, 4.58, 6.69 and 3.85 px where
 the model chain had 1.12, 0.88, 0.86 and 0.57 px)."""
