@@ -58,17 +58,12 @@ def _fmt(value: float | None) -> str:
 def _on_shipped_representation(shipped_dir: Path, free_dir: Path, shipped_metrics: dict) -> float | None:
     """The free chain's result (its direct transform) read on the shipped chain's representation, as ``register`` reads it."""
     from styleunwarp.io import read_image
-    from styleunwarp.pipeline.grid import GridMatch
-    from styleunwarp.pipeline.second_opinion import ncc_on_representation
-    from styleunwarp.transform import read_transform
+    from styleunwarp.pipeline.second_opinion import ncc_on_saved_representation
 
-    if shipped_metrics.get("representation") in (None, "none") or not (shipped_dir / "styled.tif").is_file():
+    if not (shipped_dir / "styled.tif").is_file():
         return None
     styled = read_image(shipped_dir / "styled.tif").data
-    if styled.ndim != 2:
-        return None
-    grid = GridMatch.from_dict(shipped_metrics["pixel_grid"]) if shipped_metrics.get("pixel_grid") else None
-    return ncc_on_representation(styled, read_image(shipped_dir / "target.tif").data, read_transform(free_dir / "direct_transf.txt"), grid)
+    return ncc_on_saved_representation(shipped_dir, shipped_metrics, styled, free_dir / "direct_transf.txt")
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -116,10 +111,12 @@ def main(argv: list[str] | None = None) -> int:
             why = refusal(*duel_args, on_model=readings)
             free_wins = why is None
             err["duel"] = err["free"] if free_wins else err["shipped"]
-            err["duel_structure_only"] = err["free"] if refusal(*duel_args) is None else err["shipped"]
+            free_wins_structure_only = refusal(*duel_args) is None
+            err["duel_structure_only"] = err["free"] if free_wins_structure_only else err["shipped"]
             table.append((start, err["shipped"], err["free"], err["duel_structure_only"], err["duel"]))
             ev = {k: metrics[k].get("structure") or {} for k in chains}
             dump.append({"set": name, "pair": row["name"], "start": start, "tre": err, "refusal": why,
+                         "free_wins_structure_only": free_wins_structure_only,
                          "evidence": ev, "tier": {k: grade_without_truth(metrics[k]) for k in chains},
                          "shipped_ncc": metrics["shipped"].get("styled_ncc_after"), "free_ncc_on_shipped": on_model})
             print(f"{name}/{row['name']}: start {start:.2f}; shipped {err['shipped']:.2f} (MIND {ev['shipped'].get('mind')}, z {ev['shipped'].get('z')}); "
@@ -152,7 +149,7 @@ def _margin_sweep(dump: list[dict]) -> str:
     more than the margin lower on the shipped representation (:func:`~styleunwarp.pipeline.second_opinion.reads_worse`)."""
     from bench_asdelivered import WORSE_TOLERANCE_PX
 
-    from styleunwarp.pipeline.coarse import MIN_SCORE
+    from styleunwarp.pipeline.second_opinion import reads_worse
 
     out = ["", "| data set | cross-check margin | <= 1.5 px | <= 5 px | mean TRE px | worse than start | free kept |", "| --- | --- | --- | --- | --- | --- | --- |"]
     for name in dict.fromkeys(r["set"] for r in dump):
@@ -160,9 +157,8 @@ def _margin_sweep(dump: list[dict]) -> str:
         for margin in (None, *MARGINS):
             kept = []
             for r in rows:
-                a, b = r["free_ncc_on_shipped"], r["shipped_ncc"]
-                vetoed = margin is not None and a is not None and b is not None and b >= MIN_SCORE and a < b - margin
-                free = r["tre"]["duel_structure_only"] == r["tre"]["free"] and r["tre"]["free"] != r["tre"]["shipped"] and not vetoed
+                vetoed = margin is not None and reads_worse(r["free_ncc_on_shipped"], r["shipped_ncc"], margin)
+                free = r["free_wins_structure_only"] and not vetoed
                 kept.append((r["start"], r["tre"]["free"] if free else r["tre"]["shipped"], free))
             a_ = np.array(kept)
             out.append(f"| {name} | {'none' if margin is None else margin} | {np.sum(a_[:, 1] <= 1.5)} | {np.sum(a_[:, 1] <= 5)} | "

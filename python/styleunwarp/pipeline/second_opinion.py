@@ -109,6 +109,18 @@ def ncc_on_representation(styled: np.ndarray, target: np.ndarray, direct: Transf
     return ncc(moved, target, moved != 0)
 
 
+def ncc_on_saved_representation(model_dir: Path, model_metrics: dict, styled: np.ndarray, direct_file: Path) -> float | None:
+    """:func:`ncc_on_representation` of a saved direct transform (``direct_file``) on the representation
+    a registration folder ``model_dir`` holds (its ``target.tif``, its ``metrics.json`` as ``model_metrics``
+    for the representation and the pixel grid, and its ``styled`` source); ``None`` where that
+    registration compared the raw images or its representation is not one grey image."""
+    if model_metrics.get("representation") in (None, "none") or np.asarray(styled).ndim != 2:
+        return None
+    target = read_image(Path(model_dir) / "target.tif").data
+    grid = GridMatch.from_dict(model_metrics["pixel_grid"]) if model_metrics.get("pixel_grid") else None
+    return ncc_on_representation(styled, target, read_transform(direct_file), grid)
+
+
 def on_model_representation(first: PairResult, adopted: PairResult) -> dict | None:
     """The adopted result measured on the model chain's representation (:data:`~styleunwarp.quality.GRADED_ON_KEY`,
     :func:`ncc_on_representation`); ``None`` where the model's chain registered the raw images
@@ -118,11 +130,9 @@ def on_model_representation(first: PairResult, adopted: PairResult) -> dict | No
     The grader's correlation thresholds were read on a style model's representation; a raw chain's
     own correlation (two modalities' grey levels) says nothing, and printed poor for decent results.
     """
-    if first.metrics.get("representation") in (None, "none") or np.asarray(first.styled).ndim != 2:
+    value = ncc_on_saved_representation(first.out_dir, first.metrics, first.styled, adopted.out_dir / "direct_transf.txt")
+    if value is None:
         return None
-    target = read_image(first.out_dir / "target.tif").data
-    grid = GridMatch.from_dict(first.metrics["pixel_grid"]) if first.metrics.get("pixel_grid") else None
-    value = ncc_on_representation(first.styled, target, read_transform(adopted.out_dir / "direct_transf.txt"), grid)
     return {"representation": first.metrics["representation"], "styled_ncc_after": value,
             "reason": "the adopted result measured on the model chain's representation, the one the grader's thresholds were read on"}
 
@@ -150,14 +160,14 @@ def _leads(challenger: dict | None, incumbent: dict | None) -> bool:
     return a - b > REPLACE_MARGIN
 
 
-def reads_worse(challenger_on_model: float | None, incumbent_on_model: float | None) -> bool:
+def reads_worse(challenger_on_model: float | None, incumbent_on_model: float | None, margin: float = CROSS_MARGIN) -> bool:
     """Whether a challenger's result reads lower on the model chain's representation than the result
-    kept so far by more than :data:`CROSS_MARGIN`, where that representation shows the pair (the kept
+    kept so far by more than ``margin`` (:data:`CROSS_MARGIN`), where that representation shows the pair (the kept
     result reads at least :data:`.coarse.MIN_SCORE`); False where either reading is missing."""
     a, b = challenger_on_model, incumbent_on_model
     if a is None or b is None or not (np.isfinite(a) and np.isfinite(b)):
         return False
-    return b >= MIN_SCORE and a < b - CROSS_MARGIN
+    return b >= MIN_SCORE and a < b - margin
 
 
 def refusal(challenger: dict | None, incumbent: dict | None, challenger_tier: str | None = None,
@@ -337,4 +347,4 @@ def register_pair_verified(lom: PathLikeStr, cbs: PathLikeStr, out_dir: PathLike
     return PairResult(out, best.registration, best.registered, best.styled, metrics)
 
 
-__all__ = ["CROSS_MARGIN", "REPLACE_MARGIN", "reads_worse", "RESULT_FILES", "SUBFOLDER", "every_pair_reason", "refusal", "replaces", "ncc_on_representation", "on_model_representation", "register_pair_verified"]
+__all__ = ["CROSS_MARGIN", "REPLACE_MARGIN", "reads_worse", "RESULT_FILES", "ncc_on_saved_representation", "SUBFOLDER", "every_pair_reason", "refusal", "replaces", "ncc_on_representation", "on_model_representation", "register_pair_verified"]
