@@ -7,7 +7,7 @@ import pytest
 
 from styleunwarp.pipeline.chain import consensus_radius, register_representations
 from styleunwarp.pipeline.coarse.similarity import matrix
-from styleunwarp.pipeline.fine_affine import FineAffine, fine_affine, fit_affine, largest_move
+from styleunwarp.pipeline.fine_affine import FINE_AFFINE_MIN_NCC, FineAffine, fine_affine, fit_affine, largest_move
 from styleunwarp.registration import PIPELINE_DEFAULTS
 from styleunwarp.synth import make_pair
 from styleunwarp.transform import affine_elastic, warp_image
@@ -87,18 +87,32 @@ def test_a_fit_beyond_a_local_step_is_kept_only_where_structure_confirms_it(pair
     assert np.array_equal(refused.matrix, far)
 
 
-def test_representations_that_do_not_correlate_keep_the_start(pair):
-    """Below the coarse step's bar for a credible map (NCC 0.15) there is nothing to fit: a CLEM
-    pair's fit at NCC 0.012 moved it from 2.0 to 5.1 px while the raw structure did not object."""
+@pytest.mark.parametrize("weight", [0.05, 0.10])
+def test_representations_that_do_not_correlate_keep_the_start(pair, weight):
+    """Below the fit's bar (NCC 0.20) there is too little structure to locate a map: a CLEM pair's
+    fit at NCC 0.012 moved it from 2.0 to 5.1 px while the raw structure did not object, and steel
+    fits ending at 0.154-0.195 moved near-aligned renderings up to 1.96 px away. Weight 0.10 ends
+    between the coarse step's bar (0.15) and the fit's."""
     target, source, truth, start = pair
     rng = np.random.default_rng(3)
-    faint = (0.05 * source + rng.normal(size=source.shape) * source.std()).astype(np.float32)  # the structure drowned in noise
+    faint = (weight * source + rng.normal(size=source.shape) * source.std()).astype(np.float32)  # the structure drowned in noise
     faint -= faint.min()
     res = fine_affine(target, faint, start, raw=(target, source))  # the raw images agree: only the NCC bar objects
-    assert res.facts["ncc_start"] < res.facts["ncc_refined"] < 0.15 and res.facts["moved_px"] <= res.facts["max_move_px"]
+    assert res.facts["ncc_start"] <= res.facts["ncc_refined"] < FINE_AFFINE_MIN_NCC and res.facts["moved_px"] <= res.facts["max_move_px"]
+    assert (res.facts["ncc_refined"] < 0.15) == (weight == 0.05)
     assert res.facts["mind_drop_sds"] <= 2.0
     assert res.facts["kept"] == "start" and "correlate" in res.facts["reason"], res.facts["reason"]
     assert np.array_equal(res.matrix, start)
+
+
+def test_representations_that_correlate_above_the_bar_are_refined(pair):
+    """The same drowned structure, a little stronger (NCC above 0.20): the fit is kept."""
+    target, source, truth, start = pair
+    rng = np.random.default_rng(3)
+    faint = (0.12 * source + rng.normal(size=source.shape) * source.std()).astype(np.float32)
+    faint -= faint.min()
+    res = fine_affine(target, faint, start, raw=(target, source))
+    assert res.facts["ncc_refined"] >= FINE_AFFINE_MIN_NCC and res.facts["kept"] == "refined", res.facts["reason"]
 
 
 def test_raw_images_of_two_modalities_are_not_refined(pair):

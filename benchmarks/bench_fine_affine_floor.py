@@ -1,0 +1,121 @@
+"""How low may the representations correlate for the fine affine step's fit to be kept?
+
+For every pair of each set (``lom3:SEED`` / ``blind:SEED``: LOM renderings of the real CBS images by
+two renderers not ours, as ``bench_styled_defaults.py`` writes them; ``shale:SEED`` / ``clem:SEED``:
+the real aligned pairs, the source deformed near-identity or small in turn, as
+``bench_adapt_cli.py`` makes them) this prepares the pair as ``register`` does (the shipped model's
+representation), runs the coarse step and the fine affine step as the chain runs them
+(:func:`styleunwarp.pipeline.chain.fine_affine_start`) and records, against the truth, the mean
+TRE of the coarse map and of the fit, the fit's NCC at the start and at the end, and what the step
+kept. It then replays the step's decision with every floor of :data:`FLOORS` on the fitted NCC (a
+refined fit below the floor keeps the coarse map) and prints, per set and floor, the mean TRE
+after the step, the pairs left more than 0.25 px farther from the truth than the coarse map, and
+those brought more than 0.25 px closer. Writes ``OUT/rows.jsonl`` (a rerun skips pairs done).
+
+    python benchmarks/bench_fine_affine_floor.py --sets lom3:59,blind:59,shale:59 --out /tmp/fa-floor
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from bench_adapt_cli import cases  # noqa: E402
+
+FLOORS = (0.15, 0.18, 0.20, 0.22, 0.25)
+"""Floors on the fitted NCC replayed (0.15 = :data:`styleunwarp.pipeline.coarse.MIN_SCORE`)."""
+
+MARGIN_PX = 0.25
+"""A fit counts as better or worse than the coarse map by more than this (mean TRE, px)."""
+
+
+def run_pair(set_name: str, name: str, lom: Path, cbs: Path, truth_path: Path, model) -> dict:
+    """One pair: the coarse and fine affine steps as ``register`` runs them, scored against the truth."""
+    from styleunwarp.io import to_gray
+    from styleunwarp.pipeline.chain import check_for, coarse_alignment, fine_affine_start
+    from styleunwarp.pipeline.coarse import compose_direct
+    from styleunwarp.pipeline.pair import prepare_pair
+    from styleunwarp.quality import tre
+    from styleunwarp.transform import identity_elastic, read_transform
+
+    t0 = time.perf_counter()
+    with tempfile.TemporaryDirectory() as tmp:
+        prep = prepare_pair(lom, cbs, tmp, model=model)
+    truth = read_transform(truth_path)
+    ref = prep.target if prep.reference_target is None else prep.reference_target
+    check = check_for(prep.style_info.get("representation"))
+    coarse = coarse_alignment("auto", ref, prep.styled, scale_known=prep.scale_known, check=check)
+    a0 = coarse.chosen.matrix
+    step = fine_affine_start(ref, prep.styled, a0, check=check, raw=(to_gray(prep.cbs.data), prep.source_gray))
+
+    def tre_of(a) -> float:
+        return float(tre(compose_direct(identity_elastic(4, ref.shape), np.asarray(a)), truth, ref.shape, prep.styled.shape[:2]).mean)
+
+    f = step.facts
+    fitted = f.get("matrix")
+    return {"set": set_name, "pair": name, "tre_start": tre_of(np.eye(3)[:2]), "tre_coarse": tre_of(a0),
+            "tre_fit": tre_of(fitted) if fitted is not None else None, "tre_step": tre_of(step.matrix),
+            "kept": f.get("kept"), "reason": f.get("reason"), "ncc_start": f.get("ncc_start"), "ncc_refined": f.get("ncc_refined"),
+            "moved_px": f.get("moved_px"), "seconds": time.perf_counter() - t0}
+
+
+def replay(row: dict, floor: float) -> float:
+    """The TRE after the step had its floor on the fitted NCC been ``floor``."""
+    if row["kept"] == "refined" and (row["ncc_refined"] or 0.0) < floor:
+        return row["tre_coarse"]
+    return row["tre_step"]
+
+
+def summary(rows: list[dict]) -> None:
+    """Per set and floor: mean TRE after the step, pairs worse / better than the coarse map."""
+    for s in sorted({r["set"] for r in rows}):
+        rs = [r for r in rows if r["set"] == s and "tre_step" in r]
+        print(f"{s}: {len(rs)} pairs; coarse map mean TRE {np.mean([r['tre_coarse'] for r in rs]):.3f} px")
+        for floor in FLOORS:
+            after = [replay(r, floor) for r in rs]
+            worse = sum(a > r["tre_coarse"] + MARGIN_PX for a, r in zip(after, rs))
+            better = sum(a < r["tre_coarse"] - MARGIN_PX for a, r in zip(after, rs))
+            print(f"  floor {floor:.2f}: mean {np.mean(after):.3f} px, worse than the coarse map {worse}, better {better}")
+        low = [r for r in rs if r["kept"] == "refined" and (r["ncc_refined"] or 0.0) < max(FLOORS)]
+        for r in sorted(low, key=lambda r: r["ncc_refined"]):
+            print(f"    {r['pair']:<14} NCC {r['ncc_start']:.3f} -> {r['ncc_refined']:.3f}  TRE {r['tre_coarse']:.2f} -> {r['tre_fit']:.2f} px  moved {r['moved_px']:.2f} px")
+
+
+def main() -> None:
+    repo = Path(__file__).resolve().parents[1]
+    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    ap.add_argument("--sets", default="lom3:59,blind:59")
+    ap.add_argument("--real", default=str(repo.parent / "shared" / "data" / "openecci-cbs"))
+    ap.add_argument("--size", type=int, default=512)
+    ap.add_argument("--pairs", type=int, default=0, help="first N pairs of each set only (0: all)")
+    ap.add_argument("--model", default=None, help="style model (default: the shipped one)")
+    ap.add_argument("--out", type=Path, default=Path("/tmp/fa-floor"))
+    args = ap.parse_args()
+    args.out.mkdir(parents=True, exist_ok=True)
+    path = args.out / "rows.jsonl"
+    rows = [json.loads(line) for line in path.read_text().splitlines()] if path.exists() else []
+    done = {(r["set"], r["pair"]) for r in rows}
+    for spec in args.sets.split(","):
+        for set_name, name, lom, cbs, truth in cases(spec, args.out, Path(args.real), args.size)[: args.pairs or None]:
+            if (set_name, name) in done:
+                continue
+            try:
+                row = run_pair(set_name, name, Path(lom), Path(cbs), Path(truth), args.model)
+            except Exception as exc:  # one failing pair is reported, the others go on
+                row = {"set": set_name, "pair": name, "error": f"{type(exc).__name__}: {exc}"}
+            rows.append(row)
+            with open(path, "a") as fh:
+                fh.write(json.dumps(row, default=float) + "\n")
+            print(json.dumps({k: row.get(k) for k in ("set", "pair", "tre_coarse", "tre_fit", "kept", "ncc_refined", "error")}, default=float), flush=True)
+    summary(rows)
+
+
+if __name__ == "__main__":
+    main()
