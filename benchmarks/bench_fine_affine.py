@@ -31,6 +31,7 @@ import csv
 import sys
 import tempfile
 import time
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -65,34 +66,57 @@ def pairs_in(folder: Path) -> list[tuple[str, Path, Path, Path]]:
     return rows
 
 
-def run_pair(label: str, name: str, lom: Path, cbs: Path, truth_path: Path, model) -> dict:
-    from styleunwarp.pipeline.chain import check_for, coarse_alignment
-    from styleunwarp.pipeline.coarse import compose_direct
-    from styleunwarp.pipeline.fine_affine import fine_affine, fit_affine, largest_move
-    from styleunwarp.pipeline.pair import prepare_pair
-    from styleunwarp.io import to_gray
-    from styleunwarp.quality import tre
-    from styleunwarp.transform import identity_elastic, read_transform, to_dense
-    from styleunwarp.transform.warp import inside_source
+@dataclass(frozen=True)
+class Prepared:
+    """A pair as ``register`` prepares it, its coarse map ``a0`` and the fine affine ``step`` from it."""
 
-    t0 = time.perf_counter()
+    ref: np.ndarray
+    styled: np.ndarray
+    truth: object
+    a0: np.ndarray
+    step: object
+    coarse_method: str
+
+    def tre_of(self, a: np.ndarray) -> float:
+        """Mean TRE (px) of the affine map ``a`` (target pixel -> source pixel) against the truth."""
+        from styleunwarp.pipeline.coarse import compose_direct
+        from styleunwarp.quality import tre
+        from styleunwarp.transform import identity_elastic
+
+        return float(tre(compose_direct(identity_elastic(4, self.ref.shape), np.asarray(a)), self.truth, self.ref.shape, self.styled.shape[:2]).mean)
+
+
+def prepare_and_fit(lom: Path, cbs: Path, truth_path: Path, model) -> Prepared:
+    """Prepare the pair as ``register`` does (``model``'s representation), run the coarse step and the
+    fine affine step as the chain runs them."""
+    from styleunwarp.io import to_gray
+    from styleunwarp.pipeline.chain import check_for, coarse_alignment, fine_affine_start
+    from styleunwarp.pipeline.pair import prepare_pair
+    from styleunwarp.transform import read_transform
+
     with tempfile.TemporaryDirectory() as tmp:
         prep = prepare_pair(lom, cbs, tmp, model=model)
-    truth = read_transform(truth_path)
     ref = prep.target if prep.reference_target is None else prep.reference_target
     check = check_for(prep.style_info.get("representation"))
     coarse = coarse_alignment("auto", ref, prep.styled, scale_known=prep.scale_known, check=check)
-    a0 = coarse.chosen.matrix
-    cbs_gray = to_gray(prep.cbs.data)
-    step = fine_affine(ref, prep.styled, a0, check=check, raw=(cbs_gray, prep.source_gray))
+    step = fine_affine_start(ref, prep.styled, coarse.chosen.matrix, check=check, raw=(to_gray(prep.cbs.data), prep.source_gray))
+    return Prepared(ref, prep.styled, read_transform(truth_path), coarse.chosen.matrix, step, coarse.chosen.method)
 
-    def tre_of(a: np.ndarray) -> float:
-        return tre(compose_direct(identity_elastic(4, ref.shape), a), truth, ref.shape, prep.styled.shape[:2]).mean
+
+def run_pair(label: str, name: str, lom: Path, cbs: Path, truth_path: Path, model) -> dict:
+    from styleunwarp.pipeline.fine_affine import fit_affine, largest_move
+    from styleunwarp.transform import to_dense
+    from styleunwarp.transform.warp import inside_source
+
+    t0 = time.perf_counter()
+    p = prepare_and_fit(lom, cbs, truth_path, model)
+    ref, a0, step, truth, tre_of = p.ref, p.a0, p.step, p.truth, p.tre_of
+    styled = p.styled
 
     # the truth's own best affine map (least squares over the target pixels it maps inside the source):
     # the distance of a fit to it is the fit's error without the truth's elastic part
     dense = to_dense(truth, ref.shape)
-    inside = inside_source(dense, prep.styled.shape[:2])
+    inside = inside_source(dense, styled.shape[:2])
     yy, xx = np.nonzero(inside)
     design = np.stack([xx, yy, np.ones_like(xx)], 1).astype(np.float64)
     best = np.linalg.lstsq(design, np.stack([dense[0][inside], dense[1][inside]], 1), rcond=None)[0].T  # 2x3
@@ -103,16 +127,16 @@ def run_pair(label: str, name: str, lom: Path, cbs: Path, truth_path: Path, mode
     half = checkerboard(ref.shape)
 
     def ncc_on(a: np.ndarray, m: np.ndarray) -> float:  # NCC of the map on a half, without fitting
-        return fit_affine(ref, prep.styled, a, mask=m, max_iter=0, sigmas=(0.0,))[1]
+        return fit_affine(ref, styled, a, mask=m, max_iter=0, sigmas=(0.0,))[1]
 
     start_a, start_b = ncc_on(a0, ~half), ncc_on(a0, half)  # the start's NCC on each half, whatever the dof
-    row = {"set": label, "pair": name, "coarse": coarse.chosen.method, "tre_coarse": tre_of(a0), "aff_coarse": affine_error(a0), "kept": step.facts.get("kept", ""),
+    row = {"set": label, "pair": name, "coarse": p.coarse_method, "tre_coarse": tre_of(a0), "aff_coarse": affine_error(a0), "kept": step.facts.get("kept", ""),
            "tre_kept": tre_of(step.matrix), "mind_drop_sds": step.facts.get("mind_drop_sds", float("nan"))}
     for dof in DOFS:
         sfx = "" if dof == 6 else str(dof)
-        full, ncc0, ncc1 = fit_affine(ref, prep.styled, a0, dof=dof)
-        fit_a, _, _ = fit_affine(ref, prep.styled, a0, mask=half, dof=dof)
-        fit_b, _, _ = fit_affine(ref, prep.styled, a0, mask=~half, dof=dof)
+        full, ncc0, ncc1 = fit_affine(ref, styled, a0, dof=dof)
+        fit_a, _, _ = fit_affine(ref, styled, a0, mask=half, dof=dof)
+        fit_b, _, _ = fit_affine(ref, styled, a0, mask=~half, dof=dof)
         row.update({f"tre_fit{sfx}": tre_of(full), f"aff_fit{sfx}": affine_error(full), f"aff_a{sfx}": affine_error(fit_a), f"tre_a{sfx}": tre_of(fit_a), f"tre_b{sfx}": tre_of(fit_b), f"ncc_start{sfx}": ncc0,
                     f"full_gain{sfx}": ncc1 - ncc0, f"cv_gain_a{sfx}": ncc_on(fit_a, ~half) - start_a,
                     f"cv_gain_b{sfx}": ncc_on(fit_b, half) - start_b, f"split_px{sfx}": largest_move(fit_a, fit_b, ref.shape),
