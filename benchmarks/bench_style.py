@@ -51,24 +51,25 @@ def bench_inference(model, repeats: int = 3) -> dict:
 
 
 def bench_inference_table(model, repeats: int = 5) -> list[dict]:
-    """CPU and wall seconds per 512² image (median of ``repeats``) for fp32 / bf16 and 1 / 2 threads."""
+    """CPU and wall seconds per 512² image (median of ``repeats``) for fp32 / bf16 and 1 / 2 threads
+    (one view), then for 1, 4 and 8 dihedral views (``StyleTransfer(views=...)``, auto precision, one thread)."""
     from styleunwarp.style import StyleTransfer
     from styleunwarp.synth import make_pair
 
     img = make_pair((512, 512), seed=424242, deform=False).lom
     rows = []
-    for precision in ("fp32", "bf16", "auto"):
-        for threads in (1, 2):
-            m = StyleTransfer(model.generator, model.card, precision=precision, threads=threads)
-            m(img)  # warm-up (fused copy, oneDNN primitives)
-            cpu, wall = [], []
-            for _ in range(repeats):
-                t0, c0 = time.perf_counter(), time.process_time()
-                m(img)
-                wall.append(time.perf_counter() - t0)
-                cpu.append(time.process_time() - c0)
-            rows.append({"precision": precision, "uses_bf16": m.uses_bf16, "threads": threads,
-                         "cpu_s": float(np.median(cpu)), "wall_s": float(np.median(wall))})
+    settings = [(p, t, 1) for p in ("fp32", "bf16", "auto") for t in (1, 2)] + [("auto", 1, v) for v in (1, 4, 8)]
+    for precision, threads, views in settings:
+        m = StyleTransfer(model.generator, model.card, precision=precision, threads=threads, views=views)
+        m(img)  # warm-up (fused copy, oneDNN primitives)
+        cpu, wall = [], []
+        for _ in range(repeats):
+            t0, c0 = time.perf_counter(), time.process_time()
+            m(img)
+            wall.append(time.perf_counter() - t0)
+            cpu.append(time.process_time() - c0)
+        rows.append({"precision": precision, "uses_bf16": m.uses_bf16, "threads": threads, "views": views,
+                     "cpu_s": float(np.median(cpu)), "wall_s": float(np.median(wall))})
     return rows
 
 
@@ -135,7 +136,7 @@ def main() -> None:
     ap.add_argument("--cbs-source", default=str(Path(__file__).resolve().parents[2] / "shared" / "data" / "openecci-cbs"))
     ap.add_argument("--skip-usefulness", action="store_true")
     ap.add_argument("--inference-only", action="store_true",
-                    help="only the inference table: CPU and wall s per 512² for fp32/bf16/auto x 1/2 threads")
+                    help="only the inference table: CPU and wall s per 512² for fp32/bf16/auto x 1/2 threads, and 1/4/8 views")
     ap.add_argument("--mode", default="accurate", help="bUnwarpJ mode for the usefulness table (mono, fast, accurate)")
     ap.add_argument("--max-scale", type=int, default=2, help="bUnwarpJ final deformation scale (2 Fine, 3 Very Fine)")
     ap.add_argument("--json", default=None, help="also write all results to this JSON file")
@@ -151,9 +152,9 @@ def main() -> None:
     print(f"model: {model} (target kind {model.target_kind!r})")
     out: dict = {"model": str(model.source), "card_validation": model.card.get("validation")}
     if args.inference_only:
-        print(f"{'precision':>9} {'bf16':>5} {'threads':>7} {'CPU s':>6} {'wall s':>6}")
+        print(f"{'precision':>9} {'bf16':>5} {'threads':>7} {'views':>5} {'CPU s':>6} {'wall s':>6}")
         for r in bench_inference_table(model):
-            print(f"{r['precision']:>9} {str(r['uses_bf16']):>5} {r['threads']:>7} {r['cpu_s']:>6.3f} {r['wall_s']:>6.3f}", flush=True)
+            print(f"{r['precision']:>9} {str(r['uses_bf16']):>5} {r['threads']:>7} {r['views']:>5} {r['cpu_s']:>6.3f} {r['wall_s']:>6.3f}", flush=True)
         print(f"load average after: {os.getloadavg()[0]:.1f}")
         return
     inf = bench_inference(model)

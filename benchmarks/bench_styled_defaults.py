@@ -24,11 +24,12 @@ nor the training of any shipped model used):
 - ``lom3:SEED`` — likewise with ``benchmarks/blind_lom3.py``, a third independent renderer.
 
     python benchmarks/bench_styled_defaults.py --sets real:1000,variety:900 \
-        --configs base,vfine,sigma0 --out /tmp/styled-defaults [--model DIR] [--backend bunwarpj] [--tta d4|scales]
+        --configs base,vfine,sigma0 --out /tmp/styled-defaults [--model DIR] [--backend bunwarpj] [--views 1|4|8] [--tta scales]
 
-``--tta`` styles every LOM with test-time augmentation instead (:func:`augmented`): the mean of the
-model's outputs over the 8 flips/rotations (``d4``) or over the LOM at 0.7x and 1x scale
-(``scales``); one setting per run, so compare runs with different ``--out``.
+``--views`` sets how many dihedral views the style model averages (``StyleTransfer(views=...)``;
+default the package's, 8; ``--views 1``: the network as it is). ``--tta scales`` styles every LOM
+with a test-time augmentation instead (:func:`augmented`): the mean of the model's outputs over the
+LOM at 0.7x and 1x scale. One setting per run, so compare runs with different ``--out``.
 
 Writes ``rows.csv`` (one row per set, pair and configuration) and prints a summary per set
 and configuration: good / decent / bad / poor (the tiers of DESIGN.md) and mean TRE, with the
@@ -109,23 +110,14 @@ TIERS = ((1.5, 3.0, "good"), (3.0, 6.0, "decent"), (8.0, float("inf"), "bad"))
 
 def augmented(mode: str):
     """A replacement for ``StyleTransfer._run`` that averages the network's output over test-time
-    augmentations: ``d4`` (the 8 flips and 90-degree rotations, each undone on the output) or
-    ``scales`` (the input at 0.7x and 1x, bilinear, each output brought back to the input's size)."""
+    augmentations: ``scales`` (the input at 0.7x and 1x, bilinear, each output brought back to the
+    input's size). (The eight flips and rotations, once ``d4`` here, are now the package's own
+    ``StyleTransfer(views=8)``: ``--views``.)"""
     from scipy import ndimage
 
     from styleunwarp.style.infer import StyleTransfer
 
     run = StyleTransfer._run
-
-    def d4(self, x: np.ndarray) -> np.ndarray:
-        outs = []
-        for k in range(4):
-            for flip in (False, True):
-                y = np.rot90(x, k, axes=(1, 2))
-                y = y[:, :, ::-1] if flip else y
-                o = run(self, np.ascontiguousarray(y))
-                outs.append(np.rot90(o[:, ::-1] if flip else o, -k))
-        return np.mean(outs, 0).astype(np.float32)
 
     def scales(self, x: np.ndarray) -> np.ndarray:
         h, w = x.shape[1:]
@@ -133,7 +125,7 @@ def augmented(mode: str):
         back = ndimage.zoom(small, (h / small.shape[0], w / small.shape[1]), order=1)[:h, :w]
         return ((run(self, x) + back) / 2).astype(np.float32)
 
-    return {"d4": d4, "scales": scales}[mode]
+    return {"scales": scales}[mode]
 
 
 def tier(mean: float, p95: float) -> str:
@@ -346,12 +338,17 @@ def main() -> None:
     ap.add_argument("--out", default="/tmp/styled-defaults")
     ap.add_argument("--summary-only", action="store_true", help="only summarise OUT/rows.csv")
     ap.add_argument("--dump", default=None, help="also write each first pass's images and map to DIR/SET_PAIR_CONFIG.npz")
-    ap.add_argument("--tta", choices=["d4", "scales"], default=None, help="test-time augmentation of the style model (see augmented())")
+    ap.add_argument("--tta", choices=["scales"], default=None, help="test-time augmentation of the style model (see augmented())")
+    ap.add_argument("--views", type=int, choices=[1, 4, 8], default=None,
+                    help="dihedral views the style model averages (default: the package's, StyleTransfer's views)")
     args = ap.parse_args()
-    if args.tta:
+    if args.tta or args.views:
         from styleunwarp.style.infer import StyleTransfer
 
-        StyleTransfer._run = augmented(args.tta)  # this benchmark process only
+        if args.tta:
+            StyleTransfer._run = augmented(args.tta)  # this benchmark process only
+        if args.views:
+            StyleTransfer.__init__.__kwdefaults__["views"] = args.views  # this benchmark process only
 
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)

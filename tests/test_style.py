@@ -102,7 +102,7 @@ def test_inference_rgb_input():
 def test_single_tile_equals_untiled_forward():
     g = _gen()
     img = _image((64, 64))
-    st = StyleTransfer(g, tile=64, overlap=16, precision="fp32")
+    st = StyleTransfer(g, tile=64, overlap=16, precision="fp32", views=1)
     x = normalize_input(img)
     with torch.inference_mode():
         direct = g(torch.from_numpy(x)[None])[0, 0].numpy()
@@ -111,7 +111,7 @@ def test_single_tile_equals_untiled_forward():
     # same function, rounded differently (float32)
     np.testing.assert_allclose(st(img), expected.astype(np.float32), rtol=0, atol=1e-3)
     # bfloat16 convolutions (the default on CPUs that have them): close, and deterministic
-    half = StyleTransfer(g, tile=64, overlap=16, precision="bf16")
+    half = StyleTransfer(g, tile=64, overlap=16, precision="bf16", views=1)
     assert half.uses_bf16 and not st.uses_bf16
     out = half(img)
     assert np.abs(out - expected).max() < 2.0 and np.abs(out - expected).mean() < 0.5
@@ -125,6 +125,35 @@ def test_single_tile_equals_untiled_forward():
     assert any(isinstance(m, torch.nn.BatchNorm2d) for m in g.modules())  # the model itself is untouched
 
 
+def test_views_average_the_dihedral_group_and_make_the_map_equivariant():
+    """Eight views: the mean of the single-view outputs of the image turned and mirrored, each
+    turned back; so turning or mirroring the input turns or mirrors the output. Four views
+    (mirrors and the half turn) are equivariant under those; one view is the network as it is."""
+    g = _gen()
+    img = _image((64, 64), seed=5)
+    one = StyleTransfer(g, tile=64, overlap=16, precision="fp32", views=1)
+    four = StyleTransfer(g, tile=64, overlap=16, precision="fp32", views=4)
+    eight = StyleTransfer(g, tile=64, overlap=16, precision="fp32", views=8)
+    assert StyleTransfer(g).views == 8
+    outs = []
+    for k in range(4):
+        for mirrored in (False, True):
+            v = np.rot90(img, k)[:, ::-1] if mirrored else np.rot90(img, k)
+            out = one._run(normalize_input(np.ascontiguousarray(v)))
+            outs.append(np.rot90(out[:, ::-1] if mirrored else out, -k))
+    expected = np.clip((np.mean(outs, 0) + 1) * 127.5, 0, 255)
+    got = eight(img)
+    np.testing.assert_allclose(got, expected, rtol=0, atol=1e-3)
+    np.testing.assert_allclose(eight(np.rot90(img)), np.rot90(got), rtol=0, atol=1e-3)
+    np.testing.assert_allclose(eight(img[:, ::-1]), got[:, ::-1], rtol=0, atol=1e-3)
+    np.testing.assert_allclose(four(img[::-1]), four(img)[::-1], rtol=0, atol=1e-3)
+    np.testing.assert_allclose(four(np.rot90(img, 2)), np.rot90(four(img), 2), rtol=0, atol=1e-3)
+    assert np.abs(one(np.rot90(img)) - np.rot90(one(img))).max() > 0.5  # an untrained network has no symmetry
+    assert np.abs(four(np.rot90(img)) - np.rot90(four(img))).max() > 0.5  # four views do not cover the quarter turn
+    with pytest.raises(ValueError, match="views"):
+        StyleTransfer(g, views=3)
+
+
 def _seam_score(out: np.ndarray, cuts: list[int]) -> float:
     """Mean |column step| at the tile cuts divided by the median column step elsewhere."""
     steps = np.abs(np.diff(out.astype(np.float64), axis=1)).mean(axis=0)  # steps[c-1] = |out[:, c] - out[:, c-1]|
@@ -135,15 +164,15 @@ def _seam_score(out: np.ndarray, cuts: list[int]) -> float:
 def test_tiled_matches_untiled_without_seams():
     g = _gen()
     img = _image((64, 192), seed=3)
-    whole = StyleTransfer(g, tile=256, overlap=0)(img)  # fits in one tile
-    tiled = StyleTransfer(g, tile=64, overlap=32)(img)  # 5 tiles along x, blended
+    whole = StyleTransfer(g, tile=256, overlap=0, views=1)(img)  # fits in one tile (one view: the tiling alone)
+    tiled = StyleTransfer(g, tile=64, overlap=32, views=1)(img)  # 5 tiles along x, blended
     diff = np.abs(tiled - whole)
     assert diff.mean() < 0.02 * whole.std(), diff.mean()
     # the tiles start at 0, 32, 64, 96, 128: the blended output has no step at any cut
     cuts = [32, 64, 96, 128]
     assert _seam_score(tiled, cuts) < _seam_score(whole, cuts) + 0.1
     # and the check is sensitive: abutting tiles (no overlap, no blending) do leave seams
-    hard = StyleTransfer(g, tile=64, overlap=0)(img)
+    hard = StyleTransfer(g, tile=64, overlap=0, views=1)(img)
     assert _seam_score(hard, [64, 128]) > _seam_score(whole, [64, 128]) + 0.2
     assert np.abs(hard - whole).mean() > 5 * diff.mean()
 

@@ -130,7 +130,7 @@ def adapt_to_pair(model, source: np.ndarray, target_map: np.ndarray, direct, *, 
     facts = {"steps": int(steps), "loss_first": losses[0], "loss_last": float(np.mean(losses[-10:])),
              "valid_fraction": float(valid.mean())}
     return StyleTransfer(gen, card, tile=model.tile, overlap=model.overlap, device="cpu", precision=model.precision,
-                         threads=model.threads), facts
+                         threads=model.threads, views=model.views), facts
 
 
 __all__ = ["ADAPT_BATCH", "ADAPT_CROP", "ADAPT_LR", "ADAPT_STEPS", "adapt_to_pair"]
