@@ -12,7 +12,7 @@ fit that passed the step's other checks is kept at or above the floor, else the 
 after the step, the pairs left more than 0.25 px farther from the truth than the coarse map, and
 those brought more than 0.25 px closer. Writes ``OUT/rows.jsonl`` (a rerun skips pairs done).
 
-    python benchmarks/bench_fine_affine_floor.py --sets lom3:59,blind:59,shale:59 --out /tmp/fa-floor
+    python benchmarks/bench_fine_affine_floor.py --sets lom3:59,blind:59,shale:59 --out /tmp/fa-floor [--views 1]
 """
 
 from __future__ import annotations
@@ -81,7 +81,13 @@ def main() -> None:
     ap.add_argument("--pairs", type=int, default=0, help="first N pairs of each set only (0: all)")
     ap.add_argument("--model", default=None, help="style model (default: the shipped one)")
     ap.add_argument("--out", type=Path, default=Path("/tmp/fa-floor"))
+    ap.add_argument("--views", type=int, choices=[1, 4, 8], default=None,
+                    help="dihedral views the style model averages (default: the package's, StyleTransfer's views)")
     args = ap.parse_args()
+    if args.views:
+        from styleunwarp.style.infer import StyleTransfer
+
+        StyleTransfer.__init__.__kwdefaults__["views"] = args.views  # this benchmark process only
     args.out.mkdir(parents=True, exist_ok=True)
     path = args.out / "rows.jsonl"
     rows = [json.loads(line) for line in path.read_text().splitlines()] if path.exists() else []
