@@ -110,8 +110,7 @@ def run_pair(label: str, name: str, lom: Path, cbs: Path, truth_path: Path, mode
 
     t0 = time.perf_counter()
     p = prepare_and_fit(lom, cbs, truth_path, model)
-    ref, a0, step, truth, tre_of = p.ref, p.a0, p.step, p.truth, p.tre_of
-    styled = p.styled
+    ref, styled, truth, a0, step, tre_of = p.ref, p.styled, p.truth, p.a0, p.step, p.tre_of
 
     # the truth's own best affine map (least squares over the target pixels it maps inside the source):
     # the distance of a fit to it is the fit's error without the truth's elastic part

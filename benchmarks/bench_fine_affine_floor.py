@@ -28,6 +28,7 @@ import numpy as np
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from bench_adapt_cli import cases  # noqa: E402
 from bench_fine_affine import prepare_and_fit  # noqa: E402
+from bench_styled_defaults import add_views_option, use_views  # noqa: E402
 
 FLOORS = (0.15, 0.18, 0.20, 0.22, 0.25)
 """Floors on the fitted NCC replayed (0.15 = :data:`styleunwarp.pipeline.coarse.MIN_SCORE`)."""
@@ -48,11 +49,15 @@ def run_pair(set_name: str, name: str, lom: Path, cbs: Path, truth_path: Path, m
             "moved_px": f.get("moved_px"), "seconds": time.perf_counter() - t0}
 
 
+def passed_other_checks(row: dict) -> bool:
+    """Whether the fit passed every check but the floor: kept, or refused by the floor alone (the step's last check)."""
+    return row["tre_fit"] is not None and (row["kept"] == "refined" or "do not correlate enough" in (row.get("reason") or ""))
+
+
 def replay(row: dict, floor: float) -> float:
     """The TRE after the step had its floor on the fitted NCC been ``floor``: a fit that passed every
-    other check (kept, or refused by the floor alone, the step's last check) is kept at or above it."""
-    passed_other = row["kept"] == "refined" or "do not correlate enough" in (row.get("reason") or "")
-    if passed_other and row["tre_fit"] is not None and (row["ncc_refined"] or 0.0) >= floor:
+    other check is kept at or above it."""
+    if passed_other_checks(row) and (row["ncc_refined"] or 0.0) >= floor:
         return row["tre_fit"]
     return row["tre_coarse"]
 
@@ -67,7 +72,7 @@ def summary(rows: list[dict]) -> None:
             worse = sum(a > r["tre_coarse"] + MARGIN_PX for a, r in zip(after, rs))
             better = sum(a < r["tre_coarse"] - MARGIN_PX for a, r in zip(after, rs))
             print(f"  floor {floor:.2f}: mean {np.mean(after):.3f} px, worse than the coarse map {worse}, better {better}")
-        low = [r for r in rs if replay(r, 0.0) == r["tre_fit"] and (r["ncc_refined"] or 0.0) < max(FLOORS)]
+        low = [r for r in rs if passed_other_checks(r) and (r["ncc_refined"] or 0.0) < max(FLOORS)]
         for r in sorted(low, key=lambda r: r["ncc_refined"]):
             print(f"    {r['pair']:<14} NCC {r['ncc_start']:.3f} -> {r['ncc_refined']:.3f}  TRE {r['tre_coarse']:.2f} -> {r['tre_fit']:.2f} px  moved {r['moved_px']:.2f} px")
 
@@ -81,13 +86,9 @@ def main() -> None:
     ap.add_argument("--pairs", type=int, default=0, help="first N pairs of each set only (0: all)")
     ap.add_argument("--model", default=None, help="style model (default: the shipped one)")
     ap.add_argument("--out", type=Path, default=Path("/tmp/fa-floor"))
-    ap.add_argument("--views", type=int, choices=[1, 4, 8], default=None,
-                    help="dihedral views the style model averages (default: the package's, StyleTransfer's views)")
+    add_views_option(ap)
     args = ap.parse_args()
-    if args.views:
-        from styleunwarp.style.infer import StyleTransfer
-
-        StyleTransfer.__init__.__kwdefaults__["views"] = args.views  # this benchmark process only
+    use_views(args.views)
     args.out.mkdir(parents=True, exist_ok=True)
     path = args.out / "rows.jsonl"
     rows = [json.loads(line) for line in path.read_text().splitlines()] if path.exists() else []

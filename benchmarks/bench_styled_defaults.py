@@ -128,6 +128,20 @@ def augmented(mode: str):
     return {"scales": scales}[mode]
 
 
+def add_views_option(ap: argparse.ArgumentParser) -> None:
+    """``--views 1|4|8``: the dihedral views the style model averages (default: the package's)."""
+    ap.add_argument("--views", type=int, choices=[1, 4, 8], default=None,
+                    help="dihedral views the style model averages (default: the package's, StyleTransfer's views)")
+
+
+def use_views(views: int | None) -> None:
+    """Make ``views`` the default of every ``StyleTransfer`` this benchmark process builds (None: leave it)."""
+    if views:
+        from styleunwarp.style.infer import StyleTransfer
+
+        StyleTransfer.__init__.__kwdefaults__["views"] = views  # this benchmark process only
+
+
 def tier(mean: float, p95: float) -> str:
     """The tier of DESIGN.md from a mean and p95 TRE."""
     if not np.isfinite(mean):
@@ -339,16 +353,13 @@ def main() -> None:
     ap.add_argument("--summary-only", action="store_true", help="only summarise OUT/rows.csv")
     ap.add_argument("--dump", default=None, help="also write each first pass's images and map to DIR/SET_PAIR_CONFIG.npz")
     ap.add_argument("--tta", choices=["scales"], default=None, help="test-time augmentation of the style model (see augmented())")
-    ap.add_argument("--views", type=int, choices=[1, 4, 8], default=None,
-                    help="dihedral views the style model averages (default: the package's, StyleTransfer's views)")
+    add_views_option(ap)
     args = ap.parse_args()
-    if args.tta or args.views:
+    if args.tta:
         from styleunwarp.style.infer import StyleTransfer
 
-        if args.tta:
-            StyleTransfer._run = augmented(args.tta)  # this benchmark process only
-        if args.views:
-            StyleTransfer.__init__.__kwdefaults__["views"] = args.views  # this benchmark process only
+        StyleTransfer._run = augmented(args.tta)  # this benchmark process only
+    use_views(args.views)
 
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)

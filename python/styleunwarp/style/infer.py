@@ -112,7 +112,7 @@ turn; 1: the tile as it is. The generators were trained on crops in all eight vi
 cancels a map's response that depends on the direction of an edge (shading, relief, an
 illumination gradient). Measured (docs/style.md, "Averaged over eight views"): on LOM renderings by
 two renderers not ours the fine affine start of the shipped model came 0.05-0.16 px closer to the
-truth per set (mean of 10-14 pairs, seeds 55 and 59-61), the worst pair 1.83 -> 1.39 px."""
+truth per set (10 pairs each, seeds 55 and 59-61), the worst pair 1.83 -> 1.39 px."""
 
 DIHEDRAL = {1: ((0, False),), 4: ((0, False), (0, True), (2, False), (2, True)),
             8: tuple((k, f) for k in range(4) for f in (False, True))}
@@ -141,7 +141,8 @@ class StyleTransfer:
     on the caller's thread count; ``None`` keeps torch's setting.
 
     ``views``: how many dihedral views of each tile are averaged (:data:`VIEWS`, default 8;
-    1, 4 or 8). Eight cost eight passes (about 2 s CPU per 512² image on one thread).
+    1, 4 or 8). Eight cost eight passes (0.34 s CPU per 512² image on one thread against 0.07 s
+    for one, ``benchmarks/bench_style.py --inference-only``).
 
     ``precision``: ``"fp32"``, ``"bf16"`` (convolutions in bfloat16 through torch's CPU
     autocast, accumulation in fp32; CPU only) or ``"auto"`` (default: bf16 on a CPU that
