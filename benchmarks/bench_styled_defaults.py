@@ -51,6 +51,7 @@ from styleunwarp.registration import PIPELINE_DEFAULTS
 
 CONFIGS: dict[str, dict] = {
     "base": {},
+    "prewarp": {"prewarp": True},  # the elastic step on the source pre-warped by the affine start (before the initial affine)
     "sigma3": {"sigma": 3.0},
     "vfine": {"max_scale_deformation": "very_fine"},
     "coarse_grid": {"max_scale_deformation": "coarse"},
@@ -212,7 +213,7 @@ def run_pair(test: Path, name: str, configs: list[str], model, backend: str, wri
     from styleunwarp.io import read_image, to_gray
     from styleunwarp.pipeline.coarse import align as coarse_align
     from styleunwarp.pipeline.coarse import compose_direct, warp_source
-    from styleunwarp.pipeline.chain import COARSE_SIGMA_FOR_EDGES, consensus_radius, keep_or_undo, raw_structure_check, second_pass
+    from styleunwarp.pipeline.chain import COARSE_SIGMA_FOR_EDGES, consensus_radius, elastic_step, keep_or_undo, raw_structure_check, second_pass
     from styleunwarp.pipeline.consensus import consensus, default_consensus_px
     from styleunwarp.pipeline.fine_affine import FINE_AFFINE_DOF, fine_affine
     from styleunwarp.pipeline.restart import warrants_restart
@@ -254,6 +255,7 @@ def run_pair(test: Path, name: str, configs: list[str], model, backend: str, wri
         # and the keep rule's peak test only on whole maps (a config may force either)
         radius = consensus_radius(int(change.pop("consensus", default_radius)), fine_cfg.facts if refined else {})
         peak = bool(change.pop("peak", radius == 0))
+        from_start = not change.pop("prewarp", False)
         params = PIPELINE_DEFAULTS.with_(**change)
         t0 = time.perf_counter()
         try:
@@ -269,8 +271,8 @@ def run_pair(test: Path, name: str, configs: list[str], model, backend: str, wri
                 from styleunwarp.registration.coarse_to_fine import _blur
 
                 reg = register(_blur(target, blur), _blur(moving, blur), params, backend=backend, coarse_sigma=sigma)
-            else:
-                reg = register(*consensus(target, moving, radius), params, backend=backend, coarse_sigma=sigma)
+            else:  # as register_representations
+                reg = elastic_step(target, styled, a, params, backend=backend, coarse_sigma=sigma, consensus_px=radius, from_start=from_start)
         except Exception as exc:  # a failing configuration is a result too
             print(f"  {set_name} {name} {cfg}: FAILED {exc}", file=sys.stderr)
             continue
@@ -287,7 +289,7 @@ def run_pair(test: Path, name: str, configs: list[str], model, backend: str, wri
         restart, a_chain = "", a
         if warrants_restart(outcome[3]) and not close and blur <= 0:  # as register_representations: a second pass from the first's affine part
             a_chain, _, outcome = second_pass(target, styled, a, reg, outcome, params, backend=backend, coarse_sigma=sigma,
-                                              consensus_px=radius, peak_test=peak)
+                                              consensus_px=radius, peak_test=peak, from_start=from_start)
             restart = "confirmed" if outcome[3]["restart"]["confirmed"] else "refused"
         outcome = raw_structure_check(styled, a_chain, outcome, target.shape, (cbs_gray, lom_gray))  # as register_representations
         raw_check = outcome[3].get("raw_check", {})
@@ -300,7 +302,8 @@ def run_pair(test: Path, name: str, configs: list[str], model, backend: str, wri
                "moved_px": transform_stats(reg.direct, target.shape, target.shape).displacement_mean,
                "refused": facts.get("refused", ""), "peak_drop": facts.get("peak_drop", ""),
                "restart": restart, "raw_drop_sds": raw_check.get("mind_drop_sds", ""),
-               "raw_refused": outcome[3].get("refused") == "raw structure", "tre_chain": chain_tre.mean, "p95_chain": chain_tre.p95, "seconds": secs}
+               "raw_refused": outcome[3].get("refused") == "raw structure", "tre_chain": chain_tre.mean, "p95_chain": chain_tre.p95, "seconds": secs,
+               "initial_affine": bool(reg.info.get("initial_affine", False))}
         writer(row)
         if dump is not None:  # the images and the first pass's map, for studying a keep rule offline
             dump.mkdir(parents=True, exist_ok=True)
@@ -371,7 +374,7 @@ def main() -> None:
             raise SystemExit(f"unknown configs {unknown}; known: {', '.join(CONFIGS)}")
         fields = ["set", "pair", "config", "tre_elastic", "p95_elastic", "tre_start", "p95_start", "tre_coarse", "fine_affine", "ncc_start", "ncc_elastic", "gradient_start", "gradient_elastic", "consistency", "consistent",
                   "raw_gradient_start", "raw_gradient_elastic", "raw_gradient_spread", "mind_start", "mind_elastic", "moved_px",
-                  "refused", "peak_drop", "restart", "raw_drop_sds", "raw_refused", "tre_chain", "p95_chain", "seconds"]
+                  "refused", "peak_drop", "restart", "raw_drop_sds", "raw_refused", "tre_chain", "p95_chain", "seconds", "initial_affine"]
         new = not path.exists()
         with path.open("a", newline="") as fh:
             w = csv.DictWriter(fh, fields)

@@ -41,3 +41,23 @@ def test_a_line_only_one_map_draws_is_dropped_and_shared_lines_stay():
     assert t2[:, 59:62].max() == pytest.approx(target[:, 59:62].max())
     assert consensus(target, moving, 0) == (target, moving)
     assert default_consensus_px("edges") == CONSENSUS_PX_FOR_EDGES and default_consensus_px("cbs") == 0 and default_consensus_px(None) == 0
+
+
+def test_consensus_on_the_source_grid_carries_the_weights_through_the_start():
+    """consensus_on_source: the identity start on equal grids is consensus itself; a shifted start
+    weights each source pixel by the target's support where that pixel lands on the target."""
+    from styleunwarp.pipeline.consensus import consensus, consensus_on_source, support
+
+    rng = np.random.default_rng(0)
+    target = np.zeros((64, 64), np.float32)
+    target[20:22, 10:50] = 200.0  # a horizontal line
+    source = (rng.random((64, 64)) > 0.97).astype(np.float32) * 150.0
+    same = consensus(target, source, 2)
+    on_source = consensus_on_source(target, source, np.array([[1.0, 0, 0], [0, 1.0, 0]]), 2)
+    np.testing.assert_allclose(on_source[0], same[0], atol=1e-5)
+    np.testing.assert_allclose(on_source[1], same[1], atol=1e-5)
+    shift = np.array([[1.0, 0, 0], [0, 1.0, 10.0]])  # target row y -> source row y + 10
+    _, weighted = consensus_on_source(target, source, shift, 2)
+    expected = support(target, 2)[np.clip(np.arange(64) - 10, 0, 63)][:, :] * source
+    np.testing.assert_allclose(weighted[12:-2], expected[12:-2], atol=1e-3)  # (cubic resampling ripples ~2e-4)
+    assert consensus_on_source(target, source, shift, 0)[1] is source

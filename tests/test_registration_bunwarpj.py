@@ -172,3 +172,43 @@ def test_coarse_alignment_by_default_rescues_a_rotated_pair(bunwarpj, tmp_path):
     restart = plain.metrics["elastic"]["restart"]
     assert restart["confirmed"] and restart["first_pass"]["consistency_px"] > 0.75, restart
     assert plain.metrics["tre"]["mean"] < 1.0 and "second pass ran from it" in plain.metrics["elastic"]["reason"]
+
+
+def test_initial_affine_identity_is_the_plugins_own_start(bunwarpj):
+    """With the identity as initial affine map the plugin computes what it computes without one
+    (no landmarks: its own start is the identity too)."""
+    target, source, _ = known_pair(seed=2)
+    p = BUnwarpJParams(mode="accurate")
+    plain = register(target, source, p)
+    started = register(target, source, p, initial_affine=np.array([[1.0, 0, 0], [0, 1.0, 0]]))
+    assert started.info["initial_affine"] and not plain.info["initial_affine"]
+    np.testing.assert_allclose(started.direct.cx, plain.direct.cx, atol=1e-6)
+    np.testing.assert_allclose(started.inverse.cy, plain.inverse.cy, atol=1e-6)
+
+
+def test_initial_affine_starts_the_plugin_from_a_far_map(bunwarpj):
+    """A map 30 deg and 40 px away, which the plugin alone does not recover, is recovered from a
+    start near it (the start's translation survives the plugin's image pyramid); with image
+    subsampling, where the plugin mis-scales the start, it is refused."""
+    shape = (192, 192)
+    source = textured(shape, seed=3)
+    theta = np.deg2rad(30.0)
+    centre = np.array([95.5, 95.5])
+    rot = np.array([[np.cos(theta), -np.sin(theta)], [np.sin(theta), np.cos(theta)]])
+    truth_a = np.hstack([rot, (centre - rot @ centre + [40.0, -25.0])[:, None]])
+    truth = affine_elastic(truth_a, 4, shape)
+    target = warp_image(source, truth, shape)
+    near = truth_a + np.array([[0.0, 0.01, 1.5], [-0.01, 0.0, -1.0]])
+    for final in (1, 2):
+        p = BUnwarpJParams(mode="accurate", max_scale_deformation=final)
+        alone = tre(register(target, source, p).direct, truth, shape).mean
+        started = tre(register(target, source, p, initial_affine=near).direct, truth, shape).mean
+        assert started < 0.5 < 3.0 < alone, (final, started, alone)
+    with pytest.raises(InputError, match="subsampling"):
+        register(target, source, BUnwarpJParams(img_subsamp_fact=1), initial_affine=near)
+
+
+def test_a_singular_initial_affine_is_refused(bunwarpj):
+    target, source, _ = known_pair()
+    with pytest.raises(InputError, match="singular"):
+        register(target, source, BUnwarpJParams(mode="mono"), initial_affine=np.zeros((2, 3)))

@@ -1,7 +1,8 @@
 """The real bUnwarpJ plugin as a registration backend (through :mod:`styleunwarp.imagej`).
 
 Calls ``bunwarpj.bUnwarpJ_.computeTransformationBatch(targetImp, sourceImp, targetMask,
-sourceMask, Param(...))`` in-process (target first), reads the direct and inverse B-spline
+sourceMask, Param(...))`` in-process (target first; with an initial affine map, the plugin's
+overload that also takes the two initial ``AffineTransform``s), reads the direct and inverse B-spline
 coefficients from the returned ``Transformation`` and re-applies transforms with the
 plugin's own ``MiscTools.applyTransformationToSourceMT``. Nothing goes through files.
 """
@@ -90,6 +91,26 @@ def _coefficients(java_matrix) -> np.ndarray:
     return np.array([np.asarray(row, dtype=np.float64) for row in java_matrix])
 
 
+def _initial_transforms(matrix: np.ndarray) -> tuple:
+    """The plugin's ``(targetAffineTransf, sourceAffineTransf)`` for a ``2 x 3`` map target -> source.
+
+    bUnwarpJ reads the source one as the map from target to source coordinates (its direct
+    transform's start) and the target one as the map back (its inverse's start)."""
+    m = np.asarray(matrix, dtype=np.float64)
+    if m.shape != (2, 3) or not np.isfinite(m).all():
+        raise InputError(None, f"the initial affine map must be a finite 2 x 3 matrix, got {m.shape}")
+    full = np.vstack([m, [0.0, 0.0, 1.0]])
+    if abs(np.linalg.det(full)) < 1e-9:
+        raise InputError(None, "the initial affine map is singular")
+    back = np.linalg.inv(full)
+    affine = jclass("java.awt.geom.AffineTransform")
+
+    def java(a: np.ndarray):  # AffineTransform(m00, m10, m01, m11, m02, m12)
+        return affine(float(a[0, 0]), float(a[1, 0]), float(a[0, 1]), float(a[1, 1]), float(a[0, 2]), float(a[1, 2]))
+
+    return java(back), java(full)
+
+
 def register(
     target: np.ndarray,
     source: np.ndarray,
@@ -98,12 +119,17 @@ def register(
     target_mask: np.ndarray | None = None,
     source_mask: np.ndarray | None = None,
     landmarks: tuple[Points, Points] | None = None,
+    initial_affine: np.ndarray | None = None,
     fiji_dir: str | PathLike[str] | None = None,
 ) -> Registration:
     """Register ``source`` to ``target`` with the real bUnwarpJ (see :func:`styleunwarp.registration.register`).
 
     Landmarks become ``PointRoi`` selections on the two images, which bUnwarpJ reads as
-    landmarks (integer pixel positions, as the plugin stores them).
+    landmarks (integer pixel positions, as the plugin stores them). ``initial_affine``: a
+    ``2 x 3`` map target pixel -> source pixel the plugin starts from (its direct B-spline
+    initialised with it, its inverse with the inverse map), instead of the affine fit of the
+    landmarks; the source is registered as it is, so pixels the start maps outside it are left out
+    of the similarity term by the plugin itself.
 
     Raises
     ------
@@ -128,10 +154,14 @@ def register(
         _set_landmarks(source_imp, sp, "source")
     param = jclass("bunwarpj.Param")(*params.as_java_args())
     plugin = jclass("bunwarpj.bUnwarpJ_")
+    if initial_affine is not None and params.img_subsamp_fact > 0:
+        raise InputError(None, "bUnwarpJ's initial affine map cannot be used with image subsampling (the plugin mis-scales its translation); "
+                               "use img_subsamp_fact 0 or warp the source first")
+    initial = () if initial_affine is None else _initial_transforms(initial_affine)
     t0 = time.perf_counter()
     with _captured_plugin_log() as plugin_log:
         try:
-            transf = plugin.computeTransformationBatch(target_imp, source_imp, target_mask_ip, source_mask_ip, param)
+            transf = plugin.computeTransformationBatch(target_imp, source_imp, target_mask_ip, source_mask_ip, *initial, param)
         except Exception as exc:  # a Java exception surfaces as a Python exception through JPype
             raise BUnwarpJError(f"bUnwarpJ failed: {exc}; plugin log: {' | '.join(plugin_log.lines()) or '(empty)'}") from exc
     seconds = time.perf_counter() - t0
@@ -146,6 +176,7 @@ def register(
         inverse = ElasticTransform(_coefficients(transf.getInverseDeformationCoefficientsX()), _coefficients(transf.getInverseDeformationCoefficientsY()))
     info = {
         "intensity_scale": factor,
+        "initial_affine": initial_affine is not None,
         "landmarks": 0 if landmarks is None else len(landmarks[0]),
         "plugin_messages": sorted(set(problems)),
     }
