@@ -1,30 +1,41 @@
 // styleunwarp_batch.ijm — register every LOM/CBS pair of an acquisition folder with bUnwarpJ.
 //
 // For each pair NAME_LOM.EXT + NAME_CBS.EXT (or NAME_SEM.EXT; EXT tif, tiff, png, jpg, jpeg or bmp,
-// case-insensitive: the pairing rule of `styleunwarp batch`) in the input folder:
+// case-insensitive: the pairing rule of `styleunwarp batch`) in the input folder, one of two chains
+// (key `chain`):
+// * chain=styleunwarp (the default): `styleunwarp register` runs styleunwarp's whole chain on the
+//   pair with the bUnwarpJ of this ImageJ/Fiji (--fiji is this ImageJ's folder): style transfer,
+//   coarse and fine affine start, bUnwarpJ, the checks that keep the start when the elastic result is
+//   not better, and a verdict (good / decent / bad / poor, estimated without ground truth). Writes
+//   OUTPUT/NAME/{styled,target,registered}.tif, direct_transf.txt, inverse_transf.txt,
+//   metrics.json and overlay.png; the verdict goes into macro_results.csv and the log.
+// * chain=bunwarpj: the study's chain, bUnwarpJ run by this macro inside ImageJ/Fiji:
 //   1. `styleunwarp prepare` styles the LOM CBS-like and crops/normalises the CBS
 //      (OUTPUT/NAME/styled.tif, OUTPUT/NAME/target.tif);
-//   2. bUnwarpJ (run("bUnwarpJ", ...), inside ImageJ/Fiji) registers styled.tif to target.tif
-//      and saves OUTPUT/NAME/direct_transf.txt and inverse_transf.txt;
+//   2. bUnwarpJ (run("bUnwarpJ", ...)) registers styled.tif to target.tif from the images as
+//      delivered (no coarse start, no checks, no verdict) and saves OUTPUT/NAME/direct_transf.txt
+//      and inverse_transf.txt;
 //   3. bUnwarpJ re-applies the direct transform to the ORIGINAL LOM:
 //      OUTPUT/NAME/registered.tif on the CBS grid.
-// A pair whose registered.tif exists is skipped (rerun = resume). A failing pair is logged
-// with its reason (prepare's one-line error, from `styleunwarp prepare --error-file`) and the
-// batch goes on; OUTPUT/macro_results.csv gets one line per pair and per unpaired file
-// (named by the file's stem, e.g. s3_LOM, as in `styleunwarp batch`'s results.csv).
+// A finished pair is skipped (rerun = resume; chain=styleunwarp: its metrics.json, written last,
+// exists; chain=bunwarpj: its registered.tif). A failing pair is logged with its reason (the
+// command's one-line error, from its --error-file) and the batch goes on;
+// OUTPUT/macro_results.csv gets one line per pair and per unpaired file
+// (pair,status,tier,detail; unpaired files named by their stem, e.g. s3_LOM, as in `styleunwarp
+// batch`'s results.csv).
 //
 // In Fiji: Plugins > Macros > Run... (a dialog asks for the settings). Headless, under a
 // virtual display, with Fiji's launcher or with plain ImageJ 1 (FIJI = the Fiji.app folder):
 //   xvfb-run -a ImageJ-linux64 -batch styleunwarp_batch.ijm "input=/data/run 1|output=/data/out|styleunwarp=/path/to/.venv/bin/styleunwarp"
 //   xvfb-run -a java -Dplugins.dir=FIJI -cp FIJI/jars/ij.jar ij.ImageJ -batch styleunwarp_batch.ijm "input=...|output=...|styleunwarp=..."
-// Keys: input, output, styleunwarp (the command, full path recommended), model (a model
-// folder, "default" or "none"), mode (Fast|Accurate|Mono), initial, final (Very Coarse ..
-// Super Fine), subsample (0-7), divergence and curl (weights, default 0.1).
-// bUnwarpJ's run() needs a display: use Xvfb on servers.
+// Keys: input, output, styleunwarp (the command, full path recommended), chain (styleunwarp |
+// bunwarpj), model (a model folder, "default" or "none"), mode (Fast|Accurate|Mono), initial,
+// final (Very Coarse .. Super Fine), subsample (0-7), divergence and curl (weights, default 0.1).
+// bUnwarpJ's run() needs a display (chain=bunwarpj): use Xvfb on servers.
 //
 // File names may contain spaces and brackets: user paths never go into the option string
 // of run("bUnwarpJ", ...) — the images get fixed window titles and the transforms are
-// written to a temporary path and then moved into place.
+// written to a temporary path and then moved into place; exec() takes each path as one argument.
 
 requires("1.52a");
 var EXT = "(tif|tiff|png|jpg|jpeg|bmp)";  // image extensions, as `styleunwarp batch` pairs them
@@ -78,9 +89,31 @@ function moveFile(from, to) {
 	}
 }
 
-function appendResult(csv, name, status, detail) {
+function appendResult(csv, name, status, tier, detail) {
 	detail = replace(detail, "[\r\n,]+", " ");
-	File.append(name + "," + status + "," + detail, csv);
+	File.append(name + "," + status + "," + tier + "," + detail, csv);
+}
+
+// bUnwarpJ's scale names as `styleunwarp register` spells them: "Very Coarse" -> "very_coarse"
+function scaleOption(name) {
+	return replace(toLowerCase(String.trim(name)), " ", "_");
+}
+
+// The verdict `styleunwarp register` prints last ("OUT: NMI a -> b, registration s, tier T"); "" if none.
+function verdictOf(output) {
+	if (!matches(output, "(?s).*, tier [a-z]+\\s*$")) return "";
+	return replace(output, "(?s).*, tier ([a-z]+)\\s*$", "$1");
+}
+
+// The style arguments of `styleunwarp register` / `prepare` for the model key (always a pair, so one exec() serves all three)
+function styleKey(model) {
+	if (model == "none" || model == "default") return "--style";
+	return "--model";
+}
+function styleValue(model) {
+	if (model == "none") return "none";
+	if (model == "default") return "model";
+	return model;
 }
 
 args = getArgument();
@@ -89,6 +122,7 @@ if (args == "") {
 	Dialog.addDirectory("Acquisition folder", "");
 	Dialog.addDirectory("Output folder", "");
 	Dialog.addString("styleunwarp command", "styleunwarp", 40);
+	Dialog.addChoice("Chain", newArray("styleunwarp", "bunwarpj"), "styleunwarp");
 	Dialog.addString("Style model (folder, default or none)", "default", 40);
 	Dialog.addChoice("Registration mode", newArray("Accurate", "Fast", "Mono"), "Accurate");
 	Dialog.addChoice("Initial deformation", newArray("Very Coarse", "Coarse", "Fine", "Very Fine"), "Very Coarse");
@@ -96,13 +130,14 @@ if (args == "") {
 	Dialog.addNumber("Image subsample factor", 0);
 	Dialog.show();
 	args = "input=" + Dialog.getString() + "|output=" + Dialog.getString();
-	args = args + "|styleunwarp=" + Dialog.getString() + "|model=" + Dialog.getString();
+	args = args + "|styleunwarp=" + Dialog.getString() + "|chain=" + Dialog.getChoice() + "|model=" + Dialog.getString();
 	args = args + "|mode=" + Dialog.getChoice() + "|initial=" + Dialog.getChoice() + "|final=" + Dialog.getChoice();
 	args = args + "|subsample=" + Dialog.getNumber();
 }
 input = withSlash(option(args, "input", ""));
 output = withSlash(option(args, "output", ""));
 command = option(args, "styleunwarp", "styleunwarp");
+chain = option(args, "chain", "styleunwarp");
 model = option(args, "model", "default");
 mode = option(args, "mode", "Accurate");
 initial = option(args, "initial", "Very Coarse");
@@ -110,15 +145,19 @@ final = option(args, "final", "Fine");
 subsample = option(args, "subsample", "0");
 divergence = option(args, "divergence", "0.1");  // styleunwarp's measured default (the plugin's is 0)
 curl = option(args, "curl", "0.1");
+if (chain != "styleunwarp" && chain != "bunwarpj") exit("styleunwarp: chain must be styleunwarp or bunwarpj, not " + chain);
 if (input == File.separator || !File.isDirectory(input)) exit("styleunwarp: input folder not found: " + input);
 File.makeDirectory(output);
 if (!File.isDirectory(output)) exit("styleunwarp: cannot create the output folder " + output);
 csv = output + "macro_results.csv";
-if (!File.exists(csv)) File.append("pair,status,detail", csv);
+if (!File.exists(csv)) File.append("pair,status,tier,detail", csv);
+fiji = getDirectory("imagej");  // this ImageJ/Fiji: `styleunwarp register --fiji` uses its bUnwarpJ
+if (fiji == "") fiji = File.getParent(getDirectory("plugins"));
 
 setBatchMode(true);
 files = getFileList(input);
 done = 0; skipped = 0; failed = 0; unpaired = 0;
+verdicts = "";  // the tiers of this run's pairs, for the last line
 // CBS/SEM files without a LOM partner: reported like `styleunwarp batch` does
 for (f = 0; f < files.length; f++) {
 	if (!matches(files[f], "(?i).+_(CBS|SEM)\\." + EXT)) continue;
@@ -126,7 +165,7 @@ for (f = 0; f < files.length; f++) {
 	lomName = partner(files, stem, "_LOM");
 	if (lomName == "") {
 		print("styleunwarp: unpaired: " + files[f] + " (no LOM image with the same stem)");
-		appendResult(csv, withoutExtension(files[f]), "unpaired", "no LOM image with the same stem");
+		appendResult(csv, withoutExtension(files[f]), "unpaired", "", "no LOM image with the same stem");
 		unpaired++;
 	}
 }
@@ -138,27 +177,48 @@ for (f = 0; f < files.length; f++) {
 	cbsName = partner(files, stem, "_(CBS|SEM)");
 	if (cbsName == "") {
 		print("styleunwarp: unpaired: " + name + " (no CBS/SEM image with the same stem)");
-		appendResult(csv, withoutExtension(name), "unpaired", "no CBS/SEM image with the same stem");
+		appendResult(csv, withoutExtension(name), "unpaired", "", "no CBS/SEM image with the same stem");
 		unpaired++;
 		continue;
 	}
 	cbsPath = input + cbsName;
 	pairOut = output + stem + File.separator;
-	if (File.exists(pairOut + "registered.tif")) { skipped++; continue; }
+	if (chain == "styleunwarp" && File.exists(pairOut + "metrics.json")) { skipped++; continue; }
+	if (chain == "bunwarpj" && File.exists(pairOut + "registered.tif")) { skipped++; continue; }
 	File.makeDirectory(pairOut);
+	errorFile = pairOut + "styleunwarp_error.txt";
+
+	if (chain == "styleunwarp") {
+		// the whole chain in one command, without a shell: arguments go as they are. exec() returns
+		// only the command's standard output: the reason of a failure comes back through --error-file.
+		rlog = exec(command, "register", lomPath, cbsPath, "--out", pairOut, styleKey(model), styleValue(model), "--fiji", fiji,
+			"--mode", toLowerCase(mode), "--initial-deformation", scaleOption(initial), "--final-deformation", scaleOption(final),
+			"--subsample", subsample, "--divergence-weight", divergence, "--curl-weight", curl, "--error-file", errorFile);
+		tier = verdictOf(rlog);
+		if (!File.exists(pairOut + "metrics.json") || tier == "") {
+			reason = readReason(errorFile, String.trim(rlog));
+			if (reason == "") reason = "no output from " + command + " (is it the full path of the styleunwarp command?)";
+			print("styleunwarp: " + stem + ": FAILED: " + reason);
+			appendResult(csv, stem, "failed", "", "register: " + reason);
+			failed++;
+			continue;
+		}
+		appendResult(csv, stem, "done", tier, pairOut);
+		print("styleunwarp: " + stem + ": registered, tier " + tier + " (" + pairOut + "metrics.json)");
+		verdicts = verdicts + " " + tier;
+		done++;
+		continue;
+	}
 
 	// 1. style transfer and normalisation (Python), without a shell: arguments go as they are.
 	//    exec() returns only the command's standard output: the reason of a failure comes back
 	//    through --error-file.
-	errorFile = pairOut + "prepare_error.txt";
-	if (model == "none") plog = exec(command, "prepare", lomPath, cbsPath, "--out", pairOut, "--style", "none", "--error-file", errorFile);
-	else if (model == "default") plog = exec(command, "prepare", lomPath, cbsPath, "--out", pairOut, "--error-file", errorFile);
-	else plog = exec(command, "prepare", lomPath, cbsPath, "--out", pairOut, "--model", model, "--error-file", errorFile);
+	plog = exec(command, "prepare", lomPath, cbsPath, "--out", pairOut, styleKey(model), styleValue(model), "--error-file", errorFile);
 	if (!File.exists(pairOut + "styled.tif") || !File.exists(pairOut + "target.tif")) {
 		reason = readReason(errorFile, String.trim(plog));
 		if (reason == "") reason = "no output from " + command + " (is it the full path of the styleunwarp command?)";
 		print("styleunwarp: " + stem + ": FAILED: " + reason);
-		appendResult(csv, stem, "failed", "prepare: " + reason);
+		appendResult(csv, stem, "failed", "", "prepare: " + reason);
 		failed++;
 		continue;
 	}
@@ -174,7 +234,7 @@ for (f = 0; f < files.length; f++) {
 	close("*");
 	if (!File.exists(tmp + "direct.txt")) {
 		print("styleunwarp: " + stem + ": FAILED: bUnwarpJ wrote no transform");
-		appendResult(csv, stem, "failed", "bUnwarpJ wrote no transform");
+		appendResult(csv, stem, "failed", "", "bUnwarpJ wrote no transform");
 		failed++;
 		continue;
 	}
@@ -185,15 +245,24 @@ for (f = 0; f < files.length; f++) {
 	call("bunwarpj.bUnwarpJ_.elasticTransformImageMacro", pairOut + "target.tif", lomPath, pairOut + "direct_transf.txt", pairOut + "registered_tmp.tif");
 	if (!File.exists(pairOut + "registered_tmp.tif")) {
 		print("styleunwarp: " + stem + ": FAILED: applying the transform to the LOM failed");
-		appendResult(csv, stem, "failed", "applying the transform to the LOM failed");
+		appendResult(csv, stem, "failed", "", "applying the transform to the LOM failed");
 		failed++;
 		continue;
 	}
 	moveFile(pairOut + "registered_tmp.tif", pairOut + "registered.tif");
-	appendResult(csv, stem, "done", pairOut);
-	print("styleunwarp: " + stem + ": registered");
+	appendResult(csv, stem, "done", "unchecked", pairOut);
+	print("styleunwarp: " + stem + ": registered (chain=bunwarpj: not checked, no verdict)");
 	done++;
 }
 setBatchMode(false);
 print("styleunwarp: " + done + " registered, " + skipped + " already done, " + failed + " failed, " + unpaired + " unpaired; results in " + csv);
+if (verdicts != "") {
+	line = "";
+	tiers = newArray("good", "decent", "bad", "poor");
+	for (t = 0; t < tiers.length; t++) {
+		n = lengthOf(verdicts) - lengthOf(replace(verdicts, " " + tiers[t], ""));
+		line = line + " " + (n / (lengthOf(tiers[t]) + 1)) + " " + tiers[t];
+	}
+	print("styleunwarp: verdicts of this run:" + line + " (bad and poor results are not aligned: see their metrics.json and overlay.png)");
+}
 if (done + skipped + failed == 0) print("styleunwarp: no LOM/CBS pair found in " + input + "; pairing rule: NAME_LOM.EXT + NAME_CBS.EXT (or NAME_SEM.EXT), EXT tif/tiff/png/jpg/jpeg/bmp");

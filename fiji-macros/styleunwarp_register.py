@@ -3,6 +3,7 @@
 #@ File (label="Output folder", style="directory") output
 #@ String (label="styleunwarp command (full path recommended)", value="styleunwarp") command
 #@ String (label="Style model: a model folder, 'default' or 'none'", value="default") model
+#@ String (label="Chain", choices={"styleunwarp", "bunwarpj"}) chain
 #@ String (label="Registration mode", choices={"Accurate", "Fast", "Mono"}) mode
 #@ String (label="Initial deformation", choices={"Very Coarse", "Coarse", "Fine", "Very Fine"}) initial
 #@ String (label="Final deformation", choices={"Fine", "Very Fine", "Coarse", "Very Coarse", "Super Fine"}) final
@@ -10,10 +11,18 @@
 #@ Boolean (label="Show the registered LOM", value=true) show
 """styleunwarp for one pair, from Fiji's script editor (language: Python/Jython 2.7).
 
-1. `styleunwarp prepare` (the Python package, run as a command) styles the LOM CBS-like and
-   crops/normalises the CBS: OUTPUT/styled.tif and OUTPUT/target.tif.
-2. bUnwarpJ registers styled.tif to target.tif in this Fiji (its static batch API) and
-   saves OUTPUT/direct_transf.txt (and inverse_transf.txt unless Mono).
+chain=styleunwarp (the default): `styleunwarp register` (the Python package, run as a command)
+runs styleunwarp's whole chain with this Fiji's bUnwarpJ (--fiji): style transfer, coarse and fine
+affine start, bUnwarpJ, the checks that keep the start when the elastic result is not better, the
+transform re-applied to the original LOM, and a verdict (good / decent / bad / poor), logged here
+and recorded in OUTPUT/metrics.json with OUTPUT/overlay.png.
+
+chain=bunwarpj, the study's chain with bUnwarpJ run by this script:
+1. `styleunwarp prepare` styles the LOM CBS-like and crops/normalises the CBS:
+   OUTPUT/styled.tif and OUTPUT/target.tif.
+2. bUnwarpJ registers styled.tif to target.tif in this Fiji (its static batch API), from the images
+   as delivered (no coarse start, no checks, no verdict), and saves OUTPUT/direct_transf.txt (and
+   inverse_transf.txt unless Mono).
 3. bUnwarpJ applies the direct transform to the ORIGINAL LOM: OUTPUT/registered.tif.
 Open it in Fiji's script editor (File > Open, then Run), or put it in Fiji.app/scripts/Plugins/
 to get a menu entry. Headless, with plain ImageJ 1 and Jython (no Fiji GUI, no display):
@@ -21,35 +30,79 @@ to get a menu entry. Headless, with plain ImageJ 1 and Jython (no Fiji GUI, no d
        org.python.util.jython styleunwarp_register.py LOM CBS OUTPUT command=/path/to/styleunwarp mode=Mono
 """
 import os
+import re
 import subprocess
 
 from bunwarpj import Param, bUnwarpJ_
 from ij import IJ
+from ij import Prefs
 
 MODES = {"Fast": 0, "Accurate": 1, "Mono": 2}
 SCALES = {"Very Coarse": 0, "Coarse": 1, "Fine": 2, "Very Fine": 3, "Super Fine": 4}
 
 
-def prepare(command, lom_path, cbs_path, out_dir, model):
-    """Run `styleunwarp prepare`; return (styled path, target path)."""
-    args = [command, "prepare", lom_path, cbs_path, "--out", out_dir]
+def style_args(model):
+    """The style arguments of `styleunwarp register` / `prepare` for a model folder, 'default' or 'none'."""
     if model == "none":
-        args += ["--style", "none"]
-    elif model not in ("", "default"):
-        args += ["--model", model]
+        return ["--style", "none"]
+    if model in ("", "default"):
+        return []
+    return ["--model", model]
+
+
+def run_command(args):
+    """Run a styleunwarp command; log and return its output (stdout and stderr); raise on failure."""
     proc = subprocess.Popen(args, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
     text = proc.communicate()[0]
     if proc.returncode != 0:
-        raise RuntimeError("styleunwarp prepare failed (%d): %s" % (proc.returncode, text))
-    IJ.log(text.strip())
+        lines = [ln for ln in text.strip().splitlines() if ln.strip()]
+        raise RuntimeError("styleunwarp %s failed (%d): %s" % (args[1], proc.returncode, lines[-1] if lines else "no output"))
+    for line in text.strip().splitlines():
+        IJ.log(line)
+    return text
+
+
+def this_imagej():
+    """The ImageJ/Fiji folder whose bUnwarpJ runs this script (`register --fiji` then uses the same jar):
+    the folder above the bUnwarpJ jar's plugins/ or jars/, else ImageJ's own folder."""
+    jar = bUnwarpJ_().getClass().getProtectionDomain().getCodeSource().getLocation().toURI().getPath()
+    parent = os.path.dirname(jar)
+    if os.path.basename(parent) in ("plugins", "jars"):
+        return os.path.dirname(parent)
+    return IJ.getDirectory("imagej") or Prefs.getImageJDir()
+
+
+def register_chain(lom_path, cbs_path, out_dir, command, model, mode, initial, final, subsample):
+    """styleunwarp's whole chain (`styleunwarp register`); return (registered path, tier)."""
+    scale = lambda name: name.strip().lower().replace(" ", "_")
+    text = run_command([command, "register", lom_path, cbs_path, "--out", out_dir] + style_args(model)
+                       + ["--fiji", this_imagej(), "--mode", mode.lower(), "--initial-deformation", scale(initial),
+                          "--final-deformation", scale(final), "--subsample", str(int(subsample))])
+    found = re.findall(r", tier ([a-z]+)\s*$", text.strip())
+    tier = found[-1] if found else "unknown"
+    registered = os.path.join(out_dir, "registered.tif")
+    IJ.log("styleunwarp: registered LOM written to %s, tier %s (see metrics.json and overlay.png)" % (registered, tier))
+    return registered, tier
+
+
+def prepare(command, lom_path, cbs_path, out_dir, model):
+    """Run `styleunwarp prepare`; return (styled path, target path)."""
+    run_command([command, "prepare", lom_path, cbs_path, "--out", out_dir] + style_args(model))
     return os.path.join(out_dir, "styled.tif"), os.path.join(out_dir, "target.tif")
 
 
 def register(lom_path, cbs_path, out_dir, command="styleunwarp", model="default", mode="Accurate",
-             initial="Very Coarse", final="Fine", subsample=0, show=False):
+             initial="Very Coarse", final="Fine", subsample=0, show=False, chain="styleunwarp"):
     """Register one LOM/CBS pair; return the path of the registered LOM."""
+    if chain not in ("styleunwarp", "bunwarpj"):
+        raise ValueError("chain must be styleunwarp or bunwarpj, not %r" % chain)
     if not os.path.isdir(out_dir):
         os.makedirs(out_dir)
+    if chain == "styleunwarp":
+        registered = register_chain(lom_path, cbs_path, out_dir, command, model, mode, initial, final, subsample)[0]
+        if show:
+            IJ.openImage(registered).show()
+        return registered
     styled_path, target_path = prepare(command, lom_path, cbs_path, out_dir, model)
     target = IJ.openImage(target_path)
     source = IJ.openImage(styled_path)
@@ -64,14 +117,14 @@ def register(lom_path, cbs_path, out_dir, command="styleunwarp", model="default"
         transf.saveInverseTransformation(os.path.join(out_dir, "inverse_transf.txt"))
     registered = os.path.join(out_dir, "registered.tif")
     bUnwarpJ_.elasticTransformImageMacro(target_path, lom_path, direct, registered)
-    IJ.log("styleunwarp: registered LOM written to " + registered)
+    IJ.log("styleunwarp: registered LOM written to %s (chain=bunwarpj: not checked, no verdict)" % registered)
     if show:
         IJ.openImage(registered).show()
     return registered
 
 
-USAGE = ("usage: jython styleunwarp_register.py LOM CBS OUTPUT [command=PATH] [model=default|none|FOLDER]"
-         " [mode=Accurate|Fast|Mono] [initial=SCALE] [final=SCALE] [subsample=N]")
+USAGE = ("usage: jython styleunwarp_register.py LOM CBS OUTPUT [command=PATH] [chain=styleunwarp|bunwarpj]"
+         " [model=default|none|FOLDER] [mode=Accurate|Fast|Mono] [initial=SCALE] [final=SCALE] [subsample=N]")
 
 
 def main(argv):
@@ -80,7 +133,7 @@ def main(argv):
         print(USAGE)
         return 2
     opts = dict(a.split("=", 1) for a in argv[3:])
-    unknown = [k for k in opts if k not in ("command", "model", "mode", "initial", "final", "subsample")]
+    unknown = [k for k in opts if k not in ("command", "chain", "model", "mode", "initial", "final", "subsample")]
     if unknown:
         print("unknown setting(s): %s\n%s" % (", ".join(unknown), USAGE))
         return 2
@@ -94,7 +147,7 @@ def main(argv):
 
 if all(name in globals() for name in ("lom", "cbs", "output")):  # run by Fiji with the #@ parameters
     register(lom.getAbsolutePath(), cbs.getAbsolutePath(), output.getAbsolutePath(), command, model,
-             mode, initial, final, subsample, show)
+             mode, initial, final, subsample, show, chain)
 elif __name__ == "__main__":  # run headless by Jython: see USAGE and fiji-macros/README.md
     import sys
 

@@ -50,13 +50,20 @@ def test_debug_shows_the_exception(files):
     assert res.exit_code == 1 and isinstance(res.exception, TransformFileError)
 
 
-def test_prepare_writes_its_reason_to_the_error_file(files):
-    err = files / "out" / "why.txt"
-    args = ["prepare", str(files / "notes.txt"), str(files / "img.tif"), "--out", str(files / "out"), "--style", "none", "--error-file", str(err)]
+@pytest.mark.parametrize("command", ["prepare", "register"])
+def test_the_error_file_gets_the_one_line_reason(files, command):
+    """``--error-file`` (the Fiji macro's channel: ImageJ's exec() returns no stderr) records the
+    command's one-line error, a bad option value included; a good run removes a stale reason."""
+    err = files / "out" / f"why-{command}.txt"
+    args = [command, str(files / "notes.txt"), str(files / "img.tif"), "--out", str(files / "out"), "--style", "none", "--error-file", str(err)]
     line = _one_line_error(CliRunner().invoke(main, args), "notes.txt")
     assert err.read_text().strip() == line[len("Error: "):]
-    args[1] = str(files / "img.tif")  # a good run removes a stale reason
-    assert CliRunner().invoke(main, args).exit_code == 0 and not err.exists()
+    for wrong in (["--style", "sideways"], ["--sideways"]):  # a bad value; an option the command does not know
+        res = CliRunner().invoke(main, [*args, *wrong])
+        assert res.exit_code == 2 and "sideways" in err.read_text() and len(err.read_text().splitlines()) == 1, (wrong, res.output)
+    if command == "prepare":  # (a good `register` needs bUnwarpJ: tests/test_fiji.py runs it through the macro)
+        args[1] = str(files / "img.tif")
+        assert CliRunner().invoke(main, args).exit_code == 0 and not err.exists()
 
 
 def test_console_command_keeps_status_output_and_exit_handlers_through_its_fast_exit(tmp_path):

@@ -6,6 +6,7 @@ bUnwarpJ, Xvfb (macro) or Jython (script) is missing.
 
 from __future__ import annotations
 
+import json
 import shutil
 import subprocess
 import sys
@@ -63,19 +64,22 @@ def acquisition(tmp_path_factory):
     return folder, truths
 
 
-def _run_macro(ij, folder: Path, out: Path) -> subprocess.CompletedProcess:
+def _run_macro(ij, folder: Path, out: Path, chain: str) -> subprocess.CompletedProcess:
     if shutil.which("xvfb-run") is None:
         pytest.skip("xvfb-run not installed (apt-get install xvfb): bUnwarpJ's macro command needs a display")
-    arg = f"input={folder}|output={out}|styleunwarp={_styleunwarp_command()}|model=none|mode=Accurate|final=Fine"
+    arg = f"input={folder}|output={out}|styleunwarp={_styleunwarp_command()}|chain={chain}|model=none|mode=Accurate|final=Fine"
     cmd = ["xvfb-run", "-a", "java", f"-Dplugins.dir={ij.root}", "-cp", str(ij.ij_jar), "ij.ImageJ", "-batch", str(MACROS / "styleunwarp_batch.ijm"), arg]
     return subprocess.run(cmd, capture_output=True, text=True, timeout=600)
 
 
-def test_batch_macro_registers_pairs_records_failures_and_resumes(acquisition, tmp_path):
+@pytest.mark.parametrize("chain", ["styleunwarp", "bunwarpj"])
+def test_batch_macro_registers_pairs_records_failures_and_resumes(acquisition, tmp_path, chain):
+    """chain=styleunwarp (the default): `styleunwarp register` per pair, with this ImageJ's bUnwarpJ, and
+    its verdict in the CSV; chain=bunwarpj: `prepare`, then run("bUnwarpJ", ...) inside ImageJ."""
     ij = _install()
     folder, truths = acquisition
     out = tmp_path / "out [x]"
-    proc = _run_macro(ij, folder, out)
+    proc = _run_macro(ij, folder, out, chain)
     assert "2 registered, 0 already done, 1 failed, 1 unpaired" in proc.stdout, proc.stdout + proc.stderr
     assert "unpaired: lonely_LOM.tif (no CBS/SEM image with the same stem)" in proc.stdout
     for stem, (truth, lom) in truths.items():
@@ -86,17 +90,27 @@ def test_batch_macro_registers_pairs_records_failures_and_resumes(acquisition, t
         assert err.mean < 1.5, (stem, err)
         registered = read_image(d / "registered.tif").data
         assert np.abs(registered - warp_image(lom, direct, (256, 256))).max() < 1e-2
+        assert (d / "metrics.json").is_file() == (chain == "styleunwarp")
     rows = (out / "macro_results.csv").read_text().splitlines()
-    status = {r.split(",")[0]: r.split(",")[1] for r in rows[1:]}
+    assert rows[0] == "pair,status,tier,detail"
+    cells = {r.split(",")[0]: r.split(",")[1:3] for r in rows[1:]}
     # unpaired files are named by their stem, as in `styleunwarp batch`'s results.csv
-    assert status == {"sample [a] 1": "done", "b": "done", "lonely_LOM": "unpaired", "broken": "failed"}
-    reason = next(r for r in rows if r.startswith("broken,")).split(",", 2)[2]
-    assert "broken_LOM.tif" in reason and "not" in reason, reason  # prepare's real reason, not an empty one
-    again = _run_macro(ij, folder, out)
+    assert {k: v[0] for k, v in cells.items()} == {"sample [a] 1": "done", "b": "done", "lonely_LOM": "unpaired", "broken": "failed"}
+    for stem in truths:
+        if chain == "styleunwarp":  # the verdict register printed is the one in its metrics.json
+            assert cells[stem][1] == json.loads((out / stem / "metrics.json").read_text())["tier"] == "good", cells[stem]
+        else:
+            assert cells[stem][1] == "unchecked"
+    if chain == "styleunwarp":
+        assert "verdicts of this run: 2 good 0 decent 0 bad 0 poor" in proc.stdout, proc.stdout
+    reason = next(r for r in rows if r.startswith("broken,")).split(",", 3)[3]
+    assert "broken_LOM.tif" in reason and "not" in reason, reason  # the command's real reason, not an empty one
+    again = _run_macro(ij, folder, out, chain)
     assert "0 registered, 2 already done" in again.stdout, again.stdout
 
 
-def test_script_editor_script_registers_one_pair(acquisition, tmp_path):
+@pytest.mark.parametrize("chain", ["styleunwarp", "bunwarpj"])
+def test_script_editor_script_registers_one_pair(acquisition, tmp_path, chain):
     ij = _install()
     jython = next((j for j in JYTHON_JARS if j.is_file()), None)
     if jython is None:
@@ -107,7 +121,7 @@ def test_script_editor_script_registers_one_pair(acquisition, tmp_path):
     # the documented headless command line (fiji-macros/README.md)
     cmd = ["java", "-Djava.awt.headless=true", "-cp", cp, "org.python.util.jython", str(MACROS / "styleunwarp_register.py"),
            str(folder / "b_LOM.tif"), str(folder / "b_SEM.tif"), str(out), f"command={_styleunwarp_command()}", "model=none",
-           "mode=Mono", "final=Very Fine"]
+           "mode=Mono", "final=Very Fine", f"chain={chain}"]
     proc = subprocess.run(cmd, capture_output=True, text=True, timeout=600)
     assert proc.returncode == 0, proc.stdout + proc.stderr
     truth, lom = truths["b"]
@@ -115,3 +129,8 @@ def test_script_editor_script_registers_one_pair(acquisition, tmp_path):
     assert not (out / "inverse_transf.txt").exists()  # Mono computes no inverse
     assert tre(direct, truth, (256, 256)).mean < 1.5
     assert np.abs(read_image(out / "registered.tif").data - warp_image(lom, direct, (256, 256))).max() < 1e-2
+    if chain == "styleunwarp":  # the verdict is logged and recorded
+        tier = json.loads((out / "metrics.json").read_text())["tier"]
+        assert f"tier {tier}" in proc.stdout, proc.stdout
+    else:
+        assert "not checked, no verdict" in proc.stdout and not (out / "metrics.json").exists()

@@ -60,12 +60,39 @@ class _LazyGroup(click.Group):
 
         try:
             return super().invoke(ctx)
-        except (click.exceptions.ClickException, click.exceptions.Exit, click.exceptions.Abort):
+        except click.exceptions.ClickException as exc:
+            _record_error(ctx, exc.format_message())
+            raise
+        except (click.exceptions.Exit, click.exceptions.Abort):
             raise
         except (StyleunwarpError, ValueError, OSError) as exc:
+            _record_error(ctx, error_line(exc))
             if ctx.params.get("debug") or os.environ.get("STYLEUNWARP_DEBUG") == "1":
                 raise
             raise click.ClickException(error_line(exc)) from exc
+
+
+def _error_file_in(args: list[str]) -> str | None:
+    """``--error-file``'s value in raw arguments: for a usage error click raised before it read the option."""
+    for i, arg in enumerate(args):
+        if arg == "--error-file" and i + 1 < len(args):
+            return args[i + 1]
+        if arg.startswith("--error-file="):
+            return arg.split("=", 1)[1]
+    return None
+
+
+def _record_error(ctx: click.Context, line: str) -> None:
+    """Write ``line`` to the command's ``--error-file`` (:func:`.options.error_file_option`), if it has one."""
+    from ..io import atomic_write_text
+    from .options import ERROR_FILE_KEY
+
+    path = ctx.meta.get(ERROR_FILE_KEY) or _error_file_in(list(ctx.args))
+    if path:
+        from pathlib import Path
+
+        Path(path).parent.mkdir(parents=True, exist_ok=True)
+        atomic_write_text(path, line.strip().splitlines()[0] + "\n" if line.strip() else "error\n")
 
 
 def error_line(exc: BaseException) -> str:

@@ -60,6 +60,31 @@ def style_options(func: Callable) -> Callable:
     return func
 
 
+ERROR_FILE_KEY = "styleunwarp.error_file"
+
+
+def _remember_error_file(ctx: click.Context, param: click.Parameter, value: str | None) -> None:
+    if value:
+        from pathlib import Path
+
+        Path(value).unlink(missing_ok=True)  # a stale reason from an earlier run must not be read as this run's
+        ctx.meta[ERROR_FILE_KEY] = value
+
+
+def error_file_option(func: Callable) -> Callable:
+    """``--error-file FILE``: on failure the command also writes its one-line reason to FILE.
+
+    For callers that see only standard output (ImageJ's macro ``exec()``: the Fiji macro). The
+    option is eager, so errors in the other arguments are recorded too; the file is removed at the
+    start and written by the command group's one error handler (``cli._LazyGroup.invoke``), so every
+    command with this option records every failure the same way. Not passed to the command.
+    """
+    return click.option(
+        "--error-file", type=click.Path(dir_okay=False), default=None, is_eager=True, expose_value=False, callback=_remember_error_file,
+        help="On failure also write the one-line reason to this file (the Fiji macro reads it: ImageJ's exec() returns no stderr).",
+    )(func)
+
+
 def fiji_option(func: Callable) -> Callable:
     """``--fiji DIR``."""
     return click.option("--fiji", "fiji_dir", type=click.Path(file_okay=False), default=None, envvar="FIJI_HOME", help="Fiji.app or ImageJ folder with bUnwarpJ (default: FIJI_HOME, then the usual places).")(func)

@@ -10,6 +10,7 @@ from .options import (
     bunwarpj_options,
     coarse_alignment_option,
     coarse_option,
+    error_file_option,
     fiji_option,
     model_alternatives,
     model_chain,
@@ -35,6 +36,7 @@ from .options import (
 @second_opinion_option
 @adapt_option
 @bunwarpj_options
+@error_file_option
 def register(
     lom: str, cbs: str, out_dir: str, model: str | None, style: str, backend: str, fiji_dir: str | None, truth: str | None, coarse: str,
     prealign: bool, lom_pixel_size: float | None, cbs_pixel_size: float | None, coarse_sigma: float | None, backend_options: dict,
