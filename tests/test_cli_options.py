@@ -40,7 +40,7 @@ def test_backend_options_reach_the_native_engine(tmp_path):
 
 def test_unknown_bunwarpj_option_is_named():
     img = np.random.default_rng(0).uniform(0, 255, (32, 32))
-    with pytest.raises(InputError, match="has no option 'bogus'; it takes: fiji_dir"):
+    with pytest.raises(InputError, match="has no option 'bogus'; it takes: initial_affine, fiji_dir"):
         register(img, img, backend="bunwarpj", bogus=1)
 
 

@@ -1,9 +1,11 @@
 """Exact composition of a coarse affine start with the elastic transforms found after it.
 
-The elastic registration runs on the source resampled onto the target grid by the coarse
-map ``A`` (2x3, target pixel -> source pixel). Transform coefficients are absolute source
-coordinates, so the direct transform onto the original source is ``A`` applied to the
-coefficients (exact); the inverse is re-expressed on the source grid by one refit.
+The chain reads the elastic step in the moving frame: the source resampled onto the target grid
+by the coarse map ``A`` (2x3, target pixel -> source pixel). Transform coefficients are absolute
+source coordinates, so the direct transform onto the original source is ``A`` applied to the
+coefficients (exact); the inverse is re-expressed on the source grid by one refit. bUnwarpJ itself
+starts from ``A`` on the source as it is, and its result is brought into the moving frame the
+other way round (``A``'s inverse; :func:`styleunwarp.pipeline.chain.elastic_step`).
 """
 
 from __future__ import annotations
