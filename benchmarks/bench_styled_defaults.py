@@ -214,7 +214,7 @@ def run_pair(test: Path, name: str, configs: list[str], model, backend: str, wri
     from styleunwarp.pipeline.coarse import align as coarse_align
     from styleunwarp.pipeline.coarse import compose_direct, warp_source
     from styleunwarp.pipeline.chain import COARSE_SIGMA_FOR_EDGES, consensus_radius, elastic_step, keep_or_undo, raw_structure_check, second_pass
-    from styleunwarp.pipeline.consensus import consensus, default_consensus_px
+    from styleunwarp.pipeline.consensus import default_consensus_px
     from styleunwarp.pipeline.fine_affine import FINE_AFFINE_DOF, fine_affine
     from styleunwarp.pipeline.restart import warrants_restart
     from styleunwarp.pipeline.pair import style_images
@@ -272,7 +272,7 @@ def run_pair(test: Path, name: str, configs: list[str], model, backend: str, wri
 
                 reg = register(_blur(target, blur), _blur(moving, blur), params, backend=backend, coarse_sigma=sigma)
             else:  # as register_representations
-                reg = elastic_step(target, styled, a, params, backend=backend, coarse_sigma=sigma, consensus_px=radius, from_start=from_start)
+                reg = elastic_step(target, styled, moving, a, params, backend=backend, coarse_sigma=sigma, consensus_px=radius, from_start=from_start)
         except Exception as exc:  # a failing configuration is a result too
             print(f"  {set_name} {name} {cfg}: FAILED {exc}", file=sys.stderr)
             continue

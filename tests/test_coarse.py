@@ -310,8 +310,9 @@ def test_the_elastic_step_starts_bunwarpj_from_the_affine_map_instead_of_a_prewa
     target, source = p.cbs.astype(np.float32), p.cbs_like_lom.astype(np.float32)
     a = align("similarity", target, source).chosen.matrix
     shape = target.shape
-    started = elastic_step(target, source, a, PIPELINE_DEFAULTS)
-    prewarped = elastic_step(target, source, a, PIPELINE_DEFAULTS, from_start=False)
+    moving = warp_source(source, a, shape)
+    started = elastic_step(target, source, moving, a, PIPELINE_DEFAULTS)
+    prewarped = elastic_step(target, source, moving, a, PIPELINE_DEFAULTS, from_start=False)
     assert started.source_shape == prewarped.source_shape == shape
     plugin = register(target, source, PIPELINE_DEFAULTS, initial_affine=np.asarray(a))
     np.testing.assert_allclose(compose_direct(started.direct, a).cx, plugin.direct.cx, atol=1e-6)  # exact re-expression

@@ -46,6 +46,7 @@ def test_a_line_only_one_map_draws_is_dropped_and_shared_lines_stay():
 def test_consensus_on_the_source_grid_carries_the_weights_through_the_start():
     """consensus_on_source: the identity start on equal grids is consensus itself; a shifted start
     weights each source pixel by the target's support where that pixel lands on the target."""
+    from styleunwarp.pipeline.coarse import warp_source
     from styleunwarp.pipeline.consensus import consensus, consensus_on_source, support
 
     rng = np.random.default_rng(0)
@@ -53,11 +54,13 @@ def test_consensus_on_the_source_grid_carries_the_weights_through_the_start():
     target[20:22, 10:50] = 200.0  # a horizontal line
     source = (rng.random((64, 64)) > 0.97).astype(np.float32) * 150.0
     same = consensus(target, source, 2)
-    on_source = consensus_on_source(target, source, np.array([[1.0, 0, 0], [0, 1.0, 0]]), 2)
+    identity = np.array([[1.0, 0, 0], [0, 1.0, 0]])
+    on_source = consensus_on_source(target, source, warp_source(source, identity, target.shape), identity, 2)
     np.testing.assert_allclose(on_source[0], same[0], atol=1e-5)
     np.testing.assert_allclose(on_source[1], same[1], atol=1e-5)
     shift = np.array([[1.0, 0, 0], [0, 1.0, 10.0]])  # target row y -> source row y + 10
-    _, weighted = consensus_on_source(target, source, shift, 2)
+    moved = warp_source(source, shift, target.shape)
+    _, weighted = consensus_on_source(target, source, moved, shift, 2)
     expected = support(target, 2)[np.clip(np.arange(64) - 10, 0, 63)][:, :] * source
     np.testing.assert_allclose(weighted[12:-2], expected[12:-2], atol=1e-3)  # (cubic resampling ripples ~2e-4)
-    assert consensus_on_source(target, source, shift, 0)[1] is source
+    assert consensus_on_source(target, source, moved, shift, 0)[1] is source

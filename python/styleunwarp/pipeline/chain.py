@@ -20,7 +20,7 @@ from ..quality import ncc, transform_stats
 from ..structure import PEAK_SHIFT_PX, edge_strength, gradient_gain, gradient_peak_drop, structure_drop
 from ..registration import BUnwarpJParams, Registration, register
 from ..transform import ElasticTransform, affine_elastic, identity_elastic, warp_image
-from .coarse import CoarseResult, align_by_mutual_information, align_by_structure, compose_direct, inverse_through, warp_source
+from .coarse import CoarseResult, align_by_mutual_information, align_by_structure, compose_direct, invert_affine, inverse_through, warp_source
 from .coarse import align as coarse_align
 from .consensus import consensus, consensus_on_source
 from .fine_affine import FineAffine
@@ -296,7 +296,7 @@ def second_pass(target: np.ndarray, source: np.ndarray, a: np.ndarray, reg: Regi
     before, after, _ = gradient_gain(moving, moving_again, reference, (moving != 0) & (moving_again != 0))
     restart.update(gradient_start=before, gradient_restart=after)
     moving = moving_again
-    reg = elastic_step(target, source, a, params, backend=backend, coarse_sigma=coarse_sigma, backend_options=backend_options,
+    reg = elastic_step(target, source, moving, a, params, backend=backend, coarse_sigma=coarse_sigma, backend_options=backend_options,
                        consensus_px=consensus_px, from_start=from_start)
     outcome = keep_or_undo(target, moving, reg, check, reference_target, peak_test=peak_test)
     gained = first["gradient_elastic"] - first["gradient_start"]
@@ -312,14 +312,14 @@ INITIAL_AFFINE_BACKENDS = ("bunwarpj",)
 ``computeTransformationBatch`` overload with two initial ``AffineTransform``s."""
 
 
-def elastic_step(target: np.ndarray, source: np.ndarray, a: np.ndarray, params: BUnwarpJParams, *, backend: str = "bunwarpj",
+def elastic_step(target: np.ndarray, source: np.ndarray, moving: np.ndarray, a: np.ndarray, params: BUnwarpJParams, *, backend: str = "bunwarpj",
                  coarse_sigma: float = 0.0, backend_options: dict | None = None, consensus_px: int = 0,
                  from_start: bool = True) -> Registration:
     """The backend's elastic registration of ``source`` to ``target`` from the affine start ``a``
-    (target pixel -> source pixel).
+    (target pixel -> source pixel); ``moving`` is the source warped by ``a`` onto the target grid
+    (:func:`.coarse.warp_source`), which the caller's checks read too.
 
-    The result's transforms refer to the moving frame, the source warped by ``a`` onto the target
-    grid (:func:`.coarse.warp_source`), as :func:`keep_or_undo` reads them. A backend of
+    The result's transforms refer to that moving frame, as :func:`keep_or_undo` reads them. A backend of
     :data:`INITIAL_AFFINE_BACKENDS` registering in one pass (no blurred pass, no image subsampling:
     bUnwarpJ mis-scales the start then) registers the source as it is, started from ``a``, and its
     transforms are re-expressed in the moving frame (the direct one exactly, the inverse by one
@@ -334,12 +334,11 @@ def elastic_step(target: np.ndarray, source: np.ndarray, a: np.ndarray, params: 
     options = backend_options or {}
     if from_start and backend in INITIAL_AFFINE_BACKENDS and coarse_sigma <= 0 and params.img_subsamp_fact == 0:
         a = np.asarray(a, np.float64)
-        fit_target, fit_source = consensus_on_source(target, source, a, consensus_px)
+        fit_target, fit_source = consensus_on_source(target, source, moving, a, consensus_px)
         reg = register(fit_target, fit_source, params, backend=backend, initial_affine=a, **options)
-        back = np.linalg.inv(np.vstack([a, [0.0, 0.0, 1.0]]))[:2]
+        back = invert_affine(a)
         inverse = None if reg.inverse is None else inverse_through(reg.inverse, back, tuple(target.shape), tuple(source.shape[:2]))
         return replace(reg, direct=compose_direct(reg.direct, back), inverse=inverse, source_shape=tuple(target.shape))
-    moving = warp_source(source, a, target.shape)
     return register(*consensus(target, moving, consensus_px), params, backend=backend, coarse_sigma=coarse_sigma, **options)
 
 
@@ -469,7 +468,7 @@ def register_representations(
     start = a
     moving = warp_source(source, a, target.shape)
     radius = consensus_radius(consensus_px, fine)
-    reg = elastic_step(target, source, a, params, backend=backend, coarse_sigma=coarse_sigma, backend_options=backend_options, consensus_px=radius)
+    reg = elastic_step(target, source, moving, a, params, backend=backend, coarse_sigma=coarse_sigma, backend_options=backend_options, consensus_px=radius)
     direct, inverse, moved, elastic = keep_or_undo(target, moving, reg, check, reference_target, peak_test=radius == 0)
     if warrants_restart(elastic):
         a, reg, (direct, inverse, moved, elastic) = second_pass(target, source, a, reg, (direct, inverse, moved, elastic), params,

@@ -56,20 +56,18 @@ def consensus(target: np.ndarray, moving: np.ndarray, radius: int) -> tuple[np.n
     return t * support(m, radius), m * support(t, radius)
 
 
-def consensus_on_source(target: np.ndarray, source: np.ndarray, a: np.ndarray, radius: int) -> tuple[np.ndarray, np.ndarray]:
+def consensus_on_source(target: np.ndarray, source: np.ndarray, moving: np.ndarray, a: np.ndarray, radius: int) -> tuple[np.ndarray, np.ndarray]:
     """:func:`consensus` for a source on its own grid, ``a`` (2 x 3, target pixel -> source pixel)
-    its start: the target weighted by the support of the source warped onto the target grid, the
-    source by the target's support carried onto the source grid; ``radius`` 0 returns them unchanged.
-    With ``a`` the identity on equal grids it is :func:`consensus`."""
+    its start and ``moving`` the source warped by ``a`` onto the target grid: the target weighted by
+    the support of ``moving``, the source by the target's support carried onto the source grid;
+    ``radius`` 0 returns them unchanged. With ``a`` the identity on equal grids it is :func:`consensus`."""
     if radius <= 0:
         return target, source
-    from .coarse import warp_source
+    from .coarse import invert_affine, warp_source
 
-    a = np.asarray(a, np.float64)
     t, s = np.asarray(target, np.float32), np.asarray(source, np.float32)
-    back = np.linalg.inv(np.vstack([a, [0.0, 0.0, 1.0]]))[:2]
-    target_support = warp_source(support(t, radius), back, s.shape[:2])
-    return t * support(warp_source(s, a, t.shape), radius), s * target_support
+    target_support = warp_source(support(t, radius), invert_affine(a), s.shape[:2])
+    return t * support(moving, radius), s * target_support
 
 
 def default_consensus_px(kind: str | None) -> int:

@@ -16,7 +16,7 @@ from dataclasses import dataclass, field, replace
 
 import numpy as np
 
-from .compose import compose_direct, inverse_through, warp_source
+from .compose import compose_direct, invert_affine, inverse_through, warp_source
 from .score import Level, reduce, weighted
 from .similarity import REFINE_SIZE
 from .types import Candidate
@@ -335,4 +335,4 @@ def _searched(searched: str) -> str:
     return ""
 
 
-__all__ = ["METHODS", "Candidate", "CoarseResult", "align", "align_by_mutual_information", "align_by_structure", "inverted", "compose_direct", "inverse_through", "warp_source"]
+__all__ = ["METHODS", "Candidate", "CoarseResult", "align", "align_by_mutual_information", "align_by_structure", "inverted", "compose_direct", "invert_affine", "inverse_through", "warp_source"]

@@ -23,6 +23,11 @@ def warp_source(source: np.ndarray, a: np.ndarray, target_shape: tuple[int, int]
     return warp_image(source, affine_elastic(a, 1, target_shape), target_shape)
 
 
+def invert_affine(a: np.ndarray) -> np.ndarray:
+    """The inverse of a 2x3 affine map, as a 2x3 map."""
+    return np.linalg.inv(np.vstack([np.asarray(a, np.float64), [0.0, 0.0, 1.0]]))[:2]
+
+
 def compose_direct(direct: ElasticTransform, a: np.ndarray) -> ElasticTransform:
     """``A(D(x))``: a direct transform onto the coarsely aligned source, re-expressed onto the source."""
     a = np.asarray(a, np.float64)
@@ -40,7 +45,7 @@ def inverse_through(inverse: ElasticTransform, a: np.ndarray, source_shape: tupl
     a = np.asarray(a, np.float64)
     if source_shape == tuple(target_shape) and np.allclose(a, [[1, 0, 0], [0, 1, 0]]):
         return inverse
-    ainv = np.linalg.inv(np.vstack([a, [0.0, 0.0, 1.0]]))[:2]
+    ainv = invert_affine(a)
     h, w = source_shape
     yy, xx = np.mgrid[0:h, 0:w].astype(np.float64)
     qx = ainv[0, 0] * xx + ainv[0, 1] * yy + ainv[0, 2]
