@@ -21,7 +21,9 @@ nor the training of any shipped model used):
 - ``blind:SEED`` — the 10 real CBS images with LOM renderings by ``benchmarks/blind_lom.py``, a
   renderer written without reading styleunwarp's (``bench_asdelivered.py``'s ``blind`` set; seed 1
   there is held out, other seeds may tune);
-- ``lom3:SEED`` — likewise with ``benchmarks/blind_lom3.py``, a third independent renderer.
+- ``lom3:SEED`` — likewise with ``benchmarks/blind_lom3.py``, a third independent renderer;
+  ``blind:SEED:large`` / ``lom3:SEED:large``: every third pair near the identity, the others
+  3-8 deg, 8-25 px, 2-5 px elastic (``bench_asdelivered.py``'s ``large`` cycle) instead of near / small.
 
     python benchmarks/bench_styled_defaults.py --sets real:1000,variety:900 \
         --configs base,vfine,sigma0 --out /tmp/styled-defaults [--model DIR] [--backend bunwarpj] [--views 1|4|8] [--tta scales]
@@ -172,14 +174,15 @@ def write_variety(out: Path, seed0: int, n: int = 10, size: int = 512) -> Path:
     return out
 
 
-def write_blind(out: Path, real: Path, seed: int, renderer: str = "blind_lom") -> Path:
-    """The ``blind`` pairs of ``bench_asdelivered.py`` (seed ``seed``, LOMs by ``benchmarks/{renderer}.py``) in the test layout (lom/, cbs/, truth/)."""
+def write_blind(out: Path, real: Path, seed: int, renderer: str = "blind_lom", cycle: str = "mixed") -> Path:
+    """The ``blind`` pairs of ``bench_asdelivered.py`` (seed ``seed``, LOMs by ``benchmarks/{renderer}.py``, deformations of
+    its ``CYCLES[cycle]``) in the test layout (lom/, cbs/, truth/)."""
     sys.path.insert(0, str(Path(__file__).resolve().parent))
     from bench_asdelivered import _blind_pairs
 
     for sub in ("lom", "cbs", "truth"):
         (out / sub).mkdir(parents=True, exist_ok=True)
-    for row in _blind_pairs(real, out / "raw", seed, None, renderer):
+    for row in _blind_pairs(real, out / "raw", seed, None, renderer, cycle):
         for src, dst in ((row["lom"], out / "lom" / f"{row['name']}.tif"), (row["cbs"], out / "cbs" / f"{row['name']}.tif"),
                          (row["truth"], out / "truth" / f"{row['name']}_direct_transf.txt")):
             dst.write_bytes(Path(src).read_bytes())
@@ -198,7 +201,7 @@ def make_set(spec: str, out: Path, real: Path, size: int) -> Path:
         sys.path.insert(0, str(Path(__file__).resolve().parent))
         from bench_asdelivered import BLIND_RENDERERS
 
-        return write_blind(folder / "test", real, int(seed), BLIND_RENDERERS[kind])
+        return write_blind(folder / "test", real, int(seed), BLIND_RENDERERS[kind], "large" if "large" in flags else "mixed")
     if not (folder / "dataset.json").exists():
         if kind == "real":
             write_dataset(folder, 0, size=size, seed=int(seed), from_cbs=real, rgb="rgb" in flags, progress=False)

@@ -71,6 +71,24 @@ def test_the_refinement_places_a_map_the_search_left_a_pixel_and_degree_off(text
     assert map_error(kept.matrix, truth, reference.shape) < 0.4, kept.to_dict(reference.shape)
 
 
+def test_two_representations_whose_grey_level_search_keeps_the_identity_are_searched_on_structure(texture):
+    """Two representations made alike (``check="alike"``) whose grey-level search finds no unique
+    winner (here the source's contrast is reversed, so no hypothesis of its own polarity leads:
+    the identity is kept, 13 px from the truth) are searched on their structure as a raw chain's
+    last stage: the map 7 deg and (9, -6) px off is found to within 0.1 px and confirmed; with
+    ``structure_search=False`` the identity stays."""
+    from styleunwarp.pipeline.chain import coarse_alignment
+
+    moved, reference, truth = rigid_patch(texture.max() - texture, texture, 192, 7.0, (9.0, -6.0))
+    before = coarse_alignment("auto", reference, moved, check="alike", structure_search=False)
+    found = coarse_alignment("auto", reference, moved, check="alike")
+    assert before.is_identity and map_error(before.chosen.matrix, truth, reference.shape) > 10.0, before.reason
+    assert found.search == "structure" and not found.is_identity, found.reason
+    assert found.confirmation and found.confirmation["z"] >= 5, found.reason
+    assert map_error(found.chosen.matrix, truth, reference.shape) < 0.1, found.reason
+    assert "on the representations' grey levels: no unique winner" in found.reason, found.reason
+
+
 @needs_data("petrography-bse-se", "bse/shale_0046.png")
 def test_a_raw_pair_no_grey_edge_or_information_search_finds_is_found_by_structure():
     """Real shale: a 256 px SE reference and the BSE patch cut from the field rotated -11.8 deg and
