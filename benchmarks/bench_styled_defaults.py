@@ -214,9 +214,8 @@ def make_set(spec: str, out: Path, real: Path, size: int) -> Path:
 
 def run_pair(test: Path, name: str, configs: list[str], model, backend: str, writer, set_name: str, dump: Path | None = None) -> None:
     from styleunwarp.io import read_image, to_gray
-    from styleunwarp.pipeline.coarse import align as coarse_align
     from styleunwarp.pipeline.coarse import compose_direct, warp_source
-    from styleunwarp.pipeline.chain import COARSE_SIGMA_FOR_EDGES, consensus_radius, elastic_step, keep_or_undo, raw_structure_check, second_pass
+    from styleunwarp.pipeline.chain import COARSE_SIGMA_FOR_EDGES, coarse_alignment, consensus_radius, elastic_step, keep_or_undo, raw_structure_check, second_pass
     from styleunwarp.pipeline.consensus import default_consensus_px
     from styleunwarp.pipeline.fine_affine import FINE_AFFINE_DOF, fine_affine
     from styleunwarp.pipeline.restart import warrants_restart
@@ -232,7 +231,7 @@ def run_pair(test: Path, name: str, configs: list[str], model, backend: str, wri
     cbs_gray = to_gray(cbs.data)
     styled, target, info = style_images(lom.data, cbs_gray, model, "model")
     known = bool(lom.pixel_size) and bool(cbs.pixel_size)  # as register_pair: else the coarse step searches the scale
-    coarse = coarse_align("auto", target, styled, scale=1.0 if known else None)
+    coarse = coarse_alignment("auto", target, styled, scale_known=known, check="alike")  # as register_representations
     a_coarse = coarse.chosen.matrix
     lom_gray = to_gray(lom.data).astype(np.float32)
     fine = fine_affine(target, styled, a_coarse, raw=(cbs_gray, lom_gray))  # as register_representations

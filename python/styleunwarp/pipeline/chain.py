@@ -158,7 +158,7 @@ def coarse_alignment(method: str, target: np.ndarray, source: np.ndarray, *, sca
     chain's last stage: the grey-level search of boundary maps needs one hypothesis to lead every
     other, and a map that misses or adds boundaries leaves several near-equal peaks where the
     structure search still finds one. Measured on steel renderings of two foreign renderers with
-    large deformations (docs/coarse.md, "The structure search for maps"): lom3:64 steel_SEM_006,
+    large deformations (docs/coarse.md, "The structure search for representations"): lom3:64 steel_SEM_006,
     rotated 6 deg and 23.4 px off, kept the identity on the maps' grey levels (a lead of 0.032);
     their structure found it (1.64 px, 10.5 chance spreads above chance).
 
