@@ -160,7 +160,9 @@ def coarse_alignment(method: str, target: np.ndarray, source: np.ndarray, *, sca
     structure search still finds one. Measured on steel renderings of two foreign renderers with
     large deformations (docs/coarse.md, "The structure search for representations"): lom3:64 steel_SEM_006,
     rotated 6 deg and 23.4 px off, kept the identity on the maps' grey levels (a lead of 0.032);
-    their structure found it (1.64 px, 10.5 chance spreads above chance).
+    their structure found it (1.64 px, 10.5 chance spreads above chance). Over 70 held-out steel
+    pairs it changed 3 coarse starts (all of one CBS field), moved no near-aligned pair, and took
+    2.6-9 s where it ran; through the chain, 23.4 -> 0.93 and 30.1 -> 0.92 px.
 
     Where no search finds a winner, the identity refined locally is judged by the same margins
     (:func:`.coarse.align`'s ``refine_local``); for raw images on their edge strength only (the last
