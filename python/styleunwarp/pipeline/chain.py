@@ -177,7 +177,8 @@ def coarse_alignment(method: str, target: np.ndarray, source: np.ndarray, *, sca
     if not found.is_identity or found.search in ("skipped", "off"):
         return found
     if check != "structure":
-        return _alike_structure_search(found, target, source, scale, structure_search)
+        return _last_search_on_structure(found, target, source, scale, structure_search, found.reason,
+                                         f"on the representations' grey levels: {found.reason}")
     on_edges = coarse_align(method, target, source, scale=scale, search_on=(edge_strength(target), edge_strength(source)))
     if not on_edges.is_identity:
         return replace(on_edges, reason=f"on edge strength: {on_edges.reason} (on grey levels: {found.reason})")
@@ -186,25 +187,23 @@ def coarse_alignment(method: str, target: np.ndarray, source: np.ndarray, *, sca
     by_mi = align_by_mutual_information(target, source, scale=scale)
     if not by_mi.is_identity:
         return replace(by_mi, reason=f"{by_mi.reason} (on grey levels: {found.reason}; on edge strength: {on_edges.reason})")
-    if not structure_search:
-        return replace(found, reason=f"{found.reason}; on edge strength: {on_edges.reason}; {by_mi.reason}")
-    by_structure = align_by_structure(target, source, scale=scale)
-    if by_structure.is_identity:
-        return replace(found, reason=f"{found.reason}; on edge strength: {on_edges.reason}; {by_mi.reason}; {by_structure.reason}")
-    return replace(by_structure, reason=(f"{by_structure.reason} (on grey levels: {found.reason}; on edge strength: {on_edges.reason}; "
-                                         f"{by_mi.reason})"))
+    return _last_search_on_structure(found, target, source, scale, structure_search,
+                                     f"{found.reason}; on edge strength: {on_edges.reason}; {by_mi.reason}",
+                                     f"on grey levels: {found.reason}; on edge strength: {on_edges.reason}; {by_mi.reason}")
 
 
-def _alike_structure_search(found: CoarseResult, target: np.ndarray, source: np.ndarray, scale: float | None,
-                            structure_search: bool) -> CoarseResult:
-    """The last stage of :func:`coarse_alignment` for two representations made alike whose own
-    search kept the identity: the same search on their local structure as a raw chain's last stage."""
+def _last_search_on_structure(found: CoarseResult, target: np.ndarray, source: np.ndarray, scale: float | None,
+                              structure_search: bool, tried: str, tried_before: str) -> CoarseResult:
+    """The last stage of :func:`coarse_alignment`, for raw images and representations alike, where every
+    earlier search kept the identity (``found``): the search on local structure (off without
+    ``structure_search``). ``tried``: what the earlier searches said, the reason when the identity stays;
+    ``tried_before``: the same, put in brackets behind a structure winner's reason."""
     if not structure_search:
-        return found
+        return replace(found, reason=tried)
     by_structure = align_by_structure(target, source, scale=scale)
     if by_structure.is_identity:
-        return replace(found, reason=f"{found.reason}; {by_structure.reason}")
-    return replace(by_structure, reason=f"{by_structure.reason} (on the representations' grey levels: {found.reason})")
+        return replace(found, reason=f"{tried}; {by_structure.reason}")
+    return replace(by_structure, reason=f"{by_structure.reason} ({tried_before})")
 
 
 def default_coarse_sigma(kind: str | None) -> float:
