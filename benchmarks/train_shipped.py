@@ -3,7 +3,7 @@
     PYTHONPATH=python python benchmarks/train_shipped.py OUT [--pairs 40] [--size 512]
         [--base 12] [--channels 3] [--minutes 22] [--chunks 4] [--threads 1] [--data DIR]
         [--from-cbs-pairs N] [--seed S] [--marks] [--init MODEL --lr 5e-4]
-        [--real-cbs-pairs N --real-cbs-images 1,2,3,4,5] [--looks] [--plain-pairs N] [--align-weight W]
+        [--real-cbs-pairs N --real-cbs-images 1,2,3,4,5] [--looks] [--plain-pairs N] [--align-weight W] [--loss l1|l2]
 
 Writes ``DATA`` (default ``OUT/data``): ``lom/NAME.tif`` + ``cbs/NAME.tif`` aligned pairs from
 :func:`styleunwarp.synth.variety.varied_pair` (seed ``i``, half colour-etched, scratches, dust,
@@ -142,6 +142,8 @@ def main(argv: list[str] | None = None) -> int:
                     help="probability of a random look for each training crop's LOM (styleunwarp.style.appearance)")
     ap.add_argument("--align-weight", type=float, default=0.0,
                     help="weight of the alignment loss (styleunwarp.style.alignment; snapshots then kept by val_align_px)")
+    ap.add_argument("--loss", choices=("l1", "l2"), default="l1",
+                    help="pixel loss (TrainConfig.loss): l1 = conditional median, l2 = conditional mean")
     ap.add_argument("--lr", type=float, default=1e-3)
     ap.add_argument("--base", type=int, default=12)
     ap.add_argument("--depth", type=int, default=5)
@@ -190,10 +192,11 @@ def main(argv: list[str] | None = None) -> int:
             + (f"; fine-tuned from {args.init}" if args.init else "")
             + (f"; each crop's LOM given a random look with probability {args.appearance:g} (styleunwarp.style.appearance)"
                if args.appearance else "")
+            + ("; squared-difference (L2) loss: the conditional mean" if args.loss == "l2" else "")
             + (f"; loss plus {args.align_weight:g} x the alignment loss (styleunwarp.style.alignment)" if args.align_weight else "")
             + "; benchmarks/train_shipped.py")
     cfg = TrainConfig(mode="unet", target="edges", epochs=10_000, seed=0, crop=args.crop, batch_size=4, lr=args.lr, appearance=args.appearance,
-                      align_weight=args.align_weight,
+                      align_weight=args.align_weight, loss=args.loss,
                       arch=Architecture(in_channels=args.channels, base=args.base, depth=args.depth))
     for k, (snap, res, seconds) in enumerate(train_in_slices(data, out, cfg, args.minutes, args.chunks, init=args.init,
                                                              resume=args.resume, desc=desc)):

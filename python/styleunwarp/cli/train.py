@@ -21,7 +21,8 @@ import click
 @click.option("--depth", type=click.IntRange(1, 8), default=5, show_default=True, help="Generator depth (downsamplings).")
 @click.option("--channels", type=click.Choice(["auto", "1", "3"]), default="auto", show_default=True, help="auto: 3 when the LOM images are colour, else 1; 1: gray input (RGB converted); 3: RGB input.")
 @click.option("--lr", type=click.FloatRange(0, min_open=True), default=None, help="Adam learning rate [default: 1e-3 for unet, 2e-4 for gan].")
-@click.option("--edge-weight", type=click.FloatRange(0), default=1.0, show_default=True, help="Weight of the L1 loss on image gradients.")
+@click.option("--edge-weight", type=click.FloatRange(0), default=1.0, show_default=True, help="Weight of the loss on image gradients.")
+@click.option("--loss", type=click.Choice(["l1", "l2"]), default="l1", show_default=True, help="With --target edges|cbs: l1 learns the conditional median of the target (clean, but empty where a structure is less than even odds), l2 the conditional mean (keeps faint, uncertain structure: sparse targets such as fluorescence); the model kept is the epoch with the lowest validation L1, or MSE with l2.")
 @click.option("--align-weight", type=click.FloatRange(0), default=0.0, show_default=True, help="With --target edges|cbs: weight of the alignment loss, the squared length (px^2) of the translation a registration would make of each 128 px window at four pyramid levels of an aligned crop (styleunwarp.style.alignment); the model kept is then the one with the shortest on the validation pairs (val align_px). Not measured for --target auto.")
 @click.option("--appearance", type=click.FloatRange(0, 1), default=0.0, show_default=True, help="With --target edges|cbs: probability that a training crop's LOM gets a random look (colour permuted or cast, grey, tone curve, inverted, blur, noise; the CBS unchanged), for LOM looks the pairs do not show (docs/style.md). Refused with --target auto and --unaligned (not measured there).")
 @click.option("--description", default=None, help="Training-data description for the model card.")
@@ -32,7 +33,7 @@ import click
 @click.option("--lom-pattern", default=None, help="With --unaligned: regular expression for LOM files, with a group (?P<stem>...) [default: as batch].")
 @click.option("--cbs-pattern", default=None, help="With --unaligned: regular expression for CBS files, with a group (?P<stem>...) [default: as batch].")
 def train(pairs, out, epochs, max_minutes, mode, target, seed, crop, batch_size, val_fraction, steps_per_epoch,
-          base, depth, channels, lr, edge_weight, align_weight, appearance, description, resume, no_progress, unaligned, trust, lom_pattern,
+          base, depth, channels, lr, edge_weight, loss, align_weight, appearance, description, resume, no_progress, unaligned, trust, lom_pattern,
           cbs_pattern) -> None:
     """Train on aligned pairs PAIRS/{lom,cbs}/NAME.tif, PAIRS/NAME_LOM.tif + NAME_CBS.tif, or a CSV manifest (lom,cbs);
     with --unaligned on pairs nobody aligned.
@@ -47,7 +48,7 @@ def train(pairs, out, epochs, max_minutes, mode, target, seed, crop, batch_size,
     from ..style import Architecture, TrainConfig
     from ..style import train as run
 
-    for value, hint in ((appearance, "--appearance"), (align_weight, "--align-weight")):
+    for value, hint in ((appearance, "--appearance"), (align_weight, "--align-weight"), (loss != "l1", "--loss")):
         if value and (unaligned or target == "auto"):
             raise click.BadParameter("applies to --target edges|cbs only (not measured for --target auto or --unaligned)",
                                      param_hint=hint)
@@ -77,7 +78,7 @@ def train(pairs, out, epochs, max_minutes, mode, target, seed, crop, batch_size,
     try:
         cfg = TrainConfig(mode=mode, target=target, epochs=epochs, max_minutes=max_minutes, seed=seed, crop=crop,
                           batch_size=batch_size, val_fraction=val_fraction, steps_per_epoch=steps_per_epoch,
-                          lr=lr, edge_weight=edge_weight, align_weight=align_weight, appearance=appearance,
+                          lr=lr, edge_weight=edge_weight, loss=loss, align_weight=align_weight, appearance=appearance,
                           arch=Architecture(in_channels=int(channels), base=base, depth=depth))
     except ValueError as exc:
         raise click.BadParameter(str(exc)) from exc
@@ -88,7 +89,7 @@ def train(pairs, out, epochs, max_minutes, mode, target, seed, crop, batch_size,
     for msg in res.get("skipped", []):
         click.echo(f"skipped: {msg}", err=True)
     best = res["best"] or {}
-    metrics = ", ".join(f"{k[4:]} {best[k]:.4g}" for k in ("val_l1", "val_ssim", "val_psnr", "val_align_px") if best.get(k) is not None)
+    metrics = ", ".join(f"{k[4:]} {best[k]:.4g}" for k in ("val_l1", "val_mse", "val_ssim", "val_psnr", "val_align_px") if best.get(k) is not None)
     click.echo(summary_line(res, metrics))
 
 

@@ -7,6 +7,11 @@ Losses (docs/style.md):
   discriminator ``0.5 * (MSE(D(x, y), 1) + MSE(D(x, G(x)), 0))``; plus ``edge_weight`` times
   the L1 of the finite-difference gradients if ``edge_weight > 0``.
 * ``unet``: ``|G(x) - y| + edge_weight * |∇G(x) - ∇y|`` (no discriminator).
+* ``loss="l2"`` (both modes): squared differences instead of absolute ones in the pixel and
+  gradient terms. An L1 model predicts the conditional median of the target given the source, an
+  L2 model its conditional mean; on a sparse target (fluorescence patches, thin boundaries) the
+  median is empty wherever the structure is less than even odds, the mean shows it faintly. The
+  model kept is then the epoch with the lowest validation mean squared error (``val_mse``).
 * both: plus ``align_weight`` times :func:`styleunwarp.style.alignment.alignment_loss` if
   ``align_weight > 0``: the robust squared length (px^2) of the Gauss-Newton translation step of
   each 128 px window at four pyramid levels of ``G(x)`` onto ``y``, i.e. how far a registration driven by the squared
@@ -40,6 +45,8 @@ from .networks import Architecture, PatchDiscriminator, UNetGenerator, count_par
 log = logging.getLogger(__name__)
 
 CHECKPOINT = "checkpoint_latest.pt"
+LOSSES = ("l1", "l2")
+"""Pixel losses of ``TrainConfig.loss``: absolute (conditional median) or squared (conditional mean) differences."""
 HISTORY = "history.json"
 
 
@@ -61,6 +68,7 @@ class TrainConfig:
     l1_weight: float = 100.0
     edge_weight: float = 1.0
     align_weight: float = 0.0
+    loss: str = "l1"  # "l1" (conditional median) or "l2" (conditional mean): the pixel and gradient terms
     disc_base: int = 32
     appearance: float = 0.0  # probability of a random look for a training crop's source (style.appearance)
     arch: Architecture = field(default_factory=Architecture)
@@ -78,6 +86,8 @@ class TrainConfig:
             self.lr = 1e-3 if self.mode == "unet" else 2e-4
         if not 0.0 <= self.appearance <= 1.0:
             raise ValueError(f"appearance must be a probability in [0, 1], got {self.appearance}")
+        if self.loss not in LOSSES:
+            raise ValueError(f"loss must be one of {LOSSES}, got {self.loss!r}")
         if self.align_weight < 0:
             raise ValueError(f"align weight must be >= 0, got {self.align_weight}")
         if not 0.0 <= self.val_fraction < 1.0:
@@ -92,6 +102,7 @@ class TrainConfig:
     def from_dict(cls, d: dict) -> "TrainConfig":
         d = dict(d)
         d.setdefault("align_weight", 0.0)  # checkpoints written before the option existed
+        d.setdefault("loss", "l1")
         d["arch"] = Architecture.from_dict(d["arch"])
         return cls(**d)
 
@@ -106,15 +117,22 @@ def target_card(kind: str) -> dict:
     return {"kind": "cbs", "description": "the percentile-stretched CBS image (CBS-like rendering)"}
 
 
-def gradient_l1(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
-    """Mean L1 of the difference of the two images' finite-difference gradients (x and y summed)."""
+def pixel_loss(a: torch.Tensor, b: torch.Tensor, kind: str = "l1") -> torch.Tensor:
+    """Mean absolute (``"l1"``) or squared (``"l2"``) difference of two images."""
+    return F.l1_loss(a, b) if kind == "l1" else F.mse_loss(a, b)
+
+
+def gradient_l1(a: torch.Tensor, b: torch.Tensor, kind: str = "l1") -> torch.Tensor:
+    """Mean absolute (``"l1"``, default) or squared (``"l2"``) difference of the two images'
+    finite-difference gradients (x and y summed)."""
     dxa, dxb = a[..., :, 1:] - a[..., :, :-1], b[..., :, 1:] - b[..., :, :-1]
     dya, dyb = a[..., 1:, :] - a[..., :-1, :], b[..., 1:, :] - b[..., :-1, :]
-    return (dxa - dxb).abs().mean() + (dya - dyb).abs().mean()
+    return pixel_loss(dxa, dxb, kind) + pixel_loss(dya, dyb, kind)
 
 
 def validate(gen: UNetGenerator, pairs: list[LoadedPair], device: torch.device) -> dict:
-    """Mean L1 (0..255 units), SSIM, PSNR (data range 255) and local shift (``align_px``) on whole images."""
+    """Mean L1 and mean squared error (0..255 units), SSIM, PSNR (data range 255) and local shift
+    (``align_px``) on whole images."""
     from skimage.metrics import peak_signal_noise_ratio, structural_similarity
 
     from .infer import StyleTransfer
@@ -122,16 +140,17 @@ def validate(gen: UNetGenerator, pairs: list[LoadedPair], device: torch.device) 
     if not pairs:
         return {}
     st = StyleTransfer(gen, tile=512, overlap=64, device=device, views=1)  # a training monitor: one pass each
-    l1, ssim, psnr, shift = [], [], [], []
+    l1, mse, ssim, psnr, shift = [], [], [], [], []
     for p in pairs:
         pred = to_output_range(st._run(p.x))
         true = to_output_range(np.clip(p.y[0], -1, 1))
         l1.append(float(np.abs(pred - true).mean()))
+        mse.append(float(np.square(pred - true).mean()))
         ssim.append(float(structural_similarity(true, pred, data_range=255.0)))
         psnr.append(float(peak_signal_noise_ratio(true, pred, data_range=255.0)))
         shift.append(mean_shift_px(torch.from_numpy(pred)[None, None], torch.from_numpy(true)[None, None]))
     gen.train()
-    return {"l1": float(np.mean(l1)), "ssim": float(np.mean(ssim)), "psnr": float(np.mean(psnr)),
+    return {"l1": float(np.mean(l1)), "mse": float(np.mean(mse)), "ssim": float(np.mean(ssim)), "psnr": float(np.mean(psnr)),
             "align_px": float(np.mean(shift))}
 
 
@@ -289,8 +308,8 @@ def train(
     card_extra = {
         "target": target_card(cfg.target),
         "training": {**cfg.as_dict(), "device": str(dev), "generator_parameters": count_parameters(gen),
-                     "loss": ("LSGAN + l1_weight*L1" if cfg.mode == "gan" else "L1")
-                     + (" + edge_weight*L1(gradients)" if cfg.edge_weight > 0 else "")
+                     "loss": ("LSGAN + l1_weight*" if cfg.mode == "gan" else "") + cfg.loss.upper()
+                     + (f" + edge_weight*{cfg.loss.upper()}(gradients)" if cfg.edge_weight > 0 else "")
                      + (" + align_weight*alignment_loss (px^2)" if cfg.align_weight > 0 else ""),
                      **({"init": init_record} if init_record else {})},
         "training_data": {"description": desc, "pairs": len(loaded), "train": [p.name for p in trn],
@@ -313,7 +332,7 @@ def train(
                "train_loss": float(np.mean(losses)) if losses else None, **{f"val_{k}": v for k, v in metrics.items()},
                "minutes": round((time.monotonic() - t_start) / 60, 3)}
         history.append(row)
-        score = metrics.get("align_px" if cfg.align_weight > 0 else "l1", row["train_loss"])
+        score = metrics.get("align_px" if cfg.align_weight > 0 else ("mse" if cfg.loss == "l2" else "l1"), row["train_loss"])
         if score is not None and (best is None or score < best["score"]):
             best = {"score": score, **row}
             card = new_card(cfg.arch, **card_extra, validation={**metrics, "epoch": ep + 1, "steps": st,
@@ -358,13 +377,13 @@ def train(
                     loss_d.backward()
                     opt_d.step()
                     d_out = disc(x, fake)
-                    loss = F.mse_loss(d_out, torch.ones_like(d_out)) + cfg.l1_weight * F.l1_loss(fake, y)
+                    loss = F.mse_loss(d_out, torch.ones_like(d_out)) + cfg.l1_weight * pixel_loss(fake, y, cfg.loss)
                     if cfg.edge_weight > 0:
-                        loss = loss + cfg.edge_weight * cfg.l1_weight * gradient_l1(fake, y)
+                        loss = loss + cfg.edge_weight * cfg.l1_weight * gradient_l1(fake, y, cfg.loss)
                 else:
-                    loss = F.l1_loss(fake, y)
+                    loss = pixel_loss(fake, y, cfg.loss)
                     if cfg.edge_weight > 0:
-                        loss = loss + cfg.edge_weight * gradient_l1(fake, y)
+                        loss = loss + cfg.edge_weight * gradient_l1(fake, y, cfg.loss)
                 if cfg.align_weight > 0:
                     loss = loss + cfg.align_weight * alignment_loss(fake, y)
                 opt_g.zero_grad(set_to_none=True)
