@@ -68,15 +68,16 @@ class Translation(Representation):
 
 
 def train_translation(pairs, out: Path, kind: str, channels: int, max_minutes: float, seed: int = 0,
-                      progress: bool = False) -> tuple[Translation, dict]:
+                      progress: bool = False, loss: str = "l1") -> tuple[Translation, dict]:
     """Train a ``kind`` (``cbs`` or ``edges``) U-Net on aligned ``pairs`` into ``out``; return it
-    and :func:`styleunwarp.style.train`'s summary. The checkpoint kept is the best by
-    validation L1 (the chain's TRE then decides whether the representation is used)."""
+    and :func:`styleunwarp.style.train`'s summary. ``loss``: the pixel loss (``TrainConfig.loss``).
+    The checkpoint kept is the best by validation L1 (MSE with ``loss="l2"``; the chain's TRE then
+    decides whether the representation is used)."""
     from ..infer import StyleTransfer
     from ..networks import Architecture
     from ..train import TrainConfig, train
 
     cfg = TrainConfig(mode="unet", target=kind, epochs=1000, max_minutes=max_minutes, seed=seed, crop=128,
-                      batch_size=4, arch=Architecture(in_channels=channels, base=16, depth=4))
+                      batch_size=4, loss=loss, arch=Architecture(in_channels=channels, base=16, depth=4))
     res = train(pairs, out, cfg, progress=progress)
     return Translation(StyleTransfer.load(out), out.name), res
