@@ -296,3 +296,19 @@ def test_prepare_pair_gives_a_colour_model_the_colour(tmp_path):
             np.testing.assert_allclose(prep.styled, seen_colour if c == 3 else seen_grey, atol=1e-3)
             if c == 3:  # the colour made a difference: the grey rendering of this image is another image
                 assert np.abs(seen_colour - seen_grey).mean() > 5.0
+
+
+def test_auto_trains_its_grey_level_translation_on_the_conditional_mean(tmp_path):
+    """``train --target auto``'s ``cbs`` candidate is trained with the squared difference (an L1
+    translation of a sparse target learns an empty image, docs/style.md); ``edges`` stays on L1."""
+    from styleunwarp.style.auto import AutoConfig
+    from styleunwarp.style.representations.translation import train_translation
+
+    losses = AutoConfig().translation_loss
+    assert losses["cbs"] == "l2" and losses["edges"] == "l1"
+    pairs = _pairs_folder(tmp_path / "pairs", 2, (128, 128))
+    rep, res = train_translation(pairs, tmp_path / "cbs", "cbs", 1, 0.05, loss=losses["cbs"])
+    card = json.loads((tmp_path / "cbs" / "model.json").read_text())
+    assert card["training"]["loss"].startswith("L2") and res["history"] and "val_mse" in res["history"][-1]
+    a, b = rep.represent(*_pair(5, (128, 128)))
+    assert a.shape == b.shape == (128, 128) and np.isfinite(a).all()
