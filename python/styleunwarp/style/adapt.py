@@ -25,7 +25,7 @@ import torch
 from ..threads import torch_threads
 from ..transform import warp_image
 from .data import normalize_input
-from .train import gradient_l1
+from .train import gradient_loss
 
 ADAPT_STEPS = 150
 """Fine-tuning steps per pair (batches of :data:`ADAPT_BATCH` crops of :data:`ADAPT_CROP` px). Measured for
@@ -118,7 +118,7 @@ def adapt_to_pair(model, source: np.ndarray, target_map: np.ndarray, direct, *, 
         for _ in range(int(steps)):
             xb, yb, mb = _crops(xw, y, valid, rng, batch, crop, ADAPT_MIN_VALID)
             pred = gen(xb)
-            loss = ((pred - yb).abs() * mb).sum() / mb.sum() + edge_weight * gradient_l1(pred * mb, yb * mb)
+            loss = ((pred - yb).abs() * mb).sum() / mb.sum() + edge_weight * gradient_loss(pred * mb, yb * mb)
             opt.zero_grad()
             loss.backward()
             opt.step()

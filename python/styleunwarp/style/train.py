@@ -45,8 +45,10 @@ from .networks import Architecture, PatchDiscriminator, UNetGenerator, count_par
 log = logging.getLogger(__name__)
 
 CHECKPOINT = "checkpoint_latest.pt"
-LOSSES = ("l1", "l2")
-"""Pixel losses of ``TrainConfig.loss``: absolute (conditional median) or squared (conditional mean) differences."""
+KEPT_BY = {"l1": "l1", "l2": "mse"}
+"""Pixel losses of ``TrainConfig.loss`` (absolute differences: the conditional median; squared: the
+conditional mean), each with the validation metric that chooses the model kept."""
+LOSSES = tuple(KEPT_BY)
 HISTORY = "history.json"
 
 
@@ -122,7 +124,7 @@ def pixel_loss(a: torch.Tensor, b: torch.Tensor, kind: str = "l1") -> torch.Tens
     return F.l1_loss(a, b) if kind == "l1" else F.mse_loss(a, b)
 
 
-def gradient_l1(a: torch.Tensor, b: torch.Tensor, kind: str = "l1") -> torch.Tensor:
+def gradient_loss(a: torch.Tensor, b: torch.Tensor, kind: str = "l1") -> torch.Tensor:
     """Mean absolute (``"l1"``, default) or squared (``"l2"``) difference of the two images'
     finite-difference gradients (x and y summed)."""
     dxa, dxb = a[..., :, 1:] - a[..., :, :-1], b[..., :, 1:] - b[..., :, :-1]
@@ -332,7 +334,7 @@ def train(
                "train_loss": float(np.mean(losses)) if losses else None, **{f"val_{k}": v for k, v in metrics.items()},
                "minutes": round((time.monotonic() - t_start) / 60, 3)}
         history.append(row)
-        score = metrics.get("align_px" if cfg.align_weight > 0 else ("mse" if cfg.loss == "l2" else "l1"), row["train_loss"])
+        score = metrics.get("align_px" if cfg.align_weight > 0 else KEPT_BY[cfg.loss], row["train_loss"])
         if score is not None and (best is None or score < best["score"]):
             best = {"score": score, **row}
             card = new_card(cfg.arch, **card_extra, validation={**metrics, "epoch": ep + 1, "steps": st,
@@ -379,11 +381,11 @@ def train(
                     d_out = disc(x, fake)
                     loss = F.mse_loss(d_out, torch.ones_like(d_out)) + cfg.l1_weight * pixel_loss(fake, y, cfg.loss)
                     if cfg.edge_weight > 0:
-                        loss = loss + cfg.edge_weight * cfg.l1_weight * gradient_l1(fake, y, cfg.loss)
+                        loss = loss + cfg.edge_weight * cfg.l1_weight * gradient_loss(fake, y, cfg.loss)
                 else:
                     loss = pixel_loss(fake, y, cfg.loss)
                     if cfg.edge_weight > 0:
-                        loss = loss + cfg.edge_weight * gradient_l1(fake, y, cfg.loss)
+                        loss = loss + cfg.edge_weight * gradient_loss(fake, y, cfg.loss)
                 if cfg.align_weight > 0:
                     loss = loss + cfg.align_weight * alignment_loss(fake, y)
                 opt_g.zero_grad(set_to_none=True)
