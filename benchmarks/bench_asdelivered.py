@@ -151,10 +151,19 @@ def load_renderer(name: str):
     return module
 
 
+def _largest_square(path: Path, bar_rows: int) -> int:
+    """The side of the largest square crop of a CBS file below its data bar."""
+    import tifffile
+
+    with tifffile.TiffFile(str(path)) as tif:
+        h, w = tif.pages[0].shape[:2]
+    return min(h - bar_rows, w)
+
+
 def _blind_pairs(cbs_dir: Path, out: Path, seed: int, limit: int | None, renderer: str = "blind_lom",
-                 cycle: str = "mixed") -> list[dict]:
+                 cycle: str = "mixed", crop: int = 512) -> list[dict]:
     """Real CBS crops with LOM renderings by ``benchmarks/{renderer}.py``, the LOM deformed by a known deformation
-    (the kinds of ``CYCLES[cycle]`` in turn)."""
+    (the kinds of ``CYCLES[cycle]`` in turn); ``crop``: the side of the square CBS crop, 0 for the largest one."""
     from styleunwarp.io import write_tiff
     from styleunwarp.synth import source_positions
     from styleunwarp.transform import warp_image, write_elastic
@@ -164,7 +173,7 @@ def _blind_pairs(cbs_dir: Path, out: Path, seed: int, limit: int | None, rendere
     rows = []
     for i, path in enumerate(sorted(cbs_dir.glob("*.tif"))[:limit]):
         rng = np.random.default_rng([seed, 77, i])
-        cbs = blind.crop_cbs(path, 512, rng)
+        cbs = blind.crop_cbs(path, crop or _largest_square(path, blind.BAR_ROWS), rng)
         lom, params = blind.render_lom(cbs, rng)
         kind = CYCLES[cycle][i % len(CYCLES[cycle])]
         d = _deformation(rng, cbs.shape, kind)
@@ -182,7 +191,7 @@ def _blind_pairs(cbs_dir: Path, out: Path, seed: int, limit: int | None, rendere
     return rows
 
 
-def make_sets(out: Path, sets: list[str], n: int, seed: int) -> dict[str, list[dict]]:
+def make_sets(out: Path, sets: list[str], n: int, seed: int, crop: int = 512) -> dict[str, list[dict]]:
     from styleunwarp.synth.asdelivered import write_asdelivered
 
     todo: dict[str, list[dict]] = {}
@@ -202,7 +211,7 @@ def make_sets(out: Path, sets: list[str], n: int, seed: int) -> dict[str, list[d
         todo["clem"] = _deformed_real_pairs(DATA / "deepclem-em-fm", "em", "fm", out / "data" / "clem", seed, None)
     for name, renderer in BLIND_RENDERERS.items():
         if name in sets and cbs_dir.is_dir():
-            todo[name] = _blind_pairs(cbs_dir, out / "data" / name, seed, n, renderer)
+            todo[name] = _blind_pairs(cbs_dir, out / "data" / name, seed, n, renderer, crop=crop)
     return todo
 
 
@@ -271,6 +280,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--sets", default=",".join(SETS))
     ap.add_argument("--n", type=int, default=10, help="as-delivered pairs")
     ap.add_argument("--seed", type=int, default=1)
+    ap.add_argument("--crop", type=int, default=512, help="blind/lom3: side of the CBS crop in px, 0 for the largest square")
     ap.add_argument("--score-only", action="store_true", help="only re-score pairs already registered in OUT (current grader)")
     ap.add_argument("--merge", type=Path, nargs="*", default=[], help="more OUT folders of earlier runs to include (score only)")
     args = ap.parse_args(argv)
@@ -278,7 +288,7 @@ def main(argv: list[str] | None = None) -> int:
     unknown = sorted(set(sets) - set(SETS))
     if unknown:
         ap.error(f"unknown data sets {unknown}; choose from {', '.join(SETS)}")
-    todo = make_sets(args.out, sets, args.n, args.seed)
+    todo = make_sets(args.out, sets, args.n, args.seed, args.crop)
     results: dict[str, list[dict]] = {}
     res_file = args.out / "results.json"
     outs = [args.out, *args.merge]
