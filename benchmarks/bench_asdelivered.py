@@ -10,7 +10,7 @@ Data sets (made here, from ``../shared/data``; each skipped when its folder is a
   deformation: near-identity (<= 0.5 deg, <= 1.5 px shift, <= 1 px elastic) for even
   indices, small (1-3 deg, 2-6 px, 1-3 px) for odd ones;
 * ``clem``: the 4 aligned EM/FM pairs (EM moved), likewise.
-* ``blind``: a 512 px crop of each real CBS image with a LOM rendering made by
+* ``blind``: a 512 px crop (``--crop``; 0 for the whole image below its data bar) of each real CBS image with a LOM rendering made by
   ``benchmarks/blind_lom.py``, a renderer written without reading styleunwarp's own
   (``synth/``): grey or colour etch, dropped boundaries, optics, scratches, dust; the LOM
   (8-bit, grey or RGB) deformed as for ``shale``, no pixel sizes in the files. It stands in for

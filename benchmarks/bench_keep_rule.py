@@ -6,7 +6,8 @@ pass, raw structure check; no second opinion, no adaptation) and records the TRE
 map, of the start the elastic step saw (the fine affine map), of the elastic result the backend
 returned (before any rule) and of what the chain kept, together with the similarities a
 keep/undo rule can use: NCC of the representations, NCC after Gaussian blur of sigma 1, 2, 4 px,
-NMI, the gradient agreement the pipeline reads, the raw images' MIND agreement and its drop in
+NMI, the gradient agreement the pipeline reads and its gain per 64 px tile (how many tiles gain,
+the paired t of the gains), the raw images' MIND agreement and its drop in
 chance spreads (the raw check), the direct/inverse consistency, and the size of the elastic
 correction (mean distance it moves the start's pixels). Rows go to ``OUT/rows_SET.json``;
 ``--rules`` prints, per data set, what each candidate rule would give (pairs good <= 1.5 px,
@@ -29,7 +30,7 @@ Data sets (made here):
 The ``synth-*`` sets tune, the ``real-*`` sets test (they are not used to choose).
 
     python benchmarks/bench_keep_rule.py [--sets synth-near,synth-ad,real-near,real-ad] [--n 8] [--model DIR]
-        [--out /tmp/bench_keep] [--rules]
+        [--crop 512] [--out /tmp/bench_keep] [--rules]
 """
 
 from __future__ import annotations
@@ -46,7 +47,7 @@ ROOT = Path(__file__).resolve().parents[1]
 DATA = ROOT.parent / "shared" / "data"
 
 
-def make_set(name: str, out: Path, n: int) -> list[dict]:
+def make_set(name: str, out: Path, n: int, crop: int = 512) -> list[dict]:
     from styleunwarp.synth import write_dataset
     from styleunwarp.synth.asdelivered import write_asdelivered
 
@@ -60,7 +61,7 @@ def make_set(name: str, out: Path, n: int) -> list[dict]:
         from bench_asdelivered import BLIND_RENDERERS, _blind_pairs
 
         kind = "lom3" if name.startswith("lom3") else "blind"
-        return _blind_pairs(DATA / "openecci-cbs", d, int(name[5:] or 1), n, BLIND_RENDERERS[kind])
+        return _blind_pairs(DATA / "openecci-cbs", d, int(name[5:] or 1), n, BLIND_RENDERERS[kind], crop=crop)
     if name in ("shale", "clem"):  # aligned real pairs of other modalities, source deformed (bench_asdelivered.py)
         import sys
 
@@ -113,7 +114,40 @@ def features(target: np.ndarray, moving: np.ndarray, moved: np.ndarray, referenc
     f["nmi_start"], f["nmi_elastic"] = nmi(moving, target, common), nmi(moved, target, common)
     f["grad_start"], f["grad_elastic"], _ = gradient_gain(moving, moved, target if reference is None else reference, common)
     f["grad_target_start"], f["grad_target_elastic"], _ = gradient_gain(moving, moved, target, common)
+    f.update(tile_gain(moving, moved, target if reference is None else reference, common))
     return f
+
+
+TILE_PX = 64
+
+
+def tile_gain(start: np.ndarray, result: np.ndarray, target: np.ndarray, mask: np.ndarray, tile: int = TILE_PX) -> dict:
+    """The gradient agreement's gain per tile of ``tile`` px: how many tiles gain and the paired t of
+    their gains (a small correction gains a little everywhere; a fit to one map's artefacts gains
+    where it moves and loses elsewhere)."""
+    from styleunwarp.structure import _gradients, _inner_gradient_mask
+
+    m = _inner_gradient_mask(mask, target.shape)
+    gt = _gradients(target, 1.0)
+
+    def pixelwise(img):
+        (ax, ay), (bx, by) = _gradients(img, 1.0), gt
+        na, nb = ax * ax + ay * ay, bx * bx + by * by
+        ea, eb = 0.01 * float(na[m].mean()) + 1e-12, 0.01 * float(nb[m].mean()) + 1e-12
+        return (ax * bx + ay * by) ** 2 / ((na + ea) * (nb + eb))
+
+    v0, v1 = pixelwise(start), pixelwise(result)
+    gains = []
+    h, w = target.shape
+    for y in range(0, h - tile + 1, tile):
+        for x in range(0, w - tile + 1, tile):
+            mm = m[y:y + tile, x:x + tile]
+            if mm.mean() > 0.5:
+                gains.append(float(v1[y:y + tile, x:x + tile][mm].mean() - v0[y:y + tile, x:x + tile][mm].mean()))
+    g = np.asarray(gains)
+    if g.size < 3:
+        return {"tile_n": int(g.size), "tile_frac": float("nan"), "tile_t": float("nan")}
+    return {"tile_n": int(g.size), "tile_frac": float((g > 0).mean()), "tile_t": float(g.mean() / (g.std(ddof=1) / np.sqrt(g.size) + 1e-12))}
 
 
 def raw_features(prep, a: np.ndarray, direct) -> dict:
@@ -213,6 +247,8 @@ RULES = {
         r.get("mind_drop_sds") is None or not r["mind_drop_sds"] > 2))(t) for t in (0.0005, 0.001, 0.002)},
     **{f"ncc0 +{g} and raw MIND drop <= 2 spreads": (lambda g: lambda r: r["ncc0_elastic"] >= r["ncc0_start"] + g and (
         r.get("mind_drop_sds") is None or not r["mind_drop_sds"] > 2))(g) for g in (0.02, 0.04)},
+    **{f"gradient agreement gains on tiles: paired t >= {t}": (lambda t: lambda r: "tile_t" in r and r["tile_t"] >= t)(t) for t in (1, 2, 3)},
+    "gradient agreement gains on more than 55 % of the tiles": lambda r: "tile_frac" in r and r["tile_frac"] > 0.55,
     "blur gain > sharp gain": lambda r: (r["ncc2_elastic"] - r["ncc2_start"]) > (r["ncc0_elastic"] - r["ncc0_start"]),
 }
 
@@ -261,6 +297,7 @@ def main() -> None:
     ap.add_argument("--sets", default="synth-near,synth-ad,real-near,real-ad")
     ap.add_argument("--n", type=int, default=8)
     ap.add_argument("--model", default=None)
+    ap.add_argument("--crop", type=int, default=512, help="blind/lom3 sets: side of the CBS crop in px, 0 for the largest square")
     ap.add_argument("--out", default="/tmp/bench_keep")
     ap.add_argument("--rules", action="store_true", help="only print the rules' results from saved rows")
     ap.add_argument("--fit", default=None, help="tuning sets (comma-separated; 'set:even' = its even-numbered rows): "
@@ -274,7 +311,7 @@ def main() -> None:
         if not args.rules:
             rows = json.loads(path.read_text()) if path.is_file() else []
             done = {r["name"] for r in rows}
-            for row in make_set(name, out, args.n):
+            for row in make_set(name, out, args.n, args.crop):
                 if row["name"] in done:
                     continue
                 rows.append(run_pair(row, out / "runs" / name, args.model))
@@ -282,7 +319,7 @@ def main() -> None:
                 print(f"{name} {r['name']}: start {r['tre_start']:.2f} elastic {r['tre_elastic']:.2f} chain {r['tre_pipeline']:.2f} px "
                       f"(kept {r['kept']}, refused {r['refused']}); grad {r['grad_start']:.4f}->{r['grad_elastic']:.4f} "
                       f"ncc0 {r['ncc0_start']:.3f}->{r['ncc0_elastic']:.3f} ncc2 {r['ncc2_start']:.3f}->{r['ncc2_elastic']:.3f} "
-                      f"ncc4 {r['ncc4_start']:.3f}->{r['ncc4_elastic']:.3f} ({r['seconds']:.0f} s)", flush=True)
+                      f"ncc4 {r['ncc4_start']:.3f}->{r['ncc4_elastic']:.3f} tiles {r['tile_frac']:.2f} t {r['tile_t']:.1f} ({r['seconds']:.0f} s)", flush=True)
                 path.write_text(json.dumps(rows, indent=1, default=float) + "\n")
         if path.is_file():
             all_rows[name] = json.loads(path.read_text())
