@@ -4,7 +4,8 @@ Held-out aligned pairs are deformed by random smooth known deformations
 (:mod:`.heldout`, near-identity ones included); every candidate chain registers them with
 the real backend and is scored by its target registration error (TRE). Training-free chains
 (raw images through elastix MI, native NMI, native MIND when the engine offers it) compete
-with learned ones (a ``shared`` InfoNCE code, ``edges`` / ``cbs`` translations), whose
+with learned ones (a ``shared`` InfoNCE code, ``edges`` / ``cbs`` translations, a ``lut`` lookup
+table of grey levels or colours, tried last), whose
 checkpoint is chosen by the same TRE. The winner is written to ``chain.json``; every
 candidate's TRE is recorded there. Everything, evaluations included, stays within
 ``max_minutes``: candidates that no longer fit the remaining time are skipped (and the card
@@ -59,7 +60,7 @@ class AutoConfig:
     cases_per_pair: int = 2
     eval_side: int = 256
     channels: int | None = None  # None: 3 when the sources are RGB, else 1
-    kinds: tuple[str, ...] = ("none", "shipped", "edges", "shared", "cbs")
+    kinds: tuple[str, ...] = ("none", "shipped", "edges", "shared", "cbs", "lut")
     shared_fraction: float = 0.25  # of the time budget, for training the shared code
     translation_fraction: float = 0.12  # of the time budget, per translation model
     # pixel loss per translation kind (TrainConfig.loss): the grey-level translation learns the conditional
@@ -136,6 +137,8 @@ def learned_chains(kind: str) -> list[Chain]:
         return [Chain("shared", "native", {"similarity": "ncc"}), Chain("shared", "elastix"), Chain("shared", "native")]
     if kind == "edges":
         return [Chain("edges", "native")]  # the blurred first pass: the pipeline default (pipeline.chain.default_coarse_sigma)
+    if kind == "lut":
+        return [Chain("lut", "native")]  # grey levels made comparable: SSD, as bUnwarpJ compares them
     return [Chain("cbs", "native")]
 
 
@@ -379,6 +382,14 @@ def _train_auto(pairs, out, cfg: AutoConfig, echo, description) -> dict:
 
     for kind in ("cbs",):
         train_translation_candidate(kind)
+
+    # last: it cannot take time from the trained candidates, and it wins no tie against them
+    if "lut" in cfg.kinds and left() > 45:
+        from .representations.lut import IntensityMap
+
+        reps["lut"] = lut = IntensityMap.fit([(s, t) for _, s, t in trn], channels)
+        for chain in learned_chains("lut"):
+            run(lut, chain, checkpoint="fitted on the training pairs")
 
     if not results:
         raise StyleunwarpError("train --target auto: no candidate could be evaluated within the time budget")

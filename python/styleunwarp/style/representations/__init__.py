@@ -8,6 +8,8 @@ better), so "never worse than the start" checks work on any representation.
 Kinds (registered by name in :data:`KINDS`, imported only when used):
 
 * ``none`` — the raw images (:mod:`.raw`), for MI/NMI backends (training-free);
+* ``lut`` — the source mapped pixelwise to the target's expected grey level for its grey level
+  or colour, a lookup table fitted on aligned pairs in seconds (:mod:`.lut`);
 * ``cbs`` / ``edges`` — a U-Net translation of the source into the target's look or into the
   target's boundary map (:mod:`.translation`, the pix2pix code of :mod:`styleunwarp.style`);
 * ``shared`` — two small networks, one per modality, trained jointly with InfoNCE so that
@@ -27,7 +29,8 @@ from typing import ClassVar
 import numpy as np
 
 #: name -> "module:Class" (modules of this package).
-KINDS = {"none": "raw:Raw", "cbs": "translation:Translation", "edges": "translation:Translation", "shared": "shared:Shared"}
+KINDS = {"none": "raw:Raw", "lut": "lut:IntensityMap", "cbs": "translation:Translation", "edges": "translation:Translation",
+         "shared": "shared:Shared"}
 
 
 def similarity(a: np.ndarray, b: np.ndarray, mask: np.ndarray | None = None) -> float:
