@@ -41,6 +41,17 @@ DATASETS = {
 }
 
 
+def load_benchmark(name: str):
+    """``benchmarks/NAME.py`` imported as a module (benchmarks are scripts, not a package)."""
+    import importlib.util
+
+    path = Path(__file__).resolve().parents[1] / "benchmarks" / f"{name}.py"
+    spec = importlib.util.spec_from_file_location(name, path)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
 def map_error(a, b, shape: tuple[int, int]) -> float:
     """Mean distance (px) between two 2x3 maps (target pixel -> source position) over a ``shape`` grid."""
     import numpy as np

@@ -1,18 +1,13 @@
 """The keep-rule benchmark's per-tile gain (``benchmarks/bench_keep_rule.tile_gain``) on images with a known answer."""
 
-import importlib.util
-from pathlib import Path
-
 import numpy as np
 from scipy import ndimage
 
+from conftest import load_benchmark
+
 
 def _bench():
-    path = Path(__file__).resolve().parents[1] / "benchmarks" / "bench_keep_rule.py"
-    spec = importlib.util.spec_from_file_location("bench_keep_rule", path)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+    return load_benchmark("bench_keep_rule")
 
 
 def test_tile_gain_sees_a_correction_everywhere_and_no_change_as_none():

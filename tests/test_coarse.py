@@ -11,7 +11,7 @@ from styleunwarp.pipeline.coarse.similarity import matrix
 from styleunwarp.synth import make_pair
 from styleunwarp.transform import affine_elastic, evaluate_elastic, identity_elastic, warp_image
 
-from conftest import needs_data, real_data
+from conftest import load_benchmark, needs_data, real_data
 
 
 @pytest.fixture(scope="module")
@@ -173,14 +173,7 @@ def test_raw_images_of_two_modalities_are_searched_on_their_edges():
 
 def _bench_asdelivered():
     """``benchmarks/bench_asdelivered.py`` as a module (its ``_blind_pairs`` renders steel pairs by the independent renderers)."""
-    import importlib.util
-    from pathlib import Path
-
-    bench = Path(__file__).resolve().parents[1] / "benchmarks" / "bench_asdelivered.py"
-    spec = importlib.util.spec_from_file_location("bench_asdelivered", bench)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+    return load_benchmark("bench_asdelivered")
 
 
 @needs_data("openecci-cbs", "steel_SEM_006.tif")
