@@ -125,18 +125,11 @@ def tile_gain(start: np.ndarray, result: np.ndarray, target: np.ndarray, mask: n
     """The gradient agreement's gain per tile of ``tile`` px: how many tiles gain and the paired t of
     their gains (a small correction gains a little everywhere; a fit to one map's artefacts gains
     where it moves and loses elsewhere)."""
-    from styleunwarp.structure import _gradients, _inner_gradient_mask
+    from styleunwarp.structure import _gradients, _inner_gradient_mask, _ngf_map
 
     m = _inner_gradient_mask(mask, target.shape)
     gt = _gradients(target, 1.0)
-
-    def pixelwise(img):
-        (ax, ay), (bx, by) = _gradients(img, 1.0), gt
-        na, nb = ax * ax + ay * ay, bx * bx + by * by
-        ea, eb = 0.01 * float(na[m].mean()) + 1e-12, 0.01 * float(nb[m].mean()) + 1e-12
-        return (ax * bx + ay * by) ** 2 / ((na + ea) * (nb + eb))
-
-    v0, v1 = pixelwise(start), pixelwise(result)
+    v0, v1 = (_ngf_map(_gradients(img, 1.0), gt, m) for img in (start, result))
     gains = []
     h, w = target.shape
     for y in range(0, h - tile + 1, tile):

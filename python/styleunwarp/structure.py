@@ -241,12 +241,17 @@ def _gradients(image: np.ndarray, sigma: float) -> tuple[np.ndarray, np.ndarray]
     return gx, gy
 
 
-def _ngf(ga: tuple[np.ndarray, np.ndarray], gb: tuple[np.ndarray, np.ndarray], m: np.ndarray) -> float:
+def _ngf_map(ga: tuple[np.ndarray, np.ndarray], gb: tuple[np.ndarray, np.ndarray], m: np.ndarray) -> np.ndarray:
+    """Per pixel, the squared cosine of the two gradient fields with each image's noise floor
+    (1 % of its mean squared gradient over ``m``): the terms :func:`gradient_agreement` averages."""
     (ax, ay), (bx, by) = ga, gb
     na, nb = ax * ax + ay * ay, bx * bx + by * by
     ea, eb = 0.01 * float(na[m].mean()) + 1e-12, 0.01 * float(nb[m].mean()) + 1e-12
-    v = (ax * bx + ay * by) ** 2 / ((na + ea) * (nb + eb))
-    return float(v[m].mean())
+    return (ax * bx + ay * by) ** 2 / ((na + ea) * (nb + eb))
+
+
+def _ngf(ga: tuple[np.ndarray, np.ndarray], gb: tuple[np.ndarray, np.ndarray], m: np.ndarray) -> float:
+    return float(_ngf_map(ga, gb, m)[m].mean())
 
 
 def _shifts(shape: tuple[int, int]):

@@ -387,7 +387,7 @@ def _train_auto(pairs, out, cfg: AutoConfig, echo, description) -> dict:
     if "lut" in cfg.kinds and left() > 45:
         from .representations.lut import IntensityMap
 
-        reps["lut"] = lut = IntensityMap.fit([(s, t) for _, s, t in trn], channels)
+        reps["lut"] = lut = IntensityMap.fit(trn_pairs, channels)
         for chain in learned_chains("lut"):
             run(lut, chain, checkpoint="fitted on the training pairs")
 

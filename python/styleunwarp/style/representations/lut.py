@@ -39,23 +39,22 @@ def _unit(image: np.ndarray) -> np.ndarray:
     return normalize(np.asarray(image, np.float32), out_range=(0.0, 1.0))
 
 
-def _source_bins(source: np.ndarray, channels: int) -> tuple[np.ndarray, int]:
-    """``(bin index per pixel, number of bins)`` of a source for a ``channels``-channel table."""
+def _grey_unit(image: np.ndarray) -> np.ndarray:
+    """An image's luminance stretched to 0..1."""
     from ...io import to_gray
 
+    return _unit(to_gray(np.asarray(image)))
+
+
+def _source_bins(source: np.ndarray, channels: int) -> tuple[np.ndarray, int]:
+    """``(bin index per pixel, number of bins)`` of a source for a ``channels``-channel table."""
     a = np.asarray(source)
     if channels == 1:
-        q = np.clip((_unit(to_gray(a)) * GREY_BINS).astype(np.int64), 0, GREY_BINS - 1)
+        q = np.clip((_grey_unit(a) * GREY_BINS).astype(np.int64), 0, GREY_BINS - 1)
         return q, GREY_BINS
     rgb = np.repeat(a[..., None], 3, axis=2) if a.ndim == 2 else a[..., :3]
     q = np.clip((_unit(rgb) * COLOUR_BINS).astype(np.int64), 0, COLOUR_BINS - 1)
     return (q[..., 0] * COLOUR_BINS + q[..., 1]) * COLOUR_BINS + q[..., 2], COLOUR_BINS**3
-
-
-def _target_unit(target: np.ndarray) -> np.ndarray:
-    from ...io import to_gray
-
-    return _unit(to_gray(np.asarray(target)))
 
 
 class IntensityMap(Representation):
@@ -82,7 +81,7 @@ class IntensityMap(Representation):
         sums = counts = None
         for source, target in pairs:
             idx, n = _source_bins(source, channels)
-            t = _target_unit(target)
+            t = _grey_unit(target)
             if t.shape != idx.shape:
                 raise ValueError(f"source {idx.shape} and target {t.shape} are not on one grid")
             s = np.bincount(idx.ravel(), weights=t.ravel(), minlength=n)
@@ -99,7 +98,7 @@ class IntensityMap(Representation):
         return self.table[idx].astype(np.float32)
 
     def represent(self, source: np.ndarray, target: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        return 255.0 * self.map_source(source), 255.0 * _target_unit(target)
+        return 255.0 * self.map_source(source), 255.0 * _grey_unit(target)
 
     def save(self, folder: Path) -> dict:
         from safetensors.numpy import save_file
@@ -118,7 +117,7 @@ class IntensityMap(Representation):
 
         from ...errors import InputError
 
-        path = Path(folder) / section.get("weights", WEIGHTS)
+        path = Path(folder) / WEIGHTS  # a fixed name: the card is data and names no path
         try:
             table = load_file(str(path))["table"]
             rep = cls(table, int(section["channels"]))
