@@ -51,8 +51,11 @@ WORSE_TOLERANCE_PX = 0.25
 
 
 def _deformed_real_pairs(folder: Path, src_dir: str, tgt_dir: str, out: Path, seed: int, limit: int | None,
-                         names: list[str] | None = None, cycle: str = "mixed") -> list[dict]:
-    """Aligned real pairs with the source deformed by a known smooth deformation (``names``: only these files)."""
+                         names: list[str] | None = None, cycle: str = "mixed", recode=None) -> list[dict]:
+    """Aligned real pairs with the source deformed by a known smooth deformation (``names``: only these files).
+
+    ``recode(moved, whole)``: turns the deformed grey source into the image written (e.g. a colour
+    coding, ``whole`` the undeformed source it came from); the empty border stays black."""
     from styleunwarp.io import read_image, to_gray, write_tiff
     from styleunwarp.synth import source_positions
     from styleunwarp.transform import warp_image, write_elastic
@@ -67,6 +70,9 @@ def _deformed_real_pairs(folder: Path, src_dir: str, tgt_dir: str, out: Path, se
         kind = CYCLES[cycle][i % len(CYCLES[cycle])]
         d = _deformation(rng, tgt.shape, kind)
         moved = warp_image(src, source_positions(d, src.shape))
+        if recode is not None:
+            inside = warp_image(np.ones_like(src, dtype=np.float32), source_positions(d, src.shape)) > 0.5
+            moved = recode(moved, src) * inside[..., None].astype(np.uint8)
         stem = Path(name).stem
         write_tiff(out / f"{stem}_LOM.tif", moved)
         write_tiff(out / f"{stem}_CBS.tif", tgt)
@@ -93,12 +99,13 @@ range per axis as a fraction of the patch side, either sign). Their histological
 
 
 def rigid_patch_pairs(folder: Path, src_dir: str, tgt_dir: str, out: Path, seed: int, names: list[str],
-                      side: int, per_pair: int = 1) -> list[dict]:
+                      side: int, per_pair: int = 1, recode=None) -> list[dict]:
     """Held-out pairs as Lu et al. 2022 cut them: a ``side`` px reference patch from the centre of the
     target and the source patch cut from the larger source field at a known rotation and translation
     (levels 1-4 in turn, :data:`RIGID_LEVELS`), so the moved source has no empty border. The truth maps
     each reference pixel to its position in the source patch (an exact affine map). ``per_pair`` > 1 cuts
-    that many cases from each pair, at random places where the moved patch stays inside the field."""
+    that many cases from each pair, at random places where the moved patch stays inside the field.
+    ``recode(patch, whole)``: as for :func:`_deformed_real_pairs`."""
     from styleunwarp.io import read_image, to_gray, write_tiff
     from styleunwarp.synth import rigid_patch
     from styleunwarp.transform import affine_elastic, write_elastic
@@ -124,6 +131,8 @@ def rigid_patch_pairs(folder: Path, src_dir: str, tgt_dir: str, out: Path, seed:
         jitter = np.zeros(2) if per_pair == 1 else np.array([rng.integers(-room[0], room[0] + 1), rng.integers(-room[1], room[1] + 1)])
         o = np.floor(np.array([(w - side) / 2.0, (h - side) / 2.0])) + jitter  # the reference patch's top-left in the field
         moved, reference, truth = rigid_patch(src, tgt, side, float(np.rad2deg(angle)), tuple(t), tuple(o))
+        if recode is not None:
+            moved = recode(moved, src)
         stem = Path(name).stem + (f"_{k}" if per_pair > 1 else "")
         write_tiff(out / f"{stem}_LOM.tif", moved)
         write_tiff(out / f"{stem}_CBS.tif", reference)

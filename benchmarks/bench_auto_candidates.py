@@ -20,9 +20,12 @@ SETS = {"shale": ("petrography-bse-se", "bse", "se"), "shale-hue": ("petrography
         "clem": ("deepclem-em-fm", "em", "fm")}
 
 
-def hue_coded(grey: np.ndarray) -> np.ndarray:
-    """``grey`` stretched to 0..1 and shown as the hue 0..0.8 at full saturation and value (uint8 RGB)."""
-    u = (grey - grey.min()) / (np.ptp(grey) + 1e-9)
+def hue_coded(grey: np.ndarray, whole: np.ndarray | None = None) -> np.ndarray:
+    """``grey`` stretched to 0..1 (by the range of ``whole``, default its own) and shown as the hue
+    0..0.8 at full saturation and value (uint8 RGB). ``whole``: the image a patch or a warped copy
+    of ``grey`` came from, so that both are coded alike."""
+    ref = grey if whole is None else whole
+    u = np.clip((grey - ref.min()) / (np.ptp(ref) + 1e-9), 0.0, 1.0)
     h = 0.8 * u * 6.0
 
     def channel(n: int) -> np.ndarray:  # HSV -> RGB with saturation and value 1

@@ -288,11 +288,12 @@ def run_pair(test: Path, name: str, configs: list[str], model, backend: str, wri
         raw_moved = warp_image(raw_moving, reg.direct, target.shape)
         raw_g0, raw_g1, raw_spread = gradient_gain(raw_moving, raw_moved, cbs_gray, common, with_spread=True)
         e = tre(compose_direct(reg.direct, a), truth, target.shape, src_shape)
-        restart, a_chain = "", a
+        restart, a_chain, restart_facts = "", a, {}
         if warrants_restart(outcome[3]) and not close and blur <= 0:  # as register_representations: a second pass from the first's affine part
             a_chain, _, outcome = second_pass(target, styled, a, reg, outcome, params, backend=backend, coarse_sigma=sigma,
                                               consensus_px=radius, peak_test=peak, from_start=from_start)
             restart = "confirmed" if outcome[3]["restart"]["confirmed"] else "refused"
+            restart_facts = restart_numbers(outcome[3]["restart"], a, truth, target.shape, src_shape)
         outcome = raw_structure_check(styled, a_chain, outcome, target.shape, (cbs_gray, lom_gray))  # as register_representations
         raw_check = outcome[3].get("raw_check", {})
         chain_tre = tre(compose_direct(outcome[0], a_chain), truth, target.shape, src_shape)
@@ -303,7 +304,7 @@ def run_pair(test: Path, name: str, configs: list[str], model, backend: str, wri
                "mind_start": mind_agreement(raw_moving, cbs_gray, common), "mind_elastic": mind_agreement(raw_moved, cbs_gray, common),
                "moved_px": transform_stats(reg.direct, target.shape, target.shape).displacement_mean,
                "refused": facts.get("refused", ""), "peak_drop": facts.get("peak_drop", ""),
-               "restart": restart, "raw_drop_sds": raw_check.get("mind_drop_sds", ""),
+               "restart": restart, **restart_facts, "raw_drop_sds": raw_check.get("mind_drop_sds", ""),
                "raw_refused": outcome[3].get("refused") == "raw structure", "tre_chain": chain_tre.mean, "p95_chain": chain_tre.p95, "seconds": secs,
                "initial_affine": bool(reg.info.get("initial_affine", False))}
         writer(row)
@@ -315,6 +316,29 @@ def run_pair(test: Path, name: str, configs: list[str], model, backend: str, wri
                                 truth_elastic=np.float32(e.mean))
         print(f"  {set_name:<16} {name:<16} {cfg:<14} start {tre_start.mean:6.2f}  elastic {e.mean:6.2f} (p95 {e.p95:5.2f})  "
               f"NCC {before:.3f}->{after:.3f}  cons {cons if cons is None else round(cons, 2)}  {secs:5.1f} s", flush=True)
+
+
+RESTART_FIELDS = ("restart_gain_sds", "restart_paired_t", "restart_z", "tre_restart_affine")
+"""What a second pass's confirmation read (the affine part's MIND gain over its start in chance
+spreads, its paired t across tiles, its z above chance) and the TRE of that affine start, so that
+other confirmation bounds can be replayed on the rows (:func:`styleunwarp.pipeline.coarse.confirm.decide`)."""
+
+
+def restart_numbers(restart: dict, a: np.ndarray, truth, shape: tuple[int, int], src_shape: tuple[int, int]) -> dict:
+    """:data:`RESTART_FIELDS` of one second pass's ``restart`` facts; ``a`` is the first pass's start."""
+    from styleunwarp.pipeline.coarse import compose_direct
+    from styleunwarp.quality import tre
+    from styleunwarp.transform import identity_elastic
+
+    c = restart.get("confirmation") or {}
+    sd = c.get("mind_chance_sd") or float("nan")
+    out = {"restart_gain_sds": (c.get("mind_winner", float("nan")) - c.get("mind_identity", float("nan"))) / sd,
+           "restart_paired_t": c.get("paired_t", ""), "restart_z": c.get("z", "")}
+    m = (restart.get("affine") or {}).get("matrix")
+    if m is not None:
+        both = np.asarray(a, np.float64) @ np.vstack([np.asarray(m, np.float64)[:2], [0.0, 0.0, 1.0]])
+        out["tre_restart_affine"] = tre(compose_direct(identity_elastic(4, shape), both), truth, shape, src_shape).mean
+    return out
 
 
 def kept(row: dict) -> tuple[float, float]:
@@ -376,7 +400,7 @@ def main() -> None:
             raise SystemExit(f"unknown configs {unknown}; known: {', '.join(CONFIGS)}")
         fields = ["set", "pair", "config", "tre_elastic", "p95_elastic", "tre_start", "p95_start", "tre_coarse", "fine_affine", "ncc_start", "ncc_elastic", "gradient_start", "gradient_elastic", "consistency", "consistent",
                   "raw_gradient_start", "raw_gradient_elastic", "raw_gradient_spread", "mind_start", "mind_elastic", "moved_px",
-                  "refused", "peak_drop", "restart", "raw_drop_sds", "raw_refused", "tre_chain", "p95_chain", "seconds", "initial_affine"]
+                  "refused", "peak_drop", "restart", *RESTART_FIELDS, "raw_drop_sds", "raw_refused", "tre_chain", "p95_chain", "seconds", "initial_affine"]
         new = not path.exists()
         with path.open("a", newline="") as fh:
             w = csv.DictWriter(fh, fields)

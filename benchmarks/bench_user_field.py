@@ -11,9 +11,10 @@ rotation <= 0.5 deg, shift <= 1.5 px, elastic <= 1 px, and small, 1-3 deg, 2-6 p
 * the training-free baseline of the issue, ``styleunwarp register LOM CBS --backend elastix --style none``.
 
 Prints, per data set and method, the pairs within 1.5 px and 5 px mean TRE and the median TRE
-(start = no registration); rows go to ``OUT/rows_SET.csv``.
+(start = no registration); rows go to ``OUT/rows_SET.csv``. ``shale-hue`` is shale with its BSE
+grey levels shown as hues (:data:`RECODED`): a colour source.
 
-    python benchmarks/bench_user_field.py [--sets shale,clem] [--train 12] [--out /tmp/user-field]
+    python benchmarks/bench_user_field.py [--sets shale,shale-hue,clem] [--train 12] [--out /tmp/user-field]
         [--max-minutes 15] [--seed 0] [--case-seed N] [--deformations mixed|large|rigid]
 
 ``--deformations large`` gives every third pair a near-identity deformation and the others
@@ -44,8 +45,14 @@ sys.path.insert(0, str(ROOT / "benchmarks"))
 from bench_asdelivered import CYCLES  # noqa: E402
 
 DATA = ROOT.parent / "shared" / "data"
-SETS = {"shale": ("petrography-bse-se", "bse", "se"), "clem": ("deepclem-em-fm", "em", "fm")}
-RIGID_CASES = {"shale": (256, 1), "clem": (512, 4)}
+SETS = {"shale": ("petrography-bse-se", "bse", "se"), "shale-hue": ("petrography-bse-se", "bse", "se"),
+        "clem": ("deepclem-em-fm", "em", "fm")}
+RIGID_CASES = {"shale": (256, 1), "shale-hue": (256, 1), "clem": (512, 4)}
+RECODED = {"shale-hue"}
+"""Sets whose sources are the data set's grey sources shown as colour (``bench_auto_candidates.hue_coded``:
+the grey level as a hue, so the luminance is not monotonic in it): a colour source whose colour marks
+what the target shows, as a stain does. Training sources are coded by their own range, held-out ones
+by the range of the field they were cut from."""
 """``--deformations rigid``: patch side and cases per held-out pair (the largest side every level fits in the field)."""
 
 
@@ -62,12 +69,20 @@ def split(folder: Path, src_dir: str, n_train: int, seed: int) -> tuple[list[str
     return sorted(names[i] for i in order[:n_train]), sorted(names[i] for i in order[n_train:])
 
 
-def training_folder(folder: Path, src_dir: str, tgt_dir: str, names: list[str], out: Path) -> Path:
-    """``out/{lom,cbs}/NAME`` copies of the training pairs (the layout ``train`` reads)."""
+def training_folder(folder: Path, src_dir: str, tgt_dir: str, names: list[str], out: Path, recode=None) -> Path:
+    """``out/{lom,cbs}/NAME`` copies of the training pairs (the layout ``train`` reads); with
+    ``recode(grey, whole)`` the sources are written recoded, as ``NAME`` with a ``.tif`` suffix."""
+    from styleunwarp.io import read_image, to_gray, write_tiff
+
     for sub, src in (("lom", src_dir), ("cbs", tgt_dir)):
         (out / sub).mkdir(parents=True, exist_ok=True)
         for name in names:
-            if not (out / sub / name).is_file():
+            if recode is not None and sub == "lom":
+                dest = out / sub / (Path(name).stem + ".tif")
+                if not dest.is_file():
+                    grey = to_gray(read_image(folder / src / name).data)
+                    write_tiff(dest, recode(grey, grey))
+            elif not (out / sub / name).is_file():
                 shutil.copy2(folder / src / name, out / sub / name)
     return out
 
@@ -107,7 +122,10 @@ def main() -> None:
             continue
         train_names, test_names = split(folder, src_dir, args.train, args.seed)
         work = out / set_name
-        pairs = training_folder(folder, src_dir, tgt_dir, train_names, work / "train")
+        recode = None
+        if set_name in RECODED:
+            from bench_auto_candidates import hue_coded as recode
+        pairs = training_folder(folder, src_dir, tgt_dir, train_names, work / "train", recode)
         model = work / "model"
         if not (model / "chain.json").is_file():
             t0 = time.perf_counter()
@@ -126,9 +144,10 @@ def main() -> None:
         if args.deformations == "rigid":
             side, per_pair = RIGID_CASES[set_name]
             cases = rigid_patch_pairs(folder, src_dir, tgt_dir, test_dir, case_seed, test_names,
-                                      args.side or side, args.per_pair or per_pair)
+                                      args.side or side, args.per_pair or per_pair, recode=recode)
         else:
-            cases = _deformed_real_pairs(folder, src_dir, tgt_dir, test_dir, case_seed, None, names=test_names, cycle=args.deformations)
+            cases = _deformed_real_pairs(folder, src_dir, tgt_dir, test_dir, case_seed, None, names=test_names, cycle=args.deformations,
+                                         recode=recode)
         rows = []
         for case in cases:
             row = {"set": set_name, "pair": case["name"], "kind": case["kind"]}

@@ -1,0 +1,46 @@
+"""The benchmarks' colour-coded held-out cases (``bench_user_field.py --sets shale-hue``): a source
+shown as hues is coded by the range of the field it came from, and a deformed copy keeps its empty
+border black."""
+
+from __future__ import annotations
+
+import numpy as np
+
+from conftest import load_benchmark
+from styleunwarp.io import read_image, write_tiff
+
+
+def _field(tmp_path, side: int = 160):
+    """A grey source/target pair on one grid, as the data sets' folders hold them."""
+    rng = np.random.default_rng(3)
+    yy, xx = np.mgrid[0:side, 0:side]
+    grey = (120 + 80 * np.sin(xx / 9.0) * np.cos(yy / 13.0) + rng.normal(0, 5, (side, side))).astype(np.float32)
+    for sub, img in (("src", grey), ("tgt", 255 - grey)):
+        (tmp_path / sub).mkdir()
+        write_tiff(tmp_path / sub / "p.tif", img)
+    return grey
+
+
+def test_a_patch_is_coded_by_the_range_of_its_field():
+    hue_coded = load_benchmark("bench_auto_candidates").hue_coded
+    grey = np.linspace(0, 200, 100 * 100, dtype=np.float32).reshape(100, 100)
+    patch = grey[10:40, 10:40]
+    assert np.array_equal(hue_coded(patch, grey), hue_coded(grey)[10:40, 10:40])
+    assert not np.array_equal(hue_coded(patch), hue_coded(grey)[10:40, 10:40])  # its own range would recode it
+
+
+def test_recoded_cases_are_colour_with_a_black_border(tmp_path):
+    grey = _field(tmp_path)
+    hue_coded = load_benchmark("bench_auto_candidates").hue_coded
+    bench = load_benchmark("bench_asdelivered")
+    rigid = bench.rigid_patch_pairs(tmp_path, "src", "tgt", tmp_path / "rigid", 1, ["p.tif"], 96, recode=hue_coded)
+    deformed = bench._deformed_real_pairs(tmp_path, "src", "tgt", tmp_path / "mixed", 1, None, names=["p.tif"],
+                                          cycle="mixed", recode=hue_coded)
+    patch = read_image(rigid[0]["lom"]).data
+    assert patch.shape == (96, 96, 3)
+    assert np.all(patch.max(axis=-1) >= 250)  # hues at full value: no empty border in a patch cut from the field
+    moved = read_image(deformed[0]["lom"]).data
+    assert moved.shape == grey.shape + (3,)
+    border = moved.max(axis=-1) == 0
+    assert 0 < border.mean() < 0.2  # the near-identity case's shift leaves a thin black margin, nothing more
+    assert read_image(deformed[0]["cbs"]).data.ndim == 2  # the target stays grey
