@@ -3,7 +3,8 @@
 Real aligned pairs of other modalities (shale BSE/SE, CLEM EM/FM from ``../shared/data``), the
 source deformed by a known smooth deformation as ``bench_asdelivered.py`` does (``--deformations
 mixed``: near-identity and small in turn; ``large``: near-identity, then two of 3-8 deg, 8-25 px,
-2-5 px elastic). For every case ``pipeline.chain.coarse_alignment`` runs twice on the raw images,
+2-5 px elastic; ``rigid``: Lu et al. 2022's four levels in turn, up to 20 deg and 9.6 % of the side,
+patches cut from the field as ``bench_user_field.py --deformations rigid`` cuts them). For every case ``pipeline.chain.coarse_alignment`` runs twice on the raw images,
 as a raw chain's coarse step: ``check="alike"`` (hypotheses scored by the NCC of the grey levels,
 the behaviour before), on :func:`styleunwarp.structure.edge_strength` alone (``coarse.align(...,
 search_on=...)``), and ``check="structure"`` (grey levels, then edge strength where they keep the
@@ -12,7 +13,7 @@ information where edge strength keeps the identity too (what ``register`` does n
 must be confirmed by MIND-SSC on the raw images. Reported: the mean distance (px) of the chosen coarse map from the truth, per case and
 per data set (cases within 5 px, median, cases made worse than the start by > 0.25 px).
 
-    PYTHONPATH=python python benchmarks/bench_coarse_raw.py [--sets shale,clem] [--deformations mixed,large] [--seed 5] [--out /tmp/bench_coarse_raw]
+    PYTHONPATH=python python benchmarks/bench_coarse_raw.py [--sets shale,clem] [--deformations mixed,large,rigid] [--seed 5] [--out /tmp/bench_coarse_raw]
         [--searches 0,1,2,3]
 """
 
@@ -29,6 +30,8 @@ sys.path.insert(0, str(ROOT / "python"))
 sys.path.insert(0, str(ROOT / "benchmarks"))
 DATA = ROOT.parent / "shared" / "data"
 SETS = {"shale": ("petrography-bse-se", "bse", "se"), "clem": ("deepclem-em-fm", "em", "fm")}
+RIGID_CASES = {"shale": (256, 1), "clem": (512, 2)}
+"""``--deformations rigid``: patch side and cases per pair."""
 SEARCHES = ("grey levels", "edge strength", "grey levels, then edge strength", "grey levels, edge strength, then mutual information")
 
 
@@ -42,7 +45,7 @@ def coarse_error(matrix: np.ndarray, truth, shape: tuple[int, int]) -> float:
 
 
 def main() -> None:
-    from bench_asdelivered import _deformed_real_pairs
+    from bench_asdelivered import _deformed_real_pairs, rigid_patch_pairs
 
     from styleunwarp.io import read_image, to_gray
     from styleunwarp.pipeline.chain import coarse_alignment
@@ -66,7 +69,12 @@ def main() -> None:
             print(f"{set_name}: {DATA / folder} not found, skipped")
             continue
         for cycle in args.deformations.split(","):
-            cases = _deformed_real_pairs(DATA / folder, src, tgt, args.out / f"{set_name}-{cycle}", args.seed, None, cycle=cycle)
+            if cycle == "rigid":  # Lu et al. 2022's levels, patches cut from the field (bench_asdelivered.rigid_patch_pairs)
+                names = sorted(p.name for p in (DATA / folder / src).iterdir() if p.suffix.lower() in (".png", ".tif", ".tiff"))
+                side, per_pair = RIGID_CASES[set_name]
+                cases = rigid_patch_pairs(DATA / folder, src, tgt, args.out / f"{set_name}-{cycle}", args.seed, names, side, per_pair)
+            else:
+                cases = _deformed_real_pairs(DATA / folder, src, tgt, args.out / f"{set_name}-{cycle}", args.seed, None, cycle=cycle)
             errs: dict[str, list[float]] = {"start": [], **{k: [] for k in searches}}
             for c in cases:
                 a = to_gray(read_image(c["lom"]).data).astype(np.float32)

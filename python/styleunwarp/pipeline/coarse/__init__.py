@@ -71,7 +71,9 @@ class CoarseResult:
     search: str = "global"
     """``"near"`` (the near-identity search found a clear peak), ``"global"`` (full circle and
     scales), ``"near-fallback"`` (the global search found no unique winner; the near-identity
-    search's best won by the same margins), ``"local"`` (no search found a winner; the identity
+    search's best won by the same margins), ``"unit-scale-fallback"`` (the scale was searched and the
+    global search found no winner; its hypotheses at scale 1 alone gave one by the same margins),
+    ``"local"`` (no search found a winner; the identity
     refined locally won by the margins), ``"mutual information"`` (:func:`align_by_mutual_information`),
     ``"structure"`` (:func:`align_by_structure`), ``"skipped"`` (the identity could not be beaten) or ``"off"``."""
     confirmation: dict | None = None
@@ -134,6 +136,18 @@ def _hypotheses(method: str, target: np.ndarray, source: np.ndarray, scale: floa
     from .similarity import search
 
     return search(target, source, scale=scale, mirror=mirror), "global", near
+
+
+def _unit_scale_hypotheses(method: str, target: np.ndarray, sources: list[tuple[np.ndarray, bool]], mirror: bool,
+                           order) -> list[Candidate]:
+    """The global search's hypotheses with the scale fixed at 1 (every rotation and shift), for each
+    polarity searched, best first: what :func:`align` judges when the search over every scale found no
+    winner (``search = "unit-scale-fallback"``)."""
+    out: list[Candidate] = []
+    for img, inv in sources:
+        found, _, _ = _hypotheses(method, target, img, 1.0, mirror, False)
+        out += [replace(c, extra={**c.extra, "inverted": True}) for c in found] if inv else found
+    return sorted(out, key=order)
 
 
 def _decide(cands: list[Candidate], identity: Candidate, shape: tuple[int, int]) -> tuple[Candidate | None, str]:
@@ -224,6 +238,30 @@ def align(method: str, target: np.ndarray, source: np.ndarray, *, scale: float |
             reason = f"{near_reason} (the global search: {reason})"
         else:
             reason = f"{reason}; near the identity: {near_reason}"
+    if best is None and scale is None and "global" in searches:
+        # Without pixel sizes the global search fits the scale too; a source magnified a few times
+        # is smooth, and junk hypotheses there can outscore and crowd the map at scale 1 (seen on
+        # shale patches rotated 18 deg: three junk maps at 0.22-0.29x led one another by 0.009,
+        # where the search at scale 1 alone found a unique winner 2.1 px from the truth).
+        # As for the near-identity search, an ambiguous search over every scale does not
+        # cancel a clear finding at the unit scale: judged by the same margins among the unit-scale
+        # hypotheses and confirmed by structure; one that structure refuses leaves the identity to
+        # be refined locally, as if no search had found anything.
+        unit = _unit_scale_hypotheses(method, target, sources, mirror, order)
+        unit_best, unit_reason = _decide(unit, identity, target.shape) if unit else (None, "no hypothesis could be scored")
+        unit_ok = unit_best is not None
+        if unit_ok and confirm_structure:
+            from .confirm import confirm
+
+            unit_ok, unit_facts = confirm(confirm_target, confirm_source, unit_best)
+            if not unit_ok:
+                unit_reason = f"{unit_reason}, but {unit_facts['reason']}"
+        if unit_ok:
+            best, searched = unit_best, "unit-scale-fallback"
+            cands = sorted(cands + unit, key=order)
+            reason = f"{unit_reason} (at scale 1; the search over every scale: {reason})"
+        else:
+            reason = f"{reason}; at scale 1: {unit_reason}"
     if best is None and refine_local:
         # No hypothesis stands out among distant ones; the images as delivered may still be a few
         # pixels and degrees off: the identity refined locally, by the same margins (no unique-peak
@@ -248,7 +286,10 @@ def align(method: str, target: np.ndarray, source: np.ndarray, *, scale: float |
     if confirm_structure:
         from .confirm import LOCAL_GAIN_SDS, confirm
 
-        ok, facts = confirm(confirm_target, confirm_source, best, LOCAL_GAIN_SDS if searched == "local" else 0.0)
+        if searched == "unit-scale-fallback":  # confirmed above
+            ok, facts = True, unit_facts
+        else:
+            ok, facts = confirm(confirm_target, confirm_source, best, LOCAL_GAIN_SDS if searched == "local" else 0.0)
         if not ok:
             return CoarseResult(method, identity, identity, cands, f"{reason}, but {facts['reason']}: identity kept" + _searched(searched),
                                 searched, facts)
@@ -330,6 +371,8 @@ def _searched(searched: str) -> str:
         return f" (near-identity search: clear peak >= {NEAR_CLEAR}, global search skipped)"
     if searched == "near-fallback":
         return " (near-identity search, after a global search without a unique winner)"
+    if searched == "unit-scale-fallback":
+        return " (the global search at scale 1 alone, after a search over every scale without a unique winner)"
     if searched == "local":
         return " (the identity refined locally, after searches without a unique winner)"
     return ""
