@@ -173,13 +173,18 @@ def coarse_alignment(method: str, target: np.ndarray, source: np.ndarray, *, sca
     ``benchmarks/bench_raw_checks.py`` (CLEM's reversed matches were not unique peaks) and
     doubles the search, so it stays off (docs/coarse.md)."""
     scale = 1.0 if scale_known else None
-    found = coarse_align(method, target, source, scale=scale, refine_local=check != "structure")
+    # Raw images: the NCC searches of grey levels and edge strength leave scale 1 to the stages made for two
+    # modalities (mutual information, structure), which search it anyway; measured (docs/coarse.md, "Scale 1
+    # alone where the search over every scale is crowded"): their NCC winners at scale 1 were less precise
+    raw = check == "structure"
+    found = coarse_align(method, target, source, scale=scale, refine_local=not raw, unit_scale=not raw)
     if not found.is_identity or found.search in ("skipped", "off"):
         return found
     if check != "structure":
         return _last_search_on_structure(found, target, source, scale, structure_search, found.reason,
                                          f"on the representations' grey levels: {found.reason}")
-    on_edges = coarse_align(method, target, source, scale=scale, search_on=(edge_strength(target), edge_strength(source)))
+    on_edges = coarse_align(method, target, source, scale=scale, search_on=(edge_strength(target), edge_strength(source)),
+                            unit_scale=False)
     if not on_edges.is_identity:
         return replace(on_edges, reason=f"on edge strength: {on_edges.reason} (on grey levels: {found.reason})")
     if not mutual_information:

@@ -167,7 +167,8 @@ def _decide(cands: list[Candidate], identity: Candidate, shape: tuple[int, int])
 
 def align(method: str, target: np.ndarray, source: np.ndarray, *, scale: float | None = None, mirror: bool = False,
           shortcut: bool = True, confirm_structure: bool = True, polarity: str = "same",
-          search_on: tuple[np.ndarray, np.ndarray] | None = None, refine_local: bool = True) -> CoarseResult:
+          search_on: tuple[np.ndarray, np.ndarray] | None = None, refine_local: bool = True,
+          unit_scale: bool = True) -> CoarseResult:
     """Coarse alignment of ``source`` (representation, any size) to ``target`` (representation).
 
     ``method``: ``"auto"`` (= ``"similarity"``), ``"none"``, ``"similarity"`` or ``"affine"``.
@@ -191,6 +192,9 @@ def align(method: str, target: np.ndarray, source: np.ndarray, *, scale: float |
     4 px away meet it within :data:`LOCAL_BASIN_PX`, is judged by the same margins
     over the identity and confirmed by structure, gaining at least :data:`.confirm.LOCAL_GAIN_SDS` chance
     spreads of agreement over the identity (``search = "local"``); ``False``: the behaviour before.
+    With ``unit_scale`` (default), where the scale was searched (``scale=None``) and the global search
+    found no winner, its hypotheses at scale 1 alone are judged by the same margins and confirmed by
+    structure before the local refinement (``search = "unit-scale-fallback"``).
     """
     if polarity not in ("same", "either"):
         raise ValueError(f"polarity must be 'same' or 'either', got {polarity!r}")
@@ -238,7 +242,7 @@ def align(method: str, target: np.ndarray, source: np.ndarray, *, scale: float |
             reason = f"{near_reason} (the global search: {reason})"
         else:
             reason = f"{reason}; near the identity: {near_reason}"
-    if best is None and scale is None and "global" in searches:
+    if best is None and unit_scale and scale is None and "global" in searches:
         # Without pixel sizes the global search fits the scale too; a source magnified a few times
         # is smooth, and junk hypotheses there can outscore and crowd the map at scale 1 (seen on
         # shale patches rotated 18 deg: three junk maps at 0.22-0.29x led one another by 0.009,
