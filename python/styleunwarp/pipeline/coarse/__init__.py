@@ -145,9 +145,13 @@ def _unit_scale_hypotheses(method: str, target: np.ndarray, sources: list[tuple[
     winner (``search = "unit-scale-fallback"``)."""
     out: list[Candidate] = []
     for img, inv in sources:
-        found, _, _ = _hypotheses(method, target, img, 1.0, mirror, False)
-        out += [replace(c, extra={**c.extra, "inverted": True}) for c in found] if inv else found
+        out += _marked(_hypotheses(method, target, img, 1.0, mirror, False)[0], inv)
     return sorted(out, key=order)
+
+
+def _marked(cands: list[Candidate], inverted: bool) -> list[Candidate]:
+    """``cands``, each saying ``inverted`` when they were found on the source's reversed grey scale."""
+    return [replace(c, extra={**c.extra, "inverted": True}) for c in cands] if inverted else cands
 
 
 def _decide(cands: list[Candidate], identity: Candidate, shape: tuple[int, int]) -> tuple[Candidate | None, str]:
@@ -220,9 +224,8 @@ def align(method: str, target: np.ndarray, source: np.ndarray, *, scale: float |
     cands, searches, near = [], [], []
     for (img, inv), own_id_score in zip(sources, id_scores):
         found, how, unclear = _hypotheses(method, target, img, scale, mirror, shortcut and own_id_score >= MIN_SCORE)
-        mark = (lambda cs: [replace(c, extra={**c.extra, "inverted": True}) for c in cs]) if inv else (lambda cs: cs)
-        cands += mark(found)
-        near += mark(unclear)
+        cands += _marked(found, inv)
+        near += _marked(unclear, inv)
         searches.append(how)
     order = (lambda c: -c.score if np.isfinite(c.score) else np.inf)
     cands.sort(key=order)
