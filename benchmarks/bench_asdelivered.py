@@ -50,6 +50,11 @@ WORSE_TOLERANCE_PX = 0.25
 """A result is 'worse than its start' when its mean TRE exceeds the start's by more than this."""
 
 
+def image_names(folder: Path) -> list[str]:
+    """The image files (PNG, TIFF) of a data set's modality folder, by name."""
+    return sorted(p.name for p in folder.iterdir() if p.suffix.lower() in (".png", ".tif", ".tiff"))
+
+
 def _deformed_real_pairs(folder: Path, src_dir: str, tgt_dir: str, out: Path, seed: int, limit: int | None,
                          names: list[str] | None = None, cycle: str = "mixed", recode=None) -> list[dict]:
     """Aligned real pairs with the source deformed by a known smooth deformation (``names``: only these files).
@@ -62,7 +67,7 @@ def _deformed_real_pairs(folder: Path, src_dir: str, tgt_dir: str, out: Path, se
 
     out.mkdir(parents=True, exist_ok=True)
     rows = []
-    names = names or sorted(p.name for p in (folder / src_dir).iterdir() if p.suffix.lower() in (".png", ".tif", ".tiff"))[:limit]
+    names = names or image_names(folder / src_dir)[:limit]
     for i, name in enumerate(names):
         src = to_gray(read_image(folder / src_dir / name).data)
         tgt = to_gray(read_image(folder / tgt_dir / name).data)

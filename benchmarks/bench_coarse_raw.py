@@ -45,7 +45,7 @@ def coarse_error(matrix: np.ndarray, truth, shape: tuple[int, int]) -> float:
 
 
 def main() -> None:
-    from bench_asdelivered import _deformed_real_pairs, rigid_patch_pairs
+    from bench_asdelivered import _deformed_real_pairs, image_names, rigid_patch_pairs
 
     from styleunwarp.io import read_image, to_gray
     from styleunwarp.pipeline.chain import coarse_alignment
@@ -70,7 +70,7 @@ def main() -> None:
             continue
         for cycle in args.deformations.split(","):
             if cycle == "rigid":  # Lu et al. 2022's levels, patches cut from the field (bench_asdelivered.rigid_patch_pairs)
-                names = sorted(p.name for p in (DATA / folder / src).iterdir() if p.suffix.lower() in (".png", ".tif", ".tiff"))
+                names = image_names(DATA / folder / src)
                 side, per_pair = RIGID_CASES[set_name]
                 cases = rigid_patch_pairs(DATA / folder, src, tgt, args.out / f"{set_name}-{cycle}", args.seed, names, side, per_pair)
             else:

@@ -37,7 +37,7 @@ WORSE_PX = 0.25
 
 
 def cases(name: str, out: Path, seed: int) -> list[dict]:
-    from bench_asdelivered import make_sets, rigid_patch_pairs
+    from bench_asdelivered import image_names, make_sets, rigid_patch_pairs
     from bench_user_field import RIGID_CASES, SETS
 
     base = name.removesuffix("-rigid")
@@ -45,7 +45,7 @@ def cases(name: str, out: Path, seed: int) -> list[dict]:
         (folder, src, tgt), (side, per_pair) = SETS[base], RIGID_CASES[base]
         if not (DATA / folder).is_dir():
             return []
-        names = sorted(p.name for p in (DATA / folder / src).iterdir() if p.suffix.lower() in (".png", ".tif", ".tiff"))
+        names = image_names(DATA / folder / src)
         return rigid_patch_pairs(DATA / folder, src, tgt, out / "data" / name, seed, names, side, per_pair)
     return make_sets(out, [name], 10, seed).get(name, [])
 

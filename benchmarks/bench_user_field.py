@@ -42,7 +42,7 @@ import numpy as np
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "benchmarks"))
-from bench_asdelivered import CYCLES  # noqa: E402
+from bench_asdelivered import CYCLES, image_names  # noqa: E402
 
 DATA = ROOT.parent / "shared" / "data"
 SETS = {"shale": ("petrography-bse-se", "bse", "se"), "shale-hue": ("petrography-bse-se", "bse", "se"),
@@ -63,7 +63,7 @@ def styleunwarp(*args: str) -> subprocess.CompletedProcess:
 
 
 def split(folder: Path, src_dir: str, n_train: int, seed: int) -> tuple[list[str], list[str]]:
-    names = sorted(p.name for p in (folder / src_dir).iterdir() if p.suffix.lower() in (".png", ".tif", ".tiff"))
+    names = image_names(folder / src_dir)
     order = list(np.random.default_rng(seed).permutation(len(names)))
     n_train = min(n_train, len(names) - 1)
     return sorted(names[i] for i in order[:n_train]), sorted(names[i] for i in order[n_train:])

@@ -184,9 +184,9 @@ def test_an_ambiguous_search_over_every_scale_does_not_cancel_a_clear_finding_at
     coarse_error = load_benchmark("bench_coarse_raw").coarse_error
 
     root = real_data("petrography-bse-se", "bse/shale_0019.png")[0].parents[1]
-    names = sorted(p.name for p in (root / "bse").iterdir())  # the case's level and cut follow its place in the set
-    case = next(c for c in _bench_asdelivered().rigid_patch_pairs(root, "bse", "se", tmp_path, 5, names, 256)
-                if c["name"] == "shale_0019")
+    bench = _bench_asdelivered()
+    names = bench.image_names(root / "bse")  # the case's level and cut follow its place in the set
+    case = next(c for c in bench.rigid_patch_pairs(root, "bse", "se", tmp_path, 5, names, 256) if c["name"] == "shale_0019")
     moved, reference = (to_gray(read_image(case[k]).data).astype(np.float32) for k in ("lom", "cbs"))
     truth = read_transform(case["truth"])
     assert coarse_error(np.eye(2, 3), truth, reference.shape) > 20
