@@ -24,23 +24,18 @@ from collections import Counter
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
+from bench_asdelivered import REAL_PAIRS, _deformed_real_pairs  # noqa: E402
 from bench_styled_defaults import make_set  # noqa: E402
 
 CONFIGS = {"off": ["--adapt-steps", "0"], "default": []}
-
-
-REAL_SETS = {"shale": ("petrography-bse-se", "bse", "se"), "clem": ("deepclem-em-fm", "em", "fm")}
-"""Real aligned pairs of other modalities (``SET:SEED``), the source deformed near-identity or small in turn."""
 
 
 def cases(spec: str, out: Path, real: Path, size: int) -> list[tuple[str, str, Path, Path, Path]]:
     """``(set, name, lom, cbs, truth)`` of every pair of ``spec``: a set of ``bench_styled_defaults.py``
     (``lom3:47``), or ``shale:SEED`` / ``clem:SEED`` (the real pairs, as ``bench_asdelivered.py`` deforms them)."""
     kind, seed = spec.split(":")[:2]
-    if kind in REAL_SETS:
-        from bench_asdelivered import _deformed_real_pairs
-
-        folder, src, tgt = REAL_SETS[kind]
+    if kind in REAL_PAIRS:
+        folder, src, tgt = REAL_PAIRS[kind]
         label = spec.replace(":", "_")
         rows = _deformed_real_pairs(real.parent / folder, src, tgt, out / "data" / label, int(seed), None)
         return [(label, r["name"], r["lom"], r["cbs"], r["truth"]) for r in rows]

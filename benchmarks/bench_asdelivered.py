@@ -46,6 +46,9 @@ DATA = ROOT.parent / "shared" / "data"
 SETS = ("asdelivered-px", "asdelivered-nopx", "shale", "clem", "blind", "lom3")
 BLIND_RENDERERS = {"blind": "blind_lom", "lom3": "blind_lom3"}
 """Set name -> the independent LOM renderer (``benchmarks/NAME.py``) its pairs are drawn with."""
+REAL_PAIRS = {"shale": ("petrography-bse-se", "bse", "se"), "clem": ("deepclem-em-fm", "em", "fm")}
+"""The real aligned pairs of other modalities in ``../shared/data``: set name -> (folder, source
+modality subfolder, target modality subfolder)."""
 WORSE_TOLERANCE_PX = 0.25
 """A result is 'worse than its start' when its mean TRE exceeds the start's by more than this."""
 
@@ -219,10 +222,9 @@ def make_sets(out: Path, sets: list[str], n: int, seed: int, crop: int = 512) ->
                     {"name": p["name"], "lom": ad / sub / f"{p['name']}_LOM.tif", "cbs": ad / sub / f"{p['name']}_CBS.tif", "truth": ad / "truth" / f"{p['name']}_direct_transf.txt", "kind": "as-delivered"}
                     for p in desc["pairs"][:n]
                 ]  # fmt: skip
-    if "shale" in sets and (DATA / "petrography-bse-se").is_dir():
-        todo["shale"] = _deformed_real_pairs(DATA / "petrography-bse-se", "bse", "se", out / "data" / "shale", seed, None)
-    if "clem" in sets and (DATA / "deepclem-em-fm").is_dir():
-        todo["clem"] = _deformed_real_pairs(DATA / "deepclem-em-fm", "em", "fm", out / "data" / "clem", seed, None)
+    for name, (folder, src, tgt) in REAL_PAIRS.items():
+        if name in sets and (DATA / folder).is_dir():
+            todo[name] = _deformed_real_pairs(DATA / folder, src, tgt, out / "data" / name, seed, None)
     for name, renderer in BLIND_RENDERERS.items():
         if name in sets and cbs_dir.is_dir():
             todo[name] = _blind_pairs(cbs_dir, out / "data" / name, seed, n, renderer, crop=crop)

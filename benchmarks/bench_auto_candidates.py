@@ -11,13 +11,15 @@ luminance mixes what the target shows), ``clem`` (the 4 EM/FM pairs).
 from __future__ import annotations
 
 import argparse
+import sys
 from pathlib import Path
 
 import numpy as np
 
-DATA = Path(__file__).resolve().parents[2] / "shared" / "data"
-SETS = {"shale": ("petrography-bse-se", "bse", "se"), "shale-hue": ("petrography-bse-se", "bse", "se"),
-        "clem": ("deepclem-em-fm", "em", "fm")}
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from bench_asdelivered import DATA, REAL_PAIRS  # noqa: E402
+
+SETS = {**REAL_PAIRS, "shale-hue": REAL_PAIRS["shale"]}
 
 
 def hue_coded(grey: np.ndarray, whole: np.ndarray | None = None) -> np.ndarray:

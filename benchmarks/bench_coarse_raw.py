@@ -29,7 +29,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "python"))
 sys.path.insert(0, str(ROOT / "benchmarks"))
 DATA = ROOT.parent / "shared" / "data"
-SETS = {"shale": ("petrography-bse-se", "bse", "se"), "clem": ("deepclem-em-fm", "em", "fm")}
+from bench_asdelivered import REAL_PAIRS as SETS  # noqa: E402
 RIGID_CASES = {"shale": (256, 1), "clem": (512, 2)}
 """``--deformations rigid``: patch side and cases per pair."""
 SEARCHES = ("grey levels", "edge strength", "grey levels, then edge strength", "grey levels, edge strength, then mutual information")

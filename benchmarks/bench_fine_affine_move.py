@@ -39,7 +39,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "python"))
 sys.path.insert(0, str(ROOT / "benchmarks"))
 DATA = ROOT.parent / "shared" / "data"
-REAL = {"shale": ("petrography-bse-se", "bse", "se"), "clem": ("deepclem-em-fm", "em", "fm")}
+from bench_asdelivered import REAL_PAIRS  # noqa: E402
 BANDS = (0.0, 0.01, 0.03, 0.05, 0.08, 1.0)
 """Bands of the fit's largest move, as fractions of the larger side."""
 FAR = 0.03
@@ -52,13 +52,13 @@ def make_cases(name: str, out: Path, seed: int, cycle: str) -> list[dict]:
     """The pairs of set ``name`` (see the module docstring), written under ``out``."""
     from bench_asdelivered import BLIND_RENDERERS, _blind_pairs, _deformed_real_pairs
 
-    if name in REAL:
-        folder, src, tgt = REAL[name]
+    if name in REAL_PAIRS:
+        folder, src, tgt = REAL_PAIRS[name]
         return _deformed_real_pairs(DATA / folder, src, tgt, out / name, seed, None, cycle=cycle) if (DATA / folder).is_dir() else []
     if name in BLIND_RENDERERS:
         cbs = DATA / "openecci-cbs"
         return _blind_pairs(cbs, out / name, seed, None, BLIND_RENDERERS[name], cycle=cycle) if cbs.is_dir() else []
-    raise SystemExit(f"unknown set {name!r}: choose from {sorted(REAL) + sorted(BLIND_RENDERERS)}")
+    raise SystemExit(f"unknown set {name!r}: choose from {sorted(REAL_PAIRS) + sorted(BLIND_RENDERERS)}")
 
 
 def run_case(case: dict, model: str | None, perturb: float = 0.0, seed: int = 0) -> dict:

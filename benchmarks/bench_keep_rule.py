@@ -66,9 +66,9 @@ def make_set(name: str, out: Path, n: int, crop: int = 512) -> list[dict]:
         import sys
 
         sys.path.insert(0, str(ROOT / "benchmarks"))
-        from bench_asdelivered import _deformed_real_pairs
+        from bench_asdelivered import REAL_PAIRS, _deformed_real_pairs
 
-        folder, src, tgt = {"shale": ("petrography-bse-se", "bse", "se"), "clem": ("deepclem-em-fm", "em", "fm")}[name]
+        folder, src, tgt = REAL_PAIRS[name]
         return _deformed_real_pairs(DATA / folder, src, tgt, d, 1, n)
     if name.endswith("near"):
         if not (d / "dataset.json").is_file():

@@ -70,9 +70,12 @@ def _write_set(name: str, out: Path, n: int, seed: int) -> list[dict]:
             truth = out / "asdelivered" / "truth" / f"{stem}_direct_transf.txt"
             rows.append({"name": stem, "lom": ua / f"{stem}_LOM.tif", "cbs": ua / f"{stem}_CBS.tif", "truth": truth})
         return rows
-    folder, src_dir, tgt_dir = {"shale": (DATA / "petrography-bse-se", "bse", "se"),
-                                "clem": (DATA / "deepclem-em-fm", "em", "fm")}[name]
-    names = sorted(p.name for p in (folder / src_dir).iterdir() if p.suffix.lower() in (".png", ".tif", ".tiff"))[:n]
+    sys.path.insert(0, str(ROOT / "benchmarks"))
+    from bench_asdelivered import REAL_PAIRS, image_names
+
+    folder, src_dir, tgt_dir = REAL_PAIRS[name]
+    folder = DATA / folder
+    names = image_names(folder / src_dir)[:n]
     for i, fname in enumerate(names):
         stem = Path(fname).stem
         src = to_gray(read_image(folder / src_dir / fname).data)
@@ -214,7 +217,10 @@ def main() -> None:
     sys.path.insert(0, str(ROOT / "python"))
     a.out.mkdir(parents=True, exist_ok=True)
     results = []
-    need = {"shale": "petrography-bse-se", "clem": "deepclem-em-fm", "steel": "openecci-cbs"}
+    sys.path.insert(0, str(ROOT / "benchmarks"))
+    from bench_asdelivered import REAL_PAIRS
+
+    need = {**{k: v[0] for k, v in REAL_PAIRS.items()}, "steel": "openecci-cbs"}
     for name in a.sets.split(","):
         if not (DATA / need[name]).is_dir():
             print(f"{name}: skipped ({DATA / need[name]} absent)")

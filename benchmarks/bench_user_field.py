@@ -42,18 +42,17 @@ import numpy as np
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "benchmarks"))
-from bench_asdelivered import CYCLES, image_names  # noqa: E402
+from bench_asdelivered import CYCLES, REAL_PAIRS, image_names  # noqa: E402
 
 DATA = ROOT.parent / "shared" / "data"
-SETS = {"shale": ("petrography-bse-se", "bse", "se"), "shale-hue": ("petrography-bse-se", "bse", "se"),
-        "clem": ("deepclem-em-fm", "em", "fm")}
+SETS = {**REAL_PAIRS, "shale-hue": REAL_PAIRS["shale"]}
 RIGID_CASES = {"shale": (256, 1), "shale-hue": (256, 1), "clem": (512, 4)}
+"""``--deformations rigid``: patch side and cases per held-out pair (the largest side every level fits in the field)."""
 RECODED = {"shale-hue"}
 """Sets whose sources are the data set's grey sources shown as colour (``bench_auto_candidates.hue_coded``:
 the grey level as a hue, so the luminance is not monotonic in it): a colour source whose colour marks
 what the target shows, as a stain does. Training sources are coded by their own range, held-out ones
 by the range of the field they were cut from."""
-"""``--deformations rigid``: patch side and cases per held-out pair (the largest side every level fits in the field)."""
 
 
 def styleunwarp(*args: str) -> subprocess.CompletedProcess:
