@@ -80,7 +80,8 @@ def _deformed_real_pairs(folder: Path, src_dir: str, tgt_dir: str, out: Path, se
         moved = warp_image(src, source_positions(d, src.shape))
         if recode is not None:
             inside = warp_image(np.ones_like(src, dtype=np.float32), source_positions(d, src.shape)) > 0.5
-            moved = recode(moved, src) * inside[..., None].astype(np.uint8)
+            coded = recode(moved, src)
+            moved = coded * (inside[..., None] if coded.ndim == 3 else inside).astype(np.uint8)
         stem = Path(name).stem
         write_tiff(out / f"{stem}_LOM.tif", moved)
         write_tiff(out / f"{stem}_CBS.tif", tgt)

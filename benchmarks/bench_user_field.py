@@ -48,6 +48,10 @@ DATA = ROOT.parent / "shared" / "data"
 SETS = {**REAL_PAIRS, "shale-hue": REAL_PAIRS["shale"]}
 RIGID_CASES = {"shale": (256, 1), "shale-hue": (256, 1), "clem": (512, 4)}
 """``--deformations rigid``: patch side and cases per held-out pair (the largest side every level fits in the field)."""
+LOOK_CAST = (0.75, 1.25, 0.12)
+"""``--held-out-look varied``: per-channel gain range and largest offset (fraction of the range) of a held-out source's colour cast."""
+LOOK_GAMMA = (0.7, 1.4)
+"""``--held-out-look varied``: range of the tone curve's exponent."""
 RECODED = {"shale-hue"}
 """Sets whose sources are the data set's grey sources shown as colour (``bench_auto_candidates.hue_coded``:
 the grey level as a hue, so the luminance is not monotonic in it): a colour source whose colour marks
@@ -66,6 +70,30 @@ def split(folder: Path, src_dir: str, n_train: int, seed: int) -> tuple[list[str
     order = list(np.random.default_rng(seed).permutation(len(names)))
     n_train = min(n_train, len(names) - 1)
     return sorted(names[i] for i in order[:n_train]), sorted(names[i] for i in order[n_train:])
+
+
+def varied_look(image: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+    """``image`` (uint8, grey or RGB) with another look, as another slide or session of the same
+    microscope gives it: a per-channel gain and offset (:data:`LOOK_CAST`; RGB only, a stain or white
+    balance that differs) and one tone curve (:data:`LOOK_GAMMA`). Black (an empty border) stays black."""
+    u = np.asarray(image, np.float64) / 255.0
+    lo, hi, off = LOOK_CAST
+    shape = (1, 1, u.shape[2]) if u.ndim == 3 else (1, 1)
+    v = np.clip(u * rng.uniform(lo, hi, shape) + rng.uniform(-off, off, shape), 0.0, 1.0)
+    v = v ** float(np.exp(rng.uniform(*np.log(LOOK_GAMMA))))
+    v = np.where(u > 0, v, 0.0)
+    return np.round(v * 255).astype(np.uint8)
+
+
+def with_varied_look(recode, seed: int):
+    """``recode`` followed by :func:`varied_look`, one draw per case (seeded): held-out sources that look
+    unlike the training ones, the structure unchanged."""
+    rng = np.random.default_rng(seed)
+
+    def coded(moved: np.ndarray, whole: np.ndarray) -> np.ndarray:
+        return varied_look(recode(moved, whole) if recode is not None else np.clip(moved, 0, 255).astype(np.uint8), rng)
+
+    return coded
 
 
 def training_folder(folder: Path, src_dir: str, tgt_dir: str, names: list[str], out: Path, recode=None) -> Path:
@@ -110,6 +138,9 @@ def main() -> None:
                          "rigid: Lu et al. 2022's levels 1-4 in turn (up to 20 deg, 9.6 %% of the side per axis), patches cut from the field")
     ap.add_argument("--side", type=int, default=None, help="with --deformations rigid: the patch side (default: per set, RIGID_SIDE)")
     ap.add_argument("--per-pair", type=int, default=None, help="with --deformations rigid: cases cut from each held-out pair (default: per set)")
+    ap.add_argument("--held-out-look", choices=("same", "varied"), default="same",
+                    help="varied: each held-out source gets another colour cast and tone curve than the training sources "
+                         "(another slide or session; varied_look), the model trained as before")
     args = ap.parse_args()
     out = Path(args.out)
     summary = []
@@ -138,15 +169,16 @@ def main() -> None:
         chain = load_chain(model).label
         print(f"{set_name}: the model's chain is {chain}", flush=True)
         case_seed = args.seed + 1 if args.case_seed is None else args.case_seed
-        tag = "" if args.case_seed is None else f"-seed{case_seed}"
+        tag = ("" if args.case_seed is None else f"-seed{case_seed}") + ("-varied" if args.held_out_look == "varied" else "")
+        held_out_recode = with_varied_look(recode, case_seed) if args.held_out_look == "varied" else recode
         test_dir = work / (("test" if args.deformations == "mixed" else f"test-{args.deformations}") + tag)
         if args.deformations == "rigid":
             side, per_pair = RIGID_CASES[set_name]
             cases = rigid_patch_pairs(folder, src_dir, tgt_dir, test_dir, case_seed, test_names,
-                                      args.side or side, args.per_pair or per_pair, recode=recode)
+                                      args.side or side, args.per_pair or per_pair, recode=held_out_recode)
         else:
             cases = _deformed_real_pairs(folder, src_dir, tgt_dir, test_dir, case_seed, None, names=test_names, cycle=args.deformations,
-                                         recode=recode)
+                                         recode=held_out_recode)
         rows = []
         for case in cases:
             row = {"set": set_name, "pair": case["name"], "kind": case["kind"]}

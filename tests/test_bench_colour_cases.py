@@ -44,3 +44,28 @@ def test_recoded_cases_are_colour_with_a_black_border(tmp_path):
     border = moved.max(axis=-1) == 0
     assert 0 < border.mean() < 0.2  # the near-identity case's shift leaves a thin black margin, nothing more
     assert read_image(deformed[0]["cbs"]).data.ndim == 2  # the target stays grey
+
+
+def test_held_out_cases_with_another_look_keep_their_structure_and_border(tmp_path):
+    """``bench_user_field.py --held-out-look varied``: each case gets its own cast and tone curve (the
+    structure's order kept), one draw per case from the seed, and a grey case's empty border stays black."""
+    _field(tmp_path)
+    uf = load_benchmark("bench_user_field")
+    bench = load_benchmark("bench_asdelivered")
+    hue_coded = load_benchmark("bench_auto_candidates").hue_coded
+    grey = np.linspace(1, 250, 64 * 64).reshape(64, 64)
+    coded = hue_coded(grey)
+    looks = [uf.varied_look(coded, np.random.default_rng(s)) for s in range(3)]
+    assert all(v.shape == coded.shape and v.dtype == np.uint8 for v in looks)
+    assert all(np.abs(v.astype(int) - coded).mean() > 3 for v in looks)  # another look ...
+    assert not np.array_equal(looks[0], looks[1])  # ... per draw
+    g = uf.varied_look(grey.astype(np.uint8), np.random.default_rng(0))
+    assert np.all(np.diff(g.ravel().astype(int)) >= 0)  # a grey ramp stays a ramp: the structure is unchanged
+    first = uf.with_varied_look(None, 7)
+    again = uf.with_varied_look(None, 7)
+    assert np.array_equal(first(grey, grey), again(grey, grey))  # seeded
+    cases = bench._deformed_real_pairs(tmp_path, "src", "tgt", tmp_path / "varied", 1, None, names=["p.tif"], cycle="mixed",
+                                       recode=uf.with_varied_look(None, 1))
+    moved = read_image(cases[0]["lom"]).data
+    assert moved.ndim == 2  # grey stays grey
+    assert 0 < (moved == 0).mean() < 0.2  # the shifted case's empty margin stays black
