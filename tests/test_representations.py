@@ -242,6 +242,23 @@ def test_heldout_crop_avoids_an_empty_centre():
     assert cases[0].target.std() > 10
 
 
+def test_held_out_windows_grow_where_the_target_is_sparse():
+    """Dense targets keep the smallest window; a few bright blobs on a dark ground get a larger one."""
+    from styleunwarp.style.heldout import EVAL_SIDES, eval_side_for, structured_tiles
+
+    dense = _texture((600, 600))
+    assert structured_tiles(dense, 256) == 64 and eval_side_for([dense]) == EVAL_SIDES[0]
+    rng = np.random.default_rng(2)
+    sparse = np.zeros((600, 600), np.float32)
+    for y, x in rng.integers(40, 560, (9, 2)):  # nine nuclei of about 50 px
+        yy, xx = np.ogrid[-y:600 - y, -x:600 - x]
+        sparse[yy ** 2 + xx ** 2 < 25 ** 2] = 200.0
+    assert structured_tiles(sparse, 256) < structured_tiles(sparse, 512)
+    assert eval_side_for([sparse]) > EVAL_SIDES[0]
+    assert eval_side_for([sparse, dense, dense]) == EVAL_SIDES[0]  # the median over the held-out targets
+    assert eval_side_for([np.zeros((600, 600))]) == EVAL_SIDES[-1]  # nothing anywhere: the largest window
+
+
 # ----------------------------------------------------------------------------- colour stays colour
 def _isoluminant_rgb(shape=(64, 64), seed=3) -> np.ndarray:
     """An RGB image whose structure is all in the chroma: its BT.709 luminance is one constant."""

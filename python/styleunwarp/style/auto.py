@@ -27,7 +27,7 @@ import numpy as np
 
 from ..errors import InputError, StyleunwarpError
 from .chain import Chain, write_chain_card
-from .heldout import KINDS, Case, make_cases, ranges
+from .heldout import KINDS, Case, eval_side_for, make_cases, ranges
 from .representations import Representation
 
 log = logging.getLogger(__name__)
@@ -58,7 +58,7 @@ class AutoConfig:
     heldout_fraction: float = 0.25
     max_heldout: int = 4
     cases_per_pair: int = 2
-    eval_side: int = 256
+    eval_side: int | None = None  # held-out window side (px); None: chosen by the targets' structure (heldout.eval_side_for)
     channels: int | None = None  # None: 3 when the sources are RGB, else 1
     kinds: tuple[str, ...] = ("none", "shipped", "edges", "shared", "cbs", "lut")
     shared_fraction: float = 0.25  # of the time budget, for training the shared code
@@ -288,8 +288,10 @@ def _train_auto(pairs, out, cfg: AutoConfig, echo, description) -> dict:
         note_data = f"{len(trn)} training pairs, {len(held)} held out"
     # as register: with both pixel sizes known the coarse step keeps the scale, else it searches it
     scale_known = all(n in scaled for n, _, _ in held)
-    cases = make_cases(held, cfg.cases_per_pair, seed=cfg.seed, max_side=cfg.eval_side, scale_known=scale_known)
-    say(f"auto: {note_data}; {len(cases)} held-out cases (deformed, {cfg.eval_side} px a side); "
+    eval_side = cfg.eval_side or eval_side_for([t for _, _, t in held])
+    cases = make_cases(held, cfg.cases_per_pair, seed=cfg.seed, max_side=eval_side, scale_known=scale_known)
+    say(f"auto: {note_data}; {len(cases)} held-out cases (deformed, {eval_side} px a side"
+        f"{'' if cfg.eval_side else ', chosen by the targets structure'}); "
         f"budget {cfg.max_minutes:g} min; source channels {channels}")
     params = PIPELINE_DEFAULTS
     results: list[Result] = []
@@ -418,8 +420,9 @@ def _train_auto(pairs, out, cfg: AutoConfig, echo, description) -> dict:
         "training_data": {"description": description or f"{len(images)} aligned pairs from {Path(pairs).resolve()}",
                           "train": [n for n, _, _ in trn], "held_out": [n for n, _, _ in held],
                           "note": note_data, "skipped_files": problems, "source_channels": channels},
-        "evaluation": {"cases": len(cases), "cases_per_pair": cfg.cases_per_pair, "eval_side_px": cfg.eval_side,
-                       "kinds": [c.kind for c in cases], "case_ranges": case_ranges(cfg.eval_side),
+        "evaluation": {"cases": len(cases), "cases_per_pair": cfg.cases_per_pair, "eval_side_px": eval_side,
+                       "eval_side_chosen_by": "given" if cfg.eval_side else "structured tiles (heldout.eval_side_for)",
+                       "kinds": [c.kind for c in cases], "case_ranges": case_ranges(eval_side),
                        "chain": "as register runs it: representation -> coarse alignment (auto) -> backend -> never worse "
                                 "than the start (pipeline.chain.register_representations)",
                        "scale_known": scale_known, "params": params.to_dict()},

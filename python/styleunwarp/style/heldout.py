@@ -81,6 +81,54 @@ def busiest_window(image: np.ndarray, side: int) -> tuple[int, int]:
     return pos
 
 
+EVAL_SIDES = (256, 384, 512)
+"""Sides (px) of the held-out windows that :func:`eval_side_for` chooses from, smallest (fastest) first."""
+
+STRUCTURE_TILE = 32
+"""Side (px) of the tiles :func:`structured_tiles` counts."""
+
+MIN_STRUCTURED_TILES = 48
+"""Structured tiles a held-out window must hold (:func:`eval_side_for`): three quarters of a 256 px window.
+
+Measured (docs/representations.md, "Held-out windows large enough for sparse targets"): the busiest
+256 px window of every shale SE and openECCI CBS image holds 64 of 64 structured tiles; of the CLEM
+chromatin fluorescence images 8-27, at 512 px 52-84."""
+
+
+def structured_tiles(image: np.ndarray, side: int) -> int:
+    """How many :data:`STRUCTURE_TILE` px tiles of ``image``'s busiest ``side`` px window
+    (:func:`busiest_window`) vary by more than a quarter of the image's 90th-percentile tile spread:
+    how much there is to register in such a window."""
+    def spreads(a: np.ndarray) -> np.ndarray:
+        t = STRUCTURE_TILE
+        h, w = a.shape[0] // t * t, a.shape[1] // t * t
+        return a[:h, :w].reshape(h // t, t, w // t, t).std(axis=(1, 3))
+
+    grey = np.asarray(image, np.float64)
+    grey = grey.mean(axis=2) if grey.ndim == 3 else grey
+    ref = spreads(grey)
+    if ref.size == 0:
+        return 0
+    y, x = busiest_window(grey, side)
+    return int((spreads(grey[y:y + side, x:x + side]) > 0.25 * np.percentile(ref, 90)).sum())
+
+
+def eval_side_for(targets: list[np.ndarray], sides: tuple[int, ...] = EVAL_SIDES,
+                  min_tiles: int = MIN_STRUCTURED_TILES) -> int:
+    """The smallest of ``sides`` whose busiest windows of the ``targets`` hold at least ``min_tiles``
+    structured tiles (:func:`structured_tiles`; the median over the targets), else the largest.
+
+    A dense target (a micrograph textured everywhere) gets the smallest window. A sparse one
+    (fluorescence: a few bright nuclei on a dark ground) gets a larger window, or its held-out cases hold
+    one structure or none and no chain can show there what it does on a whole field: on CLEM, the 256 px
+    cases left every chain at its start, where the learned translation registers whole fields that raw
+    mutual information does not (docs/representations.md)."""
+    for side in sides:
+        if np.median([structured_tiles(t, side) for t in targets]) >= min_tiles:
+            return side
+    return sides[-1]
+
+
 def make_cases(pairs: list[tuple[str, np.ndarray, np.ndarray]], per_pair: int, seed: int = 0,
                max_side: int | None = None, scale_known: bool = False) -> list[Case]:
     """``per_pair`` deformed cases for each aligned ``(name, source, target)``; the first of
