@@ -52,6 +52,30 @@ def test_an_alternative_that_tied_on_the_held_out_cases_is_marked(tmp_path):
     assert "every_pair" not in MIND.as_dict() and replace(MIND, every_pair=TIED) == MIND
 
 
+def test_where_every_alternative_sees_what_the_winner_sees_another_representation_takes_the_last_place(tmp_path):
+    """A raw winner whose next-best chains are raw too: they share its coarse search. The best chain of
+    another representation that placed a held-out case within 5 px is offered last; one that placed none is not."""
+    winner, nmi = Chain("none", "elastix"), Chain("none", "native", {"similarity": "nmi"})
+    cbs, edges = Chain("cbs", "native"), Chain("edges", "native")
+    reps = {"none": {"kind": "none"}, "cbs": {"kind": "cbs", "folder": "cbs"}, "edges": {"kind": "edges", "folder": "edges"}}
+    cands = [_candidate(winner, [1.9, 2.5]), _candidate(MIND, [1.9, 2.5]), _candidate(nmi, [1.9, 2.6]),
+             _candidate(edges, [1.9, 15.0]), _candidate(cbs, [3.8, 3.8])]
+    write_chain_card(tmp_path, winner, {"kind": "none"}, candidates=cands, winner=cands[0], representations=reps)
+    assert [(c.label, c.every_pair) for c in alternatives(tmp_path)] == [(MIND.label, TIED), (cbs.label, "")]
+    assert [c.label for c in alternatives(tmp_path, n=1)] == [MIND.label]  # one place: the best, as before
+    assert [c.label for c in alternatives(tmp_path, n=3)] == [MIND.label, nmi.label, cbs.label]
+    cands[-1] = _candidate(cbs, [9.0, 12.0])  # no held-out case within 5 px: not offered; edges (one) is
+    write_chain_card(tmp_path, winner, {"kind": "none"}, candidates=cands, winner=cands[0], representations=reps)
+    assert [c.label for c in alternatives(tmp_path)] == [MIND.label, edges.label]
+    cands[-2] = _candidate(edges, [8.0, 15.0])  # none of another representation did: the raw ranking stands
+    write_chain_card(tmp_path, winner, {"kind": "none"}, candidates=cands, winner=cands[0], representations=reps)
+    assert [c.label for c in alternatives(tmp_path)] == [MIND.label, nmi.label]
+    # a learned winner whose best alternative is raw already has another representation: the ranking stands
+    cands = [_candidate(cbs, [0.5, 0.6]), _candidate(MIND, [0.7, 0.8]), _candidate(nmi, [0.8, 0.9]), _candidate(edges, [0.9, 1.0])]
+    write_chain_card(tmp_path, cbs, reps["cbs"], candidates=cands, winner=cands[0], representations=reps)
+    assert [c.label for c in alternatives(tmp_path)] == [MIND.label, nmi.label]
+
+
 @pytest.mark.skipif(not SHALE, reason=data_skip_reason("petrography-bse-se", "se/*.png"))
 def test_a_result_without_structure_evidence_gets_a_second_opinion(tmp_path):
     """Raw BSE shifted by (4, -5) px against its SE: the model's (deliberately weak) chain stays

@@ -161,6 +161,10 @@ def alternatives(model: str | PathLike[str] | None, n: int = ALTERNATIVES) -> li
     auto`` ranked as the winner was (most held-out cases within 5 px, then 1.5 px, then the lower
     median TRE), each representation once per backend, only representations the card can load.
 
+    Where every alternative so chosen has the winner's representation (raw images, say: they share its
+    coarse search and fail where it fails), the last place goes to the best chain of another
+    representation that placed at least one held-out case within 5 px.
+
     The first alternative runs on every pair (``every_pair`` = :data:`TIED`) when it was evaluated on all the winner's
     held-out cases and put as many within 5 px and within 1.5 px: only the median TRE (a few
     tenths of a pixel on a handful of cases) preferred the winner."""
@@ -179,16 +183,27 @@ def alternatives(model: str | PathLike[str] | None, n: int = ALTERNATIVES) -> li
 
         ranked = sorted((c for c in card.get("candidates") or [] if c.get("cases")), key=score, reverse=True)
     won = card.get("winner") if isinstance(card.get("winner"), dict) else None
-    out: list[Chain] = []
+    usable: list[tuple[Chain, dict]] = []
     for d in ranked:
         try:
             chain = Chain.from_dict(d)
         except (KeyError, TypeError, ValueError):
             continue
-        if chain.label != winner.label and chain.representation in loadable and chain.label not in {c.label for c in out}:
-            tie = not out and won is not None and _counts(won)[0] > 0 and _counts(d) == _counts(won)
-            out.append(replace(chain, every_pair=TIED if tie else ""))
-    return out[:n]
+        if chain.label != winner.label and chain.representation in loadable and chain.label not in {c.label for c, _ in usable}:
+            usable.append((chain, d))
+    picked = usable[:n]
+    if n >= 2 and picked and all(c.representation == winner.representation for c, _ in picked):
+        # every alternative sees the pair as the winner does (raw images: the same coarse search) and
+        # fails where it fails: the best chain of another representation that placed a held-out case
+        # within 5 px takes the last place (docs/representations.md, "A second opinion from another representation")
+        other = next(((c, d) for c, d in usable if c.representation != winner.representation and _counts(d)[1] > 0), None)
+        if other is not None:
+            picked = picked[:n - 1] + [other]
+    out: list[Chain] = []
+    for chain, d in picked:
+        tie = not out and won is not None and _counts(won)[0] > 0 and _counts(d) == _counts(won)
+        out.append(replace(chain, every_pair=TIED if tie else ""))
+    return out
 
 
 def style_model_alternatives() -> list[Chain]:
