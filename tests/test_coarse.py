@@ -253,8 +253,9 @@ def test_where_no_search_finds_a_unique_winner_the_identity_refined_locally_is_j
     LOM look the model was not trained on, distant hypotheses score alike), so the identity was kept;
     refined locally from the identity (rotation and shift), the start beats the identity by the
     margins, is confirmed by structure, and lies within 3 px of the truth. (steel_SEM_010 is now
-    found first by the search at scale 1 alone, within 3 px too; steel_SEM_008's unit-scale winner
-    is refused by structure, and the local refinement finds it.) Without the refinement
+    found first by an earlier search, within 3 px too: at scale 1 alone, and since the model's input
+    stretch leaves out the LOM's black corners, by the near-identity search; steel_SEM_008's unit-scale
+    winner is refused by structure, and the local refinement finds it.) Without the refinement
     (``refine_local=False``) the identity is kept, as before. On lom3 seed 4 steel_SEM_004
     (benchmarks/blind_lom3.py, 7.1 px off) the refinement must not move the pair (to 9.3 px with the
     model before the appearance fine-tune, refused there because refinements started 4 px away
@@ -284,7 +285,7 @@ def test_where_no_search_finds_a_unique_winner_the_identity_refined_locally_is_j
         identity, chosen = start_tre(found.identity.matrix), start_tre(found.chosen.matrix)
         assert identity > 7.0 and chosen < 3.0, (row["name"], identity, chosen, found.reason)
         assert found.confirmation and found.confirmation["z"] >= 5, found.reason
-        if found.search == "unit-scale-fallback":  # steel_SEM_010: the search at scale 1 alone finds it first
+        if found.search in ("unit-scale-fallback", "near-fallback"):  # steel_SEM_010: an earlier search finds it first
             assert row["name"] == "steel_SEM_010", found.reason
             continue
         searched.append(row["name"])
