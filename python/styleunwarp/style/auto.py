@@ -291,7 +291,7 @@ def _train_auto(pairs, out, cfg: AutoConfig, echo, description) -> dict:
     eval_side = cfg.eval_side or eval_side_for([t for _, _, t in held])
     cases = make_cases(held, cfg.cases_per_pair, seed=cfg.seed, max_side=eval_side, scale_known=scale_known)
     say(f"auto: {note_data}; {len(cases)} held-out cases (deformed, {eval_side} px a side"
-        f"{'' if cfg.eval_side else ', chosen by the targets structure'}); "
+        f"{'' if cfg.eval_side else ', chosen by the structure of the targets'}); "
         f"budget {cfg.max_minutes:g} min; source channels {channels}")
     params = PIPELINE_DEFAULTS
     results: list[Result] = []

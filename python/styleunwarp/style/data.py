@@ -36,8 +36,8 @@ def empty_border(arr: np.ndarray) -> np.ndarray:
     exceeds :data:`BORDER_MAX_FRACTION`. The highest value is left alone: a bright region touching the
     edge is mostly a saturated part of the content.
 
-    Why: the per-image percentile stretch (:data:`NORMALIZATION`) would count such a border as dark (or
-    bright) content. A border of 8 % of a CLEM field moved the 1st percentile from the EM's darkest
+    Why: the per-image percentile stretch (:data:`NORMALIZATION`) would count such a border as dark
+    content. A border of 8 % of a CLEM field moved the 1st percentile from the EM's darkest
     content to the border's 0, and a translation trained on three pairs then correlated 0.5 with its own
     output on the same field without the border (its correlation with the fluorescence 0.34 -> 0.20),
     while the border's pixels alone, with the stretch unchanged, left it at 0.99 (docs/representations.md)."""
@@ -81,7 +81,7 @@ def normalize_input(image: np.ndarray, channels: int = 1, path: str | PathLike[s
         raise InputError(path, f"image contains {int((~finite).sum())} NaN or infinite values")
     n = NORMALIZATION
     border = empty_border(arr)
-    content = arr[:, ~border] if border.any() and not border.all() else arr
+    content = arr[:, ~border] if border.any() else arr  # a border is at most a third of the image
     lo, hi = (float(v) for v in np.percentile(content, [n["low"], n["high"]]))
     if hi <= lo:
         lo, hi = float(content.min()), float(content.max())
