@@ -37,6 +37,8 @@ import numpy as np
 
 ROOT = Path(__file__).resolve().parents[1]
 DATA = ROOT.parent / "shared" / "data"
+sys.path.insert(0, str(ROOT / "benchmarks"))
+from bench_asdelivered import REAL_PAIRS, image_names  # noqa: E402
 SETS = ("shale", "steel", "clem")
 
 
@@ -70,9 +72,6 @@ def _write_set(name: str, out: Path, n: int, seed: int) -> list[dict]:
             truth = out / "asdelivered" / "truth" / f"{stem}_direct_transf.txt"
             rows.append({"name": stem, "lom": ua / f"{stem}_LOM.tif", "cbs": ua / f"{stem}_CBS.tif", "truth": truth})
         return rows
-    sys.path.insert(0, str(ROOT / "benchmarks"))
-    from bench_asdelivered import REAL_PAIRS, image_names
-
     folder, src_dir, tgt_dir = REAL_PAIRS[name]
     folder = DATA / folder
     names = image_names(folder / src_dir)[:n]
@@ -217,9 +216,6 @@ def main() -> None:
     sys.path.insert(0, str(ROOT / "python"))
     a.out.mkdir(parents=True, exist_ok=True)
     results = []
-    sys.path.insert(0, str(ROOT / "benchmarks"))
-    from bench_asdelivered import REAL_PAIRS
-
     need = {**{k: v[0] for k, v in REAL_PAIRS.items()}, "steel": "openecci-cbs"}
     for name in a.sets.split(","):
         if not (DATA / need[name]).is_dir():
