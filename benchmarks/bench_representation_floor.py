@@ -8,6 +8,10 @@ the identity, as if it had started at the truth:
 - ``affine``: the fine affine step's fit (:func:`styleunwarp.pipeline.fine_affine.fit_affine`);
 - ``elastic``: the elastic step (bUnwarpJ with the pipeline's defaults, or ``--backend``; skipped
   with ``--skip-elastic``);
+- ``shift_x``, ``shift_y``: the translation alone that fits the maps best at the truth (the fine
+  affine fit with two degrees of freedom). Averaged over a set, it tells a bias of the renderer (its
+  LOM lines drawn to one side of the CBS boundaries: every pair shifts the same way) from pair-by-pair
+  scatter (the set's mean vector short against its pairs' shifts);
 - ``local``: the mean length of one Gauss-Newton translation step of each 128 px window at four pyramid levels
   (:func:`styleunwarp.style.alignment.mean_shift_px`, the training signal of ``--align-weight``),
   no registration run at all.
@@ -114,7 +118,7 @@ def main(argv: list[str] | None = None) -> None:
             lom = warp_by_truth(read_image(lom_file).data, dense)
             identity = np.array([[1.0, 0.0, 0.0], [0.0, 1.0, 0.0]])
             styled = normalize(np.asarray(model(lom), np.float32))
-            maps: dict[tuple[float, float], tuple[np.ndarray, np.ndarray, float]] = {}
+            maps: dict[tuple[float, float], tuple[np.ndarray, np.ndarray, float, np.ndarray]] = {}
             for variant in variants:
                 key = (denoise_of(variant), highpass_of(variant))
                 if key not in maps:
@@ -124,17 +128,20 @@ def main(argv: list[str] | None = None) -> None:
                         source, target = normalize(highpass(source, key[1])), normalize(highpass(target, key[1]))
                     fitted, _, _ = fit_affine(target, source, identity)
                     affine = transform_stats(affine_elastic(fitted, 1, cbs.shape), cbs.shape, cbs.shape).displacement_mean
-                    maps[key] = (source, target, affine)
-                source, target, affine = maps[key]
+                    shift, _, _ = fit_affine(target, source, identity, dof=2)
+                    maps[key] = (source, target, affine, shift[:, 2])
+                source, target, affine, shift = maps[key]
                 local = mean_shift_px(torch.from_numpy(source)[None, None], torch.from_numpy(target)[None, None])
                 elastic = float("nan")
                 if not args.skip_elastic:
                     radius = int(variant[len("consensus"):]) if variant.startswith("consensus") else 0
                     reg = register(*consensus(target, source, radius), params, backend=args.backend)
                     elastic = transform_stats(reg.direct, cbs.shape, cbs.shape).displacement_mean
-                row = {"set": spec, "pair": name, "variant": variant, "affine": affine, "elastic": elastic, "local": local}
+                row = {"set": spec, "pair": name, "variant": variant, "affine": affine, "elastic": elastic, "local": local,
+                       "shift_x": float(shift[0]), "shift_y": float(shift[1])}
                 rows.append(row)
-                print(f"{spec} {name} {variant}: affine {affine:.2f} px, elastic {elastic:.2f} px, local {local:.2f} px", flush=True)
+                print(f"{spec} {name} {variant}: affine {affine:.2f} px, elastic {elastic:.2f} px, local {local:.2f} px, "
+                      f"shift ({shift[0]:+.2f}, {shift[1]:+.2f}) px", flush=True)
     with (args.out / "rows.csv").open("w", newline="") as fh:
         writer = csv.DictWriter(fh, fieldnames=list(rows[0]))
         writer.writeheader()
@@ -144,9 +151,11 @@ def main(argv: list[str] | None = None) -> None:
         for variant in variants:
             sel = [r for r in rows if r["set"] == spec and r["variant"] == variant]
             summary[f"{spec} {variant}"] = m = {k: round(float(np.mean([r[k] for r in sel])), 3)
-                                                for k in ("affine", "elastic", "local")}
+                                                for k in ("affine", "elastic", "local", "shift_x", "shift_y")}
+            m["shift_length"] = round(float(np.mean([np.hypot(r["shift_x"], r["shift_y"]) for r in sel])), 3)
             print(f"{spec:>12} {variant:>12}: mean affine {m['affine']:.3f} px, elastic {m['elastic']:.3f} px, "
-                  f"local {m['local']:.3f} px ({len(sel)} pairs)")
+                  f"local {m['local']:.3f} px, shift: mean vector ({m['shift_x']:+.3f}, {m['shift_y']:+.3f}), "
+                  f"mean length {m['shift_length']:.3f} px ({len(sel)} pairs)")
     (args.out / "summary.json").write_text(json.dumps(summary, indent=1))
 
 

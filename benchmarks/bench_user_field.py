@@ -12,7 +12,9 @@ rotation <= 0.5 deg, shift <= 1.5 px, elastic <= 1 px, and small, 1-3 deg, 2-6 p
 
 Prints, per data set and method, the pairs within 1.5 px and 5 px mean TRE and the median TRE
 (start = no registration); rows go to ``OUT/rows_SET.csv``. ``shale-hue`` is shale with its BSE
-grey levels shown as hues (:data:`RECODED`): a colour source.
+grey levels shown as hues (:data:`RECODED`): a colour source; ``clem-hue`` likewise the CLEM EM against
+its sparse chromatin channel (a dense colour source against a sparse target, as a stained bright-field
+section against a fibre or fluorescence channel).
 
     python benchmarks/bench_user_field.py [--sets shale,shale-hue,clem] [--train 12] [--out /tmp/user-field]
         [--max-minutes 15] [--seed 0] [--case-seed N] [--deformations mixed|large|rigid]
@@ -45,14 +47,14 @@ sys.path.insert(0, str(ROOT / "benchmarks"))
 from bench_asdelivered import CYCLES, REAL_PAIRS, image_names  # noqa: E402
 
 DATA = ROOT.parent / "shared" / "data"
-SETS = {**REAL_PAIRS, "shale-hue": REAL_PAIRS["shale"]}
-RIGID_CASES = {"shale": (256, 1), "shale-hue": (256, 1), "clem": (512, 4)}
+SETS = {**REAL_PAIRS, "shale-hue": REAL_PAIRS["shale"], "clem-hue": REAL_PAIRS["clem"]}
+RIGID_CASES = {"shale": (256, 1), "shale-hue": (256, 1), "clem": (512, 4), "clem-hue": (512, 4)}
 """``--deformations rigid``: patch side and cases per held-out pair (the largest side every level fits in the field)."""
 LOOK_CAST = (0.75, 1.25, 0.12)
 """``--held-out-look varied``: per-channel gain range and largest offset (fraction of the range) of a held-out source's colour cast."""
 LOOK_GAMMA = (0.7, 1.4)
 """``--held-out-look varied``: range of the tone curve's exponent."""
-RECODED = {"shale-hue"}
+RECODED = {"shale-hue", "clem-hue"}
 """Sets whose sources are the data set's grey sources shown as colour (``bench_auto_candidates.hue_coded``:
 the grey level as a hue, so the luminance is not monotonic in it): a colour source whose colour marks
 what the target shows, as a stain does. Training sources are coded by their own range, held-out ones

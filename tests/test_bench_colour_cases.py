@@ -69,3 +69,15 @@ def test_held_out_cases_with_another_look_keep_their_structure_and_border(tmp_pa
     moved = read_image(cases[0]["lom"]).data
     assert moved.ndim == 2  # grey stays grey
     assert 0 < (moved == 0).mean() < 0.2  # the shifted case's empty margin stays black
+
+
+def test_every_user_field_set_names_real_pairs_and_its_rigid_cases():
+    """Each set of ``bench_user_field.py`` reads one of the real pair folders, has its rigid-case geometry,
+    and every recoded (colour) set is one of them: a set added without its geometry fails here, not
+    an hour into a benchmark."""
+    user_field = load_benchmark("bench_user_field")
+    real = load_benchmark("bench_asdelivered").REAL_PAIRS
+    assert set(user_field.SETS) == set(user_field.RIGID_CASES)
+    assert set(user_field.SETS.values()) <= set(real.values())
+    assert user_field.RECODED <= set(user_field.SETS) and {"shale-hue", "clem-hue"} <= user_field.RECODED
+    assert all(side > 0 and per_pair > 0 for side, per_pair in user_field.RIGID_CASES.values())
