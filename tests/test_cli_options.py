@@ -212,3 +212,23 @@ def test_the_fine_affine_step_is_recorded_printed_and_can_be_turned_off(tmp_path
     assert off.exit_code == 0, off.output
     assert json.loads((tmp_path / "off" / "metrics.json").read_text())["fine_affine"] == {}
     assert "fine affine step" not in off.output
+
+
+def test_a_result_whose_structure_agrees_no_better_than_chance_is_never_called_decent():
+    """A translation into a sparse target's look correlates with the target wherever it lies: its NCC
+    says decent or good, while the raw images' structure agrees no better than chance. Then the
+    grader says bad, and the console says why; above chance, or unmeasured, nothing changes."""
+    from styleunwarp.cli.options import verdict_lines
+    from styleunwarp.quality import Z_CHANCE, grade, grade_details
+
+    base = {"styled_ncc_after": 0.36, "elastic": {"kept": "elastic"}, "transform": {"consistency_error": 0.7, "folded_fraction": 0.0}}
+    assert grade(base)[0] == "decent"
+    lost = {**base, "structure": {"z": Z_CHANCE - 0.5, "aligned": False, "residual_px": None}}
+    assert grade(lost) == ("bad", "grader") and grade_details(lost)["at_chance"] is True
+    assert grade({**lost, "styled_ncc_after": 0.55})[0] == "bad"  # a good by the numbers too
+    assert grade({**lost, "styled_ncc_after": 0.05})[0] == "poor"  # never raised
+    above = {**base, "structure": {"z": Z_CHANCE + 0.5, "aligned": False, "residual_px": None}}
+    assert grade(above)[0] == "decent" and grade_details(above)["at_chance"] is False
+    m = {**lost, "tier": "bad", "grade_source": "grader", "grade_details": grade_details(lost)}
+    line = next(text for text, _ in verdict_lines(m) if text.startswith("verdict"))
+    assert line.startswith("verdict: BAD") and "no better than chance" in line

@@ -180,9 +180,10 @@ def grade_without_truth(metrics: dict, thresholds: dict | None = None, *, floor:
     correlation is used), and a ``good`` that the structure evidence does not back
     (``metrics["structure"]["aligned"]`` false) is lowered to ``decent`` (:func:`capped_by_evidence`),
     while a ``bad`` or ``poor`` read from a weak correlation that the structure evidence shows
-    aligned is raised to ``decent`` (:func:`lifted_by_evidence`): the structure evidence decides
-    whether a result is aligned, the correlation only how well. ``floor`` False leaves that raise
-    out (benchmarks measure the grader without it).
+    aligned is raised to ``decent`` (:func:`lifted_by_evidence`), and a ``good`` or ``decent`` whose
+    structure evidence lies within chance is lowered to ``bad`` (:func:`at_chance`): the structure
+    evidence decides whether a result is aligned, the correlation only how well. ``floor`` False
+    leaves the raise out (benchmarks measure the grader without it).
     """
     if _folded(metrics):
         return "poor"
@@ -240,16 +241,21 @@ def grade_by_correlation(metrics: dict, thresholds: dict | None = None, *, floor
     consistency (:data:`GRADER_THRESHOLDS`), a ``good`` lowered to ``decent`` where the structure
     evidence does not back it (:func:`capped_by_evidence`), a ``bad`` or ``poor`` read from a weak
     correlation raised to ``decent`` where the structure evidence shows the result aligned
-    (:func:`lifted_by_evidence`), ``poor`` on any folding; what :func:`grade_without_truth` uses
+    (:func:`lifted_by_evidence`), a ``good`` or ``decent`` lowered to ``bad`` where the structure
+    evidence lies within chance (:func:`at_chance`), ``poor`` on any folding; what :func:`grade_without_truth` uses
     where the structure evidence makes no residual estimate."""
     return _numbers_heard_with_evidence(metrics, thresholds or GRADER_THRESHOLDS, floor)[0]
 
 
 def _numbers_heard_with_evidence(metrics: dict, th: dict, floor: bool = True) -> tuple[str, str | None]:
     """``(tier, change)``: the tier of the grader's two numbers (:func:`_tier_by_numbers`), then
-    what the structure evidence made of it: ``"capped"`` (a good it does not back, now decent),
-    ``"lifted"`` (a bad or poor it shows aligned, now decent; only with ``floor``) or ``None``."""
+    what the structure evidence made of it: ``"at chance"`` (a good or decent whose source agrees with
+    the target no better than chance, now bad: :func:`at_chance`), ``"capped"`` (a good it does not
+    back, now decent), ``"lifted"`` (a bad or poor it shows aligned, now decent; only with ``floor``)
+    or ``None``."""
     tier = _tier_by_numbers(metrics, th)
+    if tier in ("good", "decent") and at_chance(metrics):
+        return "bad", "at chance"
     if tier == "good" and capped_by_evidence(metrics):
         return "decent", "capped"
     if floor and tier in ("bad", "poor") and lifted_by_evidence(metrics, th):
@@ -313,6 +319,20 @@ def capped_by_evidence(metrics: dict) -> bool:
     return (metrics.get("structure") or {}).get("aligned") is False
 
 
+def at_chance(metrics: dict) -> bool:
+    """Whether the structure evidence was measured and lies less than :data:`Z_CHANCE` chance spreads
+    above chance: nothing shows that the registered source overlaps its target at all. Then the
+    grader says at most ``bad``, whatever the representation's correlation says.
+
+    The correlation reads the representation the registration fitted, and a translation into a
+    sparse target's look correlates with it wherever it lies (a CLEM result 24.5 px off at NCC 0.36,
+    printed decent). Measured on 209 saved registrations with ground truth
+    (``benchmarks/bench_evidence_bands.py``, docs/quality.md): of the 23 with ``z`` below 2, 22 were
+    more than 3 px off and none within 1.5 px."""
+    z = (metrics.get("structure") or {}).get("z")
+    return z is not None and bool(np.isfinite(z)) and z < Z_CHANCE
+
+
 def lifted_by_evidence(metrics: dict, thresholds: dict | None = None) -> bool:
     """Whether a result the grader's two numbers call ``bad`` or ``poor`` only for a weak
     correlation is shown aligned by the structure evidence (``metrics["structure"]["aligned"]``):
@@ -340,7 +360,8 @@ def grade_details(metrics: dict) -> dict:
     was measured on when it is not the result's own (:data:`GRADED_ON_KEY`);
     ``capped_by_evidence``: the grader's own numbers said ``good`` and the structure evidence
     lowered that to ``decent``; ``lifted_by_evidence``: they said ``bad`` or ``poor`` and the
-    structure evidence raised that to ``decent``."""
+    structure evidence raised that to ``decent``; ``at_chance``: they said ``good`` or ``decent``
+    and the structure evidence, within chance (:func:`at_chance`), lowered that to ``bad``."""
     t = metrics.get("transform", {})
     folded = _folded(metrics)
     by_evidence = not folded and tier_from_evidence(metrics) is not None
@@ -352,7 +373,7 @@ def grade_details(metrics: dict) -> dict:
             "by_evidence": by_evidence, "residual_px": (metrics.get("structure") or {}).get("residual_px") if by_evidence else None,
             "by_structure": by_structure, "structure_z": (metrics.get("structure") or {}).get("z") if by_structure else None,
             "graded_on": on.get("representation") if isinstance(on, dict) else None, "capped_by_evidence": change == "capped",
-            "lifted_by_evidence": change == "lifted"}
+            "lifted_by_evidence": change == "lifted", "at_chance": change == "at chance"}
 
 
 def grade(metrics: dict) -> tuple[str, str]:

@@ -239,7 +239,10 @@ def verdict_lines(metrics: dict) -> list[tuple[str, bool]]:
             else:
                 on = f" on the model chain's {d['graded_on']} representation" if d.get("graded_on") else ""
                 how = f"estimated by the grader, no ground truth: NCC{on} {d.get('styled_ncc_after') or float('nan'):.3f}" + ("" if cons is None else f", consistency {cons:.2f} px")
-            if d.get("capped_by_evidence"):
+            if d.get("at_chance"):
+                how += ("; at most bad: the raw images' structure agrees no better than chance, so nothing shows "
+                        "that the result overlaps its target")
+            elif d.get("capped_by_evidence"):
                 how += "; at most decent while the structure evidence does not show it aligned"
             elif d.get("lifted_by_evidence"):
                 how += ("; raised to decent: the structure evidence shows it aligned where the representation correlates "
