@@ -74,3 +74,35 @@ def test_the_check_skips_images_on_other_grids_and_keeps_a_result_that_moves_not
     assert out[3]["kept"] == "elastic" and abs(out[3]["raw_check"]["mind_drop_sds"]) < 0.1  # nothing moved
     kept_start = (identity_elastic(4, SHAPE), None, rep_source, {"kept": "start"})
     assert raw_structure_check(rep_source, a, kept_start, SHAPE, (raw_target, raw_source)) is kept_start
+
+
+def _far(by: float):
+    """A kept elastic outcome that shifts the start (the identity) by ``by`` px to the right: a far move on 192 px."""
+    from styleunwarp.transform import ElasticTransform
+
+    shift = affine_elastic(np.array([[1.0, 0.0, by], [0.0, 1.0, 0.0]]), 4, SHAPE)
+    assert isinstance(shift, ElasticTransform)
+    return shift, None, None, {"kept": "elastic", "reason": "the representations favoured it"}
+
+
+def test_a_far_elastic_move_is_kept_only_where_the_structure_confirms_it(images):
+    """An elastic correction that moves the start by more than ELASTIC_MAX_MEAN_MOVE of the side on
+    average is a search result: kept where the raw structure confirms it as a coarse winner, undone
+    where it does not, and a local correction passes unchecked."""
+    from styleunwarp.pipeline.chain import ELASTIC_MAX_MEAN_MOVE, far_move_check
+
+    raw_target, raw_source, rep_target, rep_source = images
+    a = np.array([[1.0, 0.0, 0.0], [0.0, 1.0, 0.0]])
+    by = 2.0 * ELASTIC_MAX_MEAN_MOVE * SHAPE[0]  # about 11.5 px on 192 px
+    # the raw source shifted so that the far move is the truth: confirmed, kept
+    truth_source = warp_image(raw_source, affine_elastic(np.array([[1.0, 0.0, -by], [0.0, 1.0, 0.0]]), 1, SHAPE), SHAPE)
+    kept = far_move_check(rep_target, rep_source, a, _far(by), (raw_target, truth_source))[3]
+    assert kept["kept"] == "elastic" and kept["mean_move_px"] > ELASTIC_MAX_MEAN_MOVE * SHAPE[0]
+    assert kept["far_move"]["checked_on"] == "raw images"
+    # the same move where the raw images are aligned at the start: not confirmed, the start restored
+    direct, inverse, moved, facts = far_move_check(rep_target, rep_source, a, _far(by), (raw_target, raw_source))
+    assert facts["kept"] == "start" and facts["refused"] == "far move" and "beyond a local correction" in facts["reason"]
+    np.testing.assert_allclose(direct.to_dense(SHAPE), identity_elastic(4, SHAPE).to_dense(SHAPE), atol=1e-6)
+    # a local correction is not checked at all
+    local = far_move_check(rep_target, rep_source, a, _far(1.0), (raw_target, raw_source))[3]
+    assert local["kept"] == "elastic" and "far_move" not in local and local["mean_move_px"] < 1.5

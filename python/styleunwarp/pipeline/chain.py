@@ -97,6 +97,14 @@ its own rule checks on the representations it fitted. Measured (docs/coarse.md, 
 step checked on the raw images"): a learned shared code registered by elastix moved near-identity
 shale cases from 0.7 to 9.5 px while the code's gradient agreement and NCC rose."""
 
+ELASTIC_MAX_MEAN_MOVE = 0.03
+"""Largest mean move of an elastic result's correction to its start (a fraction of the larger side)
+kept without structure confirmation (:func:`far_move_check`): the fine affine step's bound
+(:data:`.fine_affine.FINE_AFFINE_MAX_MOVE`), applied to the elastic step, which could otherwise make
+the far move the fine affine step had refused. Measured (docs/coarse.md, "A far move of the elastic
+step"): of 35 saved kept elastic results with ground truth, the two that moved more than this on
+average ended 24.5 and 41.8 px off; the largest move below it (1.5 % of the side) ended 0.31 px off."""
+
 ELASTIC_MAX_INCONSISTENCY = 0.75
 """Direct/inverse disagreement (px) above which an elastic result is not trusted (Accurate mode).
 Elastic results that helped measured 0.37-0.64 px; two that made pairs worse 1.05 px."""
@@ -443,6 +451,46 @@ def raw_structure_check(source: np.ndarray, a: np.ndarray,
     return identity_elastic(direct.intervals, target_shape), start_inverse, warp_source(source, a, target_shape), facts
 
 
+def far_move_check(target: np.ndarray, source: np.ndarray, a: np.ndarray,
+                   outcome: tuple[ElasticTransform, ElasticTransform | None, np.ndarray, dict],
+                   raw: tuple[np.ndarray, np.ndarray] | None) -> tuple[ElasticTransform, ElasticTransform | None, np.ndarray, dict]:
+    """Undo a kept elastic result that moves the start's pixels by more than
+    :data:`ELASTIC_MAX_MEAN_MOVE` of the larger side on average, unless the structure confirms it as
+    it confirms a coarse winner refined locally (:func:`.coarse.confirm.confirm_placements`, with
+    :data:`.coarse.confirm.LOCAL_GAIN_SDS`). Such a move is a search result, not a local correction.
+
+    ``outcome`` as in :func:`raw_structure_check`. The structure is read on ``raw`` (the images as
+    recorded) where it is on the representations' grids, else on ``target`` and ``source``. The facts
+    gain ``mean_move_px``, and ``far_move`` where the move is beyond the bound."""
+    from .coarse.confirm import LOCAL_GAIN_SDS, confirm_placements
+
+    direct, inverse, moved, facts = outcome
+    if facts.get("kept") != "elastic":
+        return outcome
+    shape = tuple(np.shape(target)[:2])
+    start_map = affine_elastic(a, direct.intervals, shape)
+    result_map = compose_direct(direct, a)
+    mean_move = float(np.hypot(*(result_map.to_dense(shape) - start_map.to_dense(shape))).mean())
+    limit = ELASTIC_MAX_MEAN_MOVE * max(shape)
+    facts = {**facts, "mean_move_px": mean_move}
+    if not mean_move > limit:
+        return direct, inverse, moved, facts
+    on_raw = raw is not None and np.shape(raw[0])[:2] == shape and np.shape(raw[1])[:2] == np.shape(source)[:2]
+    check_target, check_source = (raw if on_raw else (target, source))
+    check_source = np.asarray(check_source, np.float32)
+    ok, far = confirm_placements(check_target, warp_image(check_source, start_map, shape), warp_image(check_source, result_map, shape),
+                                 LOCAL_GAIN_SDS)
+    facts["far_move"] = {**far, "limit_px": limit, "checked_on": "raw images" if on_raw else "representations"}
+    if ok:
+        return direct, inverse, moved, facts
+    facts.update(kept="start", refused="far move", reason=(
+        f"elastic result not trusted: it moves the start by {mean_move:.1f} px on average (> {limit:.1f} px, beyond a local "
+        f"correction) and the structure does not confirm so far a move: {far['reason']}; kept the start "
+        f"(the representations alone favoured it: {facts.get('reason', '')})"))
+    start_inverse = None if inverse is None else identity_elastic(inverse.intervals, shape)
+    return identity_elastic(direct.intervals, shape), start_inverse, warp_source(source, a, shape), facts
+
+
 def register_representations(
     target: np.ndarray,
     source: np.ndarray,
@@ -506,6 +554,7 @@ def register_representations(
                                                                 peak_test=radius == 0)
     if check != "structure":
         direct, inverse, moved, elastic = raw_structure_check(source, a, (direct, inverse, moved, elastic), target.shape, raw)
+    direct, inverse, moved, elastic = far_move_check(target, source, a, (direct, inverse, moved, elastic), raw)
     elastic["consensus_px"] = radius
     if radius != consensus_px:
         elastic["consensus_note"] = (f"whole maps fitted instead of a {consensus_px} px consensus: the fine affine step did not "
@@ -537,6 +586,7 @@ __all__ = [
     "trusts",
     "default_coarse_sigma",
     "keep_or_undo",
+    "far_move_check",
     "raw_structure_check",
     "register_representations",
     "second_pass",

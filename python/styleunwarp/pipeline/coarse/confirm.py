@@ -84,6 +84,14 @@ def confirm(target: np.ndarray, source: np.ndarray, winner: Candidate, min_gain_
                   "full_resolution": facts}
 
 
+def confirm_placements(target: np.ndarray, at_start: np.ndarray, moved: np.ndarray, min_gain_sds: float = 0.0) -> tuple[bool, dict]:
+    """:func:`confirm` for a source already placed on ``target``'s grid two ways, by any map (an
+    elastic result against its start, 0 outside the source): whether the ``moved`` placement is
+    confirmed by structure against ``at_start``, at full analysis resolution, and the numbers."""
+    return _confirm_at(np.asarray(target, np.float32), np.asarray(at_start, np.float32), np.asarray(moved, np.float32),
+                       analysis_factor(np.shape(target)), min_gain_sds)
+
+
 def _confirm_at(target: np.ndarray, at_identity: np.ndarray, moved: np.ndarray, f: int, min_gain_sds: float) -> tuple[bool, dict]:
     """:func:`confirm` with descriptors block-averaged by ``f``, the source already placed at the identity and at the winner."""
     dt, di, dm = (descriptors(x, f) for x in (target, at_identity, moved))  # once, for every comparison
@@ -109,4 +117,4 @@ def _confirm_at(target: np.ndarray, at_identity: np.ndarray, moved: np.ndarray, 
     return ok, facts
 
 
-__all__ = ["LOCAL_GAIN_SDS", "PAIRED_T_MIN", "SD_FLOOR", "Z_MIN", "confirm", "decide"]
+__all__ = ["LOCAL_GAIN_SDS", "PAIRED_T_MIN", "SD_FLOOR", "Z_MIN", "confirm", "confirm_placements", "decide"]
