@@ -399,13 +399,26 @@ def fine_affine_start(target: np.ndarray, source: np.ndarray, start: np.ndarray,
     return refine_fine_affine(target, source, start, check=check, raw=raw)
 
 
+def _on_grids(raw: tuple[np.ndarray, np.ndarray] | None, source_shape: tuple[int, ...], target_shape: tuple[int, ...]) -> bool:
+    """Whether ``raw`` (``(target, source)`` as recorded) is given and lies on the representations' grids."""
+    return raw is not None and np.shape(raw[0])[:2] == tuple(target_shape[:2]) and np.shape(raw[1])[:2] == tuple(source_shape[:2])
+
+
+def _start_restored(source: np.ndarray, a: np.ndarray, direct: ElasticTransform, inverse: ElasticTransform | None,
+                    target_shape: tuple[int, int], facts: dict) -> tuple[ElasticTransform, ElasticTransform | None, np.ndarray, dict]:
+    """The outcome that keeps the start ``a``: identity elastic maps of ``direct``'s (and ``inverse``'s)
+    grid, the source moved by ``a``, and ``facts`` (which say why)."""
+    start_inverse = None if inverse is None else identity_elastic(inverse.intervals, target_shape)
+    return identity_elastic(direct.intervals, target_shape), start_inverse, warp_source(source, a, target_shape), facts
+
+
 def raw_structure_drop(raw: tuple[np.ndarray, np.ndarray] | None, source_shape: tuple[int, ...], target_shape: tuple[int, int],
                        before: ElasticTransform, after: ElasticTransform) -> dict | None:
     """How much worse the images as recorded agree with ``after`` than with ``before`` (direct maps,
     target pixel -> source pixel): :func:`styleunwarp.structure.structure_drop` plus ``max_drop_sds``
     (:data:`ELASTIC_MIND_DROP_SDS`). ``raw``: ``(target, source)`` as recorded, on the grids of
     ``target_shape`` and ``source_shape``; None (nothing measured) without it or on other grids."""
-    if raw is None or np.shape(raw[0])[:2] != tuple(target_shape) or np.shape(raw[1])[:2] != tuple(source_shape[:2]):
+    if not _on_grids(raw, source_shape, target_shape):
         return None
     raw_source = np.asarray(raw[1], np.float32)  # resampled once for each map, so that both are blurred alike
     drop = structure_drop(raw[0], warp_image(raw_source, before, target_shape), warp_image(raw_source, after, target_shape))
@@ -447,8 +460,7 @@ def raw_structure_check(source: np.ndarray, a: np.ndarray,
     why = f"the structure of the images as recorded agrees worse with it than with the start {drop_text(drop)}"
     facts.update(kept="start", refused="raw structure", reason=f"elastic result not trusted: {why}; kept the start "
                  f"(the representations alone favoured it: {facts.get('reason', '')})")
-    start_inverse = None if inverse is None else identity_elastic(inverse.intervals, target_shape)
-    return identity_elastic(direct.intervals, target_shape), start_inverse, warp_source(source, a, target_shape), facts
+    return _start_restored(source, a, direct, inverse, target_shape, facts)
 
 
 def far_move_check(target: np.ndarray, source: np.ndarray, a: np.ndarray,
@@ -475,7 +487,7 @@ def far_move_check(target: np.ndarray, source: np.ndarray, a: np.ndarray,
     facts = {**facts, "mean_move_px": mean_move}
     if not mean_move > limit:
         return direct, inverse, moved, facts
-    on_raw = raw is not None and np.shape(raw[0])[:2] == shape and np.shape(raw[1])[:2] == np.shape(source)[:2]
+    on_raw = _on_grids(raw, np.shape(source), shape)
     check_target, check_source = (raw if on_raw else (target, source))
     check_source = np.asarray(check_source, np.float32)
     ok, far = confirm_placements(check_target, warp_image(check_source, start_map, shape), warp_image(check_source, result_map, shape),
@@ -487,8 +499,7 @@ def far_move_check(target: np.ndarray, source: np.ndarray, a: np.ndarray,
         f"elastic result not trusted: it moves the start by {mean_move:.1f} px on average (> {limit:.1f} px, beyond a local "
         f"correction) and the structure does not confirm so far a move: {far['reason']}; kept the start "
         f"(the representations alone favoured it: {facts.get('reason', '')})"))
-    start_inverse = None if inverse is None else identity_elastic(inverse.intervals, shape)
-    return identity_elastic(direct.intervals, shape), start_inverse, warp_source(source, a, shape), facts
+    return _start_restored(source, a, direct, inverse, shape, facts)
 
 
 def register_representations(
