@@ -9,7 +9,8 @@ keep/undo rule can use: NCC of the representations, NCC after Gaussian blur of s
 NMI, the gradient agreement the pipeline reads and its gain per 64 px tile (how many tiles gain,
 the paired t of the gains), the raw images' MIND agreement and its drop in
 chance spreads (the raw check), the direct/inverse consistency, and the size of the elastic
-correction (mean distance it moves the start's pixels). Rows go to ``OUT/rows_SET.json``;
+correction (mean distance it moves the start's pixels), and the TRE of the start moved a part of the
+way (:data:`PARTS` of the elastic correction, ``tre_partW``). Rows go to ``OUT/rows_SET.json``;
 ``--rules`` prints, per data set, what each candidate rule would give (pairs good <= 1.5 px,
 mean TRE, pairs made worse than the start by > 0.25 px), the chain's own decisions first.
 
@@ -169,6 +170,19 @@ def correction(direct, mask: np.ndarray) -> float:
     return float(np.hypot(d[0] - xx, d[1] - yy)[mask].mean())
 
 
+PARTS = (0.25, 0.5, 0.75)
+"""Fractions of the elastic correction scored as candidates (``tre_partW``): the start moved part of the way."""
+
+
+def partial_correction(direct, fraction: float, shape: tuple[int, int]):
+    """The elastic correction ``direct`` (on the start's grid) scaled by ``fraction``: the B-spline
+    is linear in its coefficients, so the start plus a fraction of the displacement."""
+    from styleunwarp.transform import ElasticTransform, identity_elastic
+
+    ident = identity_elastic(direct.intervals, shape)
+    return ElasticTransform(ident.cx + fraction * (direct.cx - ident.cx), ident.cy + fraction * (direct.cy - ident.cy))
+
+
 def run_pair(row: dict, out: Path, model: str | None) -> dict:
     """The pair through today's chain exactly as ``register_pair`` runs it (coarse step, fine affine
     step, consensus fit, keep rule, second pass, raw structure check; :func:`styleunwarp.pipeline.pair.chain_options`),
@@ -203,6 +217,7 @@ def run_pair(row: dict, out: Path, model: str | None) -> dict:
     drop = raw_structure_drop(kwargs["raw"], np.shape(styled)[:2], target.shape, affine_elastic(a, n, target.shape), compose_direct(reg.direct, a))
     return {"name": row["name"], "tre_coarse": err(affine_elastic(chain.coarse.chosen.matrix, n, target.shape), composed=True),
             "tre_start": err(identity_elastic(n, target.shape)), "tre_elastic": err(reg.direct),
+            **{f"tre_part{w}": err(partial_correction(reg.direct, w, target.shape)) for w in PARTS},
             "tre_pipeline": err(chain.direct, composed=True), "restarted": restarted,
             "kept": chain.elastic.get("kept"), "refused": chain.elastic.get("refused"), "consensus_px": chain.elastic.get("consensus_px"),
             "fine_affine": (chain.fine_affine or {}).get("kept"),
@@ -243,6 +258,9 @@ RULES = {
     **{f"gradient agreement gains on tiles: paired t >= {t}": (lambda t: lambda r: "tile_t" in r and r["tile_t"] >= t)(t) for t in (1, 2, 3)},
     "gradient agreement gains on more than 55 % of the tiles": lambda r: "tile_frac" in r and r["tile_frac"] > 0.55,
     "blur gain > sharp gain": lambda r: (r["ncc2_elastic"] - r["ncc2_start"]) > (r["ncc0_elastic"] - r["ncc0_start"]),
+    **{f"always {w} of the elastic correction": (lambda w: lambda r: f"tre_part{w}" if f"tre_part{w}" in r else None)(w) for w in PARTS},
+    **{f"{w} of the correction where the chain refused it, all where it kept it": (lambda w: lambda r: (
+        "tre_elastic" if r.get("kept") not in ("start", None) else f"tre_part{w}") if f"tre_part{w}" in r else None)(w) for w in PARTS},
 }
 
 
@@ -279,7 +297,8 @@ def score(rows: list[dict], keep) -> tuple[int, float, int]:
             t = r.get("tre_pipeline", r["tre_start"])
         else:
             consistent = r["consistency"] is None or r["consistency"] <= ELASTIC_MAX_INCONSISTENCY
-            t = r["tre_elastic"] if (consistent and keep(r)) else r["tre_start"]
+            decision = keep(r) if consistent else False
+            t = r[decision] if isinstance(decision, str) else r["tre_elastic"] if decision else r["tre_start"]
         tres.append(t)
         worse += t > r["tre_start"] + 0.25
     return sum(t <= 1.5 for t in tres), float(np.mean(tres)), worse

@@ -28,3 +28,18 @@ def test_tile_gain_sees_a_correction_everywhere_and_no_change_as_none():
     half[:, :128] = target[:, :128]  # corrected on the left half only
     partial = tile_gain(start, half, target, mask)
     assert 0.5 <= partial["tile_frac"] <= 0.75  # the 8 corrected tiles, and at most the 4 touching the seam
+
+
+def test_a_part_of_the_elastic_correction_moves_every_pixel_that_part_of_the_way():
+    from styleunwarp.transform import ElasticTransform, identity_elastic, to_dense
+
+    shape = (96, 128)
+    rng = np.random.default_rng(3)
+    ident = identity_elastic(4, shape)
+    direct = ElasticTransform(ident.cx + rng.normal(0, 2, ident.cx.shape), ident.cy + rng.normal(0, 2, ident.cy.shape))
+    yy, xx = np.mgrid[: shape[0], : shape[1]]
+    full = to_dense(direct, shape) - np.stack([xx, yy])
+    part = _bench().partial_correction
+    for fraction in (0.0, 0.25, 0.5, 1.0):
+        moved = to_dense(part(direct, fraction, shape), shape) - np.stack([xx, yy])
+        np.testing.assert_allclose(moved, fraction * full, atol=1e-4)  # evaluated in float32
