@@ -96,8 +96,8 @@ KINDS = {
     "large": {"rotation_deg": (3.0, 8.0), "shift_px": (8.0, 25.0), "elastic_px": (2.0, 5.0)},
 }
 """Known smooth deformations of the test pairs, by kind (ranges of rotation, shift and elastic displacement)."""
-CYCLES = {"mixed": ("near-identity", "small"), "large": ("near-identity", "large", "large")}
-"""The kinds given to the pairs in turn."""
+CYCLES = {"mixed": ("near-identity", "small"), "large": ("near-identity", "large", "large"), "near": ("near-identity",)}
+"""The kinds given to the pairs in turn (``--cycle``); ``near``: every pair near-aligned, as the issue's steel target states it."""
 
 
 RIGID_LEVELS = {1: ((0.0, 5.0), (0.0, 0.024)), 2: ((5.0, 10.0), (0.024, 0.048)),
@@ -209,7 +209,7 @@ def _blind_pairs(cbs_dir: Path, out: Path, seed: int, limit: int | None, rendere
     return rows
 
 
-def make_sets(out: Path, sets: list[str], n: int, seed: int, crop: int = 512) -> dict[str, list[dict]]:
+def make_sets(out: Path, sets: list[str], n: int, seed: int, crop: int = 512, cycle: str = "mixed") -> dict[str, list[dict]]:
     from styleunwarp.synth.asdelivered import write_asdelivered
 
     todo: dict[str, list[dict]] = {}
@@ -225,10 +225,10 @@ def make_sets(out: Path, sets: list[str], n: int, seed: int, crop: int = 512) ->
                 ]  # fmt: skip
     for name, (folder, src, tgt) in REAL_PAIRS.items():
         if name in sets and (DATA / folder).is_dir():
-            todo[name] = _deformed_real_pairs(DATA / folder, src, tgt, out / "data" / name, seed, None)
+            todo[name] = _deformed_real_pairs(DATA / folder, src, tgt, out / "data" / name, seed, None, cycle=cycle)
     for name, renderer in BLIND_RENDERERS.items():
         if name in sets and cbs_dir.is_dir():
-            todo[name] = _blind_pairs(cbs_dir, out / "data" / name, seed, n, renderer, crop=crop)
+            todo[name] = _blind_pairs(cbs_dir, out / "data" / name, seed, n, renderer, cycle=cycle, crop=crop)
     return todo
 
 
@@ -298,6 +298,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--n", type=int, default=10, help="as-delivered pairs")
     ap.add_argument("--seed", type=int, default=1)
     ap.add_argument("--crop", type=int, default=512, help="blind/lom3: side of the CBS crop in px, 0 for the largest square")
+    ap.add_argument("--cycle", choices=sorted(CYCLES), default="mixed", help="kinds of deformation given to the pairs in turn (shale, clem, blind, lom3)")
     ap.add_argument("--score-only", action="store_true", help="only re-score pairs already registered in OUT (current grader)")
     ap.add_argument("--merge", type=Path, nargs="*", default=[], help="more OUT folders of earlier runs to include (score only)")
     args = ap.parse_args(argv)
@@ -305,7 +306,7 @@ def main(argv: list[str] | None = None) -> int:
     unknown = sorted(set(sets) - set(SETS))
     if unknown:
         ap.error(f"unknown data sets {unknown}; choose from {', '.join(SETS)}")
-    todo = make_sets(args.out, sets, args.n, args.seed, args.crop)
+    todo = make_sets(args.out, sets, args.n, args.seed, args.crop, args.cycle)
     results: dict[str, list[dict]] = {}
     res_file = args.out / "results.json"
     outs = [args.out, *args.merge]

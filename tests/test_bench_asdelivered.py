@@ -1,0 +1,29 @@
+"""The as-delivered benchmark's test pairs (``benchmarks/bench_asdelivered.py``) on real CBS images."""
+
+import numpy as np
+
+from conftest import load_benchmark, needs_data, real_data
+
+
+@needs_data("openecci-cbs", "steel_SEM_001.tif")
+def test_the_near_cycle_deforms_every_pair_near_identity_and_renders_the_same_loms(tmp_path):
+    """``--cycle near`` (the issue's steel target: near-aligned pairs) gives every pair a near-identity
+    deformation, no larger than its bounds, over the same renderings as the default cycle."""
+    from styleunwarp.io import read_image
+    from styleunwarp.quality import tre
+    from styleunwarp.transform import identity_elastic, read_transform
+
+    bench = load_benchmark("bench_asdelivered")
+    cbs_dir = real_data("openecci-cbs", "steel_SEM_001.tif")[0].parent
+    near = bench._blind_pairs(cbs_dir, tmp_path / "near", 3, 4, "blind_lom3", cycle="near", crop=192)
+    mixed = bench._blind_pairs(cbs_dir, tmp_path / "mixed", 3, 4, "blind_lom3", cycle="mixed", crop=192)
+    assert [r["kind"].split()[0] for r in near] == ["near-identity"] * 4
+    assert [r["kind"].split()[0] for r in mixed] == ["near-identity", "small"] * 2
+    for a, b in zip(near, mixed):
+        assert np.array_equal(read_image(a["cbs"]).data, read_image(b["cbs"]).data)
+    bounds = bench.KINDS["near-identity"]
+    corner = np.hypot(96, 96) * np.deg2rad(bounds["rotation_deg"][1])
+    for r in near:
+        shape = read_image(r["cbs"]).data.shape[:2]
+        start = tre(identity_elastic(4, shape), read_transform(r["truth"]), shape, shape)
+        assert 0 < start.mean <= bounds["shift_px"][1] + bounds["elastic_px"][1] + corner, r["name"]
