@@ -1,5 +1,7 @@
 """The as-delivered benchmark's test pairs (``benchmarks/bench_asdelivered.py``) on real CBS images."""
 
+from pathlib import Path
+
 import numpy as np
 
 from conftest import load_benchmark, needs_data, real_data
@@ -21,9 +23,11 @@ def test_the_near_cycle_deforms_every_pair_near_identity_and_renders_the_same_lo
     assert [r["kind"].split()[0] for r in mixed] == ["near-identity", "small"] * 2
     for a, b in zip(near, mixed):
         assert np.array_equal(read_image(a["cbs"]).data, read_image(b["cbs"]).data)
+        params = [Path(r["lom"]).with_name(f"{r['name']}_params.json").read_text() for r in (a, b)]
+        assert params[0] == params[1], a["name"]  # the same rendering, only the deformation differs
     bounds = bench.KINDS["near-identity"]
-    corner = np.hypot(96, 96) * np.deg2rad(bounds["rotation_deg"][1])
     for r in near:
         shape = read_image(r["cbs"]).data.shape[:2]
+        corner = np.hypot(*shape) / 2 * np.deg2rad(bounds["rotation_deg"][1])  # the rotation's largest move
         start = tre(identity_elastic(4, shape), read_transform(r["truth"]), shape, shape)
         assert 0 < start.mean <= bounds["shift_px"][1] + bounds["elastic_px"][1] + corner, r["name"]
