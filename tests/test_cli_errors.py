@@ -44,6 +44,19 @@ def test_other_commands_share_the_handler(files):
     _one_line_error(res, "notes.txt")
 
 
+@pytest.mark.parametrize("which", ["lom", "cbs"])
+def test_a_constant_image_is_refused_naming_its_file(files, which):
+    """An image whose every pixel holds one value has nothing to register: the one-line error names
+    that file, whichever of the pair it is, before any styling or search runs."""
+    write_tiff(files / "flat.tif", np.full((64, 64), 7, np.uint8))
+    pair = [files / "flat.tif", files / "img.tif"] if which == "lom" else [files / "img.tif", files / "flat.tif"]
+    res = CliRunner().invoke(main, ["register", *map(str, pair), "--out", str(files / "r")])
+    assert res.exit_code == 1 and "Traceback" not in res.output, res.output
+    last = [ln for ln in res.output.splitlines() if ln.strip()][-1]  # after the status line on the second opinion
+    assert last.startswith("Error: ") and last.endswith("flat.tif: constant image (every pixel is 7): nothing to register"), last
+    assert not (files / "r" / "styled.tif").exists()
+
+
 def test_debug_shows_the_exception(files):
     args = ["--debug", "transform", "apply", str(files / "notes.txt"), str(files / "img.tif"), "--target", str(files / "img.tif"), str(files / "o.tif")]
     res = CliRunner().invoke(main, args)

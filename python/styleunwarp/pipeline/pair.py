@@ -158,6 +158,15 @@ def size_warnings(lom: Micrograph, cbs: Micrograph, lom_shape: tuple[int, int], 
     return []
 
 
+def require_content(image: Micrograph) -> None:
+    """Raise :class:`~styleunwarp.errors.InputError` naming ``image``'s file when every pixel of it
+    holds one value: no representation, coarse search or registration can use such an image."""
+    data = image.data
+    lo = float(data.min())
+    if float(data.max()) == lo:
+        raise InputError(image.path, f"constant image (every pixel is {lo:g}): nothing to register")
+
+
 def prepare_pair(
     lom: PathLikeStr | Micrograph,
     cbs: PathLikeStr | Micrograph,
@@ -180,6 +189,8 @@ def prepare_pair(
     out.mkdir(parents=True, exist_ok=True)
     lom_m, lom_px = with_pixel_size(_as_micrograph(lom), lom_pixel_size)
     cbs_m, cbs_px = with_pixel_size(_as_micrograph(cbs), cbs_pixel_size)
+    for image in (lom_m, cbs_m):
+        require_content(image)
     cbs_gray = to_gray(cbs_m.data)
     target = cbs_gray
     try:  # on the LOM as read (colour stays colour): the representation takes what its model expects
