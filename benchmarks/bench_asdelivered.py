@@ -10,12 +10,13 @@ Data sets (made here, from ``../shared/data``; each skipped when its folder is a
   deformation: near-identity (<= 0.5 deg, <= 1.5 px shift, <= 1 px elastic) for even
   indices, small (1-3 deg, 2-6 px, 1-3 px) for odd ones;
 * ``clem``: the 4 aligned EM/FM pairs (EM moved), likewise.
-* ``blind``: a 512 px crop (``--crop``; 0 for the whole image below its data bar) of each real CBS image with a LOM rendering made by
+* ``blind``: a 512 px crop (``--crop``; 0 for the largest square below its data bar) of each real CBS image with a LOM rendering made by
   ``benchmarks/blind_lom.py``, a renderer written without reading styleunwarp's own
   (``synth/``): grey or colour etch, dropped boundaries, optics, scratches, dust; the LOM
   (8-bit, grey or RGB) deformed as for ``shale``, no pixel sizes in the files. It stands in for
   the steel renderings "made differently from ours" that the project is judged on; nothing is
-  tuned on it.
+  tuned on it. With ``--delivered-cbs`` the CBS is the real file as delivered (16-bit, its data
+  bar, its FEI pixel size) and the LOM is rendered from the whole field above the bar.
 * ``lom3``: the same, with LOM renderings by ``benchmarks/blind_lom3.py``, a third renderer
   written without reading either of the others (the held-out renderer once
   ``blind_lom.py``'s renderings were used for training, see docs/style.md).
@@ -34,6 +35,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import shutil
 import subprocess
 import sys
 import time
@@ -178,10 +180,21 @@ def _largest_square(path: Path, bar_rows: int) -> int:
     return min(h - bar_rows, w)
 
 
+def _field_above_bar(path: Path, bar_rows: int) -> np.ndarray:
+    """The whole specimen field of a CBS file (the rows above its data bar), scaled to [0, 1] by its dtype's range."""
+    import tifffile
+
+    img = tifffile.imread(str(path))
+    scale = float(np.iinfo(img.dtype).max) if np.issubdtype(img.dtype, np.integer) else 1.0
+    return (img[:-bar_rows].astype(np.float64) / scale).astype(np.float32)
+
+
 def _blind_pairs(cbs_dir: Path, out: Path, seed: int, limit: int | None, renderer: str = "blind_lom",
-                 cycle: str = "mixed", crop: int = 512) -> list[dict]:
+                 cycle: str = "mixed", crop: int = 512, delivered: bool = False) -> list[dict]:
     """Real CBS crops with LOM renderings by ``benchmarks/{renderer}.py``, the LOM deformed by a known deformation
-    (the kinds of ``CYCLES[cycle]`` in turn); ``crop``: the side of the square CBS crop, 0 for the largest one."""
+    (the kinds of ``CYCLES[cycle]`` in turn); ``crop``: the side of the square CBS crop, 0 for the largest one.
+    ``delivered``: no crop; the LOM is rendered from the whole field above the data bar and the CBS
+    written is the file itself, as delivered (its data bar and pixel size for ``register`` to find)."""
     from styleunwarp.io import write_tiff
     from styleunwarp.synth import source_positions
     from styleunwarp.transform import warp_image, write_elastic
@@ -191,7 +204,10 @@ def _blind_pairs(cbs_dir: Path, out: Path, seed: int, limit: int | None, rendere
     rows = []
     for i, path in enumerate(sorted(cbs_dir.glob("*.tif"))[:limit]):
         rng = np.random.default_rng([seed, 77, i])
-        cbs = blind.crop_cbs(path, crop or _largest_square(path, blind.BAR_ROWS), rng)
+        if delivered:
+            cbs = _field_above_bar(path, blind.BAR_ROWS)
+        else:
+            cbs = blind.crop_cbs(path, crop or _largest_square(path, blind.BAR_ROWS), rng)
         lom, params = blind.render_lom(cbs, rng)
         kind = CYCLES[cycle][i % len(CYCLES[cycle])]
         d = _deformation(rng, cbs.shape, kind)
@@ -201,7 +217,10 @@ def _blind_pairs(cbs_dir: Path, out: Path, seed: int, limit: int | None, rendere
         cbs16 = np.clip((cbs - lo) / max(hi - lo, 1e-9), 0, 1) * 60000.0
         stem = path.stem
         write_tiff(out / f"{stem}_LOM.tif", moved, dtype=np.uint8)
-        write_tiff(out / f"{stem}_CBS.tif", cbs16, dtype=np.uint16)
+        if delivered:
+            shutil.copyfile(path, out / f"{stem}_CBS.tif")
+        else:
+            write_tiff(out / f"{stem}_CBS.tif", cbs16, dtype=np.uint16)
         write_elastic(d.truth, out / f"{stem}_truth.txt")
         (out / f"{stem}_params.json").write_text(json.dumps(params, default=str) + "\n")
         rows.append({"name": stem, "lom": out / f"{stem}_LOM.tif", "cbs": out / f"{stem}_CBS.tif", "truth": out / f"{stem}_truth.txt",
@@ -209,7 +228,8 @@ def _blind_pairs(cbs_dir: Path, out: Path, seed: int, limit: int | None, rendere
     return rows
 
 
-def make_sets(out: Path, sets: list[str], n: int, seed: int, crop: int = 512, cycle: str = "mixed") -> dict[str, list[dict]]:
+def make_sets(out: Path, sets: list[str], n: int, seed: int, crop: int = 512, cycle: str = "mixed",
+              delivered: bool = False) -> dict[str, list[dict]]:
     from styleunwarp.synth.asdelivered import write_asdelivered
 
     todo: dict[str, list[dict]] = {}
@@ -228,7 +248,7 @@ def make_sets(out: Path, sets: list[str], n: int, seed: int, crop: int = 512, cy
             todo[name] = _deformed_real_pairs(DATA / folder, src, tgt, out / "data" / name, seed, None, cycle=cycle)
     for name, renderer in BLIND_RENDERERS.items():
         if name in sets and cbs_dir.is_dir():
-            todo[name] = _blind_pairs(cbs_dir, out / "data" / name, seed, n, renderer, cycle=cycle, crop=crop)
+            todo[name] = _blind_pairs(cbs_dir, out / "data" / name, seed, n, renderer, cycle=cycle, crop=crop, delivered=delivered)
     return todo
 
 
@@ -298,6 +318,8 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--n", type=int, default=10, help="as-delivered pairs")
     ap.add_argument("--seed", type=int, default=1)
     ap.add_argument("--crop", type=int, default=512, help="blind/lom3: side of the CBS crop in px, 0 for the largest square")
+    ap.add_argument("--delivered-cbs", action="store_true",
+                    help="blind/lom3: the real CBS file as delivered (data bar, pixel size), the LOM rendered from the whole field above the bar (no crop)")
     ap.add_argument("--cycle", choices=sorted(CYCLES), default="mixed", help="kinds of deformation given to the pairs in turn (shale, clem, blind, lom3)")
     ap.add_argument("--score-only", action="store_true", help="only re-score pairs already registered in OUT (current grader)")
     ap.add_argument("--merge", type=Path, nargs="*", default=[], help="more OUT folders of earlier runs to include (score only)")
@@ -306,7 +328,7 @@ def main(argv: list[str] | None = None) -> int:
     unknown = sorted(set(sets) - set(SETS))
     if unknown:
         ap.error(f"unknown data sets {unknown}; choose from {', '.join(SETS)}")
-    todo = make_sets(args.out, sets, args.n, args.seed, args.crop, args.cycle)
+    todo = make_sets(args.out, sets, args.n, args.seed, args.crop, args.cycle, args.delivered_cbs)
     results: dict[str, list[dict]] = {}
     res_file = args.out / "results.json"
     outs = [args.out, *args.merge]

@@ -31,3 +31,33 @@ def test_the_near_cycle_deforms_every_pair_near_identity_and_renders_the_same_lo
         corner = np.hypot(*shape) / 2 * np.deg2rad(bounds["rotation_deg"][1])  # the rotation's largest move
         start = tre(identity_elastic(4, shape), read_transform(r["truth"]), shape, shape)
         assert 0 < start.mean <= bounds["shift_px"][1] + bounds["elastic_px"][1] + corner, r["name"]
+
+
+def file_shape(path: Path) -> tuple[int, int]:
+    import tifffile
+
+    with tifffile.TiffFile(str(path)) as tif:
+        return tuple(tif.pages[0].shape[:2])
+
+
+@needs_data("openecci-cbs", "steel_SEM_002.tif")
+def test_delivered_cbs_pairs_give_register_the_file_itself_and_a_lom_of_its_whole_field(tmp_path):
+    """``--delivered-cbs``: the CBS written is the real file byte for byte (data bar, FEI pixel size),
+    and the LOM and its truth cover the whole field above the bar, the grid ``register`` crops the
+    CBS to (its data bar found in the file)."""
+    from styleunwarp.io import read_image
+    from styleunwarp.transform import read_transform, to_dense
+
+    bench = load_benchmark("bench_asdelivered")
+    cbs_dir = real_data("openecci-cbs", "steel_SEM_002.tif")[0].parent
+    rows = bench._blind_pairs(cbs_dir, tmp_path, 3, 2, "blind_lom3", cycle="near", delivered=True)
+    for r in rows:
+        original = cbs_dir / f"{r['name']}.tif"
+        assert Path(r["cbs"]).read_bytes() == original.read_bytes()
+        cbs = read_image(r["cbs"])
+        bar = cbs.metadata.get("data_bar_rows", 0)
+        assert bar > 0 and cbs.pixel_size is not None, r["name"]
+        field = cbs.data.shape[:2]  # read_image crops the data bar, as register does
+        assert field == (file_shape(original)[0] - bar, file_shape(original)[1])
+        assert read_image(r["lom"]).data.shape[:2] == field
+        assert to_dense(read_transform(r["truth"]), field).shape == (2, *field)
