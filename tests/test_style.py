@@ -556,7 +556,7 @@ def test_l2_loss_learns_the_conditional_mean_and_is_recorded(tmp_path):
             opt.zero_grad()
             pixel_loss(c.expand(10), y, kind).backward()
             opt.step()
-        assert abs(float(c) - best) < 0.03, (kind, float(c))
+        assert abs(c.item() - best) < 0.03, (kind, c.item())
     pairs = _pairs(tmp_path / "pairs")
     res = train(pairs, tmp_path / "l2", _cfg(loss="l2"), progress=False)
     hist = res["history"]
