@@ -213,14 +213,13 @@ def _blind_pairs(cbs_dir: Path, out: Path, seed: int, limit: int | None, rendere
         d = _deformation(rng, cbs.shape, kind)
         moved = warp_image(lom, source_positions(d, cbs.shape))
         moved = np.clip(np.rint(np.asarray(moved, dtype=np.float64) * 255.0), 0, 255).astype(np.uint8)
-        lo, hi = np.percentile(cbs, [0.1, 99.9])
-        cbs16 = np.clip((cbs - lo) / max(hi - lo, 1e-9), 0, 1) * 60000.0
         stem = path.stem
         write_tiff(out / f"{stem}_LOM.tif", moved, dtype=np.uint8)
         if delivered:
             shutil.copyfile(path, out / f"{stem}_CBS.tif")
         else:
-            write_tiff(out / f"{stem}_CBS.tif", cbs16, dtype=np.uint16)
+            lo, hi = np.percentile(cbs, [0.1, 99.9])
+            write_tiff(out / f"{stem}_CBS.tif", np.clip((cbs - lo) / max(hi - lo, 1e-9), 0, 1) * 60000.0, dtype=np.uint16)
         write_elastic(d.truth, out / f"{stem}_truth.txt")
         (out / f"{stem}_params.json").write_text(json.dumps(params, default=str) + "\n")
         rows.append({"name": stem, "lom": out / f"{stem}_LOM.tif", "cbs": out / f"{stem}_CBS.tif", "truth": out / f"{stem}_truth.txt",
