@@ -58,6 +58,7 @@ def test_delivered_cbs_pairs_give_register_the_file_itself_and_a_lom_of_its_whol
         bar = cbs.metadata.get("data_bar_rows", 0)
         assert bar > 0 and cbs.pixel_size is not None, r["name"]
         field = cbs.data.shape[:2]  # read_image crops the data bar, as register does
-        assert field == (file_shape(original)[0] - bar, file_shape(original)[1])
+        rows_in_file, columns_in_file = file_shape(original)
+        assert field == (rows_in_file - bar, columns_in_file)
         assert read_image(r["lom"]).data.shape[:2] == field
         assert to_dense(read_transform(r["truth"]), field).shape == (2, *field)
