@@ -47,8 +47,12 @@ sys.path.insert(0, str(ROOT / "benchmarks"))
 from bench_asdelivered import CYCLES, REAL_PAIRS, image_names  # noqa: E402
 
 DATA = ROOT.parent / "shared" / "data"
-SETS = {**REAL_PAIRS, "shale-hue": REAL_PAIRS["shale"], "clem-hue": REAL_PAIRS["clem"]}
-RIGID_CASES = {"shale": (256, 1), "shale-hue": (256, 1), "clem": (512, 4), "clem-hue": (512, 4)}
+SETS = {**REAL_PAIRS, "shale-hue": REAL_PAIRS["shale"], "clem-hue": REAL_PAIRS["clem"],
+        "shale-rev": ("petrography-bse-se", "se", "bse"), "clem-rev": ("deepclem-em-fm", "fm", "em")}
+"""``-rev``: the same real pairs with the roles swapped (the secondary electrons or the fluorescence
+moved onto the backscatter or the EM image), a direction no choice of ours was made on."""
+RIGID_CASES = {"shale": (256, 1), "shale-hue": (256, 1), "shale-rev": (256, 1),
+               "clem": (512, 4), "clem-hue": (512, 4), "clem-rev": (512, 4)}
 """``--deformations rigid``: patch side and cases per held-out pair (the largest side every level fits in the field)."""
 LOOK_CAST = (0.75, 1.25, 0.12)
 """``--held-out-look varied``: per-channel gain range and largest offset (fraction of the range) of a held-out source's colour cast."""

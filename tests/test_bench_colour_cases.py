@@ -78,6 +78,9 @@ def test_every_user_field_set_names_real_pairs_and_its_rigid_cases():
     user_field = load_benchmark("bench_user_field")
     real = load_benchmark("bench_asdelivered").REAL_PAIRS
     assert set(user_field.SETS) == set(user_field.RIGID_CASES)
-    assert set(user_field.SETS.values()) <= set(real.values())
+    as_published = {(folder, frozenset((src, tgt))) for folder, src, tgt in real.values()}
+    assert {(folder, frozenset((src, tgt))) for folder, src, tgt in user_field.SETS.values()} == as_published
+    assert all(src != tgt for _, src, tgt in user_field.SETS.values())
+    assert ("petrography-bse-se", "se", "bse") in user_field.SETS.values()  # one set in the other direction
     assert user_field.RECODED <= set(user_field.SETS) and {"shale-hue", "clem-hue"} <= user_field.RECODED
     assert all(side > 0 and per_pair > 0 for side, per_pair in user_field.RIGID_CASES.values())
