@@ -10,6 +10,8 @@ script walks the given folders for such files (the runs of ``bench_asdelivered.p
 * the grader's verdict without the truth (:func:`styleunwarp.quality.grade_without_truth`, recomputed
   from the saved metrics with today's grader) against the true tier: every result it calls good or
   decent that is more than 3 px off (an over-claim), and the count of each (true, printed) pair.
+  A result of a ``train`` model saved before ``metrics.json`` recorded what the chain reached on the
+  model's held-out cases (``quality.HELDOUT_KEY``) gets it from the model card, as ``register`` records it now.
 
     python benchmarks/bench_evidence_bands.py /tmp/s38 /tmp/s39 [--bands -inf,1,2,3,5,inf]
 """
@@ -50,8 +52,30 @@ def saved_results(folders: list[Path]) -> list[dict]:
     return rows
 
 
+def with_heldout(metrics: dict, folder: Path) -> dict:
+    """``metrics`` with the held-out result of its chain (:func:`styleunwarp.style.chain.registration_heldout`)
+    where it lacks one: the model is the ``train`` model named in this folder's metrics or a parent's
+    (a second opinion's raw result names none)."""
+    from styleunwarp.quality import HELDOUT_KEY
+    from styleunwarp.style.chain import chain_file, registration_heldout
+
+    if HELDOUT_KEY in metrics:
+        return metrics
+    for parent in [folder, *folder.parents][:4]:
+        try:
+            model = json.loads((parent / "metrics.json").read_text(encoding="utf-8")).get("model")
+        except (OSError, ValueError):
+            continue
+        if model and chain_file(model) is not None:
+            style = "none" if metrics.get("representation") == "none" else "model"
+            held = registration_heldout(model, style, metrics.get("representation_key"), metrics.get("backend"),
+                                        metrics.get("backend_options"))
+            return {**metrics, HELDOUT_KEY: held} if held else metrics
+    return metrics
+
+
 def main(argv: list[str] | None = None) -> None:
-    from styleunwarp.quality import grade_without_truth, tier_from_tre
+    from styleunwarp.quality import TIERS, grade_without_truth, tier_from_tre
 
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("folders", nargs="+", type=Path)
@@ -69,13 +93,16 @@ def main(argv: list[str] | None = None) -> None:
     pairs = Counter()
     over = []
     for r in rows:
-        m = {k: v for k, v in r["metrics"].items() if k not in ("tre", "tier", "grade_source")}
+        m = with_heldout({k: v for k, v in r["metrics"].items() if k not in ("tre", "tier", "grade_source")}, Path(r["folder"]))
         printed = grade_without_truth(m)
         true = tier_from_tre(r["tre"], r["p95"], (m.get("transform") or {}).get("folded_fraction", 0.0) > 0)
         pairs[(true, printed)] += 1
         if printed in ("good", "decent") and r["tre"] > 3:
             over.append((r["tre"], r["z"], printed, r["folder"]))
     print("\ntrue tier -> printed without the truth: " + ", ".join(f"{t}->{p} {n}" for (t, p), n in sorted(pairs.items())))
+    rank = {t: i for i, t in enumerate(TIERS)}
+    print(f"right {sum(n for (t, p), n in pairs.items() if t == p)}, optimistic {sum(n for (t, p), n in pairs.items() if rank[p] > rank[t])}, "
+          f"pessimistic {sum(n for (t, p), n in pairs.items() if rank[p] < rank[t])}")
     print(f"printed good or decent, more than 3 px off: {len(over)}")
     for tre, z, printed, folder in sorted(over, reverse=True):
         print(f"  {tre:6.2f} px, z {z:5.1f}, printed {printed}: {folder}")

@@ -7,6 +7,7 @@ from typing import Callable
 
 import click
 
+from ..quality import HELDOUT_KEY
 from ..residual import describe, misaligned
 
 _SCALE_CHOICES = click.Choice(["very_coarse", "coarse", "fine", "very_fine", "super_fine"], case_sensitive=False)
@@ -247,9 +248,13 @@ def verdict_lines(metrics: dict) -> list[tuple[str, bool]]:
             elif d.get("lifted_by_evidence"):
                 how += ("; raised to decent: the structure evidence shows it aligned where the representation correlates "
                         "weakly (a look the model was not trained on?); it shows alignment, not its accuracy")
-            elif tier == "good" and not d.get("by_evidence") and not d.get("by_structure"):
+            elif tier == "good" and not d.get("by_evidence") and not d.get("by_structure") and not d.get("capped_by_heldout"):
                 how += ("; without a residual estimate the grader tells working from failed results, "
                         "not good from decent (docs/quality.md)")
+            held = metrics.get(HELDOUT_KEY) or {}
+            if d.get("capped_by_heldout"):
+                how += (f"; at most {tier}: train placed this chain's {held.get('cases')} held-out cases of the field at a median "
+                        f"of {held.get('median_tre_px'):.2f} px from the truth, which the structure evidence cannot see past")
         loud = tier in ("poor", "bad")
         text = f"verdict: {tier.upper()} ({how})"
         if loud:

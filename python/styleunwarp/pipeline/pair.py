@@ -21,8 +21,9 @@ import numpy as np
 from .. import __version__
 from ..errors import InputError
 from ..io import Micrograph, atomic_write_text, read_image, to_gray, write_png, write_tiff
-from ..quality import grade, grade_details, ncc, nmi, transform_stats, tre
+from ..quality import HELDOUT_KEY, grade, grade_details, ncc, nmi, transform_stats, tre
 from ..registration import PIPELINE_DEFAULTS, BUnwarpJParams, Registration
+from ..style.chain import registration_heldout
 from ..transform import read_transform, to_dense, warp_image, write_elastic
 from .grid import GridMatch, direct_to_original, inverse_to_original, match_pixel_size
 from .overlay import overlay_rgb
@@ -326,7 +327,8 @@ def register_pair(
     chain = register_representations(target, styled, params, coarse=coarse, **chain_kwargs)
     if adapt_steps is None:
         adapt_steps = default_adapt_steps(model, style, representation)
-    write = dict(out=out, backend=backend, backend_options=backend_options, fiji_dir=fiji_dir, truth=truth)
+    heldout = registration_heldout(model, style, representation, backend, backend_options)
+    write = dict(out=out, backend=backend, backend_options=backend_options, fiji_dir=fiji_dir, truth=truth, heldout=heldout)
     deferred = None
     if adapt_steps > 0:
         from ..style.cache import cached_representation
@@ -359,9 +361,10 @@ def _adapted(d: DeferredAdaptation) -> PairResult:
 
 def _write_result(prep: PreparedPair, chain: ChainOutcome, params: BUnwarpJParams, *, out: Path, backend: str,
                   backend_options: dict | None, fiji_dir: PathLikeStr | None, truth: PathLikeStr | None, seconds_before: float,
-                  adapt: tuple[dict, float] | None = None) -> PairResult:
+                  adapt: tuple[dict, float] | None = None, heldout: dict | None = None) -> PairResult:
     """Write a pair's outputs for the chain's outcome: transforms, the registered original LOM,
-    the overlay and ``metrics.json`` (last); ``adapt``: the adaptation's facts and seconds."""
+    the overlay and ``metrics.json`` (last); ``adapt``: the adaptation's facts and seconds; ``heldout``:
+    what ``train`` measured for this chain on its held-out cases (:data:`~styleunwarp.quality.HELDOUT_KEY`)."""
     t_write = time.perf_counter()
     lom_m, cbs_m, target, styled = prep.lom, prep.cbs, prep.target, prep.styled
     lom_gray, cbs_gray = to_gray(lom_m.data), to_gray(cbs_m.data)
@@ -415,6 +418,7 @@ def _write_result(prep: PreparedPair, chain: ChainOutcome, params: BUnwarpJParam
         EVIDENCE_KEY: structure_evidence(reg_gray, cbs_gray, dense, lom_gray.shape,
                                          coarse_factor=(coarse_res.confirmation or {}).get("factor") if not coarse_res.is_identity else None),
         "transform": transform_stats(direct, target.shape, lom_gray.shape, inverse).to_dict(),
+        **({HELDOUT_KEY: heldout} if heldout else {}),
         "warnings": list(prep.warnings),
         "seconds": {
             "style": prep.style_seconds,

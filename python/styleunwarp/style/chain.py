@@ -206,6 +206,52 @@ def alternatives(model: str | PathLike[str] | None, n: int = ALTERNATIVES) -> li
     return out
 
 
+HELDOUT_FIELDS = ("cases", "within_5px", "within_1.5px", "median_tre_px")
+"""What :func:`heldout_result` copies from a card's entry."""
+
+
+def heldout_result(model: str | PathLike[str] | None, chain: Chain) -> dict | None:
+    """What ``train --target auto`` measured for ``chain`` on the model's held-out cases: the card's
+    ``winner`` where it is that chain, else its best-ranked ``candidates`` entry of the same label
+    (most cases within 5 px, then 1.5 px, then the lower median TRE), as ``{"chain", "cases",
+    "within_5px", "within_1.5px", "median_tre_px"}``; ``None`` for a model without a chain card, a
+    chain the card never measured (a backend or options the user chose), or an entry without cases."""
+    path = chain_file(model)
+    if path is None:
+        return None
+    card = read_card(path)
+    entries = ([card["winner"]] if isinstance(card.get("winner"), dict) else []) + [
+        c for c in card.get("candidates") or [] if isinstance(c, dict)]
+
+    def label_of(d: dict) -> str | None:
+        try:
+            return Chain.from_dict(d).label
+        except (KeyError, TypeError, ValueError):
+            return None
+
+    def rank(d: dict) -> tuple:
+        med = d.get("median_tre_px")
+        return (*_counts(d)[1:], -(med if med is not None else float("inf")))
+
+    same = [d for d in entries if label_of(d) == chain.label and _counts(d)[0] > 0]
+    if not same:
+        return None
+    best = same[0] if same[0] is card.get("winner") else max(same, key=rank)
+    return {"chain": chain.label, **{k: best.get(k) for k in HELDOUT_FIELDS}}
+
+
+def registration_heldout(model: str | PathLike[str] | None, style: str, representation: str | None, backend: str,
+                         backend_options: dict | None) -> dict | None:
+    """:func:`heldout_result` of the chain a registration runs with these arguments (those of
+    :func:`styleunwarp.pipeline.pair.register_pair`): the representation ``representation`` (a key of
+    the card), the card's own, or ``none`` for ``style="none"``, then ``backend`` with ``backend_options``."""
+    card_chain = load_chain(model)
+    if card_chain is None:
+        return None
+    rep = "none" if style == "none" else representation or card_chain.representation
+    return heldout_result(model, Chain(rep, backend, dict(backend_options or {})))
+
+
 def style_model_alternatives() -> list[Chain]:
     """The second opinion for a style model without a chain card (the shipped model, or a model of
     ``train --target edges|cbs``): the first training-free chain this installation can run
@@ -233,5 +279,5 @@ def write_chain_card(folder: Path, chain: Chain, representation_section: dict, *
     return atomic_write_text(folder / CHAIN_NAME, json.dumps(card, indent=2, default=float) + "\n")
 
 
-__all__ = ["ALTERNATIVES", "CHAIN_NAME", "Chain", "alternatives", "chain_file", "load_chain", "load_representation", "read_card", "resolve_backend",
+__all__ = ["ALTERNATIVES", "CHAIN_NAME", "Chain", "alternatives", "chain_file", "heldout_result", "load_chain", "registration_heldout", "load_representation", "read_card", "resolve_backend",
            "write_chain_card"]
