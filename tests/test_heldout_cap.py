@@ -4,10 +4,14 @@
 
 from __future__ import annotations
 
+import json
+
 import numpy as np
 import pytest
+from click.testing import CliRunner
 from scipy import ndimage
 
+from styleunwarp.cli import main
 from styleunwarp.cli.options import verdict_lines
 from styleunwarp.io import read_image, to_gray, write_tiff
 from styleunwarp.pipeline.pair import register_pair
@@ -73,7 +77,8 @@ def test_the_held_out_median_caps_the_tier_the_grader_gives():
 def test_a_registration_records_its_chains_held_out_result_and_the_verdict_hears_it(tmp_path):
     """Real shale BSE shifted by (4, -5) px onto its SE with native MIND: the result is aligned either
     way; with a card whose chain placed its held-out cases 4.2 px off at the median, the verdict is
-    bad and says why; with a card at 0.5 px, the same registration is graded on its own numbers."""
+    bad and says why (the command line, as a user runs it); with a card at 0.5 px, the same
+    registration is graded on its own numbers."""
     se = SHALE[3]
     target = to_gray(read_image(se).data)
     source = ndimage.shift(to_gray(read_image(se.parent.parent / "bse" / se.name).data), (4, -5), order=1, mode="nearest")
@@ -82,7 +87,14 @@ def test_a_registration_records_its_chains_held_out_result_and_the_verdict_hears
     kw = dict(backend=MIND.backend, backend_options=MIND.backend_options, coarse="none")
 
     _card(tmp_path / "weak", [4.2, 3.9, 6.0, 1.1])
-    weak = register_pair(tmp_path / "lom.tif", tmp_path / "cbs.tif", tmp_path / "out_weak", model=tmp_path / "weak", **kw).metrics
+    run = CliRunner().invoke(main, ["register", str(tmp_path / "lom.tif"), str(tmp_path / "cbs.tif"), "--model", str(tmp_path / "weak"),
+                                    "--coarse", "none", "--no-second-opinion", "--out", str(tmp_path / "out_weak")])
+    assert run.exit_code == 0, run.output
+    lines = run.output.splitlines()
+    assert "model chain: none -> native; on train's 4 held-out cases: 1 within 1.5 px, 3 within 5 px, median TRE 4.05 px" in lines, lines
+    verdict = next(line for line in lines if "verdict:" in line)
+    assert "verdict: BAD" in verdict and "4 held-out cases of the field at a median of 4.05 px" in verdict, verdict
+    weak = json.loads((tmp_path / "out_weak" / "metrics.json").read_text())
     assert weak[HELDOUT_KEY] == {"chain": MIND.label, "cases": 4, "within_5px": 3, "within_1.5px": 1, "median_tre_px": pytest.approx(4.05)}
     assert weak["structure"]["aligned"], weak["structure"]
     own = grade_without_truth({k: v for k, v in weak.items() if k != HELDOUT_KEY})

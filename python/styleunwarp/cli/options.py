@@ -300,10 +300,14 @@ def model_alternatives(model, style: str, second_opinion: bool, echo: Callable[[
 def model_chain(model, style: str, backend: str, backend_options: dict, coarse_sigma: float | None, echo: Callable[[str], None] = click.echo):
     """The backend, its options and coarse sigma to use: the model's chain (``train --target auto``)
     unless ``--backend`` was given on the command line. Returns ``(backend, options, coarse_sigma)``."""
-    from ..style.chain import resolve_backend
+    from ..style.chain import registration_heldout, resolve_backend
 
     explicit = _backend_given()
     backend, backend_options, coarse_sigma, chain = resolve_backend(model, style, backend, dict(backend_options or {}), coarse_sigma, explicit)
     if chain is not None:
-        echo(f"model chain: {chain.representation} -> {backend}" + (" (--backend given)" if explicit else ""))
+        held = registration_heldout(model, style, None, backend, backend_options)
+        measured = ("; on train's held-out cases: not measured" if held is None else
+                    f"; on train's {held['cases']} held-out cases: {held['within_1.5px']} within 1.5 px, "
+                    f"{held['within_5px']} within 5 px, median TRE {held['median_tre_px']} px")
+        echo(f"model chain: {chain.representation} -> {backend}" + (" (--backend given)" if explicit else "") + measured)
     return backend, backend_options, coarse_sigma
