@@ -67,8 +67,7 @@ def with_heldout(metrics: dict, folder: Path) -> dict:
         except (OSError, ValueError):
             continue
         if model and chain_file(model) is not None:
-            style = "none" if metrics.get("representation") == "none" else "model"
-            held = registration_heldout(model, style, metrics.get("representation_key"), metrics.get("backend"),
+            held = registration_heldout(model, metrics.get("style", "model"), metrics.get("representation_key"), metrics.get("backend"),
                                         metrics.get("backend_options"))
             return {**metrics, HELDOUT_KEY: held} if held else metrics
     return metrics

@@ -185,7 +185,11 @@ def grade_without_truth(metrics: dict, thresholds: dict | None = None, *, floor:
     evidence decides whether a result is aligned, the correlation only how well. ``floor`` False
     leaves the raise out (benchmarks measure the grader without it).
     """
-    tier = _grade_on_this_result(metrics, thresholds, floor=floor)
+    return _capped_by_heldout(metrics, _grade_on_this_result(metrics, thresholds, floor=floor))
+
+
+def _capped_by_heldout(metrics: dict, tier: str) -> str:
+    """``tier``, lowered to :func:`heldout_cap` where that is lower."""
     cap = heldout_cap(metrics)
     return cap if cap is not None and TIERS.index(cap) < TIERS.index(tier) else tier
 
@@ -397,6 +401,7 @@ def grade_details(metrics: dict) -> dict:
     and the structure evidence, within chance (:func:`at_chance`), lowered that to ``bad``."""
     t = metrics.get("transform", {})
     folded = _folded(metrics)
+    own = _grade_on_this_result(metrics)
     by_evidence = not folded and tier_from_evidence(metrics) is not None
     by_structure = not folded and not by_evidence and tier_from_structure(metrics) is not None
     by_numbers = not by_evidence and not by_structure
@@ -407,7 +412,7 @@ def grade_details(metrics: dict) -> dict:
             "by_structure": by_structure, "structure_z": (metrics.get("structure") or {}).get("z") if by_structure else None,
             "graded_on": on.get("representation") if isinstance(on, dict) else None, "capped_by_evidence": change == "capped",
             "lifted_by_evidence": change == "lifted", "at_chance": change == "at chance",
-            "capped_by_heldout": grade_without_truth(metrics) != _grade_on_this_result(metrics)}
+            "capped_by_heldout": _capped_by_heldout(metrics, own) != own}
 
 
 def grade(metrics: dict) -> tuple[str, str]:

@@ -248,11 +248,11 @@ def verdict_lines(metrics: dict) -> list[tuple[str, bool]]:
             elif d.get("lifted_by_evidence"):
                 how += ("; raised to decent: the structure evidence shows it aligned where the representation correlates "
                         "weakly (a look the model was not trained on?); it shows alignment, not its accuracy")
-            elif tier == "good" and not d.get("by_evidence") and not d.get("by_structure") and not d.get("capped_by_heldout"):
+            elif tier == "good" and not d.get("by_evidence") and not d.get("by_structure"):
                 how += ("; without a residual estimate the grader tells working from failed results, "
                         "not good from decent (docs/quality.md)")
-            held = metrics.get(HELDOUT_KEY) or {}
             if d.get("capped_by_heldout"):
+                held = metrics[HELDOUT_KEY]
                 how += (f"; at most {tier}: train placed this chain's {held.get('cases')} held-out cases of the field at a median "
                         f"of {held.get('median_tre_px'):.2f} px from the truth, which the structure evidence cannot see past")
         loud = tier in ("poor", "bad")

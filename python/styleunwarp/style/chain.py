@@ -92,7 +92,11 @@ def load_chain(model: str | PathLike[str] | None) -> Chain | None:
     path = chain_file(model)
     if path is None:
         return None
-    card = read_card(path)
+    return _card_chain(path, read_card(path))
+
+
+def _card_chain(path: Path, card: dict) -> Chain:
+    """The chain of a card read from ``path``; a bad entry is an error naming the file."""
     try:
         return Chain.from_dict(card["chain"])
     except (KeyError, TypeError, ValueError) as exc:
@@ -217,9 +221,11 @@ def heldout_result(model: str | PathLike[str] | None, chain: Chain) -> dict | No
     "within_5px", "within_1.5px", "median_tre_px"}``; ``None`` for a model without a chain card, a
     chain the card never measured (a backend or options the user chose), or an entry without cases."""
     path = chain_file(model)
-    if path is None:
-        return None
-    card = read_card(path)
+    return None if path is None else _heldout_in_card(read_card(path), chain)
+
+
+def _heldout_in_card(card: dict, chain: Chain) -> dict | None:
+    """:func:`heldout_result` in a card already read."""
     entries = ([card["winner"]] if isinstance(card.get("winner"), dict) else []) + [
         c for c in card.get("candidates") or [] if isinstance(c, dict)]
 
@@ -245,11 +251,12 @@ def registration_heldout(model: str | PathLike[str] | None, style: str, represen
     """:func:`heldout_result` of the chain a registration runs with these arguments (those of
     :func:`styleunwarp.pipeline.pair.register_pair`): the representation ``representation`` (a key of
     the card), the card's own, or ``none`` for ``style="none"``, then ``backend`` with ``backend_options``."""
-    card_chain = load_chain(model)
-    if card_chain is None:
+    path = chain_file(model)
+    if path is None:
         return None
-    rep = "none" if style == "none" else representation or card_chain.representation
-    return heldout_result(model, Chain(rep, backend, dict(backend_options or {})))
+    card = read_card(path)
+    rep = "none" if style == "none" else representation or _card_chain(path, card).representation
+    return _heldout_in_card(card, Chain(rep, backend, dict(backend_options or {})))
 
 
 def style_model_alternatives() -> list[Chain]:
