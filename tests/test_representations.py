@@ -329,3 +329,30 @@ def test_auto_trains_its_grey_level_translation_on_the_conditional_mean(tmp_path
     assert card["training"]["loss"].startswith("L2") and res["history"] and "val_mse" in res["history"][-1]
     a, b = rep.represent(*_pair(5, (128, 128)))
     assert a.shape == b.shape == (128, 128) and np.isfinite(a).all()
+
+
+def test_a_boundary_map_translation_fine_tuned_from_the_shipped_model(tmp_path):
+    """``train_translation(init=...)`` starts from the shipped model (its architecture, a grey source
+    repeated to its 3 inputs) and its card says so; without ``init`` it trains a fresh network with
+    the source's channels. ``train --target auto`` does the latter unless ``edges_from_shipped``
+    (measured a tie, so off: docs/representations.md)."""
+    from styleunwarp.style.auto import AutoConfig, _shipped_edges_folder
+    from styleunwarp.style.representations.translation import train_translation
+
+    shipped = _shipped_edges_folder()
+    if shipped is None:
+        pytest.skip("the shipped boundary-map model is not installed")
+    assert not AutoConfig().edges_from_shipped
+    pairs = _pairs_folder(tmp_path / "pairs", 2, (128, 128))
+    rep, res = train_translation(pairs, tmp_path / "edges", "edges", 1, 0.05, init=shipped)
+    card = json.loads((tmp_path / "edges" / "model.json").read_text())
+    ship = json.loads((shipped / "model.json").read_text())
+    assert card["architecture"] == ship["architecture"] and card["architecture"]["in_channels"] == 3
+    assert Path(card["training"]["init"]["model"]).resolve() == (shipped / "model.safetensors").resolve()
+    assert card["training"]["init"]["weights_sha256"] == ship["weights_sha256"]
+    assert card["target"]["kind"] == "edges" and res["steps_done"] >= 1
+    a, b = rep.represent(*_pair(5, (128, 128)))  # a grey source through the 3-channel network
+    assert a.shape == b.shape == (128, 128) and np.isfinite(a).all() and a.std() > 0
+    fresh, _ = train_translation(pairs, tmp_path / "fresh", "edges", 1, 0.05)
+    fresh_card = json.loads((tmp_path / "fresh" / "model.json").read_text())
+    assert fresh_card["architecture"]["in_channels"] == 1 and "init" not in fresh_card["training"]

@@ -67,6 +67,10 @@ class AutoConfig:
     # mean (l2), which on a sparse target (fluorescence) is not empty as its median is (docs/style.md)
     translation_loss: dict[str, str] = field(default_factory=lambda: {"edges": "l1", "cbs": "l2"})
     threads: int | None = 1  # torch CPU threads while training (1: measured 16x faster than 2 on a loaded 2-core machine)
+    # fine-tune the shipped boundary-map model for ``edges`` instead of a fresh network: measured a tie on shale, its
+    # colour proxy and the roles swapped, a loss on CLEM (docs/representations.md, "The boundary-map candidate
+    # fine-tuned from the shipped model"), so off
+    edges_from_shipped: bool = False
 
 
 @dataclass
@@ -119,6 +123,16 @@ def training_free_chains() -> list[Chain]:
         chains.append(Chain("none", "native", {"similarity": "mind"}))
     chains.append(Chain("none", "native", {"similarity": "nmi"}))
     return chains
+
+
+def _shipped_edges_folder() -> Path | None:
+    """The shipped style model's folder where it is installed and draws boundary maps: where the ``edges``
+    candidate starts from with :attr:`AutoConfig.edges_from_shipped` (fine-tuning; docs/representations.md,
+    "The boundary-map candidate fine-tuned from the shipped model")."""
+    shipped = _shipped_model()
+    if shipped is None or shipped.kind != "edges" or not getattr(shipped.model, "source", None):
+        return None
+    return Path(shipped.model.source).parent
 
 
 def _shipped_model():
@@ -290,8 +304,9 @@ def _train_auto(pairs, out, cfg: AutoConfig, echo, description) -> dict:
     scale_known = all(n in scaled for n, _, _ in held)
     eval_side = cfg.eval_side or eval_side_for([t for _, _, t in held])
     cases = make_cases(held, cfg.cases_per_pair, seed=cfg.seed, max_side=eval_side, scale_known=scale_known)
-    say(f"auto: {note_data}; {len(cases)} held-out cases (deformed, {eval_side} px a side"
-        f"{'' if cfg.eval_side else ', chosen by the structure of the targets'}); "
+    sizes = sorted({f"{c.target.shape[1]} x {c.target.shape[0]} px" for c in cases})
+    say(f"auto: {note_data}; {len(cases)} held-out cases (deformed; windows of at most {eval_side} px a side"
+        f"{'' if cfg.eval_side else ', chosen by the structure of the targets'}: {', '.join(sizes)}); "
         f"budget {cfg.max_minutes:g} min; source channels {channels}")
     params = PIPELINE_DEFAULTS
     results: list[Result] = []
@@ -325,11 +340,12 @@ def _train_auto(pairs, out, cfg: AutoConfig, echo, description) -> dict:
             return
         from .representations.translation import train_translation
 
-        say(f"auto: training the {kind} translation for {secs:.0f} s")
+        init = _shipped_edges_folder() if kind == "edges" and cfg.edges_from_shipped else None
+        say(f"auto: training the {kind} translation for {secs:.0f} s" + (" from the shipped model" if init else ""))
         manifest = _write_manifest(out / "train_pairs.csv", [files[i] for i in trn_idx] or files)
         try:
             rep, _ = train_translation(manifest, out / kind, kind, channels, secs / 60.0, seed=cfg.seed,
-                                       loss=cfg.translation_loss.get(kind, "l1"))
+                                       loss=cfg.translation_loss.get(kind, "l1"), init=init)
         except (StyleunwarpError, ValueError) as exc:
             skipped.append(f"{kind}: training failed ({exc})")
             return
@@ -338,7 +354,7 @@ def _train_auto(pairs, out, cfg: AutoConfig, echo, description) -> dict:
             if left() < 30:
                 skipped.append(f"{chain.label}: not enough time left")
                 continue
-            run(rep, chain, checkpoint="best validation L1")
+            run(rep, chain, checkpoint="best validation L1" + (", fine-tuned from the shipped model" if init else ""))
 
     per_case = None
     for chain in training_free_chains() if "none" in cfg.kinds else []:

@@ -68,16 +68,25 @@ class Translation(Representation):
 
 
 def train_translation(pairs, out: Path, kind: str, channels: int, max_minutes: float, seed: int = 0,
-                      progress: bool = False, loss: str = "l1") -> tuple[Translation, dict]:
+                      progress: bool = False, loss: str = "l1", init: str | Path | None = None) -> tuple[Translation, dict]:
     """Train a ``kind`` (``cbs`` or ``edges``) U-Net on aligned ``pairs`` into ``out``; return it
     and :func:`styleunwarp.style.train`'s summary. ``loss``: the pixel loss (``TrainConfig.loss``).
     The checkpoint kept is the best by validation L1 (MSE with ``loss="l2"``; the chain's TRE then
-    decides whether the representation is used)."""
+    decides whether the representation is used).
+
+    ``init``: a style model of the same ``kind`` to start from (fine-tuning; the shipped boundary-map
+    model for ``edges`` in ``train --target auto``); the network then has its architecture (a grey
+    source is repeated to its 3 input channels) instead of a fresh one with ``channels`` inputs."""
     from ..infer import StyleTransfer
     from ..networks import Architecture
     from ..train import TrainConfig, train
 
+    arch = Architecture(in_channels=channels, base=16, depth=4)
+    if init is not None:
+        from ..weights import load_model
+
+        arch = load_model(init)[0].arch
     cfg = TrainConfig(mode="unet", target=kind, epochs=1000, max_minutes=max_minutes, seed=seed, crop=128,
-                      batch_size=4, loss=loss, arch=Architecture(in_channels=channels, base=16, depth=4))
-    res = train(pairs, out, cfg, progress=progress)
+                      batch_size=4, loss=loss, arch=arch)
+    res = train(pairs, out, cfg, progress=progress, init=init)
     return Translation(StyleTransfer.load(out), out.name), res
