@@ -167,3 +167,28 @@ def test_never_worse_rule_reads_inverted_contrast_by_the_correlations_magnitude(
     assert out.elastic["kept"] == "elastic", out.elastic
     assert "|NCC|" in out.elastic["reason"], out.elastic  # the record says which number it compared
     assert got < 1.0 < start, (got, start)
+
+
+@pytest.mark.skipif(not SHALE.is_dir(), reason="real data ../shared/data/petrography-bse-se absent")
+def test_an_elastic_result_at_chance_gives_the_start_back():
+    """``chance_check``: a kept elastic result whose source, as recorded, agrees with the target no better
+    than chance by structure is undone (never worse than the start); one of a real aligned BSE/SE pair stays."""
+    from styleunwarp.pipeline.chain import ELASTIC_MIN_STRUCTURE_Z, chance_check
+    from styleunwarp.transform import identity_elastic
+
+    names = sorted(p.name for p in (SHALE / "se").glob("*.png"))[:2]
+    bse = [to_gray(read_image(SHALE / "bse" / n).data) for n in names]
+    se = [to_gray(read_image(SHALE / "se" / n).data) for n in names]
+    a = np.eye(2, 3)
+    direct = identity_elastic(4, bse[0].shape)
+    for source, expect in ((bse[0], "elastic"), (bse[1], "start")):  # its own BSE; another field's
+        kept = {"kept": "elastic", "reason": "the representations agree better"}
+        outcome = (direct, None, np.ones_like(se[0]), kept)
+        _, _, _, facts = chance_check(se[0], np.zeros_like(source), a, outcome, raw=(se[0], source))
+        assert facts["kept"] == expect, facts
+        assert facts["structure_z_on"] == "raw images"
+        assert (facts["structure_z"] >= ELASTIC_MIN_STRUCTURE_Z) == (expect == "elastic")
+        if expect == "start":
+            assert facts["refused"] == "at chance" and "no better than chance" in facts["reason"]
+    refused = ({"kept": "start"},)
+    assert chance_check(se[0], bse[1], a, (direct, None, se[0], *refused), raw=None)[3] == {"kept": "start"}

@@ -105,6 +105,14 @@ the far move the fine affine step had refused. Measured (docs/coarse.md, "A far 
 step"): of 35 saved kept elastic results with ground truth, the two that moved more than this on
 average ended 24.5 and 41.8 px off; the largest move below it (1.5 % of the side) ended 0.31 px off."""
 
+ELASTIC_MIN_STRUCTURE_Z = 2.0
+"""Least structure evidence (chance spreads above chance, :func:`styleunwarp.structure.mind_verdict`'s
+``z`` of the images as recorded) of a kept elastic result (:func:`chance_check`): below it nothing shows
+that the result overlaps the target at all, and the start is kept. The grader's bar for "no better than
+chance" (:data:`styleunwarp.quality.Z_CHANCE`). Measured (docs/coarse.md, "An elastic result at chance"):
+of 669 saved results with ground truth, the 8 kept elastic results below it all ended more than 5 px
+off, and of the 5 whose start is known, 3 ended 1.2-16 px farther than their start."""
+
 ELASTIC_MAX_INCONSISTENCY = 0.75
 """Direct/inverse disagreement (px) above which an elastic result is not trusted (Accurate mode).
 Elastic results that helped measured 0.37-0.64 px; two that made pairs worse 1.05 px."""
@@ -463,6 +471,41 @@ def raw_structure_check(source: np.ndarray, a: np.ndarray,
     return _start_restored(source, a, direct, inverse, target_shape, facts)
 
 
+def chance_check(target: np.ndarray, source: np.ndarray, a: np.ndarray,
+                 outcome: tuple[ElasticTransform, ElasticTransform | None, np.ndarray, dict],
+                 raw: tuple[np.ndarray, np.ndarray] | None) -> tuple[ElasticTransform, ElasticTransform | None, np.ndarray, dict]:
+    """Undo a kept elastic result whose source agrees with the target no better than chance by structure
+    (:func:`styleunwarp.structure.mind_verdict`'s ``z`` below :data:`ELASTIC_MIN_STRUCTURE_Z`): a result
+    nothing shows to overlap its target is no reason to leave the start (never worse than the start).
+
+    ``outcome`` as in :func:`raw_structure_check`. The structure is read on ``raw`` (the images as
+    recorded) where it is on the representations' grids, else on ``target`` and ``source``, over the
+    target pixels the result maps inside the source. The facts gain ``structure_z``; where it is too
+    low, ``refused = "at chance"``. A ``z`` that cannot be measured (too little overlap) keeps the result."""
+    from ..structure import agreement_and_chance, significance
+    from ..transform.warp import inside_source
+
+    direct, inverse, moved, facts = outcome
+    if facts.get("kept") != "elastic":
+        return outcome
+    shape = tuple(np.shape(target)[:2])
+    on_raw = _on_grids(raw, np.shape(source), shape)
+    check_target, check_source = (raw if on_raw else (target, source))
+    result_map = compose_direct(direct, a)
+    dense = result_map.to_dense(shape)
+    covered = inside_source(dense, np.shape(check_source)[:2])
+    z = significance(*agreement_and_chance(warp_image(np.asarray(check_source, np.float32), dense, shape),
+                                           np.asarray(check_target, np.float32), covered))
+    facts = {**facts, "structure_z": z, "structure_z_on": "raw images" if on_raw else "representations"}
+    if not z < ELASTIC_MIN_STRUCTURE_Z:  # NaN (not measurable) keeps the result
+        return direct, inverse, moved, facts
+    facts.update(kept="start", refused="at chance", reason=(
+        f"elastic result not trusted: its source agrees with the target no better than chance by structure "
+        f"({z:.1f} chance spreads above chance, needs {ELASTIC_MIN_STRUCTURE_Z:g}); kept the start "
+        f"(the images compared favoured it: {facts.get('reason', '')})"))
+    return _start_restored(source, a, direct, inverse, shape, facts)
+
+
 def far_move_check(target: np.ndarray, source: np.ndarray, a: np.ndarray,
                    outcome: tuple[ElasticTransform, ElasticTransform | None, np.ndarray, dict],
                    raw: tuple[np.ndarray, np.ndarray] | None) -> tuple[ElasticTransform, ElasticTransform | None, np.ndarray, dict]:
@@ -566,6 +609,7 @@ def register_representations(
     if check != "structure":
         direct, inverse, moved, elastic = raw_structure_check(source, a, (direct, inverse, moved, elastic), target.shape, raw)
     direct, inverse, moved, elastic = far_move_check(target, source, a, (direct, inverse, moved, elastic), raw)
+    direct, inverse, moved, elastic = chance_check(target, source, a, (direct, inverse, moved, elastic), raw)
     elastic["consensus_px"] = radius
     if radius != consensus_px:
         elastic["consensus_note"] = (f"whole maps fitted instead of a {consensus_px} px consensus: the fine affine step did not "
@@ -590,6 +634,7 @@ __all__ = [
     "GRADIENT_MARGIN",
     "PEAK_DROP_MIN",
     "ChainOutcome",
+    "chance_check",
     "check_for",
     "coarse_alignment",
     "consensus_radius",
