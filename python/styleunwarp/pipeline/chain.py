@@ -420,6 +420,24 @@ def _start_restored(source: np.ndarray, a: np.ndarray, direct: ElasticTransform,
     return identity_elastic(direct.intervals, target_shape), start_inverse, warp_source(source, a, target_shape), facts
 
 
+def _checked_images(raw: tuple[np.ndarray, np.ndarray] | None, target: np.ndarray, source: np.ndarray,
+                    ) -> tuple[np.ndarray, np.ndarray, str]:
+    """``(target, source, on)``: the images a check of the elastic step reads: ``raw`` (the images as
+    recorded) where it lies on the representations' grids, else the representations; ``on`` says which."""
+    on_raw = _on_grids(raw, np.shape(source), np.shape(target))
+    check_target, check_source = raw if on_raw else (target, source)
+    return np.asarray(check_target, np.float32), np.asarray(check_source, np.float32), "raw images" if on_raw else "representations"
+
+
+def _refused(source: np.ndarray, a: np.ndarray, direct: ElasticTransform, inverse: ElasticTransform | None,
+             target_shape: tuple[int, int], facts: dict, refused: str, why: str,
+             ) -> tuple[ElasticTransform, ElasticTransform | None, np.ndarray, dict]:
+    """The start ``a`` restored in place of a kept elastic result, ``facts`` saying ``refused`` and ``why``."""
+    facts.update(kept="start", refused=refused, reason=f"elastic result not trusted: {why}; kept the start "
+                 f"(the representations alone favoured it: {facts.get('reason', '')})")
+    return _start_restored(source, a, direct, inverse, target_shape, facts)
+
+
 def raw_structure_drop(raw: tuple[np.ndarray, np.ndarray] | None, source_shape: tuple[int, ...], target_shape: tuple[int, int],
                        before: ElasticTransform, after: ElasticTransform) -> dict | None:
     """How much worse the images as recorded agree with ``after`` than with ``before`` (direct maps,
@@ -465,10 +483,8 @@ def raw_structure_check(source: np.ndarray, a: np.ndarray,
     facts = {**facts, "raw_check": drop}
     if not drop["mind_drop_sds"] > ELASTIC_MIND_DROP_SDS:  # NaN (not measurable) keeps the result
         return direct, inverse, moved, facts
-    why = f"the structure of the images as recorded agrees worse with it than with the start {drop_text(drop)}"
-    facts.update(kept="start", refused="raw structure", reason=f"elastic result not trusted: {why}; kept the start "
-                 f"(the representations alone favoured it: {facts.get('reason', '')})")
-    return _start_restored(source, a, direct, inverse, target_shape, facts)
+    return _refused(source, a, direct, inverse, target_shape, facts, "raw structure",
+                    f"the structure of the images as recorded agrees worse with it than with the start {drop_text(drop)}")
 
 
 def chance_check(target: np.ndarray, source: np.ndarray, a: np.ndarray,
@@ -489,21 +505,16 @@ def chance_check(target: np.ndarray, source: np.ndarray, a: np.ndarray,
     if facts.get("kept") != "elastic":
         return outcome
     shape = tuple(np.shape(target)[:2])
-    on_raw = _on_grids(raw, np.shape(source), shape)
-    check_target, check_source = (raw if on_raw else (target, source))
-    result_map = compose_direct(direct, a)
-    dense = result_map.to_dense(shape)
-    covered = inside_source(dense, np.shape(check_source)[:2])
-    z = significance(*agreement_and_chance(warp_image(np.asarray(check_source, np.float32), dense, shape),
-                                           np.asarray(check_target, np.float32), covered))
-    facts = {**facts, "structure_z": z, "structure_z_on": "raw images" if on_raw else "representations"}
+    check_target, check_source, on = _checked_images(raw, target, source)
+    dense = compose_direct(direct, a).to_dense(shape)
+    covered = inside_source(dense, check_source.shape[:2])
+    z = significance(*agreement_and_chance(warp_image(check_source, dense, shape), check_target, covered))
+    facts = {**facts, "structure_z": z, "structure_z_on": on}
     if not z < ELASTIC_MIN_STRUCTURE_Z:  # NaN (not measurable) keeps the result
         return direct, inverse, moved, facts
-    facts.update(kept="start", refused="at chance", reason=(
-        f"elastic result not trusted: its source agrees with the target no better than chance by structure "
-        f"({z:.1f} chance spreads above chance, needs {ELASTIC_MIN_STRUCTURE_Z:g}); kept the start "
-        f"(the images compared favoured it: {facts.get('reason', '')})"))
-    return _start_restored(source, a, direct, inverse, shape, facts)
+    return _refused(source, a, direct, inverse, shape, facts, "at chance",
+                    f"its source agrees with the target no better than chance by structure "
+                    f"({z:.1f} chance spreads above chance, needs {ELASTIC_MIN_STRUCTURE_Z:g})")
 
 
 def far_move_check(target: np.ndarray, source: np.ndarray, a: np.ndarray,
@@ -530,19 +541,15 @@ def far_move_check(target: np.ndarray, source: np.ndarray, a: np.ndarray,
     facts = {**facts, "mean_move_px": mean_move}
     if not mean_move > limit:
         return direct, inverse, moved, facts
-    on_raw = _on_grids(raw, np.shape(source), shape)
-    check_target, check_source = (raw if on_raw else (target, source))
-    check_source = np.asarray(check_source, np.float32)
+    check_target, check_source, on = _checked_images(raw, target, source)
     ok, far = confirm_placements(check_target, warp_image(check_source, start_map, shape), warp_image(check_source, result_map, shape),
                                  LOCAL_GAIN_SDS)
-    facts["far_move"] = {**far, "limit_px": limit, "checked_on": "raw images" if on_raw else "representations"}
+    facts["far_move"] = {**far, "limit_px": limit, "checked_on": on}
     if ok:
         return direct, inverse, moved, facts
-    facts.update(kept="start", refused="far move", reason=(
-        f"elastic result not trusted: it moves the start by {mean_move:.1f} px on average (> {limit:.1f} px, beyond a local "
-        f"correction) and the structure does not confirm so far a move: {far['reason']}; kept the start "
-        f"(the representations alone favoured it: {facts.get('reason', '')})"))
-    return _start_restored(source, a, direct, inverse, shape, facts)
+    return _refused(source, a, direct, inverse, shape, facts, "far move",
+                    f"it moves the start by {mean_move:.1f} px on average (> {limit:.1f} px, beyond a local correction) "
+                    f"and the structure does not confirm so far a move: {far['reason']}")
 
 
 def register_representations(
