@@ -75,8 +75,9 @@ def train_translation(pairs, out: Path, kind: str, channels: int, max_minutes: f
     decides whether the representation is used).
 
     ``init``: a style model of the same ``kind`` to start from (fine-tuning; the shipped boundary-map
-    model for ``edges`` in ``train --target auto``); the network then has its architecture (a grey
-    source is repeated to its 3 input channels) instead of a fresh one with ``channels`` inputs."""
+    model for ``edges`` where ``train --target auto`` is told to, ``AutoConfig.edges_from_shipped``);
+    the network then has its architecture (a grey source is repeated to its 3 input channels) instead
+    of a fresh one with ``channels`` inputs."""
     from ..infer import StyleTransfer
     from ..networks import Architecture
     from ..train import TrainConfig, train
