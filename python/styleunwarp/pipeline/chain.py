@@ -16,10 +16,11 @@ from dataclasses import dataclass, field, replace
 
 import numpy as np
 
-from ..quality import ncc, transform_stats
-from ..structure import PEAK_SHIFT_PX, edge_strength, gradient_gain, gradient_peak_drop, structure_drop
+from ..quality import Z_CHANCE, ncc, transform_stats
+from ..structure import (PEAK_SHIFT_PX, agreement_and_chance, edge_strength, gradient_gain, gradient_peak_drop, significance,
+                         structure_drop)
 from ..registration import BUnwarpJParams, Registration, register
-from ..transform import ElasticTransform, affine_elastic, identity_elastic, warp_image
+from ..transform import ElasticTransform, affine_elastic, identity_elastic, inside_source, warp_image
 from .coarse import CoarseResult, align_by_mutual_information, align_by_structure, compose_direct, invert_affine, inverse_through, warp_source
 from .coarse import align as coarse_align
 from .consensus import consensus, consensus_on_source
@@ -105,7 +106,7 @@ the far move the fine affine step had refused. Measured (docs/coarse.md, "A far 
 step"): of 35 saved kept elastic results with ground truth, the two that moved more than this on
 average ended 24.5 and 41.8 px off; the largest move below it (1.5 % of the side) ended 0.31 px off."""
 
-ELASTIC_MIN_STRUCTURE_Z = 2.0
+ELASTIC_MIN_STRUCTURE_Z = Z_CHANCE
 """Least structure evidence (chance spreads above chance, :func:`styleunwarp.structure.mind_verdict`'s
 ``z`` of the images as recorded) of a kept elastic result (:func:`chance_check`): below it nothing shows
 that the result overlaps the target at all, and the start is kept. The grader's bar for "no better than
@@ -498,9 +499,6 @@ def chance_check(target: np.ndarray, source: np.ndarray, a: np.ndarray,
     recorded) where it is on the representations' grids, else on ``target`` and ``source``, over the
     target pixels the result maps inside the source. The facts gain ``structure_z``; where it is too
     low, ``refused = "at chance"``. A ``z`` that cannot be measured (too little overlap) keeps the result."""
-    from ..structure import agreement_and_chance, significance
-    from ..transform.warp import inside_source
-
     direct, inverse, moved, facts = outcome
     if facts.get("kept") != "elastic":
         return outcome
