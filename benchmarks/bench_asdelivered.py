@@ -20,6 +20,8 @@ Data sets (made here, from ``../shared/data``; each skipped when its folder is a
 * ``lom3``: the same, with LOM renderings by ``benchmarks/blind_lom3.py``, a third renderer
   written without reading either of the others (the held-out renderer once
   ``blind_lom.py``'s renderings were used for training, see docs/style.md).
+* ``lom4``: the same, with LOM renderings by ``benchmarks/blind_lom4.py``, a fourth renderer written
+  without reading styleunwarp's ``synth/`` or the other two (forty-second session; nothing tuned on it).
 
 For each pair: the TRE tier, the grader's tier (recomputed from the saved metrics with the
 current grader, so a rerun after recalibration re-scores without re-registering), whether the start
@@ -45,8 +47,8 @@ import numpy as np
 
 ROOT = Path(__file__).resolve().parents[1]
 DATA = ROOT.parent / "shared" / "data"
-SETS = ("asdelivered-px", "asdelivered-nopx", "shale", "clem", "blind", "lom3")
-BLIND_RENDERERS = {"blind": "blind_lom", "lom3": "blind_lom3"}
+SETS = ("asdelivered-px", "asdelivered-nopx", "shale", "clem", "blind", "lom3", "lom4")
+BLIND_RENDERERS = {"blind": "blind_lom", "lom3": "blind_lom3", "lom4": "blind_lom4"}
 """Set name -> the independent LOM renderer (``benchmarks/NAME.py``) its pairs are drawn with."""
 REAL_PAIRS = {"shale": ("petrography-bse-se", "bse", "se"), "clem": ("deepclem-em-fm", "em", "fm")}
 """The real aligned pairs of other modalities in ``../shared/data``: set name -> (folder, source
@@ -316,10 +318,10 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--sets", default=",".join(SETS))
     ap.add_argument("--n", type=int, default=10, help="as-delivered pairs")
     ap.add_argument("--seed", type=int, default=1)
-    ap.add_argument("--crop", type=int, default=512, help="blind/lom3: side of the CBS crop in px, 0 for the largest square")
+    ap.add_argument("--crop", type=int, default=512, help="blind/lom3/lom4: side of the CBS crop in px, 0 for the largest square")
     ap.add_argument("--delivered-cbs", action="store_true",
-                    help="blind/lom3: the real CBS file as delivered (data bar, pixel size), the LOM rendered from the whole field above the bar (no crop)")
-    ap.add_argument("--cycle", choices=sorted(CYCLES), default="mixed", help="kinds of deformation given to the pairs in turn (shale, clem, blind, lom3)")
+                    help="blind/lom3/lom4: the real CBS file as delivered (data bar, pixel size), the LOM rendered from the whole field above the bar (no crop)")
+    ap.add_argument("--cycle", choices=sorted(CYCLES), default="mixed", help="kinds of deformation given to the pairs in turn (shale, clem, blind, lom3, lom4)")
     ap.add_argument("--score-only", action="store_true", help="only re-score pairs already registered in OUT (current grader)")
     ap.add_argument("--merge", type=Path, nargs="*", default=[], help="more OUT folders of earlier runs to include (score only)")
     args = ap.parse_args(argv)

@@ -23,7 +23,10 @@ nor the training of any shipped model used):
   there is held out, other seeds may tune);
 - ``lom3:SEED`` — likewise with ``benchmarks/blind_lom3.py``, a third independent renderer;
   ``blind:SEED:large`` / ``lom3:SEED:large``: every third pair near the identity, the others
-  3-8 deg, 8-25 px, 2-5 px elastic (``bench_asdelivered.py``'s ``large`` cycle) instead of near / small.
+  3-8 deg, 8-25 px, 2-5 px elastic (``bench_asdelivered.py``'s ``large`` cycle) instead of near / small;
+  ``:near``: every pair near the identity; ``:whole``: the largest square of each CBS image below its
+  data bar instead of a 512 px crop (flags combine: ``lom4:80:near:whole``);
+- ``lom4:SEED`` — likewise with ``benchmarks/blind_lom4.py``, a fourth independent renderer.
 
     python benchmarks/bench_styled_defaults.py --sets real:1000,variety:900 \
         --configs base,vfine,sigma0 --out /tmp/styled-defaults [--model DIR] [--backend bunwarpj] [--views 1|4|8] [--tta scales]
@@ -174,15 +177,15 @@ def write_variety(out: Path, seed0: int, n: int = 10, size: int = 512) -> Path:
     return out
 
 
-def write_blind(out: Path, real: Path, seed: int, renderer: str = "blind_lom", cycle: str = "mixed") -> Path:
+def write_blind(out: Path, real: Path, seed: int, renderer: str = "blind_lom", cycle: str = "mixed", crop: int = 512) -> Path:
     """The ``blind`` pairs of ``bench_asdelivered.py`` (seed ``seed``, LOMs by ``benchmarks/{renderer}.py``, deformations of
-    its ``CYCLES[cycle]``) in the test layout (lom/, cbs/, truth/)."""
+    its ``CYCLES[cycle]``, CBS crops of ``crop`` px, 0 for the largest square) in the test layout (lom/, cbs/, truth/)."""
     sys.path.insert(0, str(Path(__file__).resolve().parent))
     from bench_asdelivered import _blind_pairs
 
     for sub in ("lom", "cbs", "truth"):
         (out / sub).mkdir(parents=True, exist_ok=True)
-    for row in _blind_pairs(real, out / "raw", seed, None, renderer, cycle):
+    for row in _blind_pairs(real, out / "raw", seed, None, renderer, cycle, crop=crop):
         for src, dst in ((row["lom"], out / "lom" / f"{row['name']}.tif"), (row["cbs"], out / "cbs" / f"{row['name']}.tif"),
                          (row["truth"], out / "truth" / f"{row['name']}_direct_transf.txt")):
             dst.write_bytes(Path(src).read_bytes())
@@ -197,11 +200,12 @@ def make_set(spec: str, out: Path, real: Path, size: int) -> Path:
     folder = out / "data" / spec.replace(":", "_")
     if kind == "variety":
         return write_variety(folder / "test", int(seed), size=size)
-    if kind in ("blind", "lom3"):
-        sys.path.insert(0, str(Path(__file__).resolve().parent))
-        from bench_asdelivered import BLIND_RENDERERS
+    sys.path.insert(0, str(Path(__file__).resolve().parent))
+    from bench_asdelivered import BLIND_RENDERERS
 
-        return write_blind(folder / "test", real, int(seed), BLIND_RENDERERS[kind], "large" if "large" in flags else "mixed")
+    if kind in BLIND_RENDERERS:
+        cycle = "large" if "large" in flags else "near" if "near" in flags else "mixed"
+        return write_blind(folder / "test", real, int(seed), BLIND_RENDERERS[kind], cycle, crop=0 if "whole" in flags else 512)
     if not (folder / "dataset.json").exists():
         if kind == "real":
             write_dataset(folder, 0, size=size, seed=int(seed), from_cbs=real, rgb="rgb" in flags, progress=False)

@@ -62,3 +62,27 @@ def test_delivered_cbs_pairs_give_register_the_file_itself_and_a_lom_of_its_whol
         assert field == (rows_in_file - bar, columns_in_file)
         assert read_image(r["lom"]).data.shape[:2] == field
         assert to_dense(read_transform(r["truth"]), field).shape == (2, *field)
+
+
+@needs_data("openecci-cbs", "steel_SEM_003.tif")
+def test_every_independent_renderer_draws_a_lom_on_the_cbs_grid_deterministically():
+    """Each renderer of ``BLIND_RENDERERS`` (the steel renderings made differently from ours) turns a
+    real CBS crop into a LOM on the CBS's grid (grey or RGB), float32 in [0, 1], the same for the same
+    random state and a different one for another, with JSON-serialisable parameters. (Where its lines lie
+    against the CBS boundaries is measured, not asserted: ``bench_representation_floor.py``.)"""
+    import json
+
+    bench = load_benchmark("bench_asdelivered")
+    path = real_data("openecci-cbs", "steel_SEM_003.tif")[0]
+    for name, module in bench.BLIND_RENDERERS.items():
+        renderer = bench.load_renderer(module)
+        cbs = renderer.crop_cbs(path, 256, np.random.default_rng(4))
+        assert cbs.shape == (256, 256), name
+        lom, params = renderer.render_lom(cbs, np.random.default_rng(5))
+        again, params_again = renderer.render_lom(cbs, np.random.default_rng(5))
+        other, _ = renderer.render_lom(cbs, np.random.default_rng(6))
+        assert lom.shape[:2] == cbs.shape and lom.ndim in (2, 3) and lom.dtype == np.float32, name
+        assert 0.0 <= lom.min() and lom.max() <= 1.0 and lom.std() > 0.01, name
+        assert np.array_equal(lom, again) and params == params_again, name
+        assert not (other.shape == lom.shape and np.array_equal(other, lom)), name
+        json.dumps(params)
