@@ -24,7 +24,8 @@ Data sets (made here):
 * ``blind``, ``blindN``: real CBS crops with LOM renderings by ``benchmarks/blind_lom.py`` (a
   renderer written without reading styleunwarp's), the LOM deformed near-identity or small
   (``bench_asdelivered.py``'s ``blind`` set, seed 1, or seed N);
-* ``lom3``, ``lom3-N``: likewise with ``benchmarks/blind_lom3.py``, a third renderer (seed 1 or N);
+* ``lom3``, ``lom3-N``, ``lom4``, ``lom4-N``: likewise with ``benchmarks/blind_lom3.py`` / ``blind_lom4.py``, a
+  third and a fourth renderer (seed 1 or N);
 * ``shale``, ``clem``: the first N aligned real pairs of another modality, the source deformed
   near-identity (even indices) or small (odd), as ``bench_asdelivered.py`` (seed 1).
 
@@ -48,21 +49,36 @@ ROOT = Path(__file__).resolve().parents[1]
 DATA = ROOT.parent / "shared" / "data"
 
 
+def renderer_set(name: str) -> tuple[str, int] | None:
+    """``(renderer, seed)`` of a set drawn by an independent LOM renderer (``bench_asdelivered.BLIND_RENDERERS``):
+    ``KIND`` (seed 1) or ``KIND-N``, and the older ``blindN``; ``None`` for any other set name."""
+    import sys
+
+    sys.path.insert(0, str(ROOT / "benchmarks"))
+    from bench_asdelivered import BLIND_RENDERERS
+
+    kind, _, seed = name.partition("-")
+    if kind in BLIND_RENDERERS and (seed == "" or seed.isdigit()):
+        return kind, int(seed or 1)
+    if name.startswith("blind") and name[5:].isdigit():
+        return "blind", int(name[5:])
+    return None
+
+
 def make_set(name: str, out: Path, n: int, crop: int = 512) -> list[dict]:
     from styleunwarp.synth import write_dataset
     from styleunwarp.synth.asdelivered import write_asdelivered
 
     d = out / "data" / name
-    if name.startswith(("blind", "lom3")):
-        # renderings by benchmarks/blind_lom.py ('blind' = seed 1, as bench_asdelivered.py; 'blindN' = seed N)
-        # or by benchmarks/blind_lom3.py ('lom3' = seed 1; 'lom3-N' = seed N)
+    renderer = renderer_set(name)
+    if renderer is not None:  # renderings by one of bench_asdelivered.py's independent LOM renderers
         import sys
 
         sys.path.insert(0, str(ROOT / "benchmarks"))
         from bench_asdelivered import BLIND_RENDERERS, _blind_pairs
 
-        kind = "lom3" if name.startswith("lom3") else "blind"
-        return _blind_pairs(DATA / "openecci-cbs", d, int(name[5:] or 1), n, BLIND_RENDERERS[kind], crop=crop)
+        kind, seed = renderer
+        return _blind_pairs(DATA / "openecci-cbs", d, seed, n, BLIND_RENDERERS[kind], crop=crop)
     if name in ("shale", "clem"):  # aligned real pairs of other modalities, source deformed (bench_asdelivered.py)
         import sys
 
@@ -71,7 +87,7 @@ def make_set(name: str, out: Path, n: int, crop: int = 512) -> list[dict]:
 
         folder, src, tgt = REAL_PAIRS[name]
         return _deformed_real_pairs(DATA / folder, src, tgt, d, 1, n)
-    if name.endswith("near"):
+    if name in ("synth-near", "real-near"):
         if not (d / "dataset.json").is_file():
             if name == "synth-near":
                 write_dataset(d, 0, n_test=n, size=512, seed=2000, progress=False)
@@ -79,6 +95,9 @@ def make_set(name: str, out: Path, n: int, crop: int = 512) -> list[dict]:
                 write_dataset(d, 0, size=512, seed=1000, from_cbs=DATA / "openecci-cbs", progress=False)
         desc = json.loads((d / "dataset.json").read_text())
         return [{"name": e["name"], "lom": d / e["lom"], "cbs": d / e["cbs"], "truth": d / e["truth"]} for e in desc["test"]]
+    if name not in ("synth-ad", "real-ad"):
+        raise SystemExit(f"unknown set {name!r}: synth-near, synth-ad, real-near, real-ad, shale, clem, or a renderer "
+                         "set (blind, blindN, lom3, lom3-N, lom4, lom4-N)")
     if not (d / "asdelivered.json").is_file():
         if name == "synth-ad":
             write_asdelivered(d, n, seed=7)

@@ -43,3 +43,13 @@ def test_a_part_of_the_elastic_correction_moves_every_pixel_that_part_of_the_way
     for fraction in (0.0, 0.25, 0.5, 1.0):
         moved = to_dense(part(direct, fraction, shape), shape) - np.stack([xx, yy])
         np.testing.assert_allclose(moved, fraction * full, atol=1e-4)  # evaluated in float32
+
+
+def test_every_independent_renderer_names_a_set_and_other_names_do_not():
+    bench = _bench()
+    assert bench.renderer_set("lom4") == ("lom4", 1)
+    assert bench.renderer_set("lom4-80") == ("lom4", 80)
+    assert bench.renderer_set("lom3-5") == ("lom3", 5)
+    assert bench.renderer_set("blind7") == ("blind", 7)
+    for name in ("lom4x", "real-near", "shale", "synth-ad", "lom3-x"):
+        assert bench.renderer_set(name) is None
