@@ -569,3 +569,47 @@ def test_l2_loss_learns_the_conditional_mean_and_is_recorded(tmp_path):
     old = _cfg().as_dict()
     del old["loss"]  # a checkpoint written before the option: resumes as L1
     assert TrainConfig.from_dict(old).loss == "l1"
+
+
+def _shale_pair():
+    from conftest import data_skip_reason, real_data
+
+    files = real_data("petrography-bse-se", "*/shale_0010.png")
+    if len(files) != 2:
+        pytest.skip(data_skip_reason("petrography-bse-se", "*/shale_0010.png"))
+    bse, se = sorted(files)  # bse/ before se/
+    return read_image(bse).data.astype(np.float32), read_image(se).data.astype(np.float32)
+
+
+def test_an_aligned_pair_of_two_sizes_is_brought_onto_the_targets_grid_when_it_shows_one_field(tmp_path):
+    """A real shale BSE/SE pair (aligned) whose source was recorded with half the pixels: resampled onto
+    the target's grid by the pixel sizes, or by the aspect ratio without them; refused (naming the
+    file) where the pixel sizes or the aspect ratio show another field."""
+    from scipy import ndimage
+
+    from styleunwarp.quality import ncc
+    from styleunwarp.style.data import PairFiles, load_pair, source_on_target_grid
+
+    src, tgt = _shale_pair()
+    h, w = tgt.shape[:2]
+    small = ndimage.zoom(src, 0.5, order=3, grid_mode=True, mode="grid-mirror")
+    cases = {"px": (write_tiff(tmp_path / "small_px.tif", small, pixel_size=0.2), write_tiff(tmp_path / "tgt_px.tif", tgt, pixel_size=0.1)),
+             "nopx": (write_tiff(tmp_path / "small.tif", small), write_tiff(tmp_path / "tgt.tif", tgt))}
+    for kind, (s_path, t_path) in cases.items():
+        moved, how = source_on_target_grid(read_image(s_path), read_image(t_path))
+        assert moved.shape == tgt.shape and moved.dtype == np.float32, kind
+        assert how is not None and ("by the pixel sizes" if kind == "px" else "by the aspect ratio") in how
+        inner = (slice(8, h - 8), slice(8, w - 8))
+        assert ncc(moved[inner], src[inner]) > 0.9, kind  # the same field, at the target's sampling
+        pair = load_pair(PairFiles("p", s_path, t_path), 1, "edges")
+        assert pair.x.shape == (1, h, w) and pair.y.shape == (1, h, w)
+
+    same, how = source_on_target_grid(read_image(cases["nopx"][1]), read_image(cases["nopx"][1]))
+    assert how is None and same.shape == tgt.shape
+
+    wrong_px = write_tiff(tmp_path / "small_wrong_px.tif", small, pixel_size=0.3)  # 1.5x the target's field
+    with pytest.raises(InputError, match="small_wrong_px.tif.*must show one field"):
+        source_on_target_grid(read_image(wrong_px), read_image(cases["px"][1]))
+    cropped = write_tiff(tmp_path / "cropped.tif", small[:, : small.shape[1] // 2])  # another aspect ratio, no pixel sizes
+    with pytest.raises(InputError, match="cropped.tif.*another aspect ratio"):
+        source_on_target_grid(read_image(cropped), read_image(cases["nopx"][1]))

@@ -36,7 +36,9 @@ def train(pairs, out, epochs, max_minutes, mode, target, seed, crop, batch_size,
           base, depth, channels, lr, edge_weight, loss, align_weight, appearance, description, resume, no_progress, unaligned, trust, lom_pattern,
           cbs_pattern) -> None:
     """Train on aligned pairs PAIRS/{lom,cbs}/NAME.tif, PAIRS/NAME_LOM.tif + NAME_CBS.tif, or a CSV manifest (lom,cbs);
-    with --unaligned on pairs nobody aligned.
+    with --unaligned on pairs nobody aligned. The two images of an aligned pair show one field; where
+    their sizes differ, the LOM is resampled onto the CBS's grid (by the pixel sizes where both files
+    carry one, else by the aspect ratio), and a pair that shows two fields is skipped with the reason.
 
     --target auto (default) writes OUT/chain.json (the chain chosen by held-out TRE, every
     candidate's TRE) and the chosen representation's weights; `register --model OUT` uses that

@@ -229,15 +229,16 @@ def _load_images(files, problems: list[str]) -> tuple[list[tuple[str, np.ndarray
     """The readable aligned pairs, their files, and the names of those whose two pixel sizes
     are both known; a bad pair is reported in ``problems`` and skipped."""
     from ..io import read_image, to_gray
+    from .data import source_on_target_grid
 
     out, kept, scaled = [], [], set()
     for pf in files:
         try:
             sm, tm = read_image(pf.lom), read_image(pf.cbs)
-            s, t = sm.data, tm.data
-            if s.shape[:2] != t.shape[:2]:
-                raise InputError(pf.lom, f"size {s.shape[:2]} differs from its target {pf.cbs} {t.shape[:2]}: "
-                                         "training needs aligned pairs on one grid")
+            s, how = source_on_target_grid(sm, tm)
+            t = tm.data
+            if how:
+                log.warning("%s: %s", pf.lom, how)
         except InputError as exc:
             log.warning("%s; skipped", exc)
             problems.append(f"{exc}; skipped")

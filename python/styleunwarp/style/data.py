@@ -213,6 +213,51 @@ def find_pairs(pairs: str | PathLike[str]) -> tuple[list[PairFiles], list[str]]:
     return found, problems
 
 
+FIELD_TOLERANCE = 0.01
+"""Relative difference of two images' fields (or aspect ratios) within which an aligned pair of two
+sizes is taken to show one field (and at most one pixel more, for rounding)."""
+
+
+def source_on_target_grid(source, target) -> tuple[np.ndarray, str | None]:
+    """The source of an aligned pair on its target's pixel grid, and what was done (``None``: nothing).
+
+    ``source`` and ``target`` are :class:`styleunwarp.io.Micrograph`. An aligned pair shows one
+    field; the two cameras may sample it with different pixel counts. When the sizes differ the
+    source is resampled (cubic, pixel-centre convention, colour channels alike) onto the target's
+    grid if the two show one field: by their pixel sizes where both are known (each image's extent
+    in µm within :data:`FIELD_TOLERANCE`), else by their aspect ratios. Otherwise an
+    :class:`InputError` names the source and says why (the pair cannot be aligned on one grid).
+    """
+    from scipy import ndimage
+
+    s, t = source.data, target.data
+    (hs, ws), (ht, wt) = s.shape[:2], t.shape[:2]
+    if (hs, ws) == (ht, wt):
+        return s, None
+
+    def close(a: float, b: float) -> bool:
+        return abs(a - b) <= max(1.0, FIELD_TOLERANCE * max(a, b))
+
+    size = f"size {ws}x{hs} px differs from its target's ({target.path}) {wt}x{ht} px"
+    if source.pixel_size and target.pixel_size:
+        f = float(source.pixel_size) / float(target.pixel_size)
+        if not (close(hs * f, ht) and close(ws * f, wt)):
+            raise InputError(source.path, f"{size}, and at pixel sizes {source.pixel_size:.4g} / {target.pixel_size:.4g} um "
+                                          f"they show fields of {ws * source.pixel_size:.4g}x{hs * source.pixel_size:.4g} and "
+                                          f"{wt * target.pixel_size:.4g}x{ht * target.pixel_size:.4g} um: an aligned pair must show one field")
+        how = "one field by the pixel sizes"
+    elif not close(ht / hs * ws, wt):
+        raise InputError(source.path, f"{size} with another aspect ratio (and no pixel sizes for both): "
+                                      "an aligned pair must show one field; give both images one grid")
+    else:
+        how = "one field by the aspect ratio, no pixel sizes for both"
+    zoom = (ht / hs, wt / ws) + (1.0,) * (s.ndim - 2)
+    out = ndimage.zoom(np.asarray(s, np.float32), zoom, order=3, mode="grid-mirror", grid_mode=True)
+    if out.shape[:2] != (ht, wt):  # rounding of zoom's output size
+        out = np.pad(out, [(0, max(0, ht - out.shape[0])), (0, max(0, wt - out.shape[1]))] + [(0, 0)] * (s.ndim - 2), mode="edge")[:ht, :wt]
+    return out.astype(np.float32), f"resampled from {ws}x{hs} to its target's grid {wt}x{ht} px ({how})"
+
+
 @dataclass
 class LoadedPair:
     name: str
@@ -221,18 +266,19 @@ class LoadedPair:
 
 
 def load_pair(pf: PairFiles, channels: int, target: str = "cbs") -> LoadedPair:
-    """Read and normalise one pair; the two images must have the same height and width.
+    """Read and normalise one pair, the LOM brought onto the CBS's grid where the two sizes differ
+    (:func:`source_on_target_grid`; a pair that cannot show one field raises :class:`InputError`).
 
     The CBS becomes the training target of kind ``target`` (see :func:`target_representation`)
     in [-1, 1].
     """
     from ..io import read_image
 
-    lom = read_image(pf.lom).data
-    cbs = read_image(pf.cbs).data
-    if lom.shape[:2] != cbs.shape[:2]:
-        raise InputError(pf.lom, f"LOM size {lom.shape[:2]} differs from CBS size {cbs.shape[:2]} "
-                                 f"({pf.cbs}): training needs aligned pairs on one grid")
+    lom_image, cbs_image = read_image(pf.lom), read_image(pf.cbs)
+    lom, how = source_on_target_grid(lom_image, cbs_image)
+    if how:
+        log.info("%s: %s", pf.lom, how)
+    cbs = cbs_image.data
     y = target_representation(cbs, target, pf.cbs) / 127.5 - 1.0
     return LoadedPair(pf.name, normalize_input(lom, channels, pf.lom), y[None].astype(np.float32))
 
