@@ -163,8 +163,11 @@ def test_train_auto_then_register_uses_the_chain(tmp_path):
     from styleunwarp.transform import write_elastic
 
     pairs = _pairs_folder(tmp_path / "pairs", 4)
-    write_tiff(pairs / "lom" / "bad.tif", np.ones((40, 40), np.float32))  # not on its target's grid
+    write_tiff(pairs / "lom" / "bad.tif", np.ones((40, 40), np.float32))  # constant: nothing to learn
     write_tiff(pairs / "cbs" / "bad.tif", np.ones((50, 50), np.float32))
+    noise = np.random.default_rng(2).random((50, 60)).astype(np.float32)
+    write_tiff(pairs / "lom" / "apart.tif", noise[:, :40])  # another aspect ratio than its target: two fields
+    write_tiff(pairs / "cbs" / "apart.tif", noise[:, :50])
     r = CliRunner().invoke(main, ["train", str(pairs), "--out", str(tmp_path / "m"), "--max-minutes", "1.5"])
     assert r.exit_code == 0, r.output
     card = json.loads((tmp_path / "m" / "chain.json").read_text())
@@ -182,7 +185,9 @@ def test_train_auto_then_register_uses_the_chain(tmp_path):
     m = json.loads((tmp_path / "reg" / "metrics.json").read_text())
     assert m["backend"] == card["chain"]["backend"] and m["representation"] == card["representation"]["kind"]
     assert "model chain" in r.output
-    assert any("bad.tif" in m for m in card["training_data"]["skipped_files"])
+    skipped = card["training_data"]["skipped_files"]
+    assert any("bad.tif" in m and "constant" in m for m in skipped)
+    assert any("apart.tif" in m and "another aspect ratio" in m for m in skipped)
 
 
 @pytest.mark.slow

@@ -613,3 +613,19 @@ def test_an_aligned_pair_of_two_sizes_is_brought_onto_the_targets_grid_when_it_s
     cropped = write_tiff(tmp_path / "cropped.tif", small[:, : small.shape[1] // 2])  # another aspect ratio, no pixel sizes
     with pytest.raises(InputError, match="cropped.tif.*another aspect ratio"):
         source_on_target_grid(read_image(cropped), read_image(cases["nopx"][1]))
+
+
+def test_training_skips_an_unusable_pair_with_its_file_and_trains_on_the_others(tmp_path):
+    pairs = _pairs(tmp_path / "pairs", n=2)
+    write_tiff(pairs / "lom" / "flat.tif", np.full((96, 96), 7.0, np.float32))
+    write_tiff(pairs / "cbs" / "flat.tif", _image(seed=9))
+    res = train(pairs, tmp_path / "m", _cfg(epochs=1, steps_per_epoch=1, val_fraction=0.5), progress=False)
+    assert any("flat.tif" in p and "constant" in p for p in res["skipped"])
+    assert res["steps_done"] == 1 and (tmp_path / "m" / "model.safetensors").is_file()
+    only_flat = tmp_path / "only"
+    for sub in ("lom", "cbs"):
+        (only_flat / sub).mkdir(parents=True)
+    write_tiff(only_flat / "lom" / "flat.tif", np.full((96, 96), 7.0, np.float32))
+    write_tiff(only_flat / "cbs" / "flat.tif", _image(seed=9))
+    with pytest.raises(InputError, match="no usable aligned pair.*flat.tif"):
+        train(only_flat, tmp_path / "m2", _cfg(epochs=1, steps_per_epoch=1), progress=False)

@@ -229,7 +229,7 @@ def _load_images(files, problems: list[str]) -> tuple[list[tuple[str, np.ndarray
     """The readable aligned pairs, their files, and the names of those whose two pixel sizes
     are both known; a bad pair is reported in ``problems`` and skipped."""
     from ..io import read_image, to_gray
-    from .data import source_on_target_grid
+    from .data import normalize_input, source_on_target_grid
 
     out, kept, scaled = [], [], set()
     for pf in files:
@@ -237,6 +237,8 @@ def _load_images(files, problems: list[str]) -> tuple[list[tuple[str, np.ndarray
             sm, tm = read_image(pf.lom), read_image(pf.cbs)
             s, how = source_on_target_grid(sm, tm)
             t = tm.data
+            for path, image in ((pf.lom, s), (pf.cbs, t)):
+                normalize_input(image, 1, path)  # a constant or non-finite image: nothing to learn or measure
             if how:
                 log.warning("%s: %s", pf.lom, how)
         except InputError as exc:

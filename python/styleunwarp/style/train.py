@@ -261,7 +261,15 @@ def train(
         torch.device("cuda") if torch.cuda.is_available() else torch.device("cpu"))
 
     files, problems = find_pairs(pairs)
-    loaded = [load_pair(pf, cfg.arch.in_channels, cfg.target) for pf in files]
+    loaded = []
+    for pf in files:  # a pair that cannot be used is reported with its file and skipped; the others train
+        try:
+            loaded.append(load_pair(pf, cfg.arch.in_channels, cfg.target))
+        except InputError as exc:
+            log.warning("%s; skipped", exc)
+            problems.append(f"{exc}; skipped")
+    if not loaded:
+        raise InputError(pairs, "no usable aligned pair: " + "; ".join(problems[-3:]))
     order = np.random.default_rng([cfg.seed, 7]).permutation(len(loaded))
     n_val = int(round(cfg.val_fraction * len(loaded))) if len(loaded) >= 2 else 0
     n_val = min(max(n_val, 1 if cfg.val_fraction > 0 and len(loaded) >= 2 else 0), len(loaded) - 1)
