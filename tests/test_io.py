@@ -185,6 +185,20 @@ def test_write_tiff_rgb(tmp_path):
         write_tiff(tmp_path / "x.tif", np.zeros((2, 3, 4, 5)))
 
 
+def test_write_tiff_rgb_16_bit_keeps_16_bits_and_the_pixel_size(tmp_path):
+    """A 16-bit colour LOM's warp (float, overshooting) is written as 16-bit RGB, not refused or cut to 8 bits."""
+    rgb = RNG.integers(0, 65536, (12, 14, 3), dtype=np.uint16)
+    warped = rgb.astype(np.float32)
+    warped[0, 0] = [-70.5, 65600.0, 300.4]
+    m = read_image(write_tiff(tmp_path / "rgb48.tif", warped, pixel_size=0.25, dtype="uint16"))
+    assert m.shape == (12, 14, 3) and m.metadata["dtype"] == "uint16"
+    assert m.pixel_size == pytest.approx(0.25)
+    assert m.data[0, 0].tolist() == [0, 65535, 300]
+    np.testing.assert_array_equal(m.data[1:], rgb[1:])
+    nm = read_image(write_tiff(tmp_path / "nm.tif", rgb, pixel_size=250.0, unit="nm"))
+    assert nm.pixel_size == pytest.approx(0.25) and nm.metadata["dtype"] == "uint16"
+
+
 def test_ome_fei_zeiss_and_plain_resolution(tmp_path):
     a = RNG.integers(0, 4000, (40, 50), dtype=np.uint16)
     tifffile.imwrite(tmp_path / "ome.tif", a, ome=True,

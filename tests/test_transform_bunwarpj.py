@@ -81,6 +81,22 @@ def test_warped_image_agrees_with_bunwarpj(bunwarpj, case, record_property):
     assert diff < 1e-3  # float32 output of both; measured 3e-5 on 0..255 noise
 
 
+def test_a_16_bit_colour_image_is_warped_channel_by_channel_with_all_its_bits(bunwarpj, case):
+    """ImageJ's RGB holds 8 bits a channel: a 16-bit colour LOM goes through the plugin one 32-bit channel at a time."""
+    from styleunwarp.registration.bunwarpj import apply_transform
+
+    t, shape, _, _, _ = case
+    rgb = np.random.default_rng(13).integers(0, 65536, (90, 120, 3)).astype(np.float32)
+    moved = apply_transform(rgb, t, shape)
+    assert moved.shape == shape + (3,) and moved.dtype == np.float32
+    assert moved.max() > 60000  # not cut to 8 bits
+    for c in range(3):
+        np.testing.assert_array_equal(moved[..., c], apply_transform(rgb[..., c], t, shape))
+    assert np.abs(moved - warp_image(rgb, t, shape)).max() < 1.0  # our warp agrees to well under a grey level of 65535
+    eight_bit = apply_transform(np.rint(rgb / 257.0), t, shape)  # whole numbers in 0..255: ImageJ's RGB, as before
+    assert eight_bit.dtype == np.uint8
+
+
 def test_warped_rgb_agrees_with_bunwarpj(bunwarpj, case):
     t, shape, path, _, _ = case
     rng = np.random.default_rng(12)

@@ -594,7 +594,8 @@ def write_tiff(
     metadata: dict | None = None,
     dtype: str | np.dtype | None = None,
 ) -> Path:
-    """Write an ImageJ TIFF atomically: gray as 32-bit float (or ``dtype``), RGB as 8-bit RGB.
+    """Write an ImageJ TIFF atomically: gray as 32-bit float (or ``dtype``), RGB as 8-bit RGB (16-bit
+    RGB, ``dtype`` ``uint16``, as a plain RGB TIFF: ImageJ's own has 8-bit RGB only).
 
     Parameters
     ----------
@@ -614,9 +615,9 @@ def write_tiff(
     dtype : str or dtype, optional
         Pixel type for a gray image, usually the input file's (``Micrograph.metadata['dtype']``):
         ``uint8`` / ``uint16`` are rounded and clipped to their range (see
-        :func:`as_file_dtype`); anything else is written as 32-bit float. ``uint8`` for an RGB
-        image (an 8-bit colour input, warped) rounds and clips it to 0..255 too, whatever the
-        interpolation's overshoot.
+        :func:`as_file_dtype`); anything else is written as 32-bit float. ``uint8`` / ``uint16`` for
+        an RGB image (an 8- or 16-bit colour input, warped) rounds and clips it to that range too,
+        whatever the interpolation's overshoot.
 
     Returns
     -------
@@ -624,8 +625,10 @@ def write_tiff(
     """
     p = Path(path)
     arr = np.asarray(array)
-    if dtype is not None and (arr.ndim == 2 or np.dtype(dtype) == np.uint8):
-        arr = as_file_dtype(arr, dtype)  # an 8-bit RGB input's warp too: cubic overshoot is clipped, not refused
+    if dtype is not None and (arr.ndim == 2 or np.dtype(dtype) in (np.uint8, np.uint16)):
+        arr = as_file_dtype(arr, dtype)  # an 8/16-bit RGB input's warp too: cubic overshoot is clipped, not refused
+    if arr.ndim == 3 and arr.shape[2] == 3 and arr.dtype == np.uint16:
+        return _write_rgb48(p, arr, pixel_size, unit, metadata)
     if arr.ndim == 2 and arr.dtype in (np.uint8, np.uint16):
         kwargs: dict[str, Any] = {"photometric": "minisblack"}
     elif arr.ndim == 3 and arr.shape[2] == 3:
@@ -658,6 +661,25 @@ def write_tiff(
         kwargs["resolution"] = (1.0 / pixel_size, 1.0 / pixel_size)
     with atomic_path(p) as tmp:
         tifffile.imwrite(tmp, arr, imagej=True, metadata=ij_meta, **kwargs)
+    return p
+
+
+def _write_rgb48(p: Path, arr: np.ndarray, pixel_size: float | None, unit: str, metadata: dict | None) -> Path:
+    """A 16-bit-per-channel RGB image as a plain RGB TIFF (ImageJ's own TIFF has 8-bit RGB only; Fiji
+    opens this one, ImageJ 1 as a stack of three 16-bit slices). The pixel size goes into the
+    resolution tags (pixels per cm), which :func:`read_image` reads back; ``metadata`` into the
+    JSON description (not read back)."""
+    if arr.size == 0:
+        raise InputError(p, "cannot write an empty image")
+    kwargs: dict[str, Any] = {"photometric": "rgb", "metadata": {k: v for k, v in (metadata or {}).items()} or None}
+    if pixel_size is not None:
+        factor = unit_to_um(unit)
+        if not _positive(pixel_size) or factor is None:
+            raise InputError(p, f"pixel size must be a positive number in a known unit, got {pixel_size!r} {unit!r}")
+        per_cm = 1e4 / (float(pixel_size) * factor)
+        kwargs.update(resolution=(per_cm, per_cm), resolutionunit="CENTIMETER")
+    with atomic_path(p) as tmp:
+        tifffile.imwrite(tmp, arr, **kwargs)
     return p
 
 

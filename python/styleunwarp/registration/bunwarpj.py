@@ -192,15 +192,20 @@ def apply_transform(
 ) -> np.ndarray:
     """Warp ``source`` onto a ``target_shape`` grid with bUnwarpJ's own apply, inside ImageJ.
 
-    Grey input gives float32; ``(H, W, 3)`` RGB is warped per channel by the plugin and
-    returned as uint8 RGB (ImageJ's ColorProcessor). This is how the registration found on
-    the styled LOM is re-applied to the original LOM.
+    Grey input gives float32; ``(H, W, 3)`` 8-bit RGB (values 0..255, whole numbers) is warped per
+    channel by the plugin and returned as uint8 RGB (ImageJ's ColorProcessor); other colour
+    images (16-bit or float: ImageJ's RGB type holds 8 bits a channel) are warped channel by
+    channel as 32-bit images and returned as float32. This is how the registration found on the
+    styled LOM is re-applied to the original LOM.
     """
     import jpype
 
     src = np.asarray(source)
     if src.ndim == 3 and src.shape[2] == 3:
-        src = np.clip(np.rint(src), 0, 255).astype(np.uint8) if src.dtype != np.uint8 else src
+        if src.dtype != np.uint8:
+            if not fits_8bit_rgb(src):
+                return np.stack([apply_transform(src[..., c], transform, target_shape, fiji_dir=fiji_dir) for c in range(3)], axis=-1)
+            src = np.rint(src).astype(np.uint8)
     elif src.ndim == 2:
         src = src.astype(np.float32) if src.dtype not in (np.uint8, np.uint16) else src
     else:
@@ -215,6 +220,14 @@ def apply_transform(
     except Exception as exc:
         raise BUnwarpJError(f"bUnwarpJ could not apply the transform: {exc}") from exc
     return from_imageplus(source_imp)
+
+
+def fits_8bit_rgb(image: np.ndarray) -> bool:
+    """Whether a colour image's values are whole numbers in 0..255 (ImageJ's RGB type holds them exactly)."""
+    a = np.asarray(image)
+    if a.dtype == np.uint8:
+        return True
+    return bool(a.size == 0 or (np.isfinite(a).all() and a.min() >= 0 and a.max() <= 255 and np.array_equal(a, np.rint(a))))
 
 
 def plugin_version(fiji_dir: str | PathLike[str] | None = None) -> str | None:
