@@ -671,7 +671,7 @@ def _write_rgb48(p: Path, arr: np.ndarray, pixel_size: float | None, unit: str, 
     JSON description (not read back)."""
     if arr.size == 0:
         raise InputError(p, "cannot write an empty image")
-    kwargs: dict[str, Any] = {"photometric": "rgb", "metadata": {k: v for k, v in (metadata or {}).items()} or None}
+    kwargs: dict[str, Any] = {"photometric": "rgb", "metadata": dict(metadata) if metadata else None}
     if pixel_size is not None:
         factor = unit_to_um(unit)
         if not _positive(pixel_size) or factor is None:
