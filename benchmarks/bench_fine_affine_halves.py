@@ -7,11 +7,14 @@ the pipeline's representations and coarse map) on each half of a checkerboard of
 target's grid, and records against the truth the mean TRE of the coarse map, of the recorded fit and of
 each half's fit; the NCC gain of each half's fit on the *other* half (a fit driven by what the whole
 image shows gains there; one driven by a few details does not); and how far the two halves' fits lie
-apart (largest move of a corner or the centre). The question: does a check that the halves agree
+apart (largest move of a corner or the centre); and how far the fit lies from the coarse level's best
+map (:func:`coarse_optimum`), in cells of that level (the larger side / ``REFINE_SIZE`` px). The
+question: does a check that the halves agree, or that the fit stays in the coarse optimum's cell,
 refuse the fits that moved a pair away from the truth, and keep the ones that brought it closer?
 
-Prints one row per pair, sorted by what the recorded fit did to the TRE, and a summary of two rules
-(both held-out gains positive; the halves' fits within the recorded fit's own move).
+Prints one row per pair, sorted by what the recorded fit did to the TRE, and a summary of three rules
+(both held-out gains positive; the halves' fits within the recorded fit's own move; the fit within one
+coarse cell of the coarse optimum).
 Writes ``OUT/halves.jsonl``.
 
     python benchmarks/bench_fine_affine_halves.py RUN [RUN ...] --out /tmp/halves [--tiles 4]
@@ -47,11 +50,23 @@ def masked_ncc(target: np.ndarray, source: np.ndarray, matrix: np.ndarray, mask:
     return float(ncc(target, moved, mask & inside))
 
 
+def coarse_optimum(metrics: dict, target: np.ndarray, source: np.ndarray) -> np.ndarray:
+    """The coarse level's best map: the highest-scoring of the coarse step's recorded candidates and the
+    identity refined locally (:func:`styleunwarp.pipeline.coarse.similarity.refine_identity`, recomputed:
+    the step records it only where it wins)."""
+    from styleunwarp.pipeline.coarse.similarity import refine_identity
+
+    local = refine_identity(target, source)
+    scored = [(c["score"], np.asarray(c["matrix"], np.float64)[:2]) for c in metrics["coarse"].get("candidates") or []]
+    return max(scored + [(local.score, np.asarray(local.matrix, np.float64)[:2])], key=lambda c: c[0])[1]
+
+
 def pair_row(run: Path, entry: dict, tiles: int) -> dict | None:
     """The halves' fits of one saved pair, scored against its truth; None where no fine affine fit ran."""
     import tifffile
 
     from styleunwarp.io import read_image
+    from styleunwarp.pipeline.coarse.similarity import REFINE_SIZE
     from styleunwarp.pipeline.fine_affine import fit_affine, largest_move
     from styleunwarp.quality import tre
     from styleunwarp.transform import affine_elastic, read_transform
@@ -75,7 +90,10 @@ def pair_row(run: Path, entry: dict, tiles: int) -> dict | None:
     def err(matrix: np.ndarray) -> float:
         return float(tre(affine_elastic(matrix, 4, shape), truth, shape, lom_shape).mean)
 
+    optimum = coarse_optimum(m, target, source)
+    cell = max(target.shape) / REFINE_SIZE
     return {"pair": entry["name"], "start_px": err(start), "fit_px": err(fitted), "half_a_px": err(fit_a), "half_b_px": err(fit_b),
+            "coarse_optimum_px": err(optimum), "from_coarse_optimum_cells": largest_move(optimum, fitted, target.shape) / cell,
             "moved_px": largest_move(start, fitted, target.shape), "halves_apart_px": largest_move(fit_a, fit_b, target.shape),
             "gain_on_b_of_a": masked_ncc(target, source, fit_a, ~a) - masked_ncc(target, source, start, ~a),
             "gain_on_a_of_b": masked_ncc(target, source, fit_b, a) - masked_ncc(target, source, start, a),
@@ -85,7 +103,8 @@ def pair_row(run: Path, entry: dict, tiles: int) -> dict | None:
 def summary(rows: list[dict], tolerance: float = 0.25) -> list[str]:
     """What each rule would have refused among the fits that helped, hurt or changed little."""
     rules = {"both held-out gains > 0": lambda r: r["gain_on_b_of_a"] > 0 and r["gain_on_a_of_b"] > 0,
-             "halves within the fit's move": lambda r: r["halves_apart_px"] <= r["moved_px"]}
+             "halves within the fit's move": lambda r: r["halves_apart_px"] <= r["moved_px"],
+             "within one coarse cell of the coarse optimum": lambda r: r["from_coarse_optimum_cells"] <= 1.0}
     helped = [r for r in rows if r["fit_px"] < r["start_px"] - tolerance]
     hurt = [r for r in rows if r["fit_px"] > r["start_px"] + tolerance]
     lines = [f"{len(rows)} fits: {len(helped)} brought the pair > {tolerance} px closer, {len(hurt)} moved it > {tolerance} px away"]
@@ -118,12 +137,12 @@ def main() -> None:
                     f.write(json.dumps(row) + "\n")
                     f.flush()
     rows.sort(key=lambda r: r["fit_px"] - r["start_px"])
-    print("| run | pair | start px | fit | half A | half B | moved px | halves apart px | held-out gain A->B / B->A | kept |")
-    print("|---|---|---|---|---|---|---|---|---|---|")
+    print("| run | pair | start px | fit | half A | half B | moved px | halves apart px | held-out gain A->B / B->A | coarse optimum px | fit from it (cells) | kept |")
+    print("|---|---|---|---|---|---|---|---|---|---|---|---|")
     for r in rows:
         print(f"| {Path(r['run']).name} | {r['pair']} | {r['start_px']:.2f} | {r['fit_px'] - r['start_px']:+.2f} | {r['half_a_px'] - r['start_px']:+.2f} | "
               f"{r['half_b_px'] - r['start_px']:+.2f} | {r['moved_px']:.2f} | {r['halves_apart_px']:.2f} | "
-              f"{r['gain_on_b_of_a']:+.4f} / {r['gain_on_a_of_b']:+.4f} | {r['kept']} |")
+              f"{r['gain_on_b_of_a']:+.4f} / {r['gain_on_a_of_b']:+.4f} | {r['coarse_optimum_px']:.2f} | {r['from_coarse_optimum_cells']:.2f} | {r['kept']} |")
     print()
     print("\n".join(summary(rows)))
 
