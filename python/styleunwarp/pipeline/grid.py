@@ -63,9 +63,15 @@ def match_pixel_size(lom: np.ndarray, lom_pixel: float | None, cbs_pixel: float 
     new_shape = (int(round(shape[0] * factor)), int(round(shape[1] * factor)))
     if new_shape[0] * new_shape[1] > MAX_PIXELS or min(new_shape) < 16:
         raise InputError(None, f"LOM pixel {lom_pixel:.4g} um vs CBS pixel {cbs_pixel:.4g} um would resample the LOM to {new_shape[1]}x{new_shape[0]} px: check the pixel-size metadata")
-    zoom = (new_shape[0] / shape[0], new_shape[1] / shape[1]) + (1.0,) * (lom.ndim - 2)
-    out = ndimage.zoom(lom.astype(np.float32), zoom, order=3, mode="grid-mirror", grid_mode=True)
+    out = resample_to(lom, new_shape)
     return out, GridMatch(factor, shape, out.shape[:2], f"LOM resampled by {factor:.4g} to the CBS pixel size {cbs_pixel:.4g} um")
+
+
+def resample_to(image: np.ndarray, shape: tuple[int, int]) -> np.ndarray:
+    """``image`` (grey ``(H, W)`` or colour ``(H, W, C)``) resampled to ``shape`` pixels over the same field:
+    cubic, pixel-centre convention (corners of the pixel grids aligned), colour channels alike; float32."""
+    zoom = (shape[0] / image.shape[0], shape[1] / image.shape[1]) + (1.0,) * (image.ndim - 2)
+    return ndimage.zoom(np.asarray(image, np.float32), zoom, order=3, mode="grid-mirror", grid_mode=True)
 
 
 def direct_to_original(direct: ElasticTransform, match: GridMatch) -> ElasticTransform:

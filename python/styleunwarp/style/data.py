@@ -228,7 +228,7 @@ def source_on_target_grid(source, target) -> tuple[np.ndarray, str | None]:
     in µm within :data:`FIELD_TOLERANCE`), else by their aspect ratios. Otherwise an
     :class:`InputError` names the source and says why (the pair cannot be aligned on one grid).
     """
-    from scipy import ndimage
+    from ..pipeline.grid import resample_to
 
     s, t = source.data, target.data
     (hs, ws), (ht, wt) = s.shape[:2], t.shape[:2]
@@ -251,11 +251,7 @@ def source_on_target_grid(source, target) -> tuple[np.ndarray, str | None]:
                                       "an aligned pair must show one field; give both images one grid")
     else:
         how = "one field by the aspect ratio, no pixel sizes for both"
-    zoom = (ht / hs, wt / ws) + (1.0,) * (s.ndim - 2)
-    out = ndimage.zoom(np.asarray(s, np.float32), zoom, order=3, mode="grid-mirror", grid_mode=True)
-    if out.shape[:2] != (ht, wt):  # rounding of zoom's output size
-        out = np.pad(out, [(0, max(0, ht - out.shape[0])), (0, max(0, wt - out.shape[1]))] + [(0, 0)] * (s.ndim - 2), mode="edge")[:ht, :wt]
-    return out.astype(np.float32), f"resampled from {ws}x{hs} to its target's grid {wt}x{ht} px ({how})"
+    return resample_to(s, (ht, wt)), f"resampled from {ws}x{hs} to its target's grid {wt}x{ht} px ({how})"
 
 
 @dataclass
