@@ -627,6 +627,13 @@ def write_tiff(
     arr = np.asarray(array)
     if dtype is not None and (arr.ndim == 2 or np.dtype(dtype) in (np.uint8, np.uint16)):
         arr = as_file_dtype(arr, dtype)  # an 8/16-bit RGB input's warp too: cubic overshoot is clipped, not refused
+    if arr.size == 0:
+        raise InputError(p, "cannot write an empty image")
+    if pixel_size is not None:
+        if not _positive(pixel_size):
+            raise InputError(p, f"pixel size must be a positive number, got {pixel_size!r}")
+        if unit_to_um(unit) is None:
+            raise InputError(p, f"unknown length unit {unit!r}")
     if arr.ndim == 3 and arr.shape[2] == 3 and arr.dtype == np.uint16:
         return _write_rgb48(p, arr, pixel_size, unit, metadata)
     if arr.ndim == 2 and arr.dtype in (np.uint8, np.uint16):
@@ -643,8 +650,6 @@ def write_tiff(
         kwargs = {"photometric": "minisblack"}
     else:
         raise InputError(p, f"cannot write an array of shape {arr.shape}: need (H, W) or RGB")
-    if arr.size == 0:
-        raise InputError(p, "cannot write an empty image")
     ij_meta: dict[str, Any] = {}
     for key, value in (metadata or {}).items():
         if not re.fullmatch(r"[A-Za-z_][A-Za-z0-9_.]*", str(key)) or key in _IMAGEJ_KEYS:
@@ -653,10 +658,6 @@ def write_tiff(
             value = json.dumps(value, default=str)
         ij_meta[key] = str(value).replace("\n", " ") if isinstance(value, str) else value
     if pixel_size is not None:
-        if not _positive(pixel_size):
-            raise InputError(p, f"pixel size must be a positive number, got {pixel_size!r}")
-        if unit_to_um(unit) is None:
-            raise InputError(p, f"unknown length unit {unit!r}")
         ij_meta["unit"] = unit
         kwargs["resolution"] = (1.0 / pixel_size, 1.0 / pixel_size)
     with atomic_path(p) as tmp:
@@ -668,15 +669,10 @@ def _write_rgb48(p: Path, arr: np.ndarray, pixel_size: float | None, unit: str, 
     """A 16-bit-per-channel RGB image as a plain RGB TIFF (ImageJ's own TIFF has 8-bit RGB only; Fiji
     opens this one, ImageJ 1 as a stack of three 16-bit slices). The pixel size goes into the
     resolution tags (pixels per cm), which :func:`read_image` reads back; ``metadata`` into the
-    JSON description (not read back)."""
-    if arr.size == 0:
-        raise InputError(p, "cannot write an empty image")
+    JSON description (not read back). ``pixel_size`` and ``unit`` were checked by :func:`write_tiff`."""
     kwargs: dict[str, Any] = {"photometric": "rgb", "metadata": dict(metadata) if metadata else None}
     if pixel_size is not None:
-        factor = unit_to_um(unit)
-        if not _positive(pixel_size) or factor is None:
-            raise InputError(p, f"pixel size must be a positive number in a known unit, got {pixel_size!r} {unit!r}")
-        per_cm = 1e4 / (float(pixel_size) * factor)
+        per_cm = 1e4 / (float(pixel_size) * unit_to_um(unit))
         kwargs.update(resolution=(per_cm, per_cm), resolutionunit="CENTIMETER")
     with atomic_path(p) as tmp:
         tifffile.imwrite(tmp, arr, **kwargs)
