@@ -16,7 +16,8 @@
 //      delivered (no coarse start, no checks, no verdict) and saves OUTPUT/NAME/direct_transf.txt
 //      and inverse_transf.txt;
 //   3. bUnwarpJ re-applies the direct transform to the ORIGINAL LOM:
-//      OUTPUT/NAME/registered.tif on the CBS grid.
+//      OUTPUT/NAME/registered.tif on the CBS grid (colour that is not 8-bit RGB, e.g. a 48-bit
+//      TIFF, one channel at a time, saved as a composite in its own bit depth).
 // A finished pair is skipped (rerun = resume; chain=styleunwarp: its metrics.json, written last,
 // exists; chain=bunwarpj: its registered.tif). A failing pair is logged with its reason (the
 // command's one-line error, from its --error-file) and the batch goes on;
@@ -114,6 +115,51 @@ function styleValue(model) {
 	if (model == "none") return "none";
 	if (model == "default") return "model";
 	return model;
+}
+
+// bUnwarpJ applies a transform to one grey image (8, 16 or 32 bit) or to 8-bit RGB. Any other LOM
+// (a 48-bit colour TIFF, which ImageJ opens as a 16-bit composite of 3 channels, or planar channels)
+// is warped one 32-bit channel at a time and put together again in its own bit depth and channels,
+// as `styleunwarp register` does. Writes outPath; returns "" or the reason of a failure.
+function applyToLom(targetPath, lomPath, transfPath, outPath, tmp) {
+	open(lomPath);
+	channels = nSlices;
+	depth = bitDepth();
+	close("*");
+	if (channels == 1 || depth == 24) {
+		call("bunwarpj.bUnwarpJ_.elasticTransformImageMacro", targetPath, lomPath, transfPath, outPath);
+		if (!File.exists(outPath)) return "applying the transform to the LOM failed";
+		return "";
+	}
+	missing = 0;
+	for (c = 1; c <= channels; c++) {
+		open(lomPath);
+		setSlice(c);
+		run("Duplicate...", "title=styleunwarp-channel");
+		run("32-bit");
+		saveAs("Tiff", tmp + "channel.tif");
+		close("*");
+		call("bunwarpj.bUnwarpJ_.elasticTransformImageMacro", targetPath, tmp + "channel.tif", transfPath, tmp + "warped" + c + ".tif");
+		if (!File.exists(tmp + "warped" + c + ".tif")) missing++;
+	}
+	deleted = File.delete(tmp + "channel.tif");
+	if (missing > 0) return "applying the transform to " + missing + " of the LOM's " + channels + " channels failed";
+	for (c = 1; c <= channels; c++) {
+		open(tmp + "warped" + c + ".tif");
+		deleted = File.delete(tmp + "warped" + c + ".tif");
+	}
+	run("Images to Stack", "name=registered use");
+	for (c = 1; c <= channels; c++) {
+		setSlice(c);
+		setMetadata("Label", "channel " + c);
+	}
+	setOption("ScaleConversions", false);  // values kept, clipped to the type's range
+	if (depth == 8) run("8-bit");
+	if (depth == 16) run("16-bit");
+	run("Stack to Hyperstack...", "order=xyczt(default) channels=" + channels + " slices=1 frames=1 display=Composite");
+	saveAs("Tiff", outPath);
+	close("*");
+	return "";
 }
 
 args = getArgument();
@@ -241,11 +287,13 @@ for (f = 0; f < files.length; f++) {
 	moveFile(tmp + "direct.txt", pairOut + "direct_transf.txt");
 	if (File.exists(tmp + "inverse.txt")) moveFile(tmp + "inverse.txt", pairOut + "inverse_transf.txt");
 
-	// 3. the direct transform applied to the ORIGINAL LOM by bUnwarpJ itself (file paths, no option string)
-	call("bunwarpj.bUnwarpJ_.elasticTransformImageMacro", pairOut + "target.tif", lomPath, pairOut + "direct_transf.txt", pairOut + "registered_tmp.tif");
-	if (!File.exists(pairOut + "registered_tmp.tif")) {
-		print("styleunwarp: " + stem + ": FAILED: applying the transform to the LOM failed");
-		appendResult(csv, stem, "failed", "", "applying the transform to the LOM failed");
+	// 3. the direct transform applied to the ORIGINAL LOM by bUnwarpJ itself (file paths, no option string; colour
+	//    that is not 8-bit RGB one channel at a time)
+	reason = applyToLom(pairOut + "target.tif", lomPath, pairOut + "direct_transf.txt", pairOut + "registered_tmp.tif", tmp);
+	if (reason == "" && !File.exists(pairOut + "registered_tmp.tif")) reason = "applying the transform to the LOM failed";
+	if (reason != "") {
+		print("styleunwarp: " + stem + ": FAILED: " + reason);
+		appendResult(csv, stem, "failed", "", reason);
 		failed++;
 		continue;
 	}

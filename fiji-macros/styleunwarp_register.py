@@ -23,7 +23,8 @@ chain=bunwarpj, the study's chain with bUnwarpJ run by this script:
 2. bUnwarpJ registers styled.tif to target.tif in this Fiji (its static batch API), from the images
    as delivered (no coarse start, no checks, no verdict), and saves OUTPUT/direct_transf.txt (and
    inverse_transf.txt unless Mono).
-3. bUnwarpJ applies the direct transform to the ORIGINAL LOM: OUTPUT/registered.tif.
+3. bUnwarpJ applies the direct transform to the ORIGINAL LOM: OUTPUT/registered.tif (colour that is
+   not 8-bit RGB, e.g. a 48-bit TIFF, one channel at a time, saved as a composite in its bit depth).
 Open it in Fiji's script editor (File > Open, then Run), or put it in Fiji.app/scripts/Plugins/
 to get a menu entry. Headless, with plain ImageJ 1 and Jython (no Fiji GUI, no display):
   java -Djava.awt.headless=true -cp jython.jar:FIJI/jars/ij.jar:FIJI/plugins/bUnwarpJ_.jar \
@@ -31,10 +32,12 @@ to get a menu entry. Headless, with plain ImageJ 1 and Jython (no Fiji GUI, no d
 """
 import os
 import re
+import shutil
 import subprocess
+import tempfile
 
 from bunwarpj import Param, bUnwarpJ_
-from ij import IJ
+from ij import CompositeImage, IJ, ImagePlus, ImageStack
 from ij import Prefs
 
 MODES = {"Fast": 0, "Accurate": 1, "Mono": 2}
@@ -91,6 +94,46 @@ def prepare(command, lom_path, cbs_path, out_dir, model):
     return os.path.join(out_dir, "styled.tif"), os.path.join(out_dir, "target.tif")
 
 
+def apply_to_lom(target_path, lom_path, direct, registered):
+    """bUnwarpJ's direct transform applied to the original LOM, written to ``registered``.
+
+    bUnwarpJ applies a transform to one grey image (8, 16 or 32 bit) or to 8-bit RGB. Any other LOM
+    (a 48-bit colour TIFF, which ImageJ opens as a 16-bit composite of 3 channels, or planar
+    channels) is warped one 32-bit channel at a time and put together again in its own bit depth
+    and channels, as `styleunwarp register` does."""
+    lom = IJ.openImage(lom_path)
+    if lom is None:
+        raise RuntimeError("ImageJ cannot open %s" % lom_path)
+    channels, depth = lom.getStackSize(), lom.getBitDepth()
+    if channels == 1 or depth == 24:
+        bUnwarpJ_.elasticTransformImageMacro(target_path, lom_path, direct, registered)
+        return
+    tmp = tempfile.mkdtemp(prefix="styleunwarp_")
+    try:
+        stack = None
+        for c in range(1, channels + 1):
+            channel = os.path.join(tmp, "channel.tif")
+            warped = os.path.join(tmp, "warped%d.tif" % c)
+            IJ.saveAsTiff(ImagePlus("channel", lom.getStack().getProcessor(c).convertToFloat()), channel)
+            bUnwarpJ_.elasticTransformImageMacro(target_path, channel, direct, warped)
+            result = IJ.openImage(warped) if os.path.isfile(warped) else None
+            if result is None:
+                raise RuntimeError("applying the transform to channel %d of %s failed" % (c, lom_path))
+            ip = result.getProcessor()
+            if depth == 16:
+                ip = ip.convertToShortProcessor(False)  # values kept, clipped to the type's range
+            elif depth == 8:
+                ip = ip.convertToByteProcessor(False)
+            if stack is None:
+                stack = ImageStack(ip.getWidth(), ip.getHeight())
+            stack.addSlice("channel %d" % c, ip)
+        out = ImagePlus("registered", stack)
+        out.setDimensions(channels, 1, 1)
+        IJ.saveAsTiff(CompositeImage(out, CompositeImage.COMPOSITE), registered)
+    finally:
+        shutil.rmtree(tmp, True)
+
+
 def register(lom_path, cbs_path, out_dir, command="styleunwarp", model="default", mode="Accurate",
              initial="Very Coarse", final="Fine", subsample=0, show=False, chain="styleunwarp"):
     """Register one LOM/CBS pair; return the path of the registered LOM."""
@@ -116,7 +159,7 @@ def register(lom_path, cbs_path, out_dir, command="styleunwarp", model="default"
     if mode != "Mono":
         transf.saveInverseTransformation(os.path.join(out_dir, "inverse_transf.txt"))
     registered = os.path.join(out_dir, "registered.tif")
-    bUnwarpJ_.elasticTransformImageMacro(target_path, lom_path, direct, registered)
+    apply_to_lom(target_path, lom_path, direct, registered)
     IJ.log("styleunwarp: registered LOM written to %s (chain=bunwarpj: not checked, no verdict)" % registered)
     if show:
         IJ.openImage(registered).show()

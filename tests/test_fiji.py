@@ -134,3 +134,55 @@ def test_script_editor_script_registers_one_pair(acquisition, tmp_path, chain):
         assert f"tier {tier}" in proc.stdout, proc.stdout
     else:
         assert "not checked, no verdict" in proc.stdout and not (out / "metrics.json").exists()
+
+
+@pytest.fixture(scope="module")
+def colour16(tmp_path_factory):
+    """One pair whose LOM is 16-bit colour (a 48-bit RGB TIFF), its channels unlike each other."""
+    folder = tmp_path_factory.mktemp("colour16") / "acq"
+    folder.mkdir()
+    p = make_pair((256, 256), seed=42)
+    g = np.asarray(p.cbs_like_lom, np.float64)
+    g = (g - g.min()) / (g.max() - g.min())
+    lom = (np.stack([g, g ** 0.7, 1.0 - 0.5 * g], -1) * 60000).astype(np.uint16)
+    write_tiff(folder / "c_LOM.tif", lom)
+    write_tiff(folder / "c_CBS.tif", p.cbs)
+    return folder, p.truth, lom
+
+
+def _check_colour16(out: Path, truth, lom) -> None:
+    """registered.tif is the 16-bit colour LOM moved by the saved transform, every channel its own."""
+    direct = read_elastic(out / "direct_transf.txt")
+    assert tre(direct, truth, (256, 256)).mean < 1.5
+    registered = read_image(out / "registered.tif")
+    assert registered.data.shape == (256, 256, 3) and registered.metadata["bit_depth"] == 16
+    for c in range(3):
+        expected = np.clip(np.rint(warp_image(lom[..., c].astype(np.float32), direct, (256, 256))), 0, 65535)
+        assert np.abs(registered.data[..., c] - expected).max() <= 1.0, c
+
+
+def test_batch_macro_keeps_a_16_bit_colour_lom_colour(colour16, tmp_path):
+    """chain=bunwarpj: bUnwarpJ's own re-application cannot take a 48-bit LOM (a 16-bit composite in
+    ImageJ; it threw and left a corrupt file); the macro warps it one channel at a time."""
+    ij = _install()
+    folder, truth, lom = colour16
+    proc = _run_macro(ij, folder, tmp_path / "out", "bunwarpj")
+    assert "1 registered, 0 already done, 0 failed" in proc.stdout, proc.stdout + proc.stderr
+    assert "Exception" not in proc.stdout + proc.stderr, proc.stdout + proc.stderr
+    _check_colour16(tmp_path / "out" / "c", truth, lom)
+
+
+def test_script_editor_script_keeps_a_16_bit_colour_lom_colour(colour16, tmp_path):
+    ij = _install()
+    jython = next((j for j in JYTHON_JARS if j.is_file()), None)
+    if jython is None:
+        pytest.skip("Jython not installed (apt-get install jython): Fiji's script editor runs the script with it")
+    folder, truth, lom = colour16
+    out = tmp_path / "one"
+    cp = ":".join([str(jython), str(ij.ij_jar), str(ij.bunwarpj_jar)])
+    cmd = ["java", "-Djava.awt.headless=true", "-cp", cp, "org.python.util.jython", str(MACROS / "styleunwarp_register.py"),
+           str(folder / "c_LOM.tif"), str(folder / "c_CBS.tif"), str(out), f"command={_styleunwarp_command()}", "model=none",
+           "mode=Accurate", "final=Fine", "chain=bunwarpj"]
+    proc = subprocess.run(cmd, capture_output=True, text=True, timeout=600)
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    _check_colour16(out, truth, lom)

@@ -537,3 +537,20 @@ def test_registered_lom_keeps_the_input_pixel_type(tmp_path):
     write_tiff(tmp_path / "f.tif", p.cbs_like_lom)
     register_pair(tmp_path / "f.tif", tmp_path / "a_CBS.tif", tmp_path / "out_f", style="none", backend="native", params=params)
     assert tifffile.imread(tmp_path / "out_f" / "registered.tif").dtype == np.float32
+
+
+def test_imagej_composite_of_three_channels_is_one_colour_image(tmp_path):
+    """Fiji keeps 16-bit colour as a composite of 3 channels (CYX); read as H x W x 3, channel order kept.
+    A composite of another number of channels, or a 3-slice z-stack, stays a stack."""
+    planes = (RNG.random((3, 8, 9)) * 60000).astype(np.uint16)
+    tifffile.imwrite(tmp_path / "comp.tif", planes, imagej=True, metadata={"axes": "CYX", "mode": "composite"})
+    m = read_image(tmp_path / "comp.tif")
+    assert m.data.shape == (8, 9, 3) and m.metadata["bit_depth"] == 16
+    for c in range(3):
+        np.testing.assert_array_equal(m.data[..., c], planes[c])
+    tifffile.imwrite(tmp_path / "two.tif", planes[:2], imagej=True, metadata={"axes": "CYX", "mode": "composite"})
+    tifffile.imwrite(tmp_path / "z.tif", planes, imagej=True, metadata={"axes": "ZYX"})
+    for name in ("two.tif", "z.tif"):
+        with pytest.raises(InputError) as exc:
+            read_image(tmp_path / name)
+        _assert_names(exc, tmp_path / name, "stack of")

@@ -188,12 +188,13 @@ def _read_tiff(p: Path, size: int, max_pixels: int) -> tuple[np.ndarray, dict, f
         axes, shape = series.axes, series.shape
         kept = [(a, n) for a, n in zip(axes, shape) if n != 1 or a in "YX"]
         extra = [(a, n) for a, n in kept if a not in "YXS"]
-        if extra:
+        composite = _imagej_colour_composite(tif, kept)
+        if extra and not composite:
             planes = math.prod(n for _, n in extra)
             raise InputError(
                 p, f"is a stack of {planes} images (axes {axes}, shape {shape}); styleunwarp "
-                "needs one 2-D image (gray or RGB): save a single slice, or for a colour composite "
-                "use ImageJ's Image > Color > Stack to RGB")
+                "needs one 2-D image (gray, RGB, or an ImageJ composite of 3 colour channels): save a "
+                "single slice, or for colour a composite of 3 channels (Image > Color > Make Composite) or RGB")
         height, width = dict(kept).get("Y", 0), dict(kept).get("X", 0)
         _check_size(p, height, width, max_pixels)
         page = series.keyframe
@@ -208,7 +209,7 @@ def _read_tiff(p: Path, size: int, max_pixels: int) -> tuple[np.ndarray, dict, f
         except Exception as exc:
             raise InputError(p, f"cannot decode image data (corrupt or truncated): {exc}") from None
         data = data.reshape([n for _, n in kept])
-        if [a for a, _ in kept][0] == "S":
+        if kept[0][0] == "S" or composite:  # colour samples or channels last
             data = np.moveaxis(data, 0, -1)
         if photometric == 3 and page.colormap is not None:  # PALETTE: index into colour map
             cmap = np.asarray(page.colormap).T
@@ -224,6 +225,14 @@ def _read_tiff(p: Path, size: int, max_pixels: int) -> tuple[np.ndarray, dict, f
             meta["ignored_series"] = len(tif.series) - 1
         pixel_size = _tiff_pixel_size(tif, page, meta)
     return data, meta, pixel_size
+
+
+def _imagej_colour_composite(tif: tifffile.TiffFile, kept: list[tuple[str, int]]) -> bool:
+    """Whether an ImageJ TIFF is one colour image saved as a composite of 3 channels (CYX), as
+    Fiji keeps 48-bit colour and as styleunwarp's Fiji macro writes a 16-bit colour LOM registered."""
+    if not tif.is_imagej or [a for a, _ in kept] != ["C", "Y", "X"] or kept[0][1] != 3:
+        return False
+    return str((tif.imagej_metadata or {}).get("mode", "")).lower() in ("composite", "color")
 
 
 def _tiff_pixel_size(tif: tifffile.TiffFile, page: Any, meta: dict) -> float | None:
