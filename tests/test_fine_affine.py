@@ -7,7 +7,8 @@ import pytest
 
 from styleunwarp.pipeline.chain import consensus_radius, register_representations
 from styleunwarp.pipeline.coarse.similarity import matrix
-from styleunwarp.pipeline.fine_affine import FINE_AFFINE_MIN_NCC, FineAffine, fine_affine, fit_affine, largest_move
+from styleunwarp.pipeline.fine_affine import (FINE_AFFINE_MIN_NCC, FINE_AFFINE_SIGMAS, FINE_AFFINE_SIGMAS_UNSEEN, FineAffine,
+                                               default_fine_sigmas, fine_affine, fit_affine, largest_move)
 from styleunwarp.registration import PIPELINE_DEFAULTS
 from styleunwarp.synth import make_pair
 from styleunwarp.transform import affine_elastic, warp_image
@@ -113,6 +114,34 @@ def test_representations_that_correlate_above_the_bar_are_refined(pair):
     faint -= faint.min()
     res = fine_affine(target, faint, start, raw=(target, source))
     assert res.facts["ncc_refined"] >= FINE_AFFINE_MIN_NCC and res.facts["kept"] == "refined", res.facts["reason"]
+
+
+@pytest.mark.parametrize("weight", [0.12, 0.15])
+def test_the_floor_reads_the_sharp_maps_when_the_fit_ends_blurred(pair, weight):
+    """With the schedule for a model on unseen looks (ending on maps blurred by 2 px) the drowned
+    structure correlates far above the floor on the blurred maps (white noise averages out there);
+    the floor still reads the sharp maps at the fit, where it was measured."""
+    target, source, truth, start = pair
+    rng = np.random.default_rng(3)
+    faint = (weight * source + rng.normal(size=source.shape) * source.std()).astype(np.float32)
+    faint -= faint.min()
+    res = fine_affine(target, faint, start, raw=(target, source), sigmas=FINE_AFFINE_SIGMAS_UNSEEN)
+    f = res.facts
+    assert f["fit_sigmas"] == list(FINE_AFFINE_SIGMAS_UNSEEN) and f["fit_ncc_start"] < f["fit_ncc_refined"]
+    assert f["fit_ncc_refined"] > 3 * FINE_AFFINE_MIN_NCC
+    assert (f["kept"] == "refined") == (f["ncc_refined"] >= FINE_AFFINE_MIN_NCC) == (weight == 0.15), f["reason"]
+    assert "blurred by 2 px" in f["reason"]
+
+
+def test_the_blurred_schedule_is_for_style_models_without_a_chain_card(tmp_path):
+    from styleunwarp.style.chain import CHAIN_NAME
+
+    assert default_fine_sigmas(None, "model") == FINE_AFFINE_SIGMAS_UNSEEN  # the shipped model
+    assert default_fine_sigmas(None, "none") == FINE_AFFINE_SIGMAS
+    assert default_fine_sigmas(None, "model", "none") == FINE_AFFINE_SIGMAS
+    (tmp_path / CHAIN_NAME).write_text("{}")
+    assert default_fine_sigmas(tmp_path, "model") == FINE_AFFINE_SIGMAS  # a chain from train --target auto
+    assert FINE_AFFINE_SIGMAS[-1] == 0.0 and FINE_AFFINE_SIGMAS_UNSEEN[-1] == 2.0
 
 
 def test_raw_images_of_two_modalities_are_not_refined(pair):

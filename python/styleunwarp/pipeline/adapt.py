@@ -52,10 +52,9 @@ def default_adapt_steps(model, style: str, representation: str | None = None) ->
     registering held-out pairs without adaptation, so adapting would run a chain that was not measured).
     """
     from ..style.adapt import ADAPT_STEPS
-    from ..style.chain import load_chain
+    from ..style.chain import applied_to_unseen_looks
 
-    raw = style != "model" or representation == "none"
-    return ADAPT_STEPS if not raw and load_chain(model) is None else 0
+    return ADAPT_STEPS if applied_to_unseen_looks(model, style, representation) else 0
 
 
 def adapt_and_register(first: ChainOutcome, representation, source: np.ndarray, target_raw: np.ndarray,

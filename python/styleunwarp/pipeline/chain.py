@@ -24,7 +24,7 @@ from ..transform import ElasticTransform, affine_elastic, identity_elastic, insi
 from .coarse import CoarseResult, align_by_mutual_information, align_by_structure, compose_direct, invert_affine, inverse_through, warp_source
 from .coarse import align as coarse_align
 from .consensus import consensus, consensus_on_source
-from .fine_affine import FineAffine
+from .fine_affine import FINE_AFFINE_SIGMAS, FineAffine
 from .fine_affine import fine_affine as refine_fine_affine
 from .restart import restart_start, warrants_restart
 
@@ -400,12 +400,13 @@ def consensus_radius(consensus_px: int, fine: dict) -> int:
 
 
 def fine_affine_start(target: np.ndarray, source: np.ndarray, start: np.ndarray, *, coarse: str = "auto",
-                      check: str = "alike", raw: tuple[np.ndarray, np.ndarray] | None = None) -> FineAffine | None:
+                      check: str = "alike", raw: tuple[np.ndarray, np.ndarray] | None = None,
+                      sigmas: tuple[float, ...] = FINE_AFFINE_SIGMAS) -> FineAffine | None:
     """The fine affine step (:mod:`.fine_affine`) from the coarse map ``start``, as the chain runs it:
     ``None`` with ``coarse="none"`` (the images as given are registered as given)."""
     if coarse == "none":
         return None
-    return refine_fine_affine(target, source, start, check=check, raw=raw)
+    return refine_fine_affine(target, source, start, check=check, raw=raw, sigmas=sigmas)
 
 
 def _on_grids(raw: tuple[np.ndarray, np.ndarray] | None, source_shape: tuple[int, ...], target_shape: tuple[int, ...]) -> bool:
@@ -567,6 +568,7 @@ def register_representations(
     fine_affine: bool = True,
     raw: tuple[np.ndarray, np.ndarray] | None = None,
     fine_result: FineAffine | None = None,
+    fine_sigmas: tuple[float, ...] = FINE_AFFINE_SIGMAS,
 ) -> ChainOutcome:
     """Register the source representation to the target representation as ``register`` does.
 
@@ -587,6 +589,7 @@ def register_representations(
     coarse map by a similarity (rotation, scale, shift) at full resolution before the elastic step
     (:mod:`.fine_affine`; not with ``coarse="none"``, nor on raw images of two modalities), checked
     on ``raw`` = ``(target, source)`` as recorded (grey, on the representations' grids) when given.
+    ``fine_sigmas``: the blurs that step fits on (:func:`.fine_affine.default_fine_sigmas`).
     ``fine_result``: that step's outcome for these same images and ``coarse_result``, already
     computed (used as given, like ``coarse_result``). The result's transforms refer to ``source``'s grid.
     """
@@ -597,7 +600,7 @@ def register_representations(
     a = coarse_result.chosen.matrix
     fine: dict = {}
     if fine_result is None and fine_affine:
-        fine_result = fine_affine_start(coarse_target, source, a, coarse=coarse, check=check, raw=raw)
+        fine_result = fine_affine_start(coarse_target, source, a, coarse=coarse, check=check, raw=raw, sigmas=fine_sigmas)
     if fine_result is not None:
         a, fine = fine_result.matrix, fine_result.facts
     coarse_seconds = time.perf_counter() - t0

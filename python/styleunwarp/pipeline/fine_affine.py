@@ -40,7 +40,22 @@ from .coarse.types import Candidate
 from .coarse.similarity import _map_points
 
 FINE_AFFINE_SIGMAS = (2.0, 1.0, 0.0)
-"""Gaussian blurs (px of the working grid) of the successive fits, coarse to fine."""
+"""Gaussian blurs (px of the working grid) of the successive fits, coarse to fine, down to the sharp
+maps: for representations of the field they were trained on (chains from ``train --target auto``)."""
+
+FINE_AFFINE_SIGMAS_UNSEEN = (4.0, 2.0)
+"""The blurs for a style model applied to looks it may not have met (the shipped model;
+:func:`styleunwarp.style.chain.applied_to_unseen_looks`): the fit ends on maps blurred by 2 px.
+
+Measured (``benchmarks/bench_fine_affine_blur.py``, docs/coarse.md, "The blur the fine affine fit
+ends on"): the step refitted from the recorded coarse starts of as-user runs. On foreign steel
+renderings the sharp maps hold the model's bias for looks it was not trained on (a wide groove drawn
+as two flanks, dark field): tuning sets (lom4 seeds 80-82, lom3 and blind seed 80; 43 fits) mean TRE at
+the fit 0.891 px sharp, 0.757 px ending at 2 px (lom4 alone 1.19 -> 0.88); held out (lom4 seed 83,
+9 fits) 2.01 -> 1.09 px, the three fits that moved pairs 1.1-2.6 px away from their start now
+0.5-1.1 px closer. The cost: lom3 0.383 -> 0.402 px, blind 0.671 -> 0.708 px. On real shale
+(SE -> BSE) the sharp maps are the more precise (a lookup table 0.80 -> 1.40 px, the shipped model's
+maps 1.01 -> 1.17 px), hence sharp for models trained on their field."""
 
 FINE_AFFINE_MAX_SIZE = 1024
 """Larger side (px) of the working grid; larger images are reduced for the fit."""
@@ -219,8 +234,18 @@ def largest_move(a: np.ndarray, b: np.ndarray, shape: tuple[int, int]) -> float:
     return float(np.max(np.hypot(*((np.asarray(a)[:2] - np.asarray(b)[:2]) @ _map_points(shape)))))
 
 
+def default_fine_sigmas(model, style: str, representation: str | None = None) -> tuple[float, ...]:
+    """The blur schedule of the fit for a pair registered with ``model``/``style``/``representation``
+    (as :func:`styleunwarp.pipeline.pair.register_pair` takes them): :data:`FINE_AFFINE_SIGMAS_UNSEEN`
+    for a style model without a chain card, else :data:`FINE_AFFINE_SIGMAS`."""
+    from ..style.chain import applied_to_unseen_looks
+
+    return FINE_AFFINE_SIGMAS_UNSEEN if applied_to_unseen_looks(model, style, representation) else FINE_AFFINE_SIGMAS
+
+
 def fine_affine(target: np.ndarray, source: np.ndarray, start: np.ndarray, *, check: str = "alike",
-                raw: tuple[np.ndarray, np.ndarray] | None = None, dof: int = FINE_AFFINE_DOF) -> FineAffine:
+                raw: tuple[np.ndarray, np.ndarray] | None = None, dof: int = FINE_AFFINE_DOF,
+                sigmas: tuple[float, ...] = FINE_AFFINE_SIGMAS) -> FineAffine:
     """Refine the coarse map ``start`` (2x3, target pixel -> source pixel) to a precise affine map, verified.
 
     ``target`` and ``source`` are the two representations (the source on its own grid).
@@ -231,7 +256,9 @@ def fine_affine(target: np.ndarray, source: np.ndarray, start: np.ndarray, *, ch
     or ``"start"``), ``reason``, the NCC of the representations and the structure agreement of the
     raw images at the start and at the fit, ``moved_px`` (largest move of a target corner or the
     centre), the fitted ``matrix``, ``dof``, ``seconds``. ``dof``: the fit's degrees of freedom
-    (:data:`DOF_BASES`; default :data:`FINE_AFFINE_DOF`, a similarity).
+    (:data:`DOF_BASES`; default :data:`FINE_AFFINE_DOF`, a similarity). ``sigmas``: the blurs it fits
+    on, coarse to fine (:data:`FINE_AFFINE_SIGMAS`; :func:`default_fine_sigmas`); the fit must gain
+    NCC on the last of them, and the NCC floor reads the sharp maps (``ncc_start``, ``ncc_refined``).
     """
     import time
 
@@ -239,7 +266,10 @@ def fine_affine(target: np.ndarray, source: np.ndarray, start: np.ndarray, *, ch
     if check == "structure":
         return FineAffine(a0, {"kept": "start", "reason": "not run: raw images of two modalities (their grey levels need not be linearly related)"})
     t0 = time.perf_counter()
-    fitted, ncc0, ncc1 = fit_affine(target, source, a0, dof=dof)
+    fitted, fit0, fit1 = fit_affine(target, source, a0, dof=dof, sigmas=sigmas)
+    # the floor reads the sharp maps, where it was measured; the fit's own gain, the blur it fitted
+    ncc0 = fit_affine(target, source, a0, sigmas=(0.0,), max_iter=0)[1]
+    ncc1 = fit_affine(target, source, fitted, sigmas=(0.0,), max_iter=0)[1] if np.isfinite(fitted).all() else float("nan")
     if raw is not None and (np.shape(raw[0])[:2] != target.shape[:2] or np.shape(raw[1])[:2] != source.shape[:2]):
         raw = None  # not on the representations' grids: check on the representations
     raw_target, raw_source = (target, source) if raw is None else raw
@@ -250,23 +280,25 @@ def fine_affine(target: np.ndarray, source: np.ndarray, start: np.ndarray, *, ch
     m0, m1, chance, sd, drop_sds = (drop[k] for k in ("mind_start", "mind_after", "mind_chance", "mind_chance_sd", "mind_drop_sds"))
     moved = largest_move(a0, fitted, target.shape)
     limit = FINE_AFFINE_MAX_MOVE * max(target.shape)
-    facts = {"ncc_start": ncc0, "ncc_refined": ncc1, "checked_on": "representations" if raw is None else "raw images",
+    facts = {"ncc_start": ncc0, "ncc_refined": ncc1, "fit_sigmas": list(sigmas), "fit_ncc_start": fit0, "fit_ncc_refined": fit1,
+             "checked_on": "representations" if raw is None else "raw images",
              "mind_start": m0, "mind_refined": m1, "mind_chance": chance, "mind_chance_sd": sd, "mind_drop_sds": drop_sds,
              "mind_drop_max_sds": FINE_AFFINE_MIND_DROP_SDS, "dof": dof, "moved_px": moved, "max_move_px": limit, "matrix": fitted.tolist()}
     far_ok = False
     if moved > limit and np.isfinite(ncc1):  # beyond a local step: a search result, confirmed as the coarse step's winners
         far_ok, far = confirm(raw_target, raw_source, Candidate.from_matrix("fine affine fit", fitted, ncc1), LOCAL_GAIN_SDS, start=a0)
         facts["far_move"] = {k: v for k, v in far.items() if k != "full_resolution"}
-    label = (f"NCC {ncc0:.3f} -> {ncc1:.3f}; structure agreement {m0:.4f} -> {m1:.4f}, "
+    blurred = f" (blurred by {sigmas[-1]:g} px as fitted: {fit0:.3f} -> {fit1:.3f})" if sigmas[-1] > 0 else ""
+    label = (f"NCC {ncc0:.3f} -> {ncc1:.3f}{blurred}; structure agreement {m0:.4f} -> {m1:.4f}, "
              f"{-drop_sds:+.1f} chance spreads; largest move {moved:.2f} px")
-    if not (np.isfinite(ncc1) and np.isfinite(drop_sds)):
+    if not (np.isfinite(ncc1) and np.isfinite(fit1) and np.isfinite(drop_sds)):
         kept, why = "start", f"the fit could not be measured ({label})"
     elif moved > limit and not far_ok:
         kept, why = "start", (f"the fit moved the image by {moved:.1f} px (> {limit:.1f} px) and the structure does not confirm "
                               f"so far a move as it confirms a coarse winner: {facts['far_move']['reason']} ({label})")
     elif drop_sds > FINE_AFFINE_MIND_DROP_SDS:
         kept, why = "start", f"the structure of the images agrees worse with it ({label}; at most {FINE_AFFINE_MIND_DROP_SDS:g} spreads lower)"
-    elif ncc1 <= ncc0:
+    elif fit1 <= fit0:
         kept, why = "start", f"the fit found nothing better than the start ({label})"
     elif ncc1 < FINE_AFFINE_MIN_NCC:
         # below it the representations share too little structure to fit (a CLEM pair's fit at 0.012 moved
@@ -280,5 +312,5 @@ def fine_affine(target: np.ndarray, source: np.ndarray, start: np.ndarray, *, ch
     return FineAffine(fitted if kept == "refined" else a0, facts)
 
 
-__all__ = ["DOF_BASES", "FINE_AFFINE_DOF", "FINE_AFFINE_MIND_DROP_SDS", "FINE_AFFINE_MIN_NCC", "FINE_AFFINE_MAX_MOVE", "FINE_AFFINE_MAX_SIZE", "FINE_AFFINE_SIGMAS", "FineAffine", "fine_affine",
+__all__ = ["DOF_BASES", "FINE_AFFINE_DOF", "FINE_AFFINE_SIGMAS_UNSEEN", "default_fine_sigmas", "FINE_AFFINE_MIND_DROP_SDS", "FINE_AFFINE_MIN_NCC", "FINE_AFFINE_MAX_MOVE", "FINE_AFFINE_MAX_SIZE", "FINE_AFFINE_SIGMAS", "FineAffine", "fine_affine",
            "fit_affine", "largest_move"]

@@ -30,6 +30,7 @@ from .overlay import overlay_rgb
 from .chain import ChainOutcome, check_for, default_coarse_sigma, register_representations
 from .adapt import default_adapt_steps
 from .consensus import default_consensus_px
+from .fine_affine import FINE_AFFINE_SIGMAS, default_fine_sigmas
 from .evidence import EVIDENCE_KEY, structure_evidence
 
 MAX_AREA_RATIO = 16.0
@@ -221,7 +222,7 @@ def prepare_pair(
 
 def chain_options(prep: PreparedPair, *, backend: str = "bunwarpj", backend_options: dict | None = None,
                   fiji_dir: PathLikeStr | None = None, coarse_sigma: float | None = None, consensus_px: int | None = None,
-                  fine_affine: bool = True) -> dict:
+                  fine_affine: bool = True, fine_sigmas: tuple[float, ...] = FINE_AFFINE_SIGMAS) -> dict:
     """The keyword arguments of :func:`.chain.register_representations` with which :func:`register_pair`
     registers ``prep`` (``None``: the representation's defaults, as in :func:`register_pair`)."""
     options = {"fiji_dir": fiji_dir} if backend == "bunwarpj" else {}
@@ -231,6 +232,7 @@ def chain_options(prep: PreparedPair, *, backend: str = "bunwarpj", backend_opti
                 coarse_sigma=default_coarse_sigma(kind) if coarse_sigma is None else coarse_sigma, scale_known=prep.scale_known,
                 check=check_for(prep.style_info.get("representation")), reference_target=prep.reference_target,
                 consensus_px=default_consensus_px(kind) if consensus_px is None else consensus_px, fine_affine=fine_affine,
+                fine_sigmas=tuple(fine_sigmas),
                 raw=(to_gray(prep.cbs.data), prep.source_gray))
 
 
@@ -295,7 +297,9 @@ def register_pair(
         :data:`~.consensus.CONSENSUS_PX_FOR_EDGES` for boundary-map style models, off otherwise; 0 turns it off.
     fine_affine
         Refine the coarse map by a similarity (rotation, scale, shift) at full resolution before the elastic
-        step (:mod:`.fine_affine`, verified on the raw images' structure; default on).
+        step (:mod:`.fine_affine`, verified on the raw images' structure; default on). It fits down to the sharp
+        maps, or only down to maps blurred by 2 px for a style model without a chain card, whose maps of looks
+        it has not met are biased at the finest scale (:func:`.fine_affine.default_fine_sigmas`).
     adapt_steps
         With a translation model (``edges``/``cbs``): fine-tune a copy of it for this many steps on the
         LOM as the chain registered it, register again from the same start with its map, and keep the
@@ -323,7 +327,8 @@ def register_pair(
     params = params or PIPELINE_DEFAULTS
 
     chain_kwargs = chain_options(prep, backend=backend, backend_options=backend_options, fiji_dir=fiji_dir, coarse_sigma=coarse_sigma,
-                                 consensus_px=consensus_px, fine_affine=fine_affine)
+                                 consensus_px=consensus_px, fine_affine=fine_affine,
+                                 fine_sigmas=default_fine_sigmas(model, style, representation))
     chain = register_representations(target, styled, params, coarse=coarse, **chain_kwargs)
     if adapt_steps is None:
         adapt_steps = default_adapt_steps(model, style, representation)

@@ -74,6 +74,16 @@ def chain_file(model: str | PathLike[str] | None) -> Path | None:
     return None
 
 
+def applied_to_unseen_looks(model: str | PathLike[str] | None, style: str, representation: str | None = None) -> bool:
+    """Whether the chain runs a style model without a chain card (the shipped one, or a model from
+    ``train --target edges|cbs``) on the pair: a model applied to looks it may never have met, whose
+    maps the chain adapts to the pair and fits only at the scale such looks do not bias. False for
+    raw images (``style="none"`` or ``representation="none"``) and for a model from ``train --target
+    auto``, whose chain was measured on held-out pairs of its own field."""
+    raw = style != "model" or representation == "none"
+    return not raw and chain_file(model) is None
+
+
 def read_card(path: Path) -> dict:
     """A chain card, checked; errors name the file."""
     try:
