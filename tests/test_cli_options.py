@@ -207,6 +207,7 @@ def test_the_fine_affine_step_is_recorded_printed_and_can_be_turned_off(tmp_path
     fine = json.loads((tmp_path / "on" / "metrics.json").read_text())["fine_affine"]
     assert fine["kept"] in ("refined", "start") and fine["checked_on"] == "raw images"
     assert np.isfinite(fine["mind_drop_sds"]) and len(fine["matrix"]) == 2
+    assert fine["fit_sigmas"] == [4.0, 2.0]  # the shipped model, a style model without a chain card: ends blurred
     assert "fine affine step" in on.output
     off = CliRunner().invoke(main, [*args, "--out", str(tmp_path / "off"), "--no-fine-affine"])
     assert off.exit_code == 0, off.output
