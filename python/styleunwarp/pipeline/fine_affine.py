@@ -268,8 +268,10 @@ def fine_affine(target: np.ndarray, source: np.ndarray, start: np.ndarray, *, ch
     t0 = time.perf_counter()
     fitted, fit0, fit1 = fit_affine(target, source, a0, dof=dof, sigmas=sigmas)
     # the floor reads the sharp maps, where it was measured; the fit's own gain, the blur it fitted
-    ncc0 = fit_affine(target, source, a0, sigmas=(0.0,), max_iter=0)[1]
-    ncc1 = fit_affine(target, source, fitted, sigmas=(0.0,), max_iter=0)[1] if np.isfinite(fitted).all() else float("nan")
+    ncc0, ncc1 = fit0, fit1
+    if sigmas[-1] > 0:  # the fit ended on blurred maps: their NCC measured again on the sharp ones
+        ncc0 = fit_affine(target, source, a0, sigmas=(0.0,), max_iter=0)[1]
+        ncc1 = fit_affine(target, source, fitted, sigmas=(0.0,), max_iter=0)[1] if np.isfinite(fitted).all() else float("nan")
     if raw is not None and (np.shape(raw[0])[:2] != target.shape[:2] or np.shape(raw[1])[:2] != source.shape[:2]):
         raw = None  # not on the representations' grids: check on the representations
     raw_target, raw_source = (target, source) if raw is None else raw
