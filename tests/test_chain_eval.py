@@ -100,6 +100,38 @@ def test_evaluate_reuses_the_fine_affine_step_across_backends():
     assert res.tres[0] < 1.0, res.tres
 
 
+@pytest.mark.slow
+def test_the_fit_ending_on_blurred_maps_is_a_variant_evaluated_from_the_same_coarse_step():
+    """train --target auto scores the winner again with its fine affine fit ending on blurred maps:
+    the variant reuses the case's coarse alignment, refits the start on the blurs it names, and the
+    chain it scores is what register runs with a card that sets them."""
+    from styleunwarp.pipeline.fine_affine import FINE_AFFINE_SIGMAS, FINE_AFFINE_SIGMAS_UNSEEN
+    from styleunwarp.style.auto import fit_variant
+
+    assert fit_variant(NCC) is None  # raw images: their fine affine step does not refit
+    s, t = _pair(seed=11)
+    c = _case(t + 0.0, t, 0.5, 2.0, scale_known=True)
+    cache: dict = {}
+    rep = _OneModality()
+    plain = Chain("cbs", "native", {"similarity": "ncc"})
+    variant = fit_variant(plain)
+    assert variant.fine_sigmas == FINE_AFFINE_SIGMAS_UNSEEN and variant.label == plain.label
+    assert fit_variant(variant) is None
+    sharp = evaluate(rep, plain, [c], PIPELINE_DEFAULTS, coarse_cache=cache)
+    blurred = evaluate(rep, variant, [c], PIPELINE_DEFAULTS, coarse_cache=cache)
+    assert len(cache) == 2 and blurred.coarse_seconds > 0  # its own fine affine step
+    (a, b) = cache.values()
+    assert a[2] is b[2]  # one coarse alignment
+    assert a[3].facts["fit_sigmas"] == list(FINE_AFFINE_SIGMAS) and b[3].facts["fit_sigmas"] == list(FINE_AFFINE_SIGMAS_UNSEEN)
+    assert b[3].facts["kept"] == "refined", b[3].facts
+    assert sharp.tres[0] < 1.0 and blurred.tres[0] < 1.0, (sharp.tres, blurred.tres)
+    src, tgt = rep.represent(c.source, c.target)
+    own = register_representations(tgt, src, PIPELINE_DEFAULTS, backend="native", backend_options={"similarity": "ncc"},
+                                   coarse_result=b[2], raw=(to_gray(c.target), to_gray(c.source)),
+                                   fine_sigmas=FINE_AFFINE_SIGMAS_UNSEEN)
+    assert tre(own.direct, c.truth, t.shape, t.shape).mean == pytest.approx(blurred.tres[0])
+
+
 def test_evaluate_never_makes_a_near_identity_case_worse():
     s, t = _pair(seed=7)
     c = _case(s, t, 0.2, 0.8, 0.3, seed=1)

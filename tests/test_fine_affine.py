@@ -134,14 +134,32 @@ def test_the_floor_reads_the_sharp_maps_when_the_fit_ends_blurred(pair, weight):
 
 
 def test_the_blurred_schedule_is_for_style_models_without_a_chain_card(tmp_path):
-    from styleunwarp.style.chain import CHAIN_NAME
+    from styleunwarp.style.chain import Chain, write_chain_card
 
     assert default_fine_sigmas(None, "model") == FINE_AFFINE_SIGMAS_UNSEEN  # the shipped model
     assert default_fine_sigmas(None, "none") == FINE_AFFINE_SIGMAS
     assert default_fine_sigmas(None, "model", "none") == FINE_AFFINE_SIGMAS
-    (tmp_path / CHAIN_NAME).write_text("{}")
+    write_chain_card(tmp_path, Chain("edges", "native"), {"kind": "edges"})
     assert default_fine_sigmas(tmp_path, "model") == FINE_AFFINE_SIGMAS  # a chain from train --target auto
     assert FINE_AFFINE_SIGMAS[-1] == 0.0 and FINE_AFFINE_SIGMAS_UNSEEN[-1] == 2.0
+
+
+def test_a_chain_card_sets_the_blurs_of_its_representations_fit(tmp_path):
+    """train --target auto may choose the fit ending on blurred maps: register then fits so on that
+    representation's maps (any backend), and sharp on the others the card offers."""
+    from styleunwarp.style.chain import Chain, load_chain, write_chain_card
+
+    chain = Chain("edges", "native", fine_sigmas=(4.0, 2.0))
+    write_chain_card(tmp_path, chain, {"kind": "edges"})
+    assert load_chain(tmp_path) == chain and load_chain(tmp_path).fine_sigmas == (4.0, 2.0)
+    assert default_fine_sigmas(tmp_path, "model") == (4.0, 2.0)
+    assert default_fine_sigmas(tmp_path, "model", "edges") == (4.0, 2.0)
+    assert default_fine_sigmas(tmp_path, "model", "shared") == FINE_AFFINE_SIGMAS
+    assert default_fine_sigmas(tmp_path, "model", "none") == FINE_AFFINE_SIGMAS
+    assert default_fine_sigmas(tmp_path, "none") == FINE_AFFINE_SIGMAS
+    assert chain.label == Chain("edges", "native").label and "blurs 4, 2 px" in chain.described
+    with pytest.raises(ValueError, match="fine_sigmas"):
+        Chain.from_dict({"representation": "edges", "backend": "native", "fine_sigmas": [-1]})
 
 
 def test_raw_images_of_two_modalities_are_not_refined(pair):

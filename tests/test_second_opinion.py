@@ -40,6 +40,19 @@ def test_alternatives_are_the_cards_next_best_loadable_chains(tmp_path):
         load_representation(tmp_path, key="shared")
 
 
+def test_the_sharp_fit_of_a_winner_that_fits_on_blurred_maps_is_no_alternative(tmp_path):
+    """train --target auto measures the winner again with its fine affine fit ending on blurred maps;
+    where that won, the sharp fit of the same chain is the same registration, not a second opinion."""
+    sharp = Chain("edges", "native")
+    winner = replace(sharp, fine_sigmas=(4.0, 2.0))
+    cands = [_candidate(sharp, [0.5, 0.7]), _candidate(MIND, [0.7, 0.9]), _candidate(winner, [0.4, 0.6])]
+    write_chain_card(tmp_path, winner, {"kind": "edges"}, candidates=cands, winner=cands[2],
+                     representations={"none": {"kind": "none"}, "edges": {"kind": "edges"}})
+    assert [c.label for c in alternatives(tmp_path)] == [MIND.label]
+    assert json.loads((tmp_path / "chain.json").read_text())["chain"]["fine_sigmas"] == [4.0, 2.0]
+    assert "fine_sigmas" not in sharp.as_dict()  # cards of chains without it read as before
+
+
 def test_an_alternative_that_tied_on_the_held_out_cases_is_marked(tmp_path):
     """Only the first alternative, only with the winner's counts (cases, within 5 px, within 1.5 px), and never in the card's chain entry."""
     winner, ncc = Chain("none", "native", {"similarity": "nmi"}), Chain("none", "native", {"similarity": "ncc"})

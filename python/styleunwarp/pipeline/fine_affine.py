@@ -237,10 +237,17 @@ def largest_move(a: np.ndarray, b: np.ndarray, shape: tuple[int, int]) -> float:
 def default_fine_sigmas(model, style: str, representation: str | None = None) -> tuple[float, ...]:
     """The blur schedule of the fit for a pair registered with ``model``/``style``/``representation``
     (as :func:`styleunwarp.pipeline.pair.register_pair` takes them): :data:`FINE_AFFINE_SIGMAS_UNSEEN`
-    for a style model without a chain card, else :data:`FINE_AFFINE_SIGMAS`."""
-    from ..style.chain import applied_to_unseen_looks
+    for a style model without a chain card; for a model from ``train --target auto``, the blurs its
+    card's chain sets (``fine_sigmas``, chosen there on held-out pairs; they belong to the maps of its
+    representation, so every backend on that representation uses them); else :data:`FINE_AFFINE_SIGMAS`."""
+    from ..style.chain import applied_to_unseen_looks, load_chain
 
-    return FINE_AFFINE_SIGMAS_UNSEEN if applied_to_unseen_looks(model, style, representation) else FINE_AFFINE_SIGMAS
+    if applied_to_unseen_looks(model, style, representation):
+        return FINE_AFFINE_SIGMAS_UNSEEN
+    chain = load_chain(model) if style == "model" else None
+    if chain is not None and chain.fine_sigmas is not None and representation in (None, chain.representation):
+        return chain.fine_sigmas
+    return FINE_AFFINE_SIGMAS
 
 
 def fine_affine(target: np.ndarray, source: np.ndarray, start: np.ndarray, *, check: str = "alike",

@@ -35,6 +35,11 @@ class Chain:
     backend: str
     backend_options: dict = field(default_factory=dict)
     coarse_sigma: float | None = None
+    fine_sigmas: tuple[float, ...] | None = None
+    """The blurs the fine affine step fits on, coarse to fine; ``None``: the pipeline's choice
+    (:func:`styleunwarp.pipeline.fine_affine.default_fine_sigmas`). ``train --target auto`` sets it
+    where a fit ending on blurred maps placed the held-out cases better (:func:`.auto.fit_variant`).
+    Not part of :attr:`label`: the same representation and backend, another fit of the start."""
     every_pair: str = field(default="", compare=False)
     """Why a second opinion runs this chain on every pair, evidence or not (:data:`TIED`,
     :data:`NO_CARD`); empty: only where the model's result is not structure evidence of alignment.
@@ -46,6 +51,13 @@ class Chain:
         return f"{self.representation}->{self.backend}" + (f"[{opts}]" if opts else "")
 
     @property
+    def described(self) -> str:
+        """:attr:`label`, and the fine affine fit's blurs where the chain sets them."""
+        if self.fine_sigmas is None:
+            return self.label
+        return f"{self.label} (fine affine fit on blurs {', '.join(f'{s:g}' for s in self.fine_sigmas)} px)"
+
+    @property
     def slug(self) -> str:
         """A folder name for the chain's registrations, e.g. ``none-native-mind``."""
         opts = "-".join(f"{v}" for _, v in sorted(self.backend_options.items()))
@@ -54,12 +66,21 @@ class Chain:
     def as_dict(self) -> dict:
         d = asdict(self)
         del d["every_pair"]
+        if self.fine_sigmas is None:
+            del d["fine_sigmas"]  # cards of chains without it read as before
+        else:
+            d["fine_sigmas"] = list(self.fine_sigmas)
         return d
 
     @classmethod
     def from_dict(cls, d: dict) -> "Chain":
+        sigmas = d.get("fine_sigmas")
+        if sigmas is not None:
+            sigmas = tuple(float(v) for v in sigmas)
+            if not sigmas or any(not v >= 0 for v in sigmas):
+                raise ValueError(f"fine_sigmas must be a list of blurs >= 0 px, got {d.get('fine_sigmas')!r}")
         return cls(str(d["representation"]), str(d["backend"]), dict(d.get("backend_options") or {}),
-                   None if d.get("coarse_sigma") is None else float(d["coarse_sigma"]))
+                   None if d.get("coarse_sigma") is None else float(d["coarse_sigma"]), sigmas)
 
 
 def chain_file(model: str | PathLike[str] | None) -> Path | None:
