@@ -91,6 +91,7 @@ def prepare_and_fit(lom: Path, cbs: Path, truth_path: Path, model) -> Prepared:
     fine affine step as the chain runs them."""
     from styleunwarp.io import to_gray
     from styleunwarp.pipeline.chain import check_for, coarse_alignment, fine_affine_start
+    from styleunwarp.pipeline.fine_affine import default_fine_sigmas
     from styleunwarp.pipeline.pair import prepare_pair
     from styleunwarp.transform import read_transform
 
@@ -99,7 +100,8 @@ def prepare_and_fit(lom: Path, cbs: Path, truth_path: Path, model) -> Prepared:
     ref = prep.target if prep.reference_target is None else prep.reference_target
     check = check_for(prep.style_info.get("representation"))
     coarse = coarse_alignment("auto", ref, prep.styled, scale_known=prep.scale_known, check=check)
-    step = fine_affine_start(ref, prep.styled, coarse.chosen.matrix, check=check, raw=(to_gray(prep.cbs.data), prep.source_gray))
+    step = fine_affine_start(ref, prep.styled, coarse.chosen.matrix, check=check, raw=(to_gray(prep.cbs.data), prep.source_gray),
+                             sigmas=default_fine_sigmas(*prep.made_with))
     return Prepared(ref, prep.styled, read_transform(truth_path), coarse.chosen.matrix, step, coarse.chosen.method)
 
 

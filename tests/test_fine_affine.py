@@ -249,3 +249,28 @@ def test_a_mask_limits_the_agreement_to_its_pixels(pair):
     assert len({round(ncc0_half, 6), round(ncc0_other, 6), round(ncc0_all, 6)}) == 3
     with pytest.raises(ValueError, match="mask"):
         fit_affine(target, source, start, mask=half[:-1])
+
+
+def test_the_chain_options_of_a_prepared_pair_carry_its_models_blurs(tmp_path):
+    """What a benchmark or caller gets from ``chain_options(prep)`` is what ``register_pair`` runs:
+    the blurs of the model the pair was prepared with (the shipped model: ending at 2 px)."""
+    pytest.importorskip("torch")
+    from styleunwarp.io import write_tiff
+    from styleunwarp.pipeline.pair import chain_options, prepare_pair
+    from styleunwarp.style.chain import Chain, write_chain_card
+
+    p = make_pair((96, 96), seed=3, deform=False)
+    write_tiff(tmp_path / "lom.tif", p.lom)
+    write_tiff(tmp_path / "cbs.tif", p.cbs)
+    shipped = prepare_pair(tmp_path / "lom.tif", tmp_path / "cbs.tif", tmp_path / "a")
+    assert chain_options(shipped)["fine_sigmas"] == FINE_AFFINE_SIGMAS_UNSEEN
+    assert chain_options(shipped, fine_sigmas=(1.0, 0.0))["fine_sigmas"] == (1.0, 0.0)  # the caller's choice wins
+    raw = prepare_pair(tmp_path / "lom.tif", tmp_path / "cbs.tif", tmp_path / "b", style="none")
+    assert chain_options(raw)["fine_sigmas"] == FINE_AFFINE_SIGMAS
+    from styleunwarp.style.representations.raw import Raw
+
+    model = tmp_path / "m"
+    model.mkdir()
+    write_chain_card(model, Chain("none", "native", fine_sigmas=(3.0,)), Raw().save(model))
+    carded = prepare_pair(tmp_path / "lom.tif", tmp_path / "cbs.tif", tmp_path / "c", model=model)
+    assert chain_options(carded)["fine_sigmas"] == (3.0,)

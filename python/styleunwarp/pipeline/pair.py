@@ -30,7 +30,7 @@ from .overlay import overlay_rgb
 from .chain import ChainOutcome, check_for, default_coarse_sigma, register_representations
 from .adapt import default_adapt_steps
 from .consensus import default_consensus_px
-from .fine_affine import FINE_AFFINE_SIGMAS, default_fine_sigmas
+from .fine_affine import default_fine_sigmas
 from .evidence import EVIDENCE_KEY, structure_evidence
 
 MAX_AREA_RATIO = 16.0
@@ -63,6 +63,7 @@ class PreparedPair:
     reference_target: np.ndarray | None = None  # what the coarse step and the never-worse check use, if not ``target``
     source_gray: np.ndarray | None = None  # the LOM as recorded, grey, on the styled image's grid (pixel sizes matched)
     source: np.ndarray | None = None  # the LOM as read (grey or RGB), on the styled image's grid: what the representation took
+    made_with: tuple = (None, "model", None)  # (model, style, representation) as :func:`prepare_pair` took them
 
     @property
     def scale_known(self) -> bool:
@@ -217,14 +218,17 @@ def prepare_pair(
     write_tiff(out / "styled.tif", styled, pixel_size=cbs_m.pixel_size if grid.factor != 1.0 else lom_m.pixel_size)
     write_tiff(out / "target.tif", target, pixel_size=cbs_m.pixel_size)
     return PreparedPair(lom_m, cbs_m, target, styled, style_info, style_seconds, grid, {"lom": lom_px, "cbs": cbs_px}, tuple(warnings),
-                        reference_target, to_gray(lom_matched).astype(np.float32), lom_matched)
+                        reference_target, to_gray(lom_matched).astype(np.float32), lom_matched, (model, style, representation))
 
 
 def chain_options(prep: PreparedPair, *, backend: str = "bunwarpj", backend_options: dict | None = None,
                   fiji_dir: PathLikeStr | None = None, coarse_sigma: float | None = None, consensus_px: int | None = None,
-                  fine_affine: bool = True, fine_sigmas: tuple[float, ...] = FINE_AFFINE_SIGMAS) -> dict:
+                  fine_affine: bool = True, fine_sigmas: tuple[float, ...] | None = None) -> dict:
     """The keyword arguments of :func:`.chain.register_representations` with which :func:`register_pair`
-    registers ``prep`` (``None``: the representation's defaults, as in :func:`register_pair`)."""
+    registers ``prep`` (``None``: the representation's defaults, as in :func:`register_pair`; the fine
+    affine fit's blurs: :func:`.fine_affine.default_fine_sigmas` of the model ``prep`` was made with)."""
+    if fine_sigmas is None:
+        fine_sigmas = default_fine_sigmas(*prep.made_with)
     options = {"fiji_dir": fiji_dir} if backend == "bunwarpj" else {}
     options.update(backend_options or {})
     kind = prep.style_info.get("style_target")
@@ -327,8 +331,7 @@ def register_pair(
     params = params or PIPELINE_DEFAULTS
 
     chain_kwargs = chain_options(prep, backend=backend, backend_options=backend_options, fiji_dir=fiji_dir, coarse_sigma=coarse_sigma,
-                                 consensus_px=consensus_px, fine_affine=fine_affine,
-                                 fine_sigmas=default_fine_sigmas(model, style, representation))
+                                 consensus_px=consensus_px, fine_affine=fine_affine)
     chain = register_representations(target, styled, params, coarse=coarse, **chain_kwargs)
     if adapt_steps is None:
         adapt_steps = default_adapt_steps(model, style, representation)

@@ -6,8 +6,9 @@ the real backend and is scored by its target registration error (TRE). Training-
 (raw images through elastix MI, native NMI, native MIND when the engine offers it) compete
 with learned ones (a ``shared`` InfoNCE code, ``edges`` / ``cbs`` translations, a ``lut`` lookup
 table of grey levels or colours, tried last), whose
-checkpoint is chosen by the same TRE. The winner is written to ``chain.json``; every
-candidate's TRE is recorded there. Everything, evaluations included, stays within
+checkpoint is chosen by the same TRE. The winner is scored once more with its fine affine fit
+ending on blurred maps (:func:`fit_variant`) and replaced by that variant only if it scores higher.
+The winner is written to ``chain.json``; every candidate's TRE is recorded there. Everything, evaluations included, stays within
 ``max_minutes``: candidates that no longer fit the remaining time are skipped (and the card
 says so); a candidate's evaluation stops as soon as it can no longer beat the best.
 """
