@@ -92,6 +92,12 @@ def test_auto_fits_the_table_and_register_uses_it(tmp_path):
     assert card["chain"]["representation"] == "lut" and card["representation"]["channels"] == 1
     assert (tmp_path / "m" / card["representation"]["weights"]).is_file()
     assert card["winner"]["within_5px"] >= 1
+    # the winner scored again with its fine affine fit ending on blurred maps: kept only if it scores higher
+    fits = [c.get("fine_sigmas") for c in card["candidates"]]
+    assert fits == [None, [4.0, 2.0]], fits
+    variant_won = card["winner"] is not None and card["winner"].get("fine_sigmas") == [4.0, 2.0]
+    assert ("fine_sigmas" in card["chain"]) == variant_won
+    assert "blurs 4, 2 px" in card["candidates"][1]["chain"]
 
     s, t = pair(11)
     case = make_cases([("x", s, t)], 2, seed=3)[1]
@@ -102,5 +108,6 @@ def test_auto_fits_the_table_and_register_uses_it(tmp_path):
     assert r.exit_code == 0, r.output
     metrics = __import__("json").loads((tmp_path / "reg" / "metrics.json").read_text())
     assert metrics["representation"] == "lut"
+    assert metrics["fine_affine"]["fit_sigmas"] == (card["chain"].get("fine_sigmas") or [2.0, 1.0, 0.0])
     got = tre(read_transform(tmp_path / "reg" / "direct_transf.txt"), case.truth, case.target.shape, case.source.shape)
     assert got.mean < case.start_tre() and got.mean < 1.5

@@ -100,7 +100,7 @@ class Result:
 
     def as_dict(self, n_cases: int) -> dict:
         done = len(self.tres)
-        return {"chain": self.chain.label, **self.chain.as_dict(), "checkpoint": self.checkpoint,
+        return {"chain": self.chain.described, **self.chain.as_dict(), "checkpoint": self.checkpoint,
                 "cases": done, "of": n_cases,
                 "within_5px": sum(v <= OK_PX for v in self.tres), "within_1.5px": sum(v <= GOOD_PX for v in self.tres),
                 "median_tre_px": None if not done else round(float(statistics.median(self.tres)), 3),
