@@ -63,7 +63,7 @@ class PreparedPair:
     reference_target: np.ndarray | None = None  # what the coarse step and the never-worse check use, if not ``target``
     source_gray: np.ndarray | None = None  # the LOM as recorded, grey, on the styled image's grid (pixel sizes matched)
     source: np.ndarray | None = None  # the LOM as read (grey or RGB), on the styled image's grid: what the representation took
-    made_with: tuple = (None, "model", None)  # (model, style, representation) as :func:`prepare_pair` took them
+    made_with: tuple[PathLikeStr | None, str, str | None] = (None, "model", None)  # (model, style, representation) as :func:`prepare_pair` took them
 
     @property
     def scale_known(self) -> bool:
