@@ -239,11 +239,12 @@ def fit_variant(chain: Chain) -> Chain | None:
     steel looks it never met draws a wide groove as two flanks: docs/coarse.md, "The blur the fine
     affine fit ends on"); on real shale the sharp maps were the more precise. So the field's held-out
     pairs decide, by the rule every candidate faces."""
+    from ..pipeline.chain import check_for
     from ..pipeline.fine_affine import FINE_AFFINE_SIGMAS_UNSEEN
 
-    if chain.representation == "none" or chain.fine_sigmas is not None:
+    if check_for(chain.representation) == "structure" or chain.fine_sigmas is not None:
         return None
-    return replace(chain, fine_sigmas=tuple(FINE_AFFINE_SIGMAS_UNSEEN))
+    return replace(chain, fine_sigmas=FINE_AFFINE_SIGMAS_UNSEEN)
 
 
 def case_ranges(side: int) -> dict:
