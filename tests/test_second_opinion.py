@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import shutil
 from dataclasses import replace
 
 import numpy as np
@@ -13,6 +14,7 @@ from styleunwarp.errors import InputError
 from styleunwarp.io import read_image, to_gray, write_tiff
 from styleunwarp.pipeline.second_opinion import SUBFOLDER, ncc_on_representation, register_pair_verified
 from styleunwarp.quality import tre
+from styleunwarp.style.infer import DEFAULT_MODEL, models_dir
 from styleunwarp.style.chain import NO_CARD, TIED, Chain, alternatives, load_representation, write_chain_card
 from styleunwarp.transform import affine_elastic, read_transform, write_elastic
 
@@ -21,6 +23,7 @@ from conftest import data_skip_reason, real_data
 SHALE = sorted(real_data("petrography-bse-se", "se/*.png"))
 WEAK = Chain("none", "native", {"similarity": "ssd", "max_iter": 1})  # one step of SSD on raw BSE vs SE: stays where it starts
 MIND = Chain("none", "native", {"similarity": "mind"})
+SHIPPED = models_dir() / DEFAULT_MODEL
 
 
 def _candidate(chain: Chain, tres: list[float]) -> dict:
@@ -74,19 +77,38 @@ def test_where_every_alternative_sees_what_the_winner_sees_another_representatio
     cands = [_candidate(winner, [1.9, 2.5]), _candidate(MIND, [1.9, 2.5]), _candidate(nmi, [1.9, 2.6]),
              _candidate(edges, [1.9, 15.0]), _candidate(cbs, [3.8, 3.8])]
     write_chain_card(tmp_path, winner, {"kind": "none"}, candidates=cands, winner=cands[0], representations=reps)
-    assert [(c.label, c.every_pair) for c in alternatives(tmp_path)] == [(MIND.label, TIED), (cbs.label, "")]
-    assert [c.label for c in alternatives(tmp_path, n=1)] == [MIND.label]  # one place: the best, as before
-    assert [c.label for c in alternatives(tmp_path, n=3)] == [MIND.label, nmi.label, cbs.label]
+    assert [(c.label, c.every_pair) for c in alternatives(tmp_path, every_representation=False)] == [(MIND.label, TIED), (cbs.label, "")]
+    assert [c.label for c in alternatives(tmp_path, n=1, every_representation=False)] == [MIND.label]  # one place: the best, as before
+    assert [c.label for c in alternatives(tmp_path, n=3, every_representation=False)] == [MIND.label, nmi.label, cbs.label]
     cands[-1] = _candidate(cbs, [9.0, 12.0])  # no held-out case within 5 px: not offered; edges (one) is
     write_chain_card(tmp_path, winner, {"kind": "none"}, candidates=cands, winner=cands[0], representations=reps)
-    assert [c.label for c in alternatives(tmp_path)] == [MIND.label, edges.label]
+    assert [c.label for c in alternatives(tmp_path, every_representation=False)] == [MIND.label, edges.label]
     cands[-2] = _candidate(edges, [8.0, 15.0])  # none of another representation did: the raw ranking stands
     write_chain_card(tmp_path, winner, {"kind": "none"}, candidates=cands, winner=cands[0], representations=reps)
-    assert [c.label for c in alternatives(tmp_path)] == [MIND.label, nmi.label]
+    assert [c.label for c in alternatives(tmp_path, every_representation=False)] == [MIND.label, nmi.label]
     # a learned winner whose best alternative is raw already has another representation: the ranking stands
     cands = [_candidate(cbs, [0.5, 0.6]), _candidate(MIND, [0.7, 0.8]), _candidate(nmi, [0.8, 0.9]), _candidate(edges, [0.9, 1.0])]
     write_chain_card(tmp_path, cbs, reps["cbs"], candidates=cands, winner=cands[0], representations=reps)
-    assert [c.label for c in alternatives(tmp_path)] == [MIND.label, nmi.label]
+    assert [c.label for c in alternatives(tmp_path, every_representation=False)] == [MIND.label, nmi.label]
+
+
+def test_every_other_representation_follows_the_ranked_alternatives_once(tmp_path):
+    """After the ranked alternatives, each representation the card can load that neither the winner nor they
+    use, by its best-ranked chain, whatever it scored (a translation stopped after one missed case included);
+    a representation the card cannot load is not offered, and none follows where no alternative is asked for."""
+    winner, nmi = Chain("none", "elastix"), Chain("none", "native", {"similarity": "nmi"})
+    cbs, edges, shared = Chain("cbs", "native"), Chain("edges", "native"), Chain("shared", "native")
+    shared_elastix = Chain("shared", "elastix")
+    reps = {"none": {"kind": "none"}, "cbs": {"kind": "cbs", "folder": "cbs"}, "edges": {"kind": "edges", "folder": "edges"},
+            "shared": {"kind": "shared"}}
+    cands = [_candidate(winner, [1.9, 2.5]), _candidate(MIND, [1.9, 2.5]), _candidate(nmi, [1.9, 2.6]),
+             _candidate(shared_elastix, [1.9, 4.0]), _candidate(shared, [1.9, 4.1]), _candidate(edges, [1.9, 15.0]),
+             _candidate(cbs, [7.9]), _candidate(Chain("lut", "native"), [1.0, 1.2])]
+    write_chain_card(tmp_path, winner, {"kind": "none"}, candidates=cands, winner=cands[0], representations=reps)
+    assert [c.label for c in alternatives(tmp_path)] == [MIND.label, shared_elastix.label, edges.label, cbs.label]
+    assert [c.every_pair for c in alternatives(tmp_path)] == [TIED, "", "", ""]  # the followers never run on every pair
+    assert [c.label for c in alternatives(tmp_path, n=1)] == [MIND.label, shared_elastix.label, edges.label, cbs.label]
+    assert alternatives(tmp_path, n=0) == []
 
 
 @pytest.mark.skipif(not SHALE, reason=data_skip_reason("petrography-bse-se", "se/*.png"))
@@ -140,6 +162,39 @@ def test_a_result_without_structure_evidence_gets_a_second_opinion(tmp_path):
     kept = max(so["tried"], key=lambda t: t["z"])
     assert (so["kept"] == "model chain") == kept["chain"].endswith("(the model's chain)"), so
     assert tre(read_transform(tmp_path / "tie" / "direct_transf.txt"), truth, target.shape).mean < 2.0
+
+
+@pytest.mark.skipif(not SHALE, reason=data_skip_reason("petrography-bse-se", "se/*.png"))
+def test_where_no_ranked_alternative_is_shown_aligned_another_representation_gets_its_turn(tmp_path):
+    """Raw BSE shifted by (4, -5) px against its SE, a card whose winner and ranked alternative are
+    both weak raw chains (no evidence), and a boundary-map representation (the shipped model's maps)
+    that missed every held-out case: it runs after them, is shown aligned and replaces the result."""
+    se = SHALE[3]
+    target = to_gray(read_image(se).data)
+    source = ndimage.shift(to_gray(read_image(se.parent.parent / "bse" / se.name).data), (4, -5), order=1, mode="nearest")
+    write_tiff(tmp_path / "lom.tif", source.astype(np.float32))
+    write_tiff(tmp_path / "cbs.tif", target.astype(np.float32))
+    truth = affine_elastic(np.array([[1.0, 0.0, -5.0], [0.0, 1.0, 4.0]]), 4, target.shape)
+    write_elastic(truth, tmp_path / "truth.txt")
+    model = tmp_path / "model"
+    shutil.copytree(SHIPPED, model / "shipped")
+    weak2 = Chain("none", "native", {"similarity": "ncc", "max_iter": 1})
+    maps = Chain("shipped", "native")
+    cands = [_candidate(WEAK, [1.0, 9.0]), _candidate(weak2, [1.0, 9.5]), _candidate(maps, [9.0, 12.0])]
+    write_chain_card(model, WEAK, {"kind": "none"}, candidates=cands, winner=cands[0],
+                     representations={"none": {"kind": "none"}, "shipped": {"kind": "edges", "folder": "shipped"}})
+    alts = alternatives(model, n=1)  # one ranked place: the weak raw chain; the maps follow it
+    assert [c.label for c in alts] == [weak2.label, maps.label]
+    assert [c.label for c in alternatives(model, n=1, every_representation=False)] == [weak2.label]
+    kw = dict(model=model, backend=WEAK.backend, backend_options=WEAK.backend_options, coarse="none", truth=tmp_path / "truth.txt")
+    res = register_pair_verified(tmp_path / "lom.tif", tmp_path / "cbs.tif", tmp_path / "out", alternatives=alts, **kw)
+    so = res.metrics["second_opinion"]
+    assert [t["chain"] for t in so["tried"]][1:] == [weak2.label, maps.label], so
+    assert not so["tried"][1]["aligned"] and so["kept"] == maps.label, so
+    assert res.metrics["structure"]["aligned"] and res.metrics["representation"] == "edges"  # the kind of the maps
+    got = tre(read_transform(tmp_path / "out" / "direct_transf.txt"), truth, target.shape).mean
+    start = tre(read_transform(tmp_path / "out" / SUBFOLDER / weak2.slug / "direct_transf.txt"), truth, target.shape).mean
+    assert got < 2.0 and got < 0.5 * start, (got, start)
 
 
 def test_a_style_model_without_a_chain_card_gets_a_training_free_chain_on_every_pair():

@@ -190,8 +190,8 @@ def _counts(c: dict) -> tuple[int, int, int]:
     return (int(c.get("cases") or 0), int(c.get("within_5px") or 0), int(c.get("within_1.5px") or 0))
 
 
-def alternatives(model: str | PathLike[str] | None, n: int = ALTERNATIVES) -> list[Chain]:
-    """Other chains the model's card offers, best first, at most ``n``: its ``alternatives`` list
+def alternatives(model: str | PathLike[str] | None, n: int = ALTERNATIVES, *, every_representation: bool = True) -> list[Chain]:
+    """Other chains the model's card offers, best first: at most ``n`` ranked ones, its ``alternatives`` list
     when written (``train --unaligned``), else the measured ``candidates`` of ``train --target
     auto`` ranked as the winner was (most held-out cases within 5 px, then 1.5 px, then the lower
     median TRE), each representation once per backend, only representations the card can load.
@@ -199,6 +199,15 @@ def alternatives(model: str | PathLike[str] | None, n: int = ALTERNATIVES) -> li
     Where every alternative so chosen has the winner's representation (raw images, say: they share its
     coarse search and fail where it fails), the last place goes to the best chain of another
     representation that placed at least one held-out case within 5 px.
+
+    With ``every_representation`` (default, and only where ``n`` > 0), the best-ranked chain of each
+    representation the card can load that neither the winner nor those ``n`` use follows, in the
+    card's order, whatever it scored on the held-out cases: the second opinion runs them one by one
+    only while no result is structure evidence of alignment (:func:`styleunwarp.pipeline.second_opinion.register_pair_verified`),
+    under the same replacement rules. A handful of held-out cases ranks representations poorly: on
+    colour-coded CLEM (docs/representations.md, "Every representation before giving up") the
+    translation, stopped after one held-out case it missed, placed the test patches' hypotheses where
+    raw mutual information, the winner, found none.
 
     The first alternative runs on every pair (``every_pair`` = :data:`TIED`) when it was evaluated on all the winner's
     held-out cases and put as many within 5 px and within 1.5 px: only the median TRE (a few
@@ -238,6 +247,12 @@ def alternatives(model: str | PathLike[str] | None, n: int = ALTERNATIVES) -> li
     for chain, d in picked:
         tie = not out and won is not None and _counts(won)[0] > 0 and _counts(d) == _counts(won)
         out.append(replace(chain, every_pair=TIED if tie else ""))
+    if every_representation and picked:
+        seen = {winner.representation} | {c.representation for c in out}
+        for chain, _ in usable:
+            if chain.representation not in seen:
+                seen.add(chain.representation)
+                out.append(chain)
     return out
 
 
