@@ -15,6 +15,7 @@ from styleunwarp.io import read_image, to_gray, write_tiff
 from styleunwarp.pipeline.second_opinion import SUBFOLDER, ncc_on_representation, register_pair_verified
 from styleunwarp.quality import tre
 from styleunwarp.style.infer import DEFAULT_MODEL, models_dir
+from styleunwarp.style.tournament import EVIDENCE_Z
 from styleunwarp.style.chain import NO_CARD, TIED, Chain, alternatives, load_representation, write_chain_card
 from styleunwarp.transform import affine_elastic, read_transform, write_elastic
 
@@ -107,6 +108,8 @@ def test_every_other_representation_follows_the_ranked_alternatives_once(tmp_pat
     write_chain_card(tmp_path, winner, {"kind": "none"}, candidates=cands, winner=cands[0], representations=reps)
     assert [c.label for c in alternatives(tmp_path)] == [MIND.label, shared_elastix.label, edges.label, cbs.label]
     assert [c.every_pair for c in alternatives(tmp_path)] == [TIED, "", "", ""]  # the followers never run on every pair
+    assert [c.last_resort for c in alternatives(tmp_path)] == [False, False, True, True]
+    assert "last_resort" not in alternatives(tmp_path)[-1].as_dict()
     assert [c.label for c in alternatives(tmp_path, n=1)] == [MIND.label, shared_elastix.label, edges.label, cbs.label]
     assert alternatives(tmp_path, n=0) == []
 
@@ -195,6 +198,17 @@ def test_where_no_ranked_alternative_is_shown_aligned_another_representation_get
     got = tre(read_transform(tmp_path / "out" / "direct_transf.txt"), truth, target.shape).mean
     start = tre(read_transform(tmp_path / "out" / SUBFOLDER / weak2.slug / "direct_transf.txt"), truth, target.shape).mean
     assert got < 2.0 and got < 0.5 * start, (got, start)
+
+    # shifted by (2, -2) px the start is not shown aligned (its structure points 3 px off) but is evidence
+    # (z about 4.5): the ranked alternative runs, the last resort does not, and the record says why
+    write_tiff(tmp_path / "near.tif", ndimage.shift(to_gray(read_image(se.parent.parent / "bse" / se.name).data), (2, -2),
+                                                    order=1, mode="nearest").astype(np.float32))
+    kw["truth"] = None
+    near = register_pair_verified(tmp_path / "near.tif", tmp_path / "cbs.tif", tmp_path / "near", alternatives=alts, **kw)
+    so = near.metrics["second_opinion"]
+    assert [t["chain"] for t in so["tried"]][1:] == [weak2.label] and not so["tried"][0]["aligned"], so
+    assert so["tried"][0]["z"] >= EVIDENCE_Z and so["last_resorts"].startswith(f"not run ({maps.label})"), so
+    assert not (tmp_path / "near" / SUBFOLDER / maps.slug).exists()
 
 
 def test_a_style_model_without_a_chain_card_gets_a_training_free_chain_on_every_pair():

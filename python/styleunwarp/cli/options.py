@@ -291,7 +291,7 @@ def model_alternatives(model, style: str, second_opinion: bool, echo: Callable[[
     carded = load_chain(model) is not None
     alts = tuple(alternatives(model) if carded else style_model_alternatives())
     ranked = len(alternatives(model, every_representation=False)) if carded else len(alts)
-    rest = f"; while none is shown aligned, each other representation: {', '.join(c.label for c in alts[ranked:])}" if alts[ranked:] else ""
+    rest = f"; while no result is evidence at all, each other representation: {', '.join(c.label for c in alts[ranked:])}" if alts[ranked:] else ""
     if alts and alts[0].every_pair:
         echo(f"second opinion on every pair: {alts[0].label} ({every_pair_reason(alts[0])}; each pair's structure decides)"
              + (f"; where needed: {', '.join(c.label for c in alts[1:ranked])}" if alts[1:ranked] else "") + rest)

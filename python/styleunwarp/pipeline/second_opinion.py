@@ -37,7 +37,7 @@ from ..residual import describe, misaligned
 from ..transform import read_transform, to_dense, warp_image
 from ..transform.model import Transform
 from ..style.chain import NO_CARD, TIED, Chain, load_chain
-from ..style.tournament import duel, is_evidence
+from ..style.tournament import EVIDENCE_Z, duel, is_evidence
 from .coarse import MIN_SCORE
 from .evidence import EVIDENCE_KEY
 from .grid import GridMatch
@@ -257,7 +257,8 @@ def register_pair_verified(lom: PathLikeStr, cbs: PathLikeStr, out_dir: PathLike
                            **kwargs) -> PairResult:
     """:func:`.pair.register_pair` with the model's chain (``kwargs``), then, when its result is
     not structure evidence of alignment, the ``alternatives`` (chains of the same model) until one
-    is (the first one always when its ``every_pair`` gives a reason); the result whose source agrees best
+    is (the first one always when its ``every_pair`` gives a reason; a ``last_resort`` only while the result
+    kept is no evidence at all, :func:`styleunwarp.style.tournament.is_evidence`); the result whose source agrees best
     with the target by structure is kept in ``out_dir``.
     ``kwargs["backend"]``/``backend_options``/``coarse_sigma`` are the model's chain's; each
     alternative brings its own, and its representation from the model's card.
@@ -280,8 +281,13 @@ def register_pair_verified(lom: PathLikeStr, cbs: PathLikeStr, out_dir: PathLike
     refused: dict[str, list[str]] = {}  # alternatives that won the duel but did not replace, by refusal()
     ran: list[tuple[str, PairResult]] = []
     on_model: dict[str, dict] = {}  # each alternative's result read on the model chain's representation
+    last_resorts = None  # why the last resorts did not run, where they did not
     for i, chain in enumerate(alternatives):
         if i > 0 and (best.metrics.get(EVIDENCE_KEY) or {}).get("aligned"):
+            break
+        if chain.last_resort and is_evidence(best.metrics.get(EVIDENCE_KEY)):
+            last_resorts = (f"not run ({', '.join(c.label for c in alternatives[i:] if c.last_resort)}): the result kept "
+                            f"is evidence, {EVIDENCE_Z:g} or more chance spreads above chance")
             break
         kw = dict(kwargs, backend=chain.backend, backend_options=dict(chain.backend_options), coarse_sigma=chain.coarse_sigma,
                   representation=chain.representation)
@@ -332,7 +338,8 @@ def register_pair_verified(lom: PathLikeStr, cbs: PathLikeStr, out_dir: PathLike
     if misaligned(ev):
         not_shown += f" ({describe(ev)})"
     trigger = every_pair_reason(always) + ": the pair's structure decides" if aligned and always is not None else not_shown
-    record = {"reason": why, "kept": best_label or "model chain", "tried": tried, "trigger": trigger}
+    record = {"reason": why, "kept": best_label or "model chain", "tried": tried, "trigger": trigger,
+              **({"last_resorts": last_resorts} if last_resorts else {})}
     metrics = dict(best.metrics, second_opinion=record, **({"adapt": adapt_note} if adapt_note else {}))
     graded_on = on_model.get(best_label) if best_label is not None else None  # the adopted result, read once above
     if graded_on is not None:

@@ -44,6 +44,9 @@ class Chain:
     """Why a second opinion runs this chain on every pair, evidence or not (:data:`TIED`,
     :data:`NO_CARD`); empty: only where the model's result is not structure evidence of alignment.
     Set by :func:`alternatives` and :func:`style_model_alternatives`; not part of the card's chain entry."""
+    last_resort: bool = field(default=False, compare=False)
+    """A chain :func:`alternatives` offers after the ranked ones (another representation the card holds,
+    whatever it scored): the second opinion runs it only while no result is evidence at all. Not part of the card's chain entry."""
 
     @property
     def label(self) -> str:
@@ -65,7 +68,7 @@ class Chain:
 
     def as_dict(self) -> dict:
         d = asdict(self)
-        del d["every_pair"]
+        del d["every_pair"], d["last_resort"]
         if self.fine_sigmas is None:
             del d["fine_sigmas"]  # cards of chains without it read as before
         else:
@@ -202,9 +205,10 @@ def alternatives(model: str | PathLike[str] | None, n: int = ALTERNATIVES, *, ev
 
     With ``every_representation`` (default, and only where ``n`` > 0), the best-ranked chain of each
     representation the card can load that neither the winner nor those ``n`` use follows, in the
-    card's order, whatever it scored on the held-out cases: the second opinion runs them one by one
-    only while no result is structure evidence of alignment (:func:`styleunwarp.pipeline.second_opinion.register_pair_verified`),
-    under the same replacement rules. A handful of held-out cases ranks representations poorly: on
+    card's order, whatever it scored on the held-out cases (``last_resort``): the second opinion runs them one by one
+    only while no result is evidence at all, its structure agreement less than
+    :data:`styleunwarp.style.tournament.EVIDENCE_Z` chance spreads above chance
+    (:func:`styleunwarp.pipeline.second_opinion.register_pair_verified`), under the same replacement rules. A handful of held-out cases ranks representations poorly: on
     colour-coded CLEM (docs/representations.md, "Every representation before giving up") the
     translation, stopped after one held-out case it missed, placed the test patches' hypotheses where
     raw mutual information, the winner, found none.
@@ -252,7 +256,7 @@ def alternatives(model: str | PathLike[str] | None, n: int = ALTERNATIVES, *, ev
         for chain, _ in usable:
             if chain.representation not in seen:
                 seen.add(chain.representation)
-                out.append(chain)
+                out.append(replace(chain, last_resort=True))
     return out
 
 
