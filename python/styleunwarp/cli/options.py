@@ -288,15 +288,15 @@ def model_alternatives(model, style: str, second_opinion: bool, echo: Callable[[
 
     if not second_opinion or _backend_given() or style != "model":
         return ()
-    carded = load_chain(model) is not None
-    alts = tuple(alternatives(model) if carded else style_model_alternatives())
-    ranked = len(alternatives(model, every_representation=False)) if carded else len(alts)
-    rest = f"; while no result is evidence at all, each other representation: {', '.join(c.label for c in alts[ranked:])}" if alts[ranked:] else ""
-    if alts and alts[0].every_pair:
-        echo(f"second opinion on every pair: {alts[0].label} ({every_pair_reason(alts[0])}; each pair's structure decides)"
-             + (f"; where needed: {', '.join(c.label for c in alts[1:ranked])}" if alts[1:ranked] else "") + rest)
+    alts = tuple(style_model_alternatives() if load_chain(model) is None else alternatives(model))
+    ranked = [c for c in alts if not c.last_resort]
+    last = [c.label for c in alts if c.last_resort]
+    rest = f"; while no result is evidence at all, each other representation: {', '.join(last)}" if last else ""
+    if ranked and ranked[0].every_pair:
+        echo(f"second opinion on every pair: {ranked[0].label} ({every_pair_reason(ranked[0])}; each pair's structure decides)"
+             + (f"; where needed: {', '.join(c.label for c in ranked[1:])}" if ranked[1:] else "") + rest)
     elif alts:
-        echo("second opinion where needed: " + ", ".join(c.label for c in alts[:ranked]) + rest)
+        echo("second opinion where needed: " + ", ".join(c.label for c in ranked) + rest)
     return alts
 
 
