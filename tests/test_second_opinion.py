@@ -17,7 +17,7 @@ from styleunwarp.quality import tre
 from styleunwarp.style.infer import DEFAULT_MODEL, models_dir
 from styleunwarp.style.tournament import EVIDENCE_Z
 from styleunwarp.style.chain import NO_CARD, TIED, Chain, alternatives, load_representation, write_chain_card
-from styleunwarp.transform import affine_elastic, read_transform, write_elastic
+from styleunwarp.transform import ElasticTransform, affine_elastic, read_transform, write_elastic
 
 from conftest import data_skip_reason, real_data
 
@@ -114,18 +114,28 @@ def test_every_other_representation_follows_the_ranked_alternatives_once(tmp_pat
     assert alternatives(tmp_path, n=0) == []
 
 
+def _shifted_bse(shift: tuple[int, int]) -> np.ndarray:
+    """A real shale BSE image shifted by ``shift`` (rows, columns) px, float32: the source of these tests."""
+    se = SHALE[3]
+    return ndimage.shift(to_gray(read_image(se.parent.parent / "bse" / se.name).data), shift, order=1, mode="nearest").astype(np.float32)
+
+
+def _shifted_shale_pair(folder) -> tuple[np.ndarray, ElasticTransform]:
+    """``folder/lom.tif`` (the BSE shifted by (4, -5) px), ``cbs.tif`` (its SE) and ``truth.txt``; returns the SE and the truth."""
+    target = to_gray(read_image(SHALE[3]).data)
+    write_tiff(folder / "lom.tif", _shifted_bse((4, -5)))
+    write_tiff(folder / "cbs.tif", target.astype(np.float32))
+    truth = affine_elastic(np.array([[1.0, 0.0, -5.0], [0.0, 1.0, 4.0]]), 4, target.shape)  # target pixel -> source pixel
+    write_elastic(truth, folder / "truth.txt")
+    return target, truth
+
+
 @pytest.mark.skipif(not SHALE, reason=data_skip_reason("petrography-bse-se", "se/*.png"))
 def test_a_result_without_structure_evidence_gets_a_second_opinion(tmp_path):
     """Raw BSE shifted by (4, -5) px against its SE: the model's (deliberately weak) chain stays
     where it starts and is no evidence; the card's alternative (native MIND) registers it, wins
     the structure duel and replaces the files; the truth confirms it is closer."""
-    se = SHALE[3]
-    target = to_gray(read_image(se).data)
-    source = ndimage.shift(to_gray(read_image(se.parent.parent / "bse" / se.name).data), (4, -5), order=1, mode="nearest")
-    write_tiff(tmp_path / "lom.tif", source.astype(np.float32))
-    write_tiff(tmp_path / "cbs.tif", target.astype(np.float32))
-    truth = affine_elastic(np.array([[1.0, 0.0, -5.0], [0.0, 1.0, 4.0]]), 4, target.shape)  # target pixel -> source pixel
-    write_elastic(truth, tmp_path / "truth.txt")
+    target, truth = _shifted_shale_pair(tmp_path)
     model = tmp_path / "model"
     model.mkdir()
     write_chain_card(model, WEAK, {"kind": "none"}, representations={"none": {"kind": "none"}},
@@ -172,13 +182,7 @@ def test_where_no_ranked_alternative_is_shown_aligned_another_representation_get
     """Raw BSE shifted by (4, -5) px against its SE, a card whose winner and ranked alternative are
     both weak raw chains (no evidence), and a boundary-map representation (the shipped model's maps)
     that missed every held-out case: it runs after them, is shown aligned and replaces the result."""
-    se = SHALE[3]
-    target = to_gray(read_image(se).data)
-    source = ndimage.shift(to_gray(read_image(se.parent.parent / "bse" / se.name).data), (4, -5), order=1, mode="nearest")
-    write_tiff(tmp_path / "lom.tif", source.astype(np.float32))
-    write_tiff(tmp_path / "cbs.tif", target.astype(np.float32))
-    truth = affine_elastic(np.array([[1.0, 0.0, -5.0], [0.0, 1.0, 4.0]]), 4, target.shape)
-    write_elastic(truth, tmp_path / "truth.txt")
+    target, truth = _shifted_shale_pair(tmp_path)
     model = tmp_path / "model"
     shutil.copytree(SHIPPED, model / "shipped")
     weak2 = Chain("none", "native", {"similarity": "ncc", "max_iter": 1})
@@ -201,8 +205,7 @@ def test_where_no_ranked_alternative_is_shown_aligned_another_representation_get
 
     # shifted by (2, -2) px the start is not shown aligned (its structure points 3 px off) but is evidence
     # (z about 4.5): the ranked alternative runs, the last resort does not, and the record says why
-    write_tiff(tmp_path / "near.tif", ndimage.shift(to_gray(read_image(se.parent.parent / "bse" / se.name).data), (2, -2),
-                                                    order=1, mode="nearest").astype(np.float32))
+    write_tiff(tmp_path / "near.tif", _shifted_bse((2, -2)))
     kw["truth"] = None
     near = register_pair_verified(tmp_path / "near.tif", tmp_path / "cbs.tif", tmp_path / "near", alternatives=alts, **kw)
     so = near.metrics["second_opinion"]
