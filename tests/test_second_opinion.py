@@ -381,3 +381,45 @@ def test_a_result_that_reads_much_lower_on_the_model_chains_representation_does_
     assert not reads_worse(-0.1, MIN_SCORE - 0.01) and reads_worse(MIN_SCORE - CROSS_MARGIN - 0.01, MIN_SCORE)
     assert not reads_worse(None, 0.46) and not reads_worse(0.2, None) and not reads_worse(float("nan"), 0.46)
     assert refusal(model, elastix, on_model=(0.1, 0.46)) == "lost"  # a duel lost is reported as lost
+
+
+def _result(folder, representation: str, shift: tuple[float, float], z: float, moved: bool = True, backend: str = "native"):
+    """A registration folder as ``register_pair`` leaves it: a 96 x 128 target, the direct map a shift by ``shift`` px."""
+    from styleunwarp.pipeline.pair import PairResult
+
+    folder.mkdir(parents=True)
+    shape = (96, 128)
+    write_elastic(affine_elastic(np.array([[1.0, 0.0, shift[0]], [0.0, 1.0, shift[1]]]), 4, shape), folder / "direct_transf.txt")
+    metrics = {"representation": representation, "backend": backend, "cbs_shape": list(shape), "lom_shape": [160, 200],
+               "styled_ncc_after": 0.3, "coarse": {"chosen": {"method": "similarity" if moved else "identity"}},
+               "elastic": {"kept": "elastic" if moved else "start"},
+               "structure": {"mind": 0.1, "z": z, "aligned": False}}
+    return PairResult(folder, None, None, None, metrics)
+
+
+def test_two_representations_that_agree_where_no_result_is_evidence_replace_the_result_kept(tmp_path):
+    """Sparse targets (EM against chromatin) leave right results below the structure evidence's bar;
+    two representations that each searched their own start and land within 3 px of each other are
+    adopted over a result kept at its start, and corroborate a kept result they include."""
+    from styleunwarp.pipeline.second_opinion import agreement, corroborated, outcome_of, settles
+
+    model = _result(tmp_path / "m", "none", (0.0, 0.0), z=-0.4, moved=False)
+    cbs = _result(tmp_path / "cbs", "cbs", (20.0, -12.0), z=1.4)
+    lut = _result(tmp_path / "lut", "lut", (21.5, -13.0), z=1.3)
+    far = _result(tmp_path / "far", "shared", (40.0, 5.0), z=2.0)
+    edges = _result(tmp_path / "edges", "cbs", (20.5, -12.5), z=2.5, backend="elastix")  # cbs again, through another backend
+    outs = {k: outcome_of(k, r) for k, r in (("model", model), ("cbs", cbs), ("lut", lut), ("far", far), ("edges", edges))}
+    results = {"model": model, "cbs": cbs, "lut": lut, "far": far, "edges": edges}
+
+    assert agreement([outs["model"], outs["far"]], outs["cbs"]) is None  # nothing within 3 px
+    assert agreement([outs["edges"]], outs["cbs"]) is None  # one representation twice is not independent
+    agreed = agreement([outs["model"], outs["far"], outs["edges"]], outs["lut"])
+    assert agreed is not None and 1.0 < agreed[0] < 3.0 and {agreed[1].chain, agreed[2].chain} == {"edges", "lut"}
+    agreed = agreement([outs["model"], outs["far"]], outs["cbs"]) or agreement([outs["model"], outs["far"], outs["cbs"]], outs["lut"])
+    assert {agreed[1].chain, agreed[2].chain} == {"cbs", "lut"}
+    assert corroborated(agreed, results, "model") == "cbs" and settles(agreed, results, "model")  # the higher z of the two
+    assert corroborated(agreed, results, "cbs") is None and settles(agreed, results, "cbs")  # the kept result is corroborated
+    assert corroborated(agreed, results, "far") is None and not settles(agreed, results, "far")  # it reads higher by structure
+    # two results that both stayed where they started agree without evidence
+    still = _result(tmp_path / "still", "lut", (0.0, 0.0), z=0.1, moved=False)
+    assert agreement([outs["model"]], outcome_of("still", still)) is None

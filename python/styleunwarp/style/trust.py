@@ -63,7 +63,13 @@ class Outcome:
             m = json.loads((folder / "metrics.json").read_text(encoding="utf-8"))
         except (OSError, ValueError):
             return None
-        m = {k: v for k, v in m.items() if k != "tre"}  # never the truth: trust is judged without it
+        return cls.from_metrics(chain, representation, backend, folder, m)
+
+    @classmethod
+    def from_metrics(cls, chain: str, representation: str, backend: str, folder: Path, metrics: dict) -> "Outcome":
+        """The outcome of the registration in ``folder`` whose ``metrics.json`` content is ``metrics``
+        (its ground-truth TRE, if any, is ignored)."""
+        m = {k: v for k, v in metrics.items() if k != "tre"}  # never the truth: trust is judged without it
         ncc = m.get("styled_ncc_after")
         return cls(chain, representation, backend, folder, grade_without_truth(m),
                    None if ncc is None or not np.isfinite(ncc) else float(ncc),
@@ -108,6 +114,25 @@ def independence(a: Outcome, b: Outcome) -> str | None:
     return "weak" if a.backend != b.backend else None
 
 
+def closest_independent(outcomes: list[Outcome], weak: bool = True) -> tuple[float, Outcome, Outcome] | None:
+    """The two independent outcomes (:func:`independence`) whose direct maps differ least
+    (:func:`disagreement_px`), at least one of which moved from the start, with that difference;
+    ``weak``: also one representation through two backends, where the grader calls both at least
+    decent (:data:`WEAK_TIERS`); ``None`` where no two qualify."""
+    best: tuple[float, Outcome, Outcome] | None = None
+    for i, a in enumerate(outcomes):
+        for b in outcomes[i + 1:]:
+            kind = independence(a, b)
+            if kind is None or not (a.moved or b.moved):
+                continue
+            if kind == "weak" and not (weak and a.tier in WEAK_TIERS and b.tier in WEAK_TIERS):
+                continue
+            d = disagreement_px(a, b)
+            if best is None or d < best[0]:
+                best = (d, a, b)
+    return best
+
+
 @dataclass(frozen=True)
 class Verdict:
     """Whether a pair is trusted, the outcome whose transform is used, and why."""
@@ -125,17 +150,7 @@ def verdict(outcomes: list[Outcome], rule: str = "agree", agree_px: float = AGRE
     (:func:`.tournament.duel`), else the better graded, else the earlier (list the newest chain first)."""
     if rule not in RULES:
         raise ValueError(f"unknown trust rule {rule!r} (one of {RULES})")
-    best: tuple[float, Outcome, Outcome] | None = None
-    for i, a in enumerate(outcomes):
-        for b in outcomes[i + 1:]:
-            kind = independence(a, b)
-            if kind is None or not (a.moved or b.moved):
-                continue
-            if kind == "weak" and not (a.tier in WEAK_TIERS and b.tier in WEAK_TIERS):
-                continue
-            d = disagreement_px(a, b)
-            if best is None or d < best[0]:
-                best = (d, a, b)
+    best = closest_independent(outcomes)
     if best is not None and best[0] <= agree_px:
         d, a, b = best
         by_structure = duel(a.evidence, b.evidence)  # the one whose source agrees better with the target
@@ -151,4 +166,4 @@ def verdict(outcomes: list[Outcome], rule: str = "agree", agree_px: float = AGRE
     return Verdict(False, None, f"closest chains disagree by {best[0]:.2f} px (> {agree_px:g})", best[0])
 
 
-__all__ = ["AGREE_PX", "Outcome", "RULES", "Verdict", "disagreement_px", "independence", "verdict"]
+__all__ = ["AGREE_PX", "Outcome", "RULES", "Verdict", "closest_independent", "disagreement_px", "independence", "verdict"]
