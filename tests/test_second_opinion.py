@@ -399,27 +399,27 @@ def _result(folder, representation: str, shift: tuple[float, float], z: float, m
 
 def test_two_representations_that_agree_where_no_result_is_evidence_replace_the_result_kept(tmp_path):
     """Sparse targets (EM against chromatin) leave right results below the structure evidence's bar;
-    two representations that each searched their own start and land within 3 px of each other are
-    adopted over a result kept at its start, and corroborate a kept result they include."""
-    from styleunwarp.pipeline.second_opinion import agreement, corroborated, outcome_of, settles
+    two representations that each searched their own start and land within 3 px of each other
+    corroborate a kept result they include, else the one of them with more evidence replaces it."""
+    from styleunwarp.pipeline.second_opinion import agreements, corroboration, outcome_of
 
-    model = _result(tmp_path / "m", "none", (0.0, 0.0), z=-0.4, moved=False)
-    cbs = _result(tmp_path / "cbs", "cbs", (20.0, -12.0), z=1.4)
-    lut = _result(tmp_path / "lut", "lut", (21.5, -13.0), z=1.3)
-    far = _result(tmp_path / "far", "shared", (40.0, 5.0), z=2.0)
-    edges = _result(tmp_path / "edges", "cbs", (20.5, -12.5), z=2.5, backend="elastix")  # cbs again, through another backend
-    outs = {k: outcome_of(k, r) for k, r in (("model", model), ("cbs", cbs), ("lut", lut), ("far", far), ("edges", edges))}
-    results = {"model": model, "cbs": cbs, "lut": lut, "far": far, "edges": edges}
+    results = {"model": _result(tmp_path / "m", "none", (0.0, 0.0), z=-0.4, moved=False),
+               "cbs": _result(tmp_path / "cbs", "cbs", (20.0, -12.0), z=1.4),
+               "lut": _result(tmp_path / "lut", "lut", (21.5, -13.0), z=1.3),
+               "far": _result(tmp_path / "far", "shared", (40.0, 5.0), z=2.6),
+               "again": _result(tmp_path / "again", "cbs", (20.5, -12.5), z=2.5, backend="elastix"),  # cbs through another backend
+               "still": _result(tmp_path / "still", "lut", (0.0, 0.0), z=0.1, moved=False)}
+    outs = {k: outcome_of(k, r) for k, r in results.items()}
 
-    assert agreement([outs["model"], outs["far"]], outs["cbs"]) is None  # nothing within 3 px
-    assert agreement([outs["edges"]], outs["cbs"]) is None  # one representation twice is not independent
-    agreed = agreement([outs["model"], outs["far"], outs["edges"]], outs["lut"])
-    assert agreed is not None and 1.0 < agreed[0] < 3.0 and {agreed[1].chain, agreed[2].chain} == {"edges", "lut"}
-    agreed = agreement([outs["model"], outs["far"]], outs["cbs"]) or agreement([outs["model"], outs["far"], outs["cbs"]], outs["lut"])
-    assert {agreed[1].chain, agreed[2].chain} == {"cbs", "lut"}
-    assert corroborated(agreed, results, "model") == "cbs" and settles(agreed, results, "model")  # the higher z of the two
-    assert corroborated(agreed, results, "cbs") is None and settles(agreed, results, "cbs")  # the kept result is corroborated
-    assert corroborated(agreed, results, "far") is None and not settles(agreed, results, "far")  # it reads higher by structure
-    # two results that both stayed where they started agree without evidence
-    still = _result(tmp_path / "still", "lut", (0.0, 0.0), z=0.1, moved=False)
-    assert agreement([outs["model"]], outcome_of("still", still)) is None
+    assert agreements([outs["model"], outs["far"]], outs["cbs"]) == []  # nothing within 3 px
+    assert agreements([outs["again"]], outs["cbs"]) == []  # one representation twice is not independent
+    assert agreements([outs["model"]], outs["still"]) == []  # two results that stayed where they started
+    found = agreements([outs["model"], outs["far"], outs["cbs"], outs["again"]], outs["lut"])
+    assert [(o.chain, n.chain) for _, o, n in found] == [("cbs", "lut"), ("again", "lut")]
+    assert all(1.0 < d < 3.0 for d, _, _ in found)
+    pair, pick = corroboration(found, results, "model")
+    assert pick == "again" and {pair[1].chain, pair[2].chain} == {"again", "lut"}  # the highest z of the agreeing results
+    pair, pick = corroboration(found, results, "cbs")
+    assert pick == "cbs" and {pair[1].chain, pair[2].chain} == {"cbs", "lut"}  # the kept result is corroborated
+    assert corroboration(found, results, "far") is None  # it reads higher by structure than every agreeing result
+    assert corroboration([], results, "model") is None

@@ -20,9 +20,10 @@ lower on the model chain's own representation (:data:`CROSS_MARGIN`; :func:`repl
 otherwise the model's result stays. Where no result is evidence at all (the raw structure of EM
 against chromatin cannot vouch even for right results), two results of different representations
 that each searched their own start and agree within :data:`styleunwarp.style.trust.AGREE_PX`
-(:func:`agreement`, the rule ``train --unaligned`` trusts pairs by) decide instead: they
-corroborate the kept result when it is one of them, else the one of them that reads higher by
-structure replaces it (:func:`corroborated`), and no further chain runs. Either way ``metrics.json``
+(:func:`agreements`, the rule ``train --unaligned`` trusts pairs by) decide instead: they
+corroborate the kept result when it is one of them, else the agreeing result that reads highest by
+structure replaces it where it reads higher than the kept one (:func:`corroboration`), and no further
+chain runs. Either way ``metrics.json``
 records under ``second_opinion`` what was tried and why the result kept is kept (``agreement``:
 the two chains, their disagreement in px, the result kept), and the console says so.
 """
@@ -266,17 +267,17 @@ def outcome_of(label: str, res: PairResult) -> Outcome:
     return Outcome.from_metrics(label, str(m.get("representation") or "none"), str(m.get("backend") or "?"), res.out_dir, m)
 
 
-def agreement(earlier: Sequence[Outcome], new: Outcome, agree_px: float = AGREE_PX) -> tuple[float, Outcome, Outcome] | None:
-    """The closest of ``earlier`` results that agrees with result ``new`` within ``agree_px`` and is
-    independent of it in the strong sense: another representation, which searched its own start
+def agreements(earlier: Sequence[Outcome], new: Outcome, agree_px: float = AGREE_PX) -> list[tuple[float, Outcome, Outcome]]:
+    """The ``earlier`` results that agree with result ``new`` within ``agree_px`` and are independent
+    of it in the strong sense: another representation, which searched its own start
     (:func:`styleunwarp.style.trust.closest_independent` without one representation through two
-    backends), one of the two moved from the start; with their disagreement (px), else ``None``."""
-    best = None
+    backends), one of the two moved from the start; each as ``(disagreement in px, earlier, new)``."""
+    found = []
     for o in earlier:
         pair = closest_independent([o, new], weak=False)
-        if pair is not None and pair[0] <= agree_px and (best is None or pair[0] < best[0]):
-            best = pair
-    return best
+        if pair is not None and pair[0] <= agree_px:
+            found.append(pair)
+    return found
 
 
 def _z(res: PairResult) -> float:
@@ -285,22 +286,22 @@ def _z(res: PairResult) -> float:
     return float(z) if z is not None and np.isfinite(z) else float("-inf")
 
 
-def corroborated(agreed: tuple[float, Outcome, Outcome], results: dict[str, PairResult], kept: str) -> str | None:
-    """Which of two agreeing results (``agreed``, :func:`agreement`) replaces the result kept so far
-    (label ``kept`` in ``results``, label -> result), which is no structure evidence at all: the one of
-    the two with the higher structure evidence (z), where it is higher than the kept result's; ``None``
-    where the kept result is one of the two (it is corroborated) or neither reads higher by structure."""
-    _, a, b = agreed
-    if kept in (a.chain, b.chain):
-        return None
-    pick = max((a.chain, b.chain), key=lambda label: _z(results[label]))
-    return pick if _z(results[pick]) > _z(results[kept]) else None
-
-
-def settles(agreed: tuple[float, Outcome, Outcome], results: dict[str, PairResult], kept: str) -> bool:
-    """Whether an agreement decides the pair: it corroborates the result kept (label ``kept``) or
-    replaces it (:func:`corroborated`)."""
-    return kept in (agreed[1].chain, agreed[2].chain) or corroborated(agreed, results, kept) is not None
+def corroboration(agreeing: Sequence[tuple[float, Outcome, Outcome]], results: dict[str, PairResult],
+                  kept: str) -> tuple[tuple[float, Outcome, Outcome], str] | None:
+    """What agreeing results (:func:`agreements`) decide for the result kept so far (label ``kept``
+    in ``results``, label -> result), which is no structure evidence at all: the closest pair that
+    includes it corroborates it (``(pair, kept)``); else, of every result in an agreeing pair, the
+    one with the highest structure evidence (z) replaces it where that z is higher than the kept
+    result's (``(its closest pair, its label)``); ``None`` where neither holds."""
+    with_kept = [pair for pair in agreeing if kept in (pair[1].chain, pair[2].chain)]
+    if with_kept:
+        return min(with_kept, key=lambda pair: pair[0]), kept
+    best = None
+    for pair in sorted(agreeing, key=lambda pair: pair[0]):
+        for o in pair[1:]:
+            if _z(results[o.chain]) > _z(results[kept]) and (best is None or _z(results[o.chain]) > _z(results[best[1]])):
+                best = (pair, o.chain)
+    return best
 
 
 def register_pair_verified(lom: PathLikeStr, cbs: PathLikeStr, out_dir: PathLikeStr, *, alternatives: Sequence[Chain] = (),
@@ -318,8 +319,8 @@ def register_pair_verified(lom: PathLikeStr, cbs: PathLikeStr, out_dir: PathLike
     adapted; any other (kept, or replaced while not shown aligned, which adapting may change) is
     adapted (:func:`.pair.adapt_result`) and meets the same alternatives' results once more. An
     adaptation that a second opinion would discard anyway is not paid for. While the result kept
-    is no evidence at all, two results of different representations that agree (:func:`agreement`)
-    stop the alternatives and decide by :func:`corroborated`."""
+    is no evidence at all, two results of different representations that agree (:func:`agreements`)
+    stop the alternatives and decide by :func:`corroboration`."""
     out = Path(out_dir)
     first = register_pair(lom, cbs, out, defer_adapt=bool(alternatives), **kwargs)
     ev = first.metrics.get(EVIDENCE_KEY) or {}  # what decides whether the alternatives run
@@ -335,12 +336,12 @@ def register_pair_verified(lom: PathLikeStr, cbs: PathLikeStr, out_dir: PathLike
     on_model: dict[str, dict] = {}  # each alternative's result read on the model chain's representation
     last_resorts = None  # why the last resorts did not run, where they did not
     outcomes = [outcome_of(primary_label, first)]  # every result so far, as the trust rule reads them
-    agreed = None  # two results of different representations that agree (:func:`agreement`)
+    agreeing: list[tuple[float, Outcome, Outcome]] = []  # results of different representations that agree (:func:`agreements`)
     for i, chain in enumerate(alternatives):
         if i > 0 and (best.metrics.get(EVIDENCE_KEY) or {}).get("aligned"):
             break
-        if agreed is not None and not is_evidence(best.metrics.get(EVIDENCE_KEY)) and settles(agreed, {primary_label: first, **dict(ran)},
-                                                                                             best_label or primary_label):
+        if (agreeing and not is_evidence(best.metrics.get(EVIDENCE_KEY))
+                and corroboration(agreeing, {primary_label: first, **dict(ran)}, best_label or primary_label)):
             break  # two representations that each searched their own start agree: no further chain is needed
         if chain.last_resort and is_evidence(best.metrics.get(EVIDENCE_KEY)):
             last_resorts = (f"not run ({', '.join(c.label for c in alternatives[i:] if c.last_resort)}): the result kept "
@@ -363,7 +364,7 @@ def register_pair_verified(lom: PathLikeStr, cbs: PathLikeStr, out_dir: PathLike
         ran.append((chain.label, res))
         best, best_label = _challenge(best, best_label, res, chain.label, refused, on_model)
         new = outcome_of(chain.label, res)
-        agreed = agreed or agreement(outcomes, new)
+        agreeing += agreements(outcomes, new)
         outcomes.append(new)
     adapt_note = None
     if first.deferred is not None and (best_label is None or not aligned):
@@ -375,31 +376,28 @@ def register_pair_verified(lom: PathLikeStr, cbs: PathLikeStr, out_dir: PathLike
                         before_adapting={k: before.get(k) for k in ("mind", "z", "aligned", "tier")})
         best, best_label, refused = _duel_all(first, ran, on_model)
         outcomes[0] = outcome_of(primary_label, first)  # the adapted result, read afresh
-        agreed = None
-        for j in range(1, len(outcomes)):
-            agreed = agreed or agreement(outcomes[:j], outcomes[j])
+        agreeing = [pair for j in range(1, len(outcomes)) for pair in agreements(outcomes[:j], outcomes[j])]
     elif first.deferred is not None:
         adapt_note = {"combined": "not adapted", "reason": f"{best_label} replaced the model chain's result, shown aligned, before it "
                                                           "was adapted: only a result the second opinion keeps, or one not shown aligned, "
                                                           "is adapted"}
-    corroboration = None
-    if agreed is not None and not is_evidence(best.metrics.get(EVIDENCE_KEY)):
-        results = {primary_label: first, **dict(ran)}
-        kept_label = best_label or primary_label
-        d, a, b = agreed
-        corroboration = {"chains": [a.chain, b.chain], "disagreement_px": round(d, 2)}
-        pick = corroborated(agreed, results, kept_label)
-        if pick is not None:
-            best, best_label = results[pick], (None if pick == primary_label else pick)
-        corroboration["kept"] = best_label or "model chain"
-    if corroboration is not None and corroboration["kept"] != "model chain" and best_label in corroboration["chains"]:
-        why = (f"replaced by {best_label}: no result is structure evidence of alignment, but {corroboration['chains'][0]} and "
-               f"{corroboration['chains'][1]}, two representations that each searched their own start, agree within "
-               f"{corroboration['disagreement_px']:.2f} px")
-    elif corroboration is not None and best_label is None and primary_label in corroboration["chains"]:
-        other = [c for c in corroboration["chains"] if c != primary_label][0]
+    agreed = None  # {"chains", "disagreement_px", "kept"} where agreeing results decided
+    decided = corroboration(agreeing, {primary_label: first, **dict(ran)}, best_label or primary_label) \
+        if agreeing and not is_evidence(best.metrics.get(EVIDENCE_KEY)) else None
+    if decided is not None:
+        (d, a, b), pick = decided
+        agreed = {"chains": [a.chain, b.chain], "disagreement_px": round(d, 2)}
+        if pick != (best_label or primary_label):
+            best, best_label = (first, None) if pick == primary_label else (dict(ran)[pick], pick)
+        agreed["kept"] = best_label or "model chain"
+    if agreed is not None and best_label is not None:
+        why = (f"replaced by {best_label}: no result is structure evidence of alignment, but {agreed['chains'][0]} and "
+               f"{agreed['chains'][1]}, two representations that each searched their own start, agree within "
+               f"{agreed['disagreement_px']:.2f} px")
+    elif agreed is not None:
+        other = [c for c in agreed["chains"] if c != primary_label][0]
         why = (f"kept the model's chain: no result is structure evidence of alignment, but {other}, another representation that "
-               f"searched its own start, agrees with it within {corroboration['disagreement_px']:.2f} px")
+               f"searched its own start, agrees with it within {agreed['disagreement_px']:.2f} px")
     elif best_label is None and "narrow" in refused:
         why = (f"kept the model's chain: {', '.join(refused['narrow'])} agrees a little better with the target by structure, "
                f"by no more than {REPLACE_MARGIN:g}: too little to trade one result for another")
@@ -421,7 +419,7 @@ def register_pair_verified(lom: PathLikeStr, cbs: PathLikeStr, out_dir: PathLike
         not_shown += f" ({describe(ev)})"
     trigger = every_pair_reason(always) + ": the pair's structure decides" if aligned and always is not None else not_shown
     record = {"reason": why, "kept": best_label or "model chain", "tried": tried, "trigger": trigger,
-              **({"last_resorts": last_resorts} if last_resorts else {}), **({"agreement": corroboration} if corroboration else {})}
+              **({"last_resorts": last_resorts} if last_resorts else {}), **({"agreement": agreed} if agreed else {})}
     metrics = dict(best.metrics, second_opinion=record, **({"adapt": adapt_note} if adapt_note else {}))
     graded_on = on_model.get(best_label) if best_label is not None else None  # the adopted result, read once above
     if graded_on is not None:
@@ -436,4 +434,4 @@ def register_pair_verified(lom: PathLikeStr, cbs: PathLikeStr, out_dir: PathLike
     return PairResult(out, best.registration, best.registered, best.styled, metrics)
 
 
-__all__ = ["CROSS_MARGIN", "REPLACE_MARGIN", "agreement", "corroborated", "outcome_of", "settles", "reads_worse", "RESULT_FILES", "ncc_on_saved_representation", "SUBFOLDER", "every_pair_reason", "refusal", "replaces", "ncc_on_representation", "on_model_representation", "register_pair_verified"]
+__all__ = ["CROSS_MARGIN", "REPLACE_MARGIN", "agreements", "corroboration", "outcome_of", "reads_worse", "RESULT_FILES", "ncc_on_saved_representation", "SUBFOLDER", "every_pair_reason", "refusal", "replaces", "ncc_on_representation", "on_model_representation", "register_pair_verified"]
