@@ -19,7 +19,7 @@ from styleunwarp.style.tournament import EVIDENCE_Z
 from styleunwarp.style.chain import NO_CARD, TIED, Chain, alternatives, load_representation, write_chain_card
 from styleunwarp.transform import ElasticTransform, affine_elastic, read_transform, write_elastic
 
-from conftest import data_skip_reason, real_data
+from conftest import data_skip_reason, needs_data, real_data
 
 SHALE = sorted(real_data("petrography-bse-se", "se/*.png"))
 WEAK = Chain("none", "native", {"similarity": "ssd", "max_iter": 1})  # one step of SSD on raw BSE vs SE: stays where it starts
@@ -423,3 +423,37 @@ def test_two_representations_that_agree_where_no_result_is_evidence_replace_the_
     assert pick == "cbs" and {pair[1].chain, pair[2].chain} == {"cbs", "lut"}  # the kept result is corroborated
     assert corroboration(found, results, "far") is None  # it reads higher by structure than every agreeing result
     assert corroboration([], results, "model") is None
+
+
+@needs_data("deepclem-em-fm", "em/*.png")
+def test_on_em_against_chromatin_a_result_without_evidence_is_corroborated_by_another_representation(tmp_path):
+    """A real CLEM patch cut as Lu et al. cut theirs (level 3: rotated 10-15 deg, shifted 4.8-7.2 %):
+    raw elastix MI registers it within a few px, but EM against chromatin shares too little structure
+    for that to be evidence. A lookup table fitted on two other aligned pairs, another representation
+    that searches its own start, lands within 3 px of it: the model's result is corroborated, kept, and
+    the next alternative is not run."""
+    from conftest import DATASETS, data_root, load_benchmark
+    from styleunwarp.style.representations.lut import IntensityMap
+    from styleunwarp.transform import identity_elastic
+
+    clem = data_root() / DATASETS["deepclem-em-fm"].folder  # the patches of bench_user_field.py --sets clem --seed 48, s7_2
+    cases = load_benchmark("bench_asdelivered").rigid_patch_pairs(clem, "em", "fm", tmp_path / "cases", 49, ["s6.png", "s7.png"], 512, 4)
+    case = next(c for c in cases if c["name"] == "s7_2")
+    model = tmp_path / "model"
+    model.mkdir()
+    lut = IntensityMap.fit([(to_gray(read_image(clem / "em" / n).data), to_gray(read_image(clem / "fm" / n).data)) for n in ("s8.png", "s9.png")], 1)
+    winner, table = Chain("none", "elastix"), Chain("lut", "native")
+    write_chain_card(model, winner, {"kind": "none"}, representations={"none": {"kind": "none"}, "lut": lut.save(model)},
+                     alternatives=[table.as_dict(), MIND.as_dict()])
+    alts = alternatives(model)
+    assert [c.label for c in alts] == [table.label, MIND.label]
+    res = register_pair_verified(case["lom"], case["cbs"], tmp_path / "out", alternatives=alts, model=model, backend="elastix",
+                                 truth=case["truth"])
+    so = res.metrics["second_opinion"]
+    assert so["tried"][0]["z"] < EVIDENCE_Z, so  # the premise: the raw structure cannot vouch for the model's result
+    assert so["agreement"]["chains"] == [winner.label, table.label] and so["agreement"]["disagreement_px"] <= 3.0, so
+    assert so["kept"] == "model chain" and "agrees with it within" in so["reason"], so
+    assert [t["chain"] for t in so["tried"]][1:] == [table.label], so  # corroborated: native MIND was not run
+    assert not (tmp_path / "out" / SUBFOLDER / MIND.slug).exists()
+    start = tre(identity_elastic(4, (512, 512)), read_transform(case["truth"]), (512, 512)).mean
+    assert res.metrics["tre"]["mean"] < 5.0 < 20.0 < start, (res.metrics["tre"], start, case["kind"])
