@@ -76,8 +76,10 @@ class Outcome:
                    tuple(m["cbs_shape"][:2]), tuple(m["lom_shape"][:2]), (m.get("seconds") or {}).get("total"),
                    _moved(m))
 
-    @property
+    @cached_property
     def direct(self):
+        """The registration's direct transform, read once from ``direct_transf.txt`` (every pairwise
+        comparison of :func:`disagreement_px` reads it)."""
         return read_transform(self.folder / "direct_transf.txt")
 
     @cached_property
